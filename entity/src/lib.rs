@@ -1,0 +1,18 @@
+//! SeaORM entities for Roster, one module per table, in sea-orm-cli's shape.
+//!
+//! Hand-written types shared by several tables (enums stored as text, the JSON schedule) live in
+//! [`types`], beside the generated modules rather than inside them.
+
+pub mod prelude;
+
+pub mod certification;
+pub mod course;
+pub mod course_prerequisite;
+pub mod enrollment;
+pub mod enrollment_event;
+pub mod organization;
+pub mod section;
+pub mod team;
+pub mod team_member;
+pub mod types;
+pub mod user;

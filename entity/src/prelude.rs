@@ -1,0 +1,10 @@
+pub use super::certification::Entity as Certification;
+pub use super::course::Entity as Course;
+pub use super::course_prerequisite::Entity as CoursePrerequisite;
+pub use super::enrollment::Entity as Enrollment;
+pub use super::enrollment_event::Entity as EnrollmentEvent;
+pub use super::organization::Entity as Organization;
+pub use super::section::Entity as Section;
+pub use super::team::Entity as Team;
+pub use super::team_member::Entity as TeamMember;
+pub use super::user::Entity as User;

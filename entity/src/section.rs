@@ -1,0 +1,64 @@
+//! `SeaORM` Entity: a section (seed 004's "class") of a course, with its seat and waitlist counters.
+//!
+//! The counters are the source of truth for capacity: they change only through conditional
+//! updates inside the transaction that changes an enrollment's status.
+
+use sea_orm::entity::prelude::*;
+
+use crate::types::Schedule;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "sections")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub course_id: Uuid,
+    pub name: String,
+    #[sea_orm(column_type = "JsonBinary")]
+    pub schedule: Schedule,
+    /// Bitmask of the weekdays in `schedule`, kept in step with it for filtering in SQL.
+    pub weekdays: i32,
+    /// `None` means unlimited.
+    pub capacity: Option<i32>,
+    /// Enrollments in REGISTERED.
+    pub registered_count: i32,
+    /// Enrollments in PENDING (they hold a seat too).
+    pub pending_count: i32,
+    /// Enrollments in WAITLISTED.
+    pub waitlist_count: i32,
+    /// The last waitlist ticket handed out; tickets give first-come-first-served order.
+    pub waitlist_seq: i64,
+    pub is_active: bool,
+    pub requires_approval: bool,
+    pub waitlist_enabled: bool,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::course::Entity",
+        from = "Column::CourseId",
+        to = "super::course::Column::Id",
+        on_update = "NoAction",
+        on_delete = "Cascade"
+    )]
+    Course,
+    #[sea_orm(has_many = "super::enrollment::Entity")]
+    Enrollment,
+}
+
+impl Related<super::course::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Course.def()
+    }
+}
+
+impl Related<super::enrollment::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Enrollment.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

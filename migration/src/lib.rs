@@ -1,0 +1,37 @@
+//! Roster's schema, one migration per table, applied in order at start-up.
+//!
+//! Plain column types, CHECK constraints and foreign keys go through SeaQuery's builder; partial
+//! and expression indexes are written in the SQL that SQLite and PostgreSQL share.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_organizations;
+mod m20261123_000002_create_users;
+mod m20261123_000003_create_courses;
+mod m20261123_000004_create_course_prerequisites;
+mod m20261123_000005_create_sections;
+mod m20261123_000006_create_enrollments;
+mod m20261123_000007_create_enrollment_events;
+mod m20261123_000008_create_certifications;
+mod m20261123_000009_create_teams;
+mod m20261123_000010_create_team_members;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_create_organizations::Migration),
+            Box::new(m20261123_000002_create_users::Migration),
+            Box::new(m20261123_000003_create_courses::Migration),
+            Box::new(m20261123_000004_create_course_prerequisites::Migration),
+            Box::new(m20261123_000005_create_sections::Migration),
+            Box::new(m20261123_000006_create_enrollments::Migration),
+            Box::new(m20261123_000007_create_enrollment_events::Migration),
+            Box::new(m20261123_000008_create_certifications::Migration),
+            Box::new(m20261123_000009_create_teams::Migration),
+            Box::new(m20261123_000010_create_team_members::Migration),
+        ]
+    }
+}

@@ -1,0 +1,200 @@
+//! Bearer tokens and the viewer they identify, plus the permission helpers every resolver uses.
+//!
+//! A token carries only the user id (`sub`) and its lifetime. The user's role and organization
+//! are read from the database for each request, so a demotion takes effect at once.
+
+use std::time::Duration;
+
+use entity::{course, types::Role, user};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use sea_orm::{DatabaseConnection, EntityTrait};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The shortest secret accepted: HS256 is only as strong as its key.
+pub const MIN_SECRET_LEN: usize = 32;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: Uuid,
+    iat: i64,
+    exp: i64,
+}
+
+/// Signs and checks HS256 bearer tokens.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKeys(..)")
+    }
+}
+
+impl TokenKeys {
+    /// Keys from a shared secret.
+    ///
+    /// # Errors
+    /// The secret is shorter than [`MIN_SECRET_LEN`] bytes.
+    pub fn new(secret: &[u8]) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            secret.len() >= MIN_SECRET_LEN,
+            "the JWT secret must be at least {MIN_SECRET_LEN} bytes (got {})",
+            secret.len()
+        );
+        // Only HS256 is accepted: `alg: none` and every other algorithm fail validation.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = 5;
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        })
+    }
+
+    /// A token for `user_id` that expires after `ttl`.
+    ///
+    /// # Errors
+    /// Signing failed (it does not, for HMAC keys; the error is passed on rather than hidden).
+    pub fn issue(&self, user_id: Uuid, ttl: Duration) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let claims = Claims {
+            sub: user_id,
+            iat: now,
+            exp: now.saturating_add(ttl),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
+    }
+
+    /// The user id a valid token names.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` for any token that is malformed, expired, not yet valid, signed with
+    /// another key or algorithm, or missing a claim.
+    pub fn verify(&self, token: &str) -> Result<Uuid, ApiError> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims.sub)
+            .map_err(|e| ApiError::Unauthenticated(format!("invalid token: {e}")))
+    }
+}
+
+/// The signed-in user a request acts as.
+#[derive(Clone, Debug)]
+pub struct Viewer {
+    pub user: user::Model,
+}
+
+impl Viewer {
+    pub fn id(&self) -> Uuid {
+        self.user.id
+    }
+
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin
+    }
+
+    /// Whether the viewer is a coordinator of `organization_id`.
+    pub fn coordinates(&self, organization_id: Uuid) -> bool {
+        self.user.role == Role::Coordinator && self.user.organization_id == Some(organization_id)
+    }
+
+    /// Teacher of the course, coordinator of its organization, or admin.
+    pub fn can_manage_course(&self, course: &course::Model) -> bool {
+        self.is_admin()
+            || self.coordinates(course.organization_id)
+            || (self.user.role == Role::Teacher && course.teacher_id == self.user.id)
+    }
+
+    /// Whether the viewer is staff of some kind (teacher, coordinator or admin).
+    pub fn is_staff(&self) -> bool {
+        self.user.role != Role::Student
+    }
+}
+
+/// Resolves an `Authorization` header value to a viewer.
+///
+/// No header means an anonymous request (`Ok(None)`); a header that is present but not a valid
+/// bearer token for an existing user is `UNAUTHENTICATED`, never silently anonymous.
+///
+/// # Errors
+/// `UNAUTHENTICATED` as above; `INTERNAL` when the database fails.
+pub async fn viewer_from_header(
+    db: &DatabaseConnection,
+    keys: &TokenKeys,
+    header: Option<&str>,
+) -> Result<Option<Viewer>, ApiError> {
+    let Some(header) = header.map(str::trim).filter(|h| !h.is_empty()) else {
+        return Ok(None);
+    };
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("the Authorization header must be `Bearer <token>`".into())
+        })?;
+    let user_id = keys.verify(token.trim())?;
+    let user = user::Entity::find_by_id(user_id)
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::Unauthenticated("the token's user does not exist".into()))?;
+    Ok(Some(Viewer { user }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn issued_token_verifies_to_its_user() {
+        let keys = TokenKeys::new(SECRET).unwrap();
+        let id = Uuid::new_v4();
+        let token = keys.issue(id, Duration::from_secs(60)).unwrap();
+        assert_eq!(keys.verify(&token).unwrap(), id);
+    }
+
+    #[test]
+    fn token_signed_with_another_secret_is_rejected() {
+        let keys = TokenKeys::new(SECRET).unwrap();
+        let other = TokenKeys::new(b"another-secret-another-secret-xx").unwrap();
+        let token = other
+            .issue(Uuid::new_v4(), Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(keys.verify(&token).unwrap_err().code(), "UNAUTHENTICATED");
+    }
+
+    #[test]
+    fn expired_token_is_rejected() {
+        let keys = TokenKeys::new(SECRET).unwrap();
+        let claims = Claims {
+            sub: Uuid::new_v4(),
+            iat: 0,
+            exp: chrono::Utc::now().timestamp() - 3600,
+        };
+        let token = jsonwebtoken::encode(&Header::default(), &claims, &keys.encoding).unwrap();
+        assert_eq!(keys.verify(&token).unwrap_err().code(), "UNAUTHENTICATED");
+    }
+
+    #[test]
+    fn short_secret_is_refused() {
+        assert!(TokenKeys::new(b"short").is_err());
+    }
+}

@@ -1,0 +1,327 @@
+//! The `roster` command line: `serve` (the default), `migrate`, `seed`, `user add`, `token`,
+//! `schema`.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use entity::types::Role;
+use migration::{Migrator, MigratorTrait};
+use rand::RngCore;
+use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
+use tokio::net::TcpListener;
+
+use crate::{
+    app::{self, AppState},
+    auth::{MIN_SECRET_LEN, TokenKeys},
+    config::{AuthConfig, DbConfig, DemoData, LogConfig, ServeConfig},
+    db, graphql, seed,
+    service::users::{self, NewUser},
+    telemetry,
+};
+
+/// Roster: a GraphQL API for course discovery, enrollment, waitlists and certifications.
+#[derive(Parser, Debug)]
+#[command(name = "roster", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: DbConfig,
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    #[command(flatten)]
+    pub log: LogConfig,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Migrate the database and serve the API (the default).
+    Serve(ServeConfig),
+    /// Apply pending migrations, or roll some back.
+    Migrate {
+        /// Roll back this many migrations instead of applying.
+        #[arg(long)]
+        rollback: Option<u32>,
+    },
+    /// Load data into the database.
+    Seed {
+        /// A few organizations, staff, students and 24 courses, some full with waitlists.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print a bearer token for a user, alone on stdout.
+    Token {
+        #[arg(long)]
+        email: String,
+        /// Lifetime, e.g. `1h`, `30m`, `7days`.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user and print their id alone on stdout.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Organization name; created if it does not exist.
+        #[arg(long)]
+        org: Option<String>,
+        /// Picture URL.
+        #[arg(long)]
+        picture: Option<String>,
+    },
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RoleArg {
+    #[value(alias = "student")]
+    Student,
+    #[value(alias = "teacher")]
+    Teacher,
+    #[value(alias = "coordinator")]
+    Coordinator,
+    #[value(alias = "admin")]
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Student => Role::Student,
+            RoleArg::Teacher => Role::Teacher,
+            RoleArg::Coordinator => Role::Coordinator,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+/// `roster` with no subcommand: `serve` with its settings read from the environment.
+#[derive(Parser)]
+struct ServeDefaults {
+    #[command(flatten)]
+    serve: ServeConfig,
+}
+
+/// Runs one command line.
+///
+/// # Errors
+/// Whatever stops the command; `main` prints it and exits non-zero.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    telemetry::init(&cli.log);
+    let command = match cli.command {
+        Some(command) => command,
+        None => Command::Serve(ServeDefaults::try_parse_from(["roster"])?.serve),
+    };
+    match command {
+        Command::Schema => {
+            print!("{}", graphql::build_schema().sdl());
+            Ok(())
+        }
+        Command::Serve(serve_config) => serve(&cli.db, &cli.auth, serve_config).await,
+        Command::Migrate { rollback } => {
+            let db = open(&cli.db).await?;
+            match rollback {
+                Some(n) => Migrator::down(&db, Some(n)).await?,
+                None => Migrator::up(&db, None).await?,
+            }
+            Ok(())
+        }
+        Command::Seed { demo } => {
+            anyhow::ensure!(demo, "say what to load: --demo");
+            let db = open_migrated(&cli.db).await?;
+            anyhow::ensure!(
+                !seed::demo_loaded(&db).await?,
+                "the demo data is already loaded"
+            );
+            seed::load_demo(&db).await?;
+            eprintln!("demo data loaded");
+            Ok(())
+        }
+        Command::User(UserCommand::Add {
+            email,
+            name,
+            role,
+            org,
+            picture,
+        }) => {
+            let db = open_migrated(&cli.db).await?;
+            let user = users::add_user(
+                &db,
+                NewUser {
+                    email,
+                    name,
+                    role: role.into(),
+                    organization: org,
+                    picture,
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", user.id);
+            Ok(())
+        }
+        Command::Token { email, ttl } => {
+            let db = open_migrated(&cli.db).await?;
+            let keys = token_keys(&cli.auth, &cli.db)?;
+            let user = users::by_email(&db, &email)
+                .await
+                .map_err(|e| anyhow::anyhow!("{email}: {e}"))?;
+            println!("{}", keys.issue(user.id, ttl)?);
+            Ok(())
+        }
+    }
+}
+
+async fn open(config: &DbConfig) -> anyhow::Result<DatabaseConnection> {
+    db::connect(config).await.with_context(|| {
+        format!(
+            "cannot open the database at {}",
+            redact(&config.database_url)
+        )
+    })
+}
+
+async fn open_migrated(config: &DbConfig) -> anyhow::Result<DatabaseConnection> {
+    let db = open(config).await?;
+    Migrator::up(&db, None).await.context("migrations failed")?;
+    Ok(db)
+}
+
+async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> anyhow::Result<()> {
+    let keys = token_keys(auth, db_config)?;
+    let db = open_migrated(db_config).await?;
+    let demo_wanted = match config.demo_data {
+        DemoData::Always => true,
+        DemoData::Auto => db_config.is_default(),
+        DemoData::Never => false,
+    };
+    if demo_wanted && entity::user::Entity::find().count(&db).await? == 0 {
+        seed::load_demo(&db).await?;
+        tracing::info!("loaded demo data into the empty database");
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    println!("Roster is serving GraphQL at http://{address}/graphql (GraphiQL in a browser)");
+    for (label, email) in [
+        ("demo student", seed::DEMO_STUDENT_EMAIL),
+        ("demo teacher", seed::DEMO_TEACHER_EMAIL),
+    ] {
+        if let Ok(user) = users::by_email(&db, email).await {
+            let token = keys.issue(user.id, Duration::from_secs(7 * 24 * 3600))?;
+            println!("Bearer token for the {label} ({email}), valid 7 days:\n  {token}");
+        }
+    }
+    let state = AppState::new(db, keys, config.max_page_size);
+    axum::serve(listener, app::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// Resolves after SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// The signing keys: from `ROSTER_JWT_SECRET`, or for a SQLite file a secret generated once and
+/// kept beside it (so tokens printed by `roster token` work with `roster serve`).
+fn token_keys(auth: &AuthConfig, db: &DbConfig) -> anyhow::Result<TokenKeys> {
+    if let Some(secret) = &auth.jwt_secret {
+        return TokenKeys::new(secret.as_bytes());
+    }
+    let Some(db_path) = db.sqlite_path() else {
+        anyhow::bail!(
+            "ROSTER_JWT_SECRET is required with this database (at least {MIN_SECRET_LEN} bytes)"
+        );
+    };
+    let dir = db_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let path = dir.join(".roster-jwt-secret");
+    let secret = match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().to_owned(),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            rand::rng().fill_bytes(&mut bytes);
+            let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            std::fs::create_dir_all(dir)?;
+            write_private(&path, &secret)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a development JWT secret");
+            secret
+        }
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    };
+    TokenKeys::new(secret.as_bytes())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact("postgres://roster:s3cret@db:5432/roster"),
+            "postgres://roster:***@db:5432/roster"
+        );
+        assert_eq!(redact("sqlite://roster.db"), "sqlite://roster.db");
+    }
+}

@@ -1,0 +1,115 @@
+//! Every setting, its flag, its environment variable and its default.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, ValueEnum};
+
+/// The default database: a SQLite file in the working directory, created on first run.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://roster.db";
+
+/// Settings shared by every subcommand that touches the database.
+#[derive(Args, Clone, Debug)]
+pub struct DbConfig {
+    /// Database URL: `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "ROSTER_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+
+    /// Largest number of pooled database connections (default: 16 on PostgreSQL, 8 on SQLite).
+    #[arg(long, env = "ROSTER_DB_MAX_CONNECTIONS", global = true)]
+    pub db_max_connections: Option<u32>,
+}
+
+/// Settings for signing and checking bearer tokens.
+#[derive(Args, Clone, Debug)]
+pub struct AuthConfig {
+    /// HS256 secret for bearer tokens, at least 32 bytes. Unset with SQLite: one is generated
+    /// once and kept in `.roster-jwt-secret` beside the database file.
+    #[arg(long, env = "ROSTER_JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+}
+
+/// Settings for logging.
+#[derive(Args, Clone, Debug)]
+pub struct LogConfig {
+    /// Log filter in `tracing`'s syntax, e.g. `info` or `roster=debug,sqlx=warn`.
+    #[arg(long, env = "ROSTER_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// Log line format: `text` for people, `json` for machines.
+    #[arg(long, env = "ROSTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// When `serve` loads demo data.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DemoData {
+    /// Into an empty database, only when it is the default SQLite file.
+    Auto,
+    /// Into an empty database, whatever the backend.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Settings of `roster serve`.
+#[derive(Args, Clone, Debug)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Whether to load demo data into an empty database at start-up.
+    #[arg(long, env = "ROSTER_DEMO_DATA", value_enum, default_value_t = DemoData::Auto)]
+    pub demo_data: DemoData,
+
+    /// Largest page a connection field returns (`first`).
+    #[arg(long, env = "ROSTER_MAX_PAGE_SIZE", default_value_t = 100)]
+    pub max_page_size: u64,
+
+    /// How long in-flight requests may take to finish after SIGTERM or Ctrl-C.
+    #[arg(long, env = "ROSTER_SHUTDOWN_GRACE", value_parser = humantime::parse_duration, default_value = "10s")]
+    pub shutdown_grace: Duration,
+}
+
+impl DbConfig {
+    /// The SQLite file this configuration points at, if it is a file-backed SQLite URL.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        sqlite_path(&self.database_url)
+    }
+
+    /// Whether the URL is the built-in default (a local SQLite file).
+    pub fn is_default(&self) -> bool {
+        self.database_url == DEFAULT_DATABASE_URL
+    }
+}
+
+/// The file behind a `sqlite:` URL; `None` for other backends and in-memory databases.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_path_reads_file_urls_and_skips_memory() {
+        assert_eq!(sqlite_path("sqlite://roster.db"), Some("roster.db".into()));
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/x.db?mode=rwc"),
+            Some("/tmp/x.db".into())
+        );
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://localhost/roster"), None);
+    }
+}

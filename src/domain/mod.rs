@@ -1,0 +1,7 @@
+//! Pure rules, no I/O: the status machine, schedules, input limits and cursors. Everything here is
+//! reachable from unit tests without a database.
+
+pub mod cursor;
+pub mod schedule;
+pub mod status;
+pub mod validate;

@@ -1,0 +1,125 @@
+//! The errors a client can see, each with a stable `extensions.code`.
+//!
+//! Every failure on a request path ends up as an [`ApiError`]. Database and other unexpected
+//! errors become [`ApiError::Internal`]: the details are logged with a correlation id and the client
+//! sees only the id. The mapping to GraphQL errors happens in one place,
+//! [`crate::graphql::errors`], so a resolver can use `?` on anything without leaking text.
+
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request needs a signed-in user, or its bearer token is not valid. `UNAUTHENTICATED`.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The viewer is signed in but may not do this. `FORBIDDEN`.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The thing named does not exist or the viewer may not know it exists. `NOT_FOUND`.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// An argument is invalid; `field` names it (also in `extensions.field`). `BAD_USER_INPUT`.
+    #[error("{field}: {message}")]
+    BadUserInput { field: String, message: String },
+    /// The user already has an active enrollment in this course. `ALREADY_ENROLLED`.
+    #[error("already enrolled in this course")]
+    AlreadyEnrolled,
+    /// No seat is free and the section has no waitlist. `SECTION_FULL`.
+    #[error("the section is full")]
+    SectionFull,
+    /// The section or its course is not active. `SECTION_INACTIVE`.
+    #[error("{0}")]
+    SectionInactive(String),
+    /// Prerequisite certifications are missing or expired; `extensions.missingCourseIds` lists
+    /// the courses. `PREREQUISITES_MISSING`.
+    #[error("missing prerequisite certifications: {}", .names.join(", "))]
+    PrerequisitesMissing { ids: Vec<Uuid>, names: Vec<String> },
+    /// The section's meetings overlap a section the user is registered in. `SCHEDULE_CONFLICT`.
+    #[error("schedule conflicts with {0}")]
+    ScheduleConflict(String),
+    /// The enrollment's status does not allow this change. `INVALID_TRANSITION`.
+    #[error("cannot go from {from} to {to}")]
+    InvalidTransition { from: String, to: String },
+    /// The team pass key does not match. `INVALID_PASS_KEY`.
+    #[error("invalid pass key")]
+    InvalidPassKey,
+    /// The change clashes with existing data (a duplicate name, say). `CONFLICT`.
+    #[error("{0}")]
+    Conflict(String),
+    /// Anything unexpected. The client sees only a correlation id; the cause is logged. `INTERNAL`.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// The stable `extensions.code` clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::BadUserInput { .. } => "BAD_USER_INPUT",
+            Self::AlreadyEnrolled => "ALREADY_ENROLLED",
+            Self::SectionFull => "SECTION_FULL",
+            Self::SectionInactive(_) => "SECTION_INACTIVE",
+            Self::PrerequisitesMissing { .. } => "PREREQUISITES_MISSING",
+            Self::ScheduleConflict(_) => "SCHEDULE_CONFLICT",
+            Self::InvalidTransition { .. } => "INVALID_TRANSITION",
+            Self::InvalidPassKey => "INVALID_PASS_KEY",
+            Self::Conflict(_) => "CONFLICT",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// Shorthand for [`ApiError::BadUserInput`].
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadUserInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Shorthand for [`ApiError::Forbidden`].
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::Forbidden(message.into())
+    }
+
+    /// The error for a personal request made without a token.
+    pub fn sign_in_required() -> Self {
+        Self::Unauthenticated("sign in required: send an Authorization: Bearer token".into())
+    }
+
+    /// Maps a unique-constraint violation to a domain error chosen by the caller; any other
+    /// database error stays internal. This is how races lost to a unique index surface as
+    /// `ALREADY_ENROLLED` or `CONFLICT` rather than as failures.
+    pub fn on_unique_violation(err: DbErr, domain: impl FnOnce() -> ApiError) -> ApiError {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => domain(),
+            _ => err.into(),
+        }
+    }
+}
+
+impl From<DbErr> for ApiError {
+    fn from(err: DbErr) -> Self {
+        Self::Internal(Box::new(err))
+    }
+}
+
+/// Whether a database error means "try the transaction again": SQLite's busy/locked, or
+/// PostgreSQL's serialization failure and deadlock.
+pub fn is_retryable(err: &DbErr) -> bool {
+    let runtime = match err {
+        DbErr::Conn(e) | DbErr::Exec(e) | DbErr::Query(e) => e,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx_err) = runtime else {
+        return false;
+    };
+    let Some(db_err) = sqlx_err.as_database_error() else {
+        return false;
+    };
+    let code = db_err.code().unwrap_or_default();
+    matches!(code.as_ref(), "5" | "6" | "517" | "262" | "40001" | "40P01")
+}

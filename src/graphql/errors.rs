@@ -1,0 +1,119 @@
+//! Turns every error a response carries into one with a stable `extensions.code`.
+//!
+//! Resolvers return [`ApiError`] (through `?`), which async-graphql keeps as the error's source.
+//! This extension reads that source back: domain errors get their code (and details such as the
+//! offending field); anything else that reached a response, like a database error converted by
+//! async-graphql's blanket `From<Display>`, is logged with a correlation id and replaced by an
+//! opaque `INTERNAL` error, so no SQL or driver text reaches a client.
+
+use std::sync::Arc;
+
+use async_graphql::{
+    Response, ServerError, Value,
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe},
+    futures_util::stream::{BoxStream, StreamExt},
+};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The extension to register on the schema.
+pub struct ErrorMapping;
+
+impl ExtensionFactory for ErrorMapping {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorMapping)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for ErrorMapping {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        response.errors.iter_mut().for_each(normalize);
+        response
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream)
+            .map(|mut response| {
+                response.errors.iter_mut().for_each(normalize);
+                response
+            })
+            .boxed()
+    }
+}
+
+/// A GraphQL error for `err`, for failures that happen before execution (authentication).
+pub fn to_server_error(err: &ApiError) -> ServerError {
+    let mut error = ServerError::new(err.to_string(), None);
+    describe(&mut error, err);
+    error
+}
+
+fn normalize(error: &mut ServerError) {
+    if let Some(api) = error.source::<ApiError>() {
+        let api: &ApiError = api;
+        // Read what we need before mutating `error`, which owns `api`'s Arc.
+        let api_message = api.to_string();
+        let mut described = ServerError::new(api_message, None);
+        describe(&mut described, api);
+        error.message = described.message;
+        error.extensions = described.extensions;
+        return;
+    }
+    if error.source.is_some() {
+        let id = Uuid::new_v4();
+        tracing::error!(correlation_id = %id, error = %error.message, path = ?error.path, "internal error");
+        error.message = format!("internal error (correlation id {id})");
+        error.extensions = None;
+        set(error, "code", "INTERNAL");
+        set(error, "correlationId", id.to_string());
+        return;
+    }
+    let has_code = error
+        .extensions
+        .as_ref()
+        .is_some_and(|ext| ext.get("code").is_some());
+    if !has_code {
+        // Errors without a source come from async-graphql itself: a document that does not
+        // parse or validate (no path), or an argument value it could not coerce (a path).
+        let code = if error.path.is_empty() {
+            "GRAPHQL_VALIDATION_FAILED"
+        } else {
+            "BAD_USER_INPUT"
+        };
+        set(error, "code", code);
+    }
+}
+
+fn describe(error: &mut ServerError, api: &ApiError) {
+    match api {
+        ApiError::Internal(cause) => {
+            let id = Uuid::new_v4();
+            tracing::error!(correlation_id = %id, error = %cause, "internal error");
+            error.message = format!("internal error (correlation id {id})");
+            set(error, "correlationId", id.to_string());
+        }
+        ApiError::BadUserInput { field, .. } => set(error, "field", field.clone()),
+        ApiError::PrerequisitesMissing { ids, .. } => set(
+            error,
+            "missingCourseIds",
+            Value::List(ids.iter().map(|id| Value::from(id.to_string())).collect()),
+        ),
+        _ => {}
+    }
+    set(error, "code", api.code());
+}
+
+fn set(error: &mut ServerError, name: &str, value: impl Into<Value>) {
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set(name, value);
+}

@@ -1,0 +1,296 @@
+//! Batched lookups: every key type below is one `WHERE … IN (…)` statement per request however
+//! many objects ask for it. One [`DbLoader`] serves all of them; the key's type picks the query.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
+
+use async_graphql::dataloader::Loader;
+use entity::{
+    certification, course, course_prerequisite, enrollment, enrollment_event, organization,
+    section, types::EnrollmentStatus, user,
+};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+/// Loads rows for one request. `viewer` scopes the viewer-specific keys.
+pub struct DbLoader {
+    db: DatabaseConnection,
+    viewer: Option<Uuid>,
+}
+
+impl DbLoader {
+    pub fn new(db: DatabaseConnection, viewer: Option<Uuid>) -> Self {
+        Self { db, viewer }
+    }
+}
+
+type LoadResult<K, V> = Result<HashMap<K, V>, Arc<DbErr>>;
+
+fn by<K: std::hash::Hash + Eq, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, V> {
+    rows.into_iter().map(|row| (key(&row), row)).collect()
+}
+
+fn grouped<K: std::hash::Hash + Eq, V>(
+    keys: impl IntoIterator<Item = K>,
+    rows: Vec<V>,
+    key: impl Fn(&V) -> K,
+) -> HashMap<K, Vec<V>> {
+    let mut map: HashMap<K, Vec<V>> = keys.into_iter().map(|k| (k, Vec::new())).collect();
+    for row in rows {
+        map.entry(key(&row)).or_default().push(row);
+    }
+    map
+}
+
+macro_rules! id_key {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub struct $name(pub Uuid);
+    };
+}
+
+id_key!(
+    /// A user by id.
+    UserKey
+);
+id_key!(
+    /// An organization by id.
+    OrganizationKey
+);
+id_key!(
+    /// A course by id.
+    CourseKey
+);
+id_key!(
+    /// A section by id.
+    SectionKey
+);
+id_key!(
+    /// The active sections of a course, by the course's id.
+    ActiveSectionsOf
+);
+id_key!(
+    /// The prerequisite courses of a course, by the course's id.
+    PrerequisitesOf
+);
+id_key!(
+    /// The viewer's active enrollment in a course, by the course's id (the "Enrolled" badge).
+    ViewerEnrollmentIn
+);
+id_key!(
+    /// The certification an enrollment earned, by the enrollment's id.
+    CertificationOf
+);
+id_key!(
+    /// The audit events of an enrollment, oldest first, by the enrollment's id.
+    EventsOf
+);
+
+/// The rank of a waitlist ticket among a section's current waitlist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WaitlistRank {
+    pub section_id: Uuid,
+    pub ticket: i64,
+}
+
+impl Loader<UserKey> for DbLoader {
+    type Value = user::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[UserKey]) -> LoadResult<UserKey, Self::Value> {
+        let rows = user::Entity::find()
+            .filter(user::Column::Id.is_in(keys.iter().map(|k| k.0)))
+            .all(&self.db)
+            .await?;
+        Ok(by(rows, |u| UserKey(u.id)))
+    }
+}
+
+impl Loader<OrganizationKey> for DbLoader {
+    type Value = organization::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[OrganizationKey]) -> LoadResult<OrganizationKey, Self::Value> {
+        let rows = organization::Entity::find()
+            .filter(organization::Column::Id.is_in(keys.iter().map(|k| k.0)))
+            .all(&self.db)
+            .await?;
+        Ok(by(rows, |o| OrganizationKey(o.id)))
+    }
+}
+
+impl Loader<CourseKey> for DbLoader {
+    type Value = course::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[CourseKey]) -> LoadResult<CourseKey, Self::Value> {
+        let rows = course::Entity::find()
+            .filter(course::Column::Id.is_in(keys.iter().map(|k| k.0)))
+            .all(&self.db)
+            .await?;
+        Ok(by(rows, |c| CourseKey(c.id)))
+    }
+}
+
+impl Loader<SectionKey> for DbLoader {
+    type Value = section::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[SectionKey]) -> LoadResult<SectionKey, Self::Value> {
+        let rows = section::Entity::find()
+            .filter(section::Column::Id.is_in(keys.iter().map(|k| k.0)))
+            .all(&self.db)
+            .await?;
+        Ok(by(rows, |s| SectionKey(s.id)))
+    }
+}
+
+impl Loader<ActiveSectionsOf> for DbLoader {
+    type Value = Vec<section::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[ActiveSectionsOf]) -> LoadResult<ActiveSectionsOf, Self::Value> {
+        let rows = section::Entity::find()
+            .filter(section::Column::CourseId.is_in(keys.iter().map(|k| k.0)))
+            .filter(section::Column::IsActive.eq(true))
+            .order_by_asc(section::Column::Name)
+            .order_by_asc(section::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(grouped(keys.iter().copied(), rows, |s| {
+            ActiveSectionsOf(s.course_id)
+        }))
+    }
+}
+
+impl Loader<PrerequisitesOf> for DbLoader {
+    type Value = Vec<course::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[PrerequisitesOf]) -> LoadResult<PrerequisitesOf, Self::Value> {
+        let edges = course_prerequisite::Entity::find()
+            .filter(course_prerequisite::Column::CourseId.is_in(keys.iter().map(|k| k.0)))
+            .all(&self.db)
+            .await?;
+        let wanted: HashSet<Uuid> = edges.iter().map(|e| e.prerequisite_id).collect();
+        let courses = if wanted.is_empty() {
+            HashMap::new()
+        } else {
+            by(
+                course::Entity::find()
+                    .filter(course::Column::Id.is_in(wanted))
+                    .all(&self.db)
+                    .await?,
+                |c| c.id,
+            )
+        };
+        let mut map: HashMap<PrerequisitesOf, Vec<course::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for edge in edges {
+            if let Some(c) = courses.get(&edge.prerequisite_id) {
+                map.entry(PrerequisitesOf(edge.course_id))
+                    .or_default()
+                    .push(c.clone());
+            }
+        }
+        for list in map.values_mut() {
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        Ok(map)
+    }
+}
+
+/// `None` for courses without one: absence is cached too, so a primed page asks only once.
+impl Loader<ViewerEnrollmentIn> for DbLoader {
+    type Value = Option<enrollment::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(
+        &self,
+        keys: &[ViewerEnrollmentIn],
+    ) -> LoadResult<ViewerEnrollmentIn, Self::Value> {
+        let mut found: HashMap<_, _> = keys.iter().map(|k| (*k, None)).collect();
+        let Some(viewer) = self.viewer else {
+            return Ok(found);
+        };
+        let rows = enrollment::Entity::find()
+            .filter(enrollment::Column::UserId.eq(viewer))
+            .filter(enrollment::Column::CourseId.is_in(keys.iter().map(|k| k.0)))
+            .filter(enrollment::Column::Status.is_in(EnrollmentStatus::ACTIVE))
+            .all(&self.db)
+            .await?;
+        for row in rows {
+            found.insert(ViewerEnrollmentIn(row.course_id), Some(row));
+        }
+        Ok(found)
+    }
+}
+
+impl Loader<CertificationOf> for DbLoader {
+    type Value = certification::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[CertificationOf]) -> LoadResult<CertificationOf, Self::Value> {
+        let rows = certification::Entity::find()
+            .filter(certification::Column::EnrollmentId.is_in(keys.iter().map(|k| k.0)))
+            .all(&self.db)
+            .await?;
+        Ok(by(rows, |c| CertificationOf(c.enrollment_id)))
+    }
+}
+
+impl Loader<EventsOf> for DbLoader {
+    type Value = Vec<enrollment_event::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[EventsOf]) -> LoadResult<EventsOf, Self::Value> {
+        let rows = enrollment_event::Entity::find()
+            .filter(enrollment_event::Column::EnrollmentId.is_in(keys.iter().map(|k| k.0)))
+            .order_by_asc(enrollment_event::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(grouped(keys.iter().copied(), rows, |e| {
+            EventsOf(e.enrollment_id)
+        }))
+    }
+}
+
+impl Loader<WaitlistRank> for DbLoader {
+    type Value = i32;
+    type Error = Arc<DbErr>;
+
+    /// One statement reads the tickets of every section asked about; ranks are counted here.
+    async fn load(&self, keys: &[WaitlistRank]) -> LoadResult<WaitlistRank, Self::Value> {
+        let sections: HashSet<Uuid> = keys.iter().map(|k| k.section_id).collect();
+        let rows: Vec<(Uuid, Option<i64>)> = enrollment::Entity::find()
+            .select_only()
+            .column(enrollment::Column::SectionId)
+            .column(enrollment::Column::WaitlistTicket)
+            .filter(enrollment::Column::SectionId.is_in(sections))
+            .filter(enrollment::Column::Status.eq(EnrollmentStatus::Waitlisted))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut tickets: HashMap<Uuid, Vec<i64>> = HashMap::new();
+        for (section, ticket) in rows {
+            if let Some(ticket) = ticket {
+                tickets.entry(section).or_default().push(ticket);
+            }
+        }
+        Ok(keys
+            .iter()
+            .filter_map(|k| {
+                let queue = tickets.get(&k.section_id)?;
+                let ahead = queue.iter().filter(|t| **t < k.ticket).count();
+                queue
+                    .contains(&k.ticket)
+                    .then(|| (*k, i32::try_from(ahead + 1).unwrap_or(i32::MAX)))
+            })
+            .collect())
+    }
+}

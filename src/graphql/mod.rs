@@ -1,0 +1,72 @@
+//! The GraphQL schema: roots split per domain, types wrapping entity models, per-request loaders.
+
+pub mod errors;
+pub mod loaders;
+mod mutation;
+mod query;
+pub mod types;
+
+use async_graphql::{
+    Context, EmptySubscription, Schema,
+    dataloader::{DataLoader, HashMapCache},
+};
+use sea_orm::DatabaseConnection;
+
+use crate::{auth::Viewer, error::ApiError};
+pub use mutation::MutationRoot;
+pub use query::QueryRoot;
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+/// The schema's shape. Request-specific data ([`RequestContext`]) is attached per request, so
+/// the same function serves the server, the tests and `roster schema`.
+pub fn build_schema() -> AppSchema {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .extension(errors::ErrorMapping)
+    .finish()
+}
+
+/// Everything a resolver needs for one request.
+pub struct RequestContext {
+    /// The connection pool.
+    pub db: DatabaseConnection,
+    /// The signed-in user, `None` for anonymous requests.
+    pub viewer: Option<Viewer>,
+    /// Batches lookups made while resolving this request; dropped with it, so nothing goes stale.
+    pub loader: DataLoader<loaders::DbLoader, HashMapCache>,
+    /// Largest `first` accepted by connection fields.
+    pub max_page_size: u64,
+}
+
+impl RequestContext {
+    pub fn new(db: DatabaseConnection, viewer: Option<Viewer>, max_page_size: u64) -> Self {
+        // Cached for the request's lifetime only: lists prime it with one batch per relation
+        // (see `Course::prime`), and every field then reads from it.
+        let loader = DataLoader::with_cache(
+            loaders::DbLoader::new(db.clone(), viewer.as_ref().map(Viewer::id)),
+            tokio::spawn,
+            HashMapCache::default(),
+        );
+        Self {
+            db,
+            viewer,
+            loader,
+            max_page_size,
+        }
+    }
+
+    /// The viewer, or `UNAUTHENTICATED` for anonymous requests.
+    pub fn require_viewer(&self) -> Result<&Viewer, ApiError> {
+        self.viewer.as_ref().ok_or_else(ApiError::sign_in_required)
+    }
+}
+
+/// The request's [`RequestContext`]. Its absence is a server bug, reported as `INTERNAL`.
+pub fn request<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext, ApiError> {
+    ctx.data::<RequestContext>()
+        .map_err(|_| ApiError::Internal("request context missing".into()))
+}

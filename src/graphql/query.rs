@@ -1,0 +1,169 @@
+use async_graphql::{
+    Context, MergedObject, Object, Result,
+    connection::{Connection, Edge},
+};
+use entity::{certification, course, section, types::EnrollmentStatus, user};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use super::{
+    RequestContext, request,
+    types::{
+        Certification, Course, CourseConnection, CourseConnectionFields, Enrollment, Section, User,
+    },
+};
+use crate::{
+    domain::cursor::Cursor,
+    error::ApiError,
+    service::{catalog, enrollment},
+};
+
+#[derive(MergedObject, Default)]
+#[graphql(name = "Query")]
+pub struct QueryRoot(CatalogQuery, AccountQuery);
+
+/// Course discovery, open to anonymous visitors.
+#[derive(Default)]
+pub struct CatalogQuery;
+
+/// Reads `first`, capped by the server's page size limit.
+pub(crate) fn page_size(rc: &RequestContext, first: i32) -> Result<u64, ApiError> {
+    u64::try_from(first)
+        .ok()
+        .filter(|n| *n <= rc.max_page_size)
+        .ok_or_else(|| {
+            ApiError::bad_input(
+                "first",
+                format!("must be between 0 and {}", rc.max_page_size),
+            )
+        })
+}
+
+#[Object]
+impl CatalogQuery {
+    /// Discoverable courses (active, with at least one active section), newest first.
+    async fn courses(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, desc = "Page size, at most 100.")] first: i32,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        filter: Option<catalog::CourseFilter>,
+    ) -> Result<CourseConnection> {
+        let rc = request(ctx)?;
+        let first = page_size(rc, first)?;
+        let after = after
+            .map(|text| {
+                Cursor::decode(&text)
+                    .ok_or_else(|| ApiError::bad_input("after", "not a cursor from this API"))
+            })
+            .transpose()?;
+        let filter = filter.unwrap_or_default();
+        let page = catalog::discover(&rc.db, &filter, first, after).await?;
+        let node = ctx.look_ahead().field("edges").field("node");
+        Course::prime(ctx, &node, &page.courses).await?;
+        let mut connection = Connection::with_additional_fields(
+            after.is_some(),
+            page.has_next_page,
+            CourseConnectionFields { filter },
+        );
+        connection.edges = page
+            .courses
+            .into_iter()
+            .map(|c| {
+                let cursor = Cursor {
+                    created_at: c.created_at,
+                    id: c.id,
+                }
+                .encode();
+                Edge::new(cursor, Course(c))
+            })
+            .collect();
+        Ok(connection)
+    }
+
+    /// A course by id. Inactive courses are visible only to those who manage them.
+    async fn course(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Course>> {
+        let rc = request(ctx)?;
+        let course = course::Entity::find_by_id(id)
+            .one(&rc.db)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(course
+            .filter(|c| c.is_active || rc.viewer.as_ref().is_some_and(|v| v.can_manage_course(c)))
+            .map(Course))
+    }
+
+    /// A section by id. Inactive sections (or sections of inactive courses) are visible only to
+    /// those who manage the course.
+    async fn section(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Section>> {
+        let rc = request(ctx)?;
+        let found = section::Entity::find_by_id(id)
+            .find_also_related(course::Entity)
+            .one(&rc.db)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(found.and_then(|(section, course)| {
+            let course = course?;
+            let visible = (section.is_active && course.is_active)
+                || rc
+                    .viewer
+                    .as_ref()
+                    .is_some_and(|v| v.can_manage_course(&course));
+            visible.then_some(Section(section))
+        }))
+    }
+}
+
+/// What the signed-in user has.
+#[derive(Default)]
+pub struct AccountQuery;
+
+#[Object]
+impl AccountQuery {
+    /// The signed-in user; null when anonymous.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let rc = request(ctx)?;
+        Ok(rc.viewer.as_ref().map(|v| User(v.user.clone())))
+    }
+
+    /// Another user, as far as the viewer may see them (contact details are limited).
+    async fn user(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<User>> {
+        let rc = request(ctx)?;
+        rc.require_viewer()?;
+        Ok(user::Entity::find_by_id(id)
+            .one(&rc.db)
+            .await
+            .map_err(ApiError::from)?
+            .map(User))
+    }
+
+    /// The viewer's enrollments, newest first; optionally only those with the given statuses.
+    async fn my_enrollments(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<Vec<EnrollmentStatus>>,
+    ) -> Result<Vec<Enrollment>> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        Ok(enrollment::for_user(&rc.db, viewer.id(), status)
+            .await?
+            .into_iter()
+            .map(Enrollment)
+            .collect())
+    }
+
+    /// The viewer's certifications, newest first (expired ones included; see `isValid`).
+    async fn my_certifications(&self, ctx: &Context<'_>) -> Result<Vec<Certification>> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        Ok(certification::Entity::find()
+            .filter(certification::Column::UserId.eq(viewer.id()))
+            .order_by_desc(certification::Column::IssuedAt)
+            .all(&rc.db)
+            .await
+            .map_err(ApiError::from)?
+            .into_iter()
+            .map(Certification)
+            .collect())
+    }
+}

@@ -1,0 +1,197 @@
+use async_graphql::{Context, Object, Result, connection::Connection};
+use chrono::{DateTime, Utc};
+use entity::{course, section};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use super::{Enrollment, Organization, Section, User};
+use crate::{
+    error::ApiError,
+    graphql::{
+        loaders::{
+            ActiveSectionsOf, OrganizationKey, PrerequisitesOf, UserKey, ViewerEnrollmentIn,
+        },
+        request,
+    },
+    service::catalog::{self, CourseFilter},
+};
+
+/// A course: what is taught, by whom, in which sections.
+pub struct Course(pub course::Model);
+
+impl Course {
+    /// Loads, in one batch per relation, what the selection under `node` asks of `courses`.
+    ///
+    /// The loader would batch the fields' own lookups too, but only those made within its
+    /// collection window; priming makes a page cost the same few statements whatever its size
+    /// and however slowly it resolves.
+    pub async fn prime(
+        ctx: &Context<'_>,
+        node: &async_graphql::Lookahead<'_>,
+        courses: &[course::Model],
+    ) -> Result<()> {
+        let rc = request(ctx)?;
+        let teachers = async {
+            if node.field("teacher").exists() {
+                let keys: std::collections::HashSet<_> =
+                    courses.iter().map(|c| UserKey(c.teacher_id)).collect();
+                rc.loader.load_many(keys).await?;
+            }
+            Ok::<_, std::sync::Arc<sea_orm::DbErr>>(())
+        };
+        let sections = async {
+            let field = node.field("sections");
+            if field.exists() {
+                rc.loader
+                    .load_many(courses.iter().map(|c| ActiveSectionsOf(c.id)))
+                    .await?;
+            }
+            Ok(())
+        };
+        let enrollments = async {
+            if rc.viewer.is_some() && node.field("viewerEnrollment").exists() {
+                rc.loader
+                    .load_many(courses.iter().map(|c| ViewerEnrollmentIn(c.id)))
+                    .await?;
+            }
+            Ok(())
+        };
+        futures_util::try_join!(teachers, sections, enrollments)?;
+        Ok(())
+    }
+}
+
+#[Object]
+impl Course {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+
+    /// 1 to 255 characters.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+
+    /// Short code such as `CS-101`.
+    async fn code(&self) -> Option<&str> {
+        self.0.code.as_deref()
+    }
+
+    /// Inactive courses are hidden from discovery.
+    async fn is_active(&self) -> bool {
+        self.0.is_active
+    }
+
+    /// How long the certificate issued on completion stays valid; null: the course issues none.
+    async fn certificate_validity_months(&self) -> Option<i32> {
+        self.0.certificate_validity_months
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+
+    async fn organization(&self, ctx: &Context<'_>) -> Result<Option<Organization>> {
+        let rc = request(ctx)?;
+        Ok(rc
+            .loader
+            .load_one(OrganizationKey(self.0.organization_id))
+            .await?
+            .map(Organization))
+    }
+
+    async fn teacher(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let rc = request(ctx)?;
+        Ok(rc
+            .loader
+            .load_one(UserKey(self.0.teacher_id))
+            .await?
+            .map(User))
+    }
+
+    /// The course's sections, by name. Inactive ones only for those who manage the course.
+    async fn sections(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = false)] include_inactive: bool,
+    ) -> Result<Vec<Section>> {
+        let rc = request(ctx)?;
+        if include_inactive {
+            let viewer = rc.require_viewer()?;
+            if !viewer.can_manage_course(&self.0) {
+                return Err(ApiError::forbidden(
+                    "only those who manage the course see its inactive sections",
+                )
+                .into());
+            }
+            let rows = section::Entity::find()
+                .filter(section::Column::CourseId.eq(self.0.id))
+                .order_by_asc(section::Column::Name)
+                .order_by_asc(section::Column::Id)
+                .all(&rc.db)
+                .await
+                .map_err(ApiError::from)?;
+            return Ok(rows.into_iter().map(Section).collect());
+        }
+        Ok(rc
+            .loader
+            .load_one(ActiveSectionsOf(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Section)
+            .collect())
+    }
+
+    /// Courses whose unexpired certification is required to enroll.
+    async fn prerequisites(&self, ctx: &Context<'_>) -> Result<Vec<Course>> {
+        let rc = request(ctx)?;
+        Ok(rc
+            .loader
+            .load_one(PrerequisitesOf(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Course)
+            .collect())
+    }
+
+    /// The viewer's active (pending, registered or waitlisted) enrollment in this course: the
+    /// "Enrolled" badge. Null when anonymous or not enrolled.
+    async fn viewer_enrollment(&self, ctx: &Context<'_>) -> Result<Option<Enrollment>> {
+        let rc = request(ctx)?;
+        if rc.viewer.is_none() {
+            return Ok(None);
+        }
+        Ok(rc
+            .loader
+            .load_one(ViewerEnrollmentIn(self.0.id))
+            .await?
+            .flatten()
+            .map(Enrollment))
+    }
+}
+
+/// Fields of the course connection beyond edges and page info.
+pub struct CourseConnectionFields {
+    pub filter: CourseFilter,
+}
+
+#[Object]
+impl CourseConnectionFields {
+    /// How many courses match the filter, over all pages. Counted only when asked for.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        let rc = request(ctx)?;
+        Ok(catalog::count_discoverable(&rc.db, &self.filter).await?)
+    }
+}
+
+pub type CourseConnection = Connection<String, Course, CourseConnectionFields>;

@@ -1,0 +1,253 @@
+use async_graphql::{Context, ID, Json, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::{certification, enrollment, enrollment_event, types::EnrollmentStatus};
+use uuid::Uuid;
+
+use super::{Course, Section, User};
+use crate::{
+    error::ApiError,
+    graphql::{
+        loaders::{CertificationOf, CourseKey, EventsOf, SectionKey, UserKey, WaitlistRank},
+        request,
+    },
+};
+
+/// One user's enrollment in one section of a course.
+pub struct Enrollment(pub enrollment::Model);
+
+#[Object]
+impl Enrollment {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+
+    async fn status(&self) -> EnrollmentStatus {
+        self.0.status
+    }
+
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let rc = request(ctx)?;
+        Ok(rc.loader.load_one(UserKey(self.0.user_id)).await?.map(User))
+    }
+
+    async fn section(&self, ctx: &Context<'_>) -> Result<Option<Section>> {
+        let rc = request(ctx)?;
+        Ok(rc
+            .loader
+            .load_one(SectionKey(self.0.section_id))
+            .await?
+            .map(Section))
+    }
+
+    async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
+        let rc = request(ctx)?;
+        Ok(rc
+            .loader
+            .load_one(CourseKey(self.0.course_id))
+            .await?
+            .map(Course))
+    }
+
+    /// 1-based rank among the section's current waitlist; null unless WAITLISTED.
+    async fn waitlist_position(&self, ctx: &Context<'_>) -> Result<Option<i32>> {
+        let (EnrollmentStatus::Waitlisted, Some(ticket)) = (self.0.status, self.0.waitlist_ticket)
+        else {
+            return Ok(None);
+        };
+        let rc = request(ctx)?;
+        Ok(rc
+            .loader
+            .load_one(WaitlistRank {
+                section_id: self.0.section_id,
+                ticket,
+            })
+            .await?)
+    }
+
+    /// Whether fellow team members may see this enrollment.
+    async fn visibility(&self) -> bool {
+        self.0.visibility
+    }
+
+    async fn enrolled_at(&self) -> DateTime<Utc> {
+        self.0.enrolled_at
+    }
+
+    /// The staff member who enrolled the user on their behalf; null for self-enrollment.
+    async fn enrolled_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let Some(by) = self.0.enrolled_by else {
+            return Ok(None);
+        };
+        let rc = request(ctx)?;
+        Ok(rc.loader.load_one(UserKey(by)).await?.map(User))
+    }
+
+    /// Whether every prerequisite certification was held when the enrollment was made.
+    async fn prerequisite_check_passed(&self) -> bool {
+        self.0.prerequisite_check_passed
+    }
+
+    async fn prerequisite_check_at(&self) -> Option<DateTime<Utc>> {
+        self.0.prerequisite_check_at
+    }
+
+    /// When the enrollment took its seat (on enrollment, approval hold or promotion).
+    async fn seat_reserved_at(&self) -> Option<DateTime<Utc>> {
+        self.0.seat_reserved_at
+    }
+
+    /// When attendance was confirmed.
+    async fn completed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.completed_at
+    }
+
+    /// Who confirmed attendance.
+    async fn completed_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let Some(by) = self.0.completed_by else {
+            return Ok(None);
+        };
+        let rc = request(ctx)?;
+        Ok(rc.loader.load_one(UserKey(by)).await?.map(User))
+    }
+
+    /// Proof of completion as given by the confirming staff member.
+    async fn completion_evidence(&self) -> Option<Json<serde_json::Value>> {
+        self.0.completion_evidence.clone().map(Json)
+    }
+
+    async fn cancelled_at(&self) -> Option<DateTime<Utc>> {
+        self.0.cancelled_at
+    }
+
+    async fn withdrawn_at(&self) -> Option<DateTime<Utc>> {
+        self.0.withdrawn_at
+    }
+
+    /// Why it was cancelled, withdrawn or failed.
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+
+    /// The certification this enrollment earned, if any.
+    async fn certification(&self, ctx: &Context<'_>) -> Result<Option<Certification>> {
+        let rc = request(ctx)?;
+        Ok(rc
+            .loader
+            .load_one(CertificationOf(self.0.id))
+            .await?
+            .map(Certification))
+    }
+
+    /// Internal staff notes. FORBIDDEN to anyone who does not manage the course, the enrolled
+    /// student included.
+    async fn notes(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        let course = rc.loader.load_one(CourseKey(self.0.course_id)).await?;
+        if !course.is_some_and(|c| viewer.can_manage_course(&c)) {
+            return Err(ApiError::forbidden("notes are for the staff of the course").into());
+        }
+        Ok(self.0.notes.as_deref())
+    }
+
+    /// Every status change, oldest first.
+    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<EnrollmentEvent>> {
+        let rc = request(ctx)?;
+        Ok(rc
+            .loader
+            .load_one(EventsOf(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(EnrollmentEvent)
+            .collect())
+    }
+}
+
+/// One status change of an enrollment.
+pub struct EnrollmentEvent(pub enrollment_event::Model);
+
+#[Object]
+impl EnrollmentEvent {
+    /// Increases with every event written.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn enrollment_id(&self) -> Uuid {
+        self.0.enrollment_id
+    }
+
+    /// Null for the event that created the enrollment.
+    async fn from(&self) -> Option<EnrollmentStatus> {
+        self.0.from_status
+    }
+
+    async fn to(&self) -> EnrollmentStatus {
+        self.0.to_status
+    }
+
+    /// Who caused the change; for a promotion, whoever freed the seat.
+    async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let Some(actor) = self.0.actor_id else {
+            return Ok(None);
+        };
+        let rc = request(ctx)?;
+        Ok(rc.loader.load_one(UserKey(actor)).await?.map(User))
+    }
+
+    async fn reason(&self) -> Option<&str> {
+        self.0.reason.as_deref()
+    }
+
+    /// Extra facts, such as a capacity override or the sections of a switch.
+    async fn details(&self) -> Option<Json<serde_json::Value>> {
+        self.0.details.clone().map(Json)
+    }
+
+    async fn at(&self) -> DateTime<Utc> {
+        self.0.at
+    }
+}
+
+/// A certification earned by completing a course.
+pub struct Certification(pub certification::Model);
+
+#[Object]
+impl Certification {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+
+    async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        let rc = request(ctx)?;
+        Ok(rc.loader.load_one(UserKey(self.0.user_id)).await?.map(User))
+    }
+
+    async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
+        let rc = request(ctx)?;
+        Ok(rc
+            .loader
+            .load_one(CourseKey(self.0.course_id))
+            .await?
+            .map(Course))
+    }
+
+    async fn enrollment_id(&self) -> Uuid {
+        self.0.enrollment_id
+    }
+
+    async fn issued_at(&self) -> DateTime<Utc> {
+        self.0.issued_at
+    }
+
+    /// Null: never expires.
+    async fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.0.expires_at
+    }
+
+    /// Whether it has not expired yet.
+    async fn is_valid(&self) -> bool {
+        self.0.expires_at.is_none_or(|e| e > Utc::now())
+    }
+}

@@ -1,0 +1,95 @@
+use async_graphql::{Context, Object, Result};
+use chrono::{DateTime, Utc};
+use entity::{section, types::Meeting};
+use uuid::Uuid;
+
+use super::Course;
+use crate::graphql::{loaders::CourseKey, request};
+
+/// A section of a course: a schedule, a room, and a number of seats.
+pub struct Section(pub section::Model);
+
+impl Section {
+    /// Seats held: REGISTERED plus PENDING (a pending enrollment keeps its seat).
+    fn seats_taken(&self) -> i32 {
+        self.0.registered_count + self.0.pending_count
+    }
+}
+
+#[Object]
+impl Section {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+
+    /// 1 to 100 characters, e.g. "Section A".
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
+        let rc = request(ctx)?;
+        Ok(rc
+            .loader
+            .load_one(CourseKey(self.0.course_id))
+            .await?
+            .map(Course))
+    }
+
+    /// Weekly meetings.
+    async fn schedule(&self) -> &[Meeting] {
+        &self.0.schedule.0
+    }
+
+    /// Number of seats; null means unlimited.
+    async fn capacity(&self) -> Option<i32> {
+        self.0.capacity
+    }
+
+    /// Enrollments holding a confirmed seat (REGISTERED).
+    async fn registered_count(&self) -> i32 {
+        self.0.registered_count
+    }
+
+    /// Enrollments awaiting approval; each holds a seat.
+    async fn pending_count(&self) -> i32 {
+        self.0.pending_count
+    }
+
+    /// Enrollments on the waitlist.
+    async fn waitlist_count(&self) -> i32 {
+        self.0.waitlist_count
+    }
+
+    /// Free seats; null when the capacity is unlimited.
+    async fn seats_available(&self) -> Option<i32> {
+        self.0.capacity.map(|c| (c - self.seats_taken()).max(0))
+    }
+
+    /// Whether no seat is free (never true for unlimited sections).
+    async fn is_full(&self) -> bool {
+        self.0.capacity.is_some_and(|c| self.seats_taken() >= c)
+    }
+
+    async fn is_active(&self) -> bool {
+        self.0.is_active
+    }
+
+    /// New enrollments wait as PENDING until staff approve them.
+    async fn requires_approval(&self) -> bool {
+        self.0.requires_approval
+    }
+
+    /// When full, new enrollments join the waitlist instead of failing with SECTION_FULL.
+    async fn waitlist_enabled(&self) -> bool {
+        self.0.waitlist_enabled
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}

@@ -1,0 +1,16 @@
+//! Roster: a GraphQL API server for course discovery, enrollment, waitlists and certifications.
+//!
+//! `main.rs` only parses the command line; everything it runs lives here so that the tests drive
+//! the very same [`app`] the binary serves.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod seed;
+pub mod service;
+pub mod telemetry;

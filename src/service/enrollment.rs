@@ -1,0 +1,130 @@
+//! Enrollments: reading them, and moving seats and waitlist places inside a transaction.
+
+use chrono::{DateTime, Utc};
+use entity::{enrollment, enrollment_event, section, types::EnrollmentStatus};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
+    sea_query::{Expr, ExprTrait},
+};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The viewer's enrollments, newest first, optionally only those in `statuses`.
+///
+/// # Errors
+/// `INTERNAL` when the database fails.
+pub async fn for_user(
+    db: &DatabaseConnection,
+    user_id: Uuid,
+    statuses: Option<Vec<EnrollmentStatus>>,
+) -> Result<Vec<enrollment::Model>, ApiError> {
+    let mut select = enrollment::Entity::find().filter(enrollment::Column::UserId.eq(user_id));
+    if let Some(statuses) = statuses {
+        select = select.filter(enrollment::Column::Status.is_in(statuses));
+    }
+    Ok(select
+        .order_by_desc(enrollment::Column::EnrolledAt)
+        .order_by_desc(enrollment::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Writes the audit event of one status change, in the caller's transaction (invariant 6).
+pub(crate) async fn record_event(
+    txn: &impl ConnectionTrait,
+    enrollment_id: Uuid,
+    from: Option<EnrollmentStatus>,
+    to: EnrollmentStatus,
+    actor: Option<Uuid>,
+    reason: Option<String>,
+    details: Option<serde_json::Value>,
+    at: DateTime<Utc>,
+) -> Result<enrollment_event::Model, ApiError> {
+    Ok(enrollment_event::ActiveModel {
+        enrollment_id: Set(enrollment_id),
+        from_status: Set(from),
+        to_status: Set(to),
+        actor_id: Set(actor),
+        reason: Set(reason),
+        details: Set(details),
+        at: Set(at),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?)
+}
+
+/// Promotes the earliest waitlisted enrollments of `section` into its free seats, as many as
+/// there are free seats, and returns them. The caller holds the section's row lock (or SQLite's
+/// write lock) and has already written the change that freed the seats; `section` is the row as
+/// it stands after that change.
+///
+/// # Errors
+/// `INTERNAL` when the database fails.
+pub(crate) async fn fill_free_seats(
+    txn: &impl ConnectionTrait,
+    section: &section::Model,
+    actor: Option<Uuid>,
+    at: DateTime<Utc>,
+) -> Result<Vec<enrollment::Model>, ApiError> {
+    if section.waitlist_count <= 0 || !section.is_active {
+        return Ok(Vec::new());
+    }
+    let free = match section.capacity {
+        None => i64::from(section.waitlist_count),
+        Some(capacity) => {
+            i64::from(capacity)
+                - i64::from(section.registered_count)
+                - i64::from(section.pending_count)
+        }
+    };
+    if free <= 0 {
+        return Ok(Vec::new());
+    }
+    let waiting = enrollment::Entity::find()
+        .filter(enrollment::Column::SectionId.eq(section.id))
+        .filter(enrollment::Column::Status.eq(EnrollmentStatus::Waitlisted))
+        .order_by_asc(enrollment::Column::WaitlistTicket)
+        .limit(free as u64)
+        .all(txn)
+        .await?;
+    let mut promoted = Vec::with_capacity(waiting.len());
+    for row in waiting {
+        let mut model: enrollment::ActiveModel = row.into();
+        model.status = Set(EnrollmentStatus::Registered);
+        model.waitlist_ticket = Set(None);
+        model.seat_reserved_at = Set(Some(at));
+        model.updated_at = Set(at);
+        let row = model.update(txn).await?;
+        record_event(
+            txn,
+            row.id,
+            Some(EnrollmentStatus::Waitlisted),
+            EnrollmentStatus::Registered,
+            actor,
+            Some("promoted from the waitlist".into()),
+            None,
+            at,
+        )
+        .await?;
+        promoted.push(row);
+    }
+    if !promoted.is_empty() {
+        let n = promoted.len() as i32;
+        section::Entity::update_many()
+            .col_expr(
+                section::Column::RegisteredCount,
+                Expr::col(section::Column::RegisteredCount).add(n),
+            )
+            .col_expr(
+                section::Column::WaitlistCount,
+                Expr::col(section::Column::WaitlistCount).sub(n),
+            )
+            .filter(section::Column::Id.eq(section.id))
+            .exec(txn)
+            .await?;
+    }
+    Ok(promoted)
+}

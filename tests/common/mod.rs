@@ -1,0 +1,578 @@
+//! Test harness: every test gets the real application against its own fresh database, on SQLite
+//! and on PostgreSQL.
+//!
+//! PostgreSQL comes from `ROSTER_TEST_DATABASE_URL` (a server URL whose user may create
+//! databases) or, by default, from a throwaway cluster this harness starts once per test
+//! binary with `initdb` and `pg_ctl` (as the `postgres` OS user when running as root). A
+//! migrated template database makes each test's database a cheap `CREATE DATABASE … TEMPLATE`.
+//! The cluster is stopped and deleted by a watchdog when the test process exits.
+//! `ROSTER_TEST_BACKENDS=sqlite` opts out of PostgreSQL; every skipped test then says so.
+#![allow(dead_code)]
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_graphql::{BatchRequest, Request, Variables};
+use entity::{organization, types::Role, user};
+use migration::{Migrator, MigratorTrait};
+use roster::{app::AppState, auth::TokenKeys, config::DbConfig};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a test body once per backend, as two test functions (`…::sqlite`, `…::postgres`).
+#[macro_export]
+macro_rules! backend_tests {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn run($app: $crate::common::TestApp) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    run($crate::common::TestApp::new($crate::common::Backend::Sqlite).await).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = $crate::common::TestApp::postgres().await {
+                        run(app).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// The application under test, on its own database.
+pub struct TestApp {
+    pub backend: Backend,
+    pub db: DatabaseConnection,
+    pub state: Arc<AppState>,
+    /// Statements issued on `db` since the last [`TestApp::reset_statements`].
+    pub statements: Arc<AtomicUsize>,
+    pub database_url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestApp {
+    /// A fresh app on `backend`. Panics with the reason when PostgreSQL cannot be had.
+    pub async fn new(backend: Backend) -> Self {
+        let (url, dir) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("roster.db").display());
+                (url, Some(dir))
+            }
+            Backend::Postgres => (postgres_database().await, None),
+        };
+        let config = DbConfig {
+            database_url: url.clone(),
+            db_max_connections: Some(12),
+        };
+        let mut db = roster::db::connect(&config).await.expect("connect");
+        if backend == Backend::Sqlite {
+            Migrator::up(&db, None).await.expect("migrate");
+        }
+        let statements = Arc::new(AtomicUsize::new(0));
+        let counter = statements.clone();
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        let keys = TokenKeys::new(SECRET).expect("keys");
+        let state = AppState::new(db.clone(), keys, 100);
+        Self {
+            backend,
+            db,
+            state,
+            statements,
+            database_url: url,
+            _dir: dir,
+        }
+    }
+
+    /// A fresh app on PostgreSQL, or `None` (said out loud) when the run opted out of it.
+    pub async fn postgres() -> Option<Self> {
+        if !postgres_enabled() {
+            eprintln!(
+                "SKIPPED on PostgreSQL: ROSTER_TEST_BACKENDS={} excludes it",
+                std::env::var("ROSTER_TEST_BACKENDS").unwrap_or_default()
+            );
+            return None;
+        }
+        Some(Self::new(Backend::Postgres).await)
+    }
+
+    pub fn reset_statements(&self) {
+        self.statements.store(0, Ordering::SeqCst);
+    }
+
+    pub fn statement_count(&self) -> usize {
+        self.statements.load(Ordering::SeqCst)
+    }
+
+    /// A bearer token for `user_id`, valid for an hour.
+    pub fn token(&self, user_id: Uuid) -> String {
+        self.state
+            .keys
+            .issue(user_id, Duration::from_secs(3600))
+            .expect("token")
+    }
+
+    /// Runs a GraphQL request through the same path as HTTP requests, as `token`'s holder.
+    /// Returns the response as JSON (`data` and `errors`).
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let header = token.map(|t| format!("Bearer {t}"));
+        self.gql_with_header(header.as_deref(), query, variables)
+            .await
+    }
+
+    /// Like [`TestApp::gql`] with a raw `Authorization` header value.
+    pub async fn gql_with_header(
+        &self,
+        authorization: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Value {
+        let request = Request::new(query).variables(Variables::from_json(variables));
+        let response = self
+            .state
+            .execute(BatchRequest::Single(request), authorization)
+            .await;
+        serde_json::to_value(&response).expect("response is JSON")
+    }
+
+    /// Like [`TestApp::gql`], failing the test when the response has errors; returns `data`.
+    pub async fn ok(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let response = self.gql(token, query, variables).await;
+        assert!(
+            response.get("errors").is_none(),
+            "[{:?}] unexpected errors: {response:#}",
+            self.backend
+        );
+        response["data"].clone()
+    }
+
+    /// Serves the app on a free loopback port and returns its address.
+    pub async fn serve(&self) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let router = roster::app::router(self.state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        address
+    }
+
+    pub async fn organization(&self, name: &str) -> organization::Model {
+        organization::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            name: Set(name.into()),
+            created_at: Set(roster::db::now()),
+        }
+        .insert(&self.db)
+        .await
+        .expect("insert organization")
+    }
+
+    pub async fn user(&self, role: Role, organization: Option<Uuid>) -> user::Model {
+        let id = Uuid::now_v7();
+        let at = roster::db::now();
+        user::ActiveModel {
+            id: Set(id),
+            email: Set(format!(
+                "{}-{id}@test.roster.dev",
+                format!("{role:?}").to_lowercase()
+            )),
+            name: Set(format!("{role:?} {}", &id.to_string()[..8])),
+            picture: Set(Some(format!("https://img.test/{id}.png"))),
+            role: Set(role),
+            organization_id: Set(organization),
+            created_at: Set(at),
+            updated_at: Set(at),
+        }
+        .insert(&self.db)
+        .await
+        .expect("insert user")
+    }
+}
+
+/// Expects exactly one error and returns its `extensions.code`.
+pub fn error_code(response: &Value) -> String {
+    let errors = response["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("expected errors, got {response:#}"));
+    assert_eq!(errors.len(), 1, "expected one error: {response:#}");
+    errors[0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error without a code: {response:#}"))
+        .to_owned()
+}
+
+/// `{ "input": … }` shorthand for mutation variables.
+pub fn input(value: Value) -> Value {
+    json!({ "input": value })
+}
+
+fn postgres_enabled() -> bool {
+    match std::env::var("ROSTER_TEST_BACKENDS") {
+        Ok(list) => list
+            .split(',')
+            .any(|b| b.trim().eq_ignore_ascii_case("postgres")),
+        Err(_) => true,
+    }
+}
+
+/// Where to create databases: the server URL (without a database name) and the template.
+struct PgServer {
+    /// URL of the `postgres` maintenance database, for `CREATE DATABASE`.
+    admin_url: String,
+    /// `postgres://…/` prefix to which a database name is appended.
+    base_url: String,
+    template: String,
+}
+
+static PG: OnceLock<Result<PgServer, String>> = OnceLock::new();
+
+/// A new database cloned from the migrated template; returns its URL.
+async fn postgres_database() -> String {
+    let server = PG
+        .get_or_init(|| {
+            // Start-up runs blocking commands and its own runtime; keep it off this one.
+            std::thread::spawn(start_postgres)
+                .join()
+                .unwrap_or_else(|_| Err("PostgreSQL start-up panicked".into()))
+        })
+        .as_ref()
+        .unwrap_or_else(|why| {
+            panic!(
+                "PostgreSQL is required for this test run and could not be started: {why}\n\
+                 Install Debian's `postgresql` package (the server binaries in \
+                 /usr/lib/postgresql/15/bin), point ROSTER_TEST_DATABASE_URL at a server, or run \
+                 with ROSTER_TEST_BACKENDS=sqlite to test SQLite only."
+            )
+        });
+    let name = format!("roster_test_{}", Uuid::new_v4().simple());
+    let admin = Database::connect(&server.admin_url)
+        .await
+        .expect("connect to PostgreSQL");
+    admin
+        .execute_unprepared(&format!(
+            "CREATE DATABASE {name} TEMPLATE {}",
+            server.template
+        ))
+        .await
+        .expect("create test database");
+    admin.close().await.ok();
+    format!("{}{name}", server.base_url)
+}
+
+fn start_postgres() -> Result<PgServer, String> {
+    let (admin_url, base_url) = match std::env::var("ROSTER_TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => {
+            let base = match url.rfind('/') {
+                Some(i) if i > url.find("://").map_or(0, |s| s + 2) => url[..=i].to_owned(),
+                _ => format!("{url}/"),
+            };
+            (url, base)
+        }
+        _ => {
+            let port = start_cluster()?;
+            let base = format!("postgres://postgres@127.0.0.1:{port}/");
+            (format!("{base}postgres"), base)
+        }
+    };
+    let template = format!("roster_template_{}", std::process::id());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let admin = Database::connect(&admin_url)
+            .await
+            .map_err(|e| format!("cannot connect to {admin_url}: {e}"))?;
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {template}"))
+            .await
+            .map_err(|e| format!("cannot create the template database: {e}"))?;
+        admin.close().await.ok();
+        let db = Database::connect(format!("{base_url}{template}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        Migrator::up(&db, None)
+            .await
+            .map_err(|e| format!("migrating the template failed: {e}"))?;
+        db.close().await.map_err(|e| e.to_string())
+    })?;
+    Ok(PgServer {
+        admin_url,
+        base_url,
+        template,
+    })
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `program args…`, as the `postgres` user when we are root (initdb refuses to run as root).
+fn pg_command(program: &str, root: bool) -> Command {
+    let path = Path::new(PG_BIN).join(program);
+    if root {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(path);
+        cmd
+    } else {
+        Command::new(path)
+    }
+}
+
+fn run(mut cmd: Command, what: &str) -> Result<(), String> {
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// Starts a throwaway cluster on a free loopback port and returns the port.
+fn start_cluster() -> Result<u16, String> {
+    if !Path::new(PG_BIN).join("initdb").exists() {
+        return Err(format!("{PG_BIN}/initdb not found"));
+    }
+    let root = is_root();
+    let dir: PathBuf = std::env::temp_dir().join(format!("roster-test-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    if root {
+        run(
+            {
+                let mut c = Command::new("chown");
+                c.args(["-R", "postgres:postgres"]).arg(&dir);
+                c
+            },
+            "chown",
+        )?;
+    }
+    let data = dir.join("data");
+    let mut initdb = pg_command("initdb", root);
+    initdb
+        .arg("-D")
+        .arg(&data)
+        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
+    run(initdb, "initdb")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let options = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+         -c full_page_writes=off -c max_connections=400 -c shared_buffers=64MB",
+        dir.display()
+    );
+    let mut start = pg_command("pg_ctl", root);
+    start
+        .arg("-D")
+        .arg(&data)
+        .args(["-o", &options, "-l"])
+        .arg(dir.join("log"))
+        .args(["-w", "start"]);
+    run(start, "pg_ctl start")?;
+    // Stop and delete the cluster once this test process is gone, however it ends.
+    let as_pg = if root { "runuser -u postgres -- " } else { "" };
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+         {as_pg}{PG_BIN}/pg_ctl -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
+        pid = std::process::id(),
+        data = data.display(),
+        dir = dir.display(),
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("watchdog: {e}"))?;
+    Ok(port)
+}
+
+/// A teacher in a fresh organization, ready to create courses through the API.
+pub struct Campus {
+    pub organization: organization::Model,
+    pub teacher: user::Model,
+    pub teacher_token: String,
+}
+
+impl TestApp {
+    pub async fn campus(&self, name: &str) -> Campus {
+        let organization = self.organization(name).await;
+        let teacher = self.user(Role::Teacher, Some(organization.id)).await;
+        let teacher_token = self.token(teacher.id);
+        Campus {
+            organization,
+            teacher,
+            teacher_token,
+        }
+    }
+
+    /// Creates a course through `createCourse` as `token`'s holder; returns its id.
+    pub async fn create_course(&self, token: &str, input_value: Value) -> Uuid {
+        let data = self
+            .ok(
+                Some(token),
+                "mutation($input: CreateCourseInput!) { createCourse(input: $input) { id } }",
+                input(input_value),
+            )
+            .await;
+        parse_id(&data["createCourse"]["id"])
+    }
+
+    /// Creates a section through `createSection`; returns its id.
+    pub async fn create_section(&self, token: &str, input_value: Value) -> Uuid {
+        let data = self
+            .ok(
+                Some(token),
+                "mutation($input: CreateSectionInput!) { createSection(input: $input) { id } }",
+                input(input_value),
+            )
+            .await;
+        parse_id(&data["createSection"]["id"])
+    }
+
+    /// A course named `name` with one section of `capacity` seats meeting `weekday`.
+    pub async fn course_with_section(
+        &self,
+        campus: &Campus,
+        name: &str,
+        capacity: Option<i32>,
+        weekday: &str,
+    ) -> (Uuid, Uuid) {
+        let course = self
+            .create_course(
+                &campus.teacher_token,
+                json!({ "name": name, "code": "C-1" }),
+            )
+            .await;
+        let section = self
+            .create_section(
+                &campus.teacher_token,
+                json!({
+                    "courseId": course,
+                    "name": "Section A",
+                    "capacity": capacity,
+                    "schedule": [{ "weekday": weekday, "start": "09:00", "end": "10:30", "room": "B2" }],
+                }),
+            )
+            .await;
+        (course, section)
+    }
+
+    /// Writes an enrollment row and its counter the way the engine does, for tests of reads.
+    pub async fn seat(
+        &self,
+        user_id: Uuid,
+        section_id: Uuid,
+        status: entity::types::EnrollmentStatus,
+    ) -> Uuid {
+        use entity::{enrollment, section, types::EnrollmentStatus as S};
+        use sea_orm::{
+            ColumnTrait, EntityTrait, QueryFilter,
+            sea_query::{Expr, ExprTrait},
+        };
+        let section_row = section::Entity::find_by_id(section_id)
+            .one(&self.db)
+            .await
+            .expect("section query")
+            .expect("section exists");
+        let at = roster::db::now();
+        let counter = match status {
+            S::Registered => Some(section::Column::RegisteredCount),
+            S::Pending => Some(section::Column::PendingCount),
+            S::Waitlisted => Some(section::Column::WaitlistCount),
+            _ => None,
+        };
+        let ticket = (status == S::Waitlisted).then_some(section_row.waitlist_seq + 1);
+        if let Some(column) = counter {
+            section::Entity::update_many()
+                .col_expr(column, Expr::col(column).add(1))
+                .col_expr(
+                    section::Column::WaitlistSeq,
+                    Expr::value(ticket.unwrap_or(section_row.waitlist_seq)),
+                )
+                .filter(section::Column::Id.eq(section_id))
+                .exec(&self.db)
+                .await
+                .expect("counter");
+        }
+        let id = Uuid::now_v7();
+        enrollment::ActiveModel {
+            id: Set(id),
+            user_id: Set(user_id),
+            course_id: Set(section_row.course_id),
+            section_id: Set(section_id),
+            status: Set(status),
+            visibility: Set(true),
+            enrolled_at: Set(at),
+            enrolled_by: Set(None),
+            prerequisite_check_passed: Set(true),
+            prerequisite_check_at: Set(Some(at)),
+            seat_reserved_at: Set(status.holds_seat().then_some(at)),
+            waitlist_ticket: Set(ticket),
+            completed_at: Set((status == S::Completed).then_some(at)),
+            completed_by: Set(None),
+            completion_evidence: Set(None),
+            cancelled_at: Set(None),
+            withdrawn_at: Set(None),
+            reason: Set(None),
+            notes: Set(None),
+            created_at: Set(at),
+            updated_at: Set(at),
+        }
+        .insert(&self.db)
+        .await
+        .expect("insert enrollment");
+        id
+    }
+}
+
+pub fn parse_id(value: &Value) -> Uuid {
+    value
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an id: {value}"))
+}
