@@ -387,7 +387,7 @@ impl Demo {
                     is_active: !(i == 2 && s == 2),
                     requires_approval: i == 7,
                     // One full section without a waitlist, to show SECTION_FULL.
-                    waitlist_enabled: !(i == 11),
+                    waitlist_enabled: i != 11,
                     created_at: c.created_at,
                     updated_at: c.created_at,
                 });

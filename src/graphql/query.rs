@@ -45,12 +45,12 @@ impl CatalogQuery {
     async fn courses(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20, desc = "Page size, at most 100.")] first: i32,
+        #[graphql(default = 20, desc = "Page size, at most 100.")] first: Option<i32>,
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
         filter: Option<catalog::CourseFilter>,
     ) -> Result<CourseConnection> {
         let rc = request(ctx)?;
-        let first = page_size(rc, first)?;
+        let first = page_size(rc, first.unwrap_or(20))?;
         let after = after
             .map(|text| {
                 Cursor::decode(&text)

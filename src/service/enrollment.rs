@@ -31,25 +31,33 @@ pub async fn for_user(
         .await?)
 }
 
+/// One status change of an enrollment, as written to the audit trail.
+pub(crate) struct Transition {
+    pub enrollment_id: Uuid,
+    /// `None` when the enrollment is being created.
+    pub from: Option<EnrollmentStatus>,
+    pub to: EnrollmentStatus,
+    /// Who caused it.
+    pub actor: Option<Uuid>,
+    pub reason: Option<String>,
+    /// Extra facts, such as a capacity override or the sections of a switch.
+    pub details: Option<serde_json::Value>,
+    pub at: DateTime<Utc>,
+}
+
 /// Writes the audit event of one status change, in the caller's transaction (invariant 6).
 pub(crate) async fn record_event(
     txn: &impl ConnectionTrait,
-    enrollment_id: Uuid,
-    from: Option<EnrollmentStatus>,
-    to: EnrollmentStatus,
-    actor: Option<Uuid>,
-    reason: Option<String>,
-    details: Option<serde_json::Value>,
-    at: DateTime<Utc>,
+    transition: Transition,
 ) -> Result<enrollment_event::Model, ApiError> {
     Ok(enrollment_event::ActiveModel {
-        enrollment_id: Set(enrollment_id),
-        from_status: Set(from),
-        to_status: Set(to),
-        actor_id: Set(actor),
-        reason: Set(reason),
-        details: Set(details),
-        at: Set(at),
+        enrollment_id: Set(transition.enrollment_id),
+        from_status: Set(transition.from),
+        to_status: Set(transition.to),
+        actor_id: Set(transition.actor),
+        reason: Set(transition.reason),
+        details: Set(transition.details),
+        at: Set(transition.at),
         ..Default::default()
     }
     .insert(txn)
@@ -100,13 +108,15 @@ pub(crate) async fn fill_free_seats(
         let row = model.update(txn).await?;
         record_event(
             txn,
-            row.id,
-            Some(EnrollmentStatus::Waitlisted),
-            EnrollmentStatus::Registered,
-            actor,
-            Some("promoted from the waitlist".into()),
-            None,
-            at,
+            Transition {
+                enrollment_id: row.id,
+                from: Some(EnrollmentStatus::Waitlisted),
+                to: EnrollmentStatus::Registered,
+                actor,
+                reason: Some("promoted from the waitlist".into()),
+                details: None,
+                at,
+            },
         )
         .await?;
         promoted.push(row);
