@@ -123,3 +123,13 @@ pub fn is_retryable(err: &DbErr) -> bool {
     let code = db_err.code().unwrap_or_default();
     matches!(code.as_ref(), "5" | "6" | "517" | "262" | "40001" | "40P01")
 }
+
+impl ApiError {
+    /// Whether the failure was a lost race the database asks us to retry (see [`is_retryable`]).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Internal(cause) => cause.downcast_ref::<DbErr>().is_some_and(is_retryable),
+            _ => false,
+        }
+    }
+}

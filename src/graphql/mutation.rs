@@ -1,17 +1,144 @@
-use async_graphql::{Context, MergedObject, Object, Result};
+use async_graphql::{Context, Json, MergedObject, Object, Result};
 use uuid::Uuid;
 
 use super::{
     request,
-    types::{Course, Section},
+    types::{Course, Enrollment, Section},
 };
-use crate::service::catalog::{
-    self, CreateCourseInput, CreateSectionInput, UpdateCourseInput, UpdateSectionInput,
+use crate::service::{
+    catalog::{self, CreateCourseInput, CreateSectionInput, UpdateCourseInput, UpdateSectionInput},
+    lifecycle::{self, EnrollRequest},
 };
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(CatalogMutation);
+pub struct MutationRoot(CatalogMutation, EnrollmentMutation);
+
+/// The enrollment life cycle. Each mutation is one transaction; a change that frees a seat
+/// promotes the earliest waitlisted enrollment in the same transaction.
+#[derive(Default)]
+pub struct EnrollmentMutation;
+
+#[Object]
+impl EnrollmentMutation {
+    /// Enrolls the viewer (or, for staff of the course, `userId`, recorded as `enrolledBy`) in a
+    /// section: REGISTERED, PENDING when the section requires approval, or WAITLISTED when it is
+    /// full; SECTION_FULL when it is full and has no waitlist.
+    async fn enroll(
+        &self,
+        ctx: &Context<'_>,
+        section_id: Uuid,
+        user_id: Option<Uuid>,
+        #[graphql(default_with = "Some(true)")] visibility: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Staff only: take a seat beyond capacity."
+        )]
+        override_capacity: Option<bool>,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Staff only: ignore overlapping meetings."
+        )]
+        override_schedule_conflict: Option<bool>,
+    ) -> Result<Enrollment> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        let request = EnrollRequest {
+            section_id,
+            user_id,
+            visibility: visibility.unwrap_or(true),
+            override_capacity: override_capacity.unwrap_or(false),
+            override_schedule_conflict: override_schedule_conflict.unwrap_or(false),
+        };
+        Ok(Enrollment(
+            lifecycle::enroll(&rc.db, viewer, request).await?,
+        ))
+    }
+
+    /// Leaves a course (by the enrolled user or staff of the course): WITHDRAWN, final.
+    async fn withdraw(
+        &self,
+        ctx: &Context<'_>,
+        enrollment_id: Uuid,
+        reason: Option<String>,
+    ) -> Result<Enrollment> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        Ok(Enrollment(
+            lifecycle::withdraw(&rc.db, viewer, enrollment_id, reason).await?,
+        ))
+    }
+
+    /// Staff cancel an enrollment, with a reason: CANCELLED, final. Cancelling a PENDING
+    /// enrollment is how an approval is refused.
+    async fn cancel_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        enrollment_id: Uuid,
+        reason: String,
+    ) -> Result<Enrollment> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        Ok(Enrollment(
+            lifecycle::cancel(&rc.db, viewer, enrollment_id, reason).await?,
+        ))
+    }
+
+    /// Staff approve a PENDING enrollment: REGISTERED.
+    async fn approve_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        enrollment_id: Uuid,
+    ) -> Result<Enrollment> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        Ok(Enrollment(
+            lifecycle::approve(&rc.db, viewer, enrollment_id).await?,
+        ))
+    }
+
+    /// Staff confirm attendance: COMPLETED; issues the course's certification, once.
+    async fn complete_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        enrollment_id: Uuid,
+        evidence: Option<Json<serde_json::Value>>,
+    ) -> Result<Enrollment> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        Ok(Enrollment(
+            lifecycle::complete(&rc.db, viewer, enrollment_id, evidence.map(|e| e.0)).await?,
+        ))
+    }
+
+    /// Staff record that a registered student did not complete: FAILED, final.
+    async fn fail_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        enrollment_id: Uuid,
+        reason: Option<String>,
+    ) -> Result<Enrollment> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        Ok(Enrollment(
+            lifecycle::fail(&rc.db, viewer, enrollment_id, reason).await?,
+        ))
+    }
+
+    /// The enrolled user shows or hides the enrollment from fellow team members.
+    async fn set_enrollment_visibility(
+        &self,
+        ctx: &Context<'_>,
+        enrollment_id: Uuid,
+        visibility: bool,
+    ) -> Result<Enrollment> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        Ok(Enrollment(
+            lifecycle::set_visibility(&rc.db, viewer, enrollment_id, visibility).await?,
+        ))
+    }
+}
 
 /// Course and section management, for a course's teacher, its organization's coordinators and
 /// admins.

@@ -138,3 +138,26 @@ pub(crate) async fn fill_free_seats(
     }
     Ok(promoted)
 }
+
+/// How many times a write transaction that lost a race (deadlock, serialization failure, SQLite
+/// busy) is run again before the error is reported.
+const ATTEMPTS: usize = 3;
+
+/// Runs a write use case, running it again when the database reports a retryable conflict. Each
+/// attempt is a whole transaction, so a retry never sees half of an earlier one.
+pub(crate) async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(err) if tries < ATTEMPTS && err.is_retryable() => {
+                tracing::debug!(error = ?err, tries, "retrying a transaction that lost a race");
+            }
+            other => return other,
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod enrollment;
+pub mod lifecycle;
 pub mod users;
 
 use sea_orm::{DatabaseBackend, EntityTrait, QuerySelect, Select};

@@ -1,0 +1,700 @@
+//! The enrollment engine: every status change of DESIGN.md's state machine, each one
+//! transaction that moves the seat counters with it, writes its audit event, and promotes the
+//! earliest waitlisted enrollments into any seat it frees.
+//!
+//! Lock order is always the section row first, then enrollment rows, so that two transactions
+//! touching the same section queue on it instead of deadlocking. On SQLite the write transaction
+//! (`BEGIN IMMEDIATE`) already serializes writers.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use entity::{
+    certification, course, course_prerequisite, enrollment, section,
+    types::EnrollmentStatus::{self, *},
+    user,
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, QueryFilter, Set,
+    sea_query::{Expr, ExprTrait},
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    enrollment::{Transition, fill_free_seats, record_event, retrying},
+    for_update,
+};
+use crate::{
+    auth::Viewer,
+    db::{begin_write, now},
+    domain::{schedule::first_conflict, status::can_transition},
+    error::ApiError,
+};
+
+/// What `enroll` asks for.
+#[derive(Clone, Debug)]
+pub struct EnrollRequest {
+    pub section_id: Uuid,
+    /// Someone else to enroll (staff only); `None` enrolls the viewer.
+    pub user_id: Option<Uuid>,
+    pub visibility: bool,
+    /// Take a seat even when the section is full (staff only; recorded in the event).
+    pub override_capacity: bool,
+    /// Enroll despite overlapping meetings (staff only; recorded in the event).
+    pub override_schedule_conflict: bool,
+}
+
+/// Enrolls a user in a section: a seat (REGISTERED, or PENDING when the section requires
+/// approval), else a place on the waitlist, else `SECTION_FULL`.
+///
+/// Checks run in DESIGN.md's order: the section and course are active; every prerequisite has an
+/// unexpired certification; no active enrollment in the course; no schedule conflict with the
+/// user's registered sections; then the seat.
+///
+/// # Errors
+/// `FORBIDDEN` for proxy enrollment or overrides by anyone who does not manage the course;
+/// `NOT_FOUND`; `SECTION_INACTIVE`; `PREREQUISITES_MISSING`; `ALREADY_ENROLLED`;
+/// `SCHEDULE_CONFLICT`; `SECTION_FULL`.
+pub async fn enroll(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    request: EnrollRequest,
+) -> Result<enrollment::Model, ApiError> {
+    let (section, course) = section_with_course(db, request.section_id).await?;
+    let user_id = request.user_id.unwrap_or(viewer.id());
+    let proxy = user_id != viewer.id();
+    let overrides = request.override_capacity || request.override_schedule_conflict;
+    if (proxy || overrides) && !viewer.can_manage_course(&course) {
+        return Err(ApiError::forbidden(
+            "only staff of the course may enroll someone else or override its limits",
+        ));
+    }
+    if proxy && user::Entity::find_by_id(user_id).one(db).await?.is_none() {
+        return Err(ApiError::NotFound("user"));
+    }
+    if !section.is_active || !course.is_active {
+        return Err(ApiError::SectionInactive(
+            "the section or its course is not active".into(),
+        ));
+    }
+    let checked_at = now();
+    check_prerequisites(db, user_id, course.id, checked_at).await?;
+    if active_enrollment(db, user_id, course.id).await?.is_some() {
+        return Err(ApiError::AlreadyEnrolled);
+    }
+    if !request.override_schedule_conflict {
+        check_schedule(db, user_id, &section, None).await?;
+    }
+    retrying(|| enroll_once(db, viewer, &request, user_id, &section, &course, checked_at)).await
+}
+
+async fn enroll_once(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    request: &EnrollRequest,
+    user_id: Uuid,
+    section: &section::Model,
+    course: &course::Model,
+    checked_at: DateTime<Utc>,
+) -> Result<enrollment::Model, ApiError> {
+    let at = now();
+    let txn = begin_write(db).await?;
+    let seat_status = if section.requires_approval {
+        Pending
+    } else {
+        Registered
+    };
+    let mut details = serde_json::Map::new();
+    let (status, ticket) = if take_seat(&txn, section.id, seat_status).await? {
+        (seat_status, None)
+    } else if request.override_capacity {
+        add_to_counter(&txn, section.id, seat_status, 1).await?;
+        details.insert("capacityOverride".into(), json!(true));
+        (seat_status, None)
+    } else {
+        (Waitlisted, Some(join_waitlist(&txn, section.id).await?))
+    };
+    if request.override_schedule_conflict {
+        details.insert("scheduleConflictOverride".into(), json!(true));
+    }
+    let row = enrollment::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        course_id: Set(course.id),
+        section_id: Set(section.id),
+        status: Set(status),
+        visibility: Set(request.visibility),
+        enrolled_at: Set(at),
+        enrolled_by: Set((user_id != viewer.id()).then_some(viewer.id())),
+        prerequisite_check_passed: Set(true),
+        prerequisite_check_at: Set(Some(checked_at)),
+        seat_reserved_at: Set(status.holds_seat().then_some(at)),
+        waitlist_ticket: Set(ticket),
+        completed_at: Set(None),
+        completed_by: Set(None),
+        completion_evidence: Set(None),
+        cancelled_at: Set(None),
+        withdrawn_at: Set(None),
+        reason: Set(None),
+        notes: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+    }
+    .insert(&txn)
+    .await
+    // The partial unique index settles races the check before the transaction could not see.
+    .map_err(|e| ApiError::on_unique_violation(e, || ApiError::AlreadyEnrolled))?;
+    record_event(
+        &txn,
+        Transition {
+            enrollment_id: row.id,
+            from: None,
+            to: status,
+            actor: Some(viewer.id()),
+            reason: None,
+            details: (!details.is_empty()).then_some(serde_json::Value::Object(details)),
+            at,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(row)
+}
+
+/// Takes a seat with one conditional update whose row count decides: the section is active,
+/// nobody is waiting (a newcomer never jumps the queue), and seats held are below capacity.
+async fn take_seat(
+    txn: &DatabaseTransaction,
+    section_id: Uuid,
+    status: EnrollmentStatus,
+) -> Result<bool, ApiError> {
+    let column = counter(status).ok_or(ApiError::Internal("no counter".into()))?;
+    let result = section::Entity::update_many()
+        .col_expr(column, Expr::col(column).add(1))
+        .filter(section::Column::Id.eq(section_id))
+        .filter(section::Column::IsActive.eq(true))
+        .filter(section::Column::WaitlistCount.eq(0))
+        .filter(
+            Condition::any()
+                .add(section::Column::Capacity.is_null())
+                .add(
+                    Expr::col(section::Column::RegisteredCount)
+                        .add(Expr::col(section::Column::PendingCount))
+                        .lt(Expr::col(section::Column::Capacity)),
+                ),
+        )
+        .exec(txn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Hands out the next waitlist ticket, or fails with `SECTION_FULL` when the section has no
+/// waitlist (or `SECTION_INACTIVE` if it was deactivated meanwhile).
+async fn join_waitlist(txn: &DatabaseTransaction, section_id: Uuid) -> Result<i64, ApiError> {
+    let result = section::Entity::update_many()
+        .col_expr(
+            section::Column::WaitlistCount,
+            Expr::col(section::Column::WaitlistCount).add(1),
+        )
+        .col_expr(
+            section::Column::WaitlistSeq,
+            Expr::col(section::Column::WaitlistSeq).add(1),
+        )
+        .filter(section::Column::Id.eq(section_id))
+        .filter(section::Column::IsActive.eq(true))
+        .filter(section::Column::WaitlistEnabled.eq(true))
+        .exec(txn)
+        .await?;
+    // The update holds the row (PostgreSQL) or the database (SQLite) until commit, so the row
+    // read back carries our ticket.
+    let row = section::Entity::find_by_id(section_id)
+        .one(txn)
+        .await?
+        .ok_or(ApiError::NotFound("section"))?;
+    if result.rows_affected == 0 {
+        return Err(if row.is_active {
+            ApiError::SectionFull
+        } else {
+            ApiError::SectionInactive("the section is not active".into())
+        });
+    }
+    Ok(row.waitlist_seq)
+}
+
+fn counter(status: EnrollmentStatus) -> Option<section::Column> {
+    match status {
+        Registered => Some(section::Column::RegisteredCount),
+        Pending => Some(section::Column::PendingCount),
+        Waitlisted => Some(section::Column::WaitlistCount),
+        _ => None,
+    }
+}
+
+async fn add_to_counter(
+    txn: &impl ConnectionTrait,
+    section_id: Uuid,
+    status: EnrollmentStatus,
+    delta: i32,
+) -> Result<(), ApiError> {
+    if let Some(column) = counter(status) {
+        section::Entity::update_many()
+            .col_expr(column, Expr::col(column).add(delta))
+            .filter(section::Column::Id.eq(section_id))
+            .exec(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn section_with_course(
+    db: &impl ConnectionTrait,
+    section_id: Uuid,
+) -> Result<(section::Model, course::Model), ApiError> {
+    match section::Entity::find_by_id(section_id)
+        .find_also_related(course::Entity)
+        .one(db)
+        .await?
+    {
+        Some((section, Some(course))) => Ok((section, course)),
+        _ => Err(ApiError::NotFound("section")),
+    }
+}
+
+async fn active_enrollment(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    course_id: Uuid,
+) -> Result<Option<enrollment::Model>, ApiError> {
+    Ok(enrollment::Entity::find()
+        .filter(enrollment::Column::UserId.eq(user_id))
+        .filter(enrollment::Column::CourseId.eq(course_id))
+        .filter(enrollment::Column::Status.is_in(EnrollmentStatus::ACTIVE))
+        .one(db)
+        .await?)
+}
+
+/// Every prerequisite course needs a certification of the user that has not expired at `at`.
+async fn check_prerequisites(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    course_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let required: Vec<Uuid> = course_prerequisite::Entity::find()
+        .filter(course_prerequisite::Column::CourseId.eq(course_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| p.prerequisite_id)
+        .collect();
+    if required.is_empty() {
+        return Ok(());
+    }
+    let held: HashSet<Uuid> = certification::Entity::find()
+        .filter(certification::Column::UserId.eq(user_id))
+        .filter(certification::Column::CourseId.is_in(required.clone()))
+        .filter(
+            Condition::any()
+                .add(certification::Column::ExpiresAt.is_null())
+                .add(certification::Column::ExpiresAt.gt(at)),
+        )
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| c.course_id)
+        .collect();
+    let missing: Vec<Uuid> = required.into_iter().filter(|c| !held.contains(c)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names = course::Entity::find()
+        .filter(course::Column::Id.is_in(missing.clone()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    Err(ApiError::PrerequisitesMissing {
+        ids: missing,
+        names,
+    })
+}
+
+/// The section's meetings must not overlap those of the user's other REGISTERED sections.
+async fn check_schedule(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    section: &section::Model,
+    ignore_enrollment: Option<Uuid>,
+) -> Result<(), ApiError> {
+    if section.schedule.0.is_empty() {
+        return Ok(());
+    }
+    let mut registered = enrollment::Entity::find()
+        .filter(enrollment::Column::UserId.eq(user_id))
+        .filter(enrollment::Column::Status.eq(Registered));
+    if let Some(id) = ignore_enrollment {
+        registered = registered.filter(enrollment::Column::Id.ne(id));
+    }
+    let section_ids: Vec<Uuid> = registered
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|e| e.section_id)
+        .collect();
+    if section_ids.is_empty() {
+        return Ok(());
+    }
+    let others = section::Entity::find()
+        .filter(section::Column::Id.is_in(section_ids))
+        .find_also_related(course::Entity)
+        .all(db)
+        .await?;
+    for (other, other_course) in others {
+        if let Some((mine, _)) = first_conflict(&section.schedule, &other.schedule) {
+            let name = other_course.map_or_else(|| other.name.clone(), |c| c.name);
+            return Err(ApiError::ScheduleConflict(format!(
+                "{name} ({} {}–{})",
+                format!("{:?}", mine.weekday).to_uppercase(),
+                mine.start,
+                mine.end
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Who is asking to change an enrollment.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Actor {
+    /// The enrolled user themself.
+    Owner,
+    /// Staff who manage the course.
+    Staff,
+}
+
+/// Loads an enrollment for a change by `viewer`, decides who they are to it, and locks the
+/// section row then the enrollment row (in that order).
+async fn lock_for_change(
+    txn: &DatabaseTransaction,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+) -> Result<
+    (
+        enrollment::Model,
+        section::Model,
+        course::Model,
+        Option<Actor>,
+    ),
+    ApiError,
+> {
+    let backend = txn.get_database_backend();
+    let unlocked = enrollment::Entity::find_by_id(enrollment_id)
+        .one(txn)
+        .await?
+        .ok_or(ApiError::NotFound("enrollment"))?;
+    let section = for_update(section::Entity::find_by_id(unlocked.section_id), backend)
+        .one(txn)
+        .await?
+        .ok_or(ApiError::NotFound("section"))?;
+    let row = for_update(enrollment::Entity::find_by_id(enrollment_id), backend)
+        .one(txn)
+        .await?
+        .ok_or(ApiError::NotFound("enrollment"))?;
+    let course = course::Entity::find_by_id(row.course_id)
+        .one(txn)
+        .await?
+        .ok_or(ApiError::NotFound("course"))?;
+    let actor = if viewer.can_manage_course(&course) {
+        Some(Actor::Staff)
+    } else if row.user_id == viewer.id() {
+        Some(Actor::Owner)
+    } else {
+        None
+    };
+    Ok((row, section, course, actor))
+}
+
+/// Moves `row` to `to` with a conditional update (so a concurrent change makes this one fail
+/// with `INVALID_TRANSITION` rather than apply twice), adjusts the counters, writes the event,
+/// and fills any seat that was freed.
+async fn apply(
+    txn: &DatabaseTransaction,
+    row: enrollment::Model,
+    section: &section::Model,
+    mut change: enrollment::ActiveModel,
+    transition: Transition,
+    promote: bool,
+) -> Result<enrollment::Model, ApiError> {
+    let (from, to, at, actor) = (row.status, transition.to, transition.at, transition.actor);
+    if !can_transition(from, to) {
+        return Err(invalid(from, to));
+    }
+    change.status = Set(to);
+    change.updated_at = Set(at);
+    if from == Waitlisted {
+        change.waitlist_ticket = Set(None);
+    }
+    let updated = enrollment::Entity::update_many()
+        .set(change)
+        .filter(enrollment::Column::Id.eq(row.id))
+        .filter(enrollment::Column::Status.eq(from))
+        .exec(txn)
+        .await?;
+    if updated.rows_affected != 1 {
+        return Err(invalid(from, to));
+    }
+    add_to_counter(txn, section.id, from, -1).await?;
+    add_to_counter(txn, section.id, to, 1).await?;
+    record_event(txn, transition).await?;
+    if promote {
+        let fresh = section::Entity::find_by_id(section.id)
+            .one(txn)
+            .await?
+            .ok_or(ApiError::NotFound("section"))?;
+        fill_free_seats(txn, &fresh, actor, at).await?;
+    }
+    enrollment::Entity::find_by_id(row.id)
+        .one(txn)
+        .await?
+        .ok_or(ApiError::NotFound("enrollment"))
+}
+
+fn invalid(from: EnrollmentStatus, to: EnrollmentStatus) -> ApiError {
+    let name = |s: EnrollmentStatus| format!("{s:?}").to_uppercase();
+    ApiError::InvalidTransition {
+        from: name(from),
+        to: name(to),
+    }
+}
+
+fn transition(
+    row: &enrollment::Model,
+    to: EnrollmentStatus,
+    viewer: &Viewer,
+    reason: Option<String>,
+    at: DateTime<Utc>,
+) -> Transition {
+    Transition {
+        enrollment_id: row.id,
+        from: Some(row.status),
+        to,
+        actor: Some(viewer.id()),
+        reason,
+        details: None,
+        at,
+    }
+}
+
+fn reason_text(reason: Option<String>) -> Result<Option<String>, ApiError> {
+    crate::domain::validate::description("reason", reason.as_deref(), 2000)
+}
+
+/// The enrolled user (or staff of the course) leaves: WITHDRAWN, final. A freed seat goes to the
+/// earliest waitlisted enrollment in the same transaction.
+///
+/// # Errors
+/// `NOT_FOUND`; `FORBIDDEN` for anyone else; `INVALID_TRANSITION` from a final status.
+pub async fn withdraw(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+    reason: Option<String>,
+) -> Result<enrollment::Model, ApiError> {
+    let reason = reason_text(reason)?;
+    retrying(|| async {
+        let txn = begin_write(db).await?;
+        let (row, section, _, actor) = lock_for_change(&txn, viewer, enrollment_id).await?;
+        if actor.is_none() {
+            return Err(ApiError::forbidden("not your enrollment"));
+        }
+        let at = now();
+        let change = enrollment::ActiveModel {
+            withdrawn_at: Set(Some(at)),
+            reason: Set(reason.clone()),
+            ..Default::default()
+        };
+        let t = transition(&row, Withdrawn, viewer, reason.clone(), at);
+        let promote = row.status.holds_seat();
+        let row = apply(&txn, row, &section, change, t, promote).await?;
+        txn.commit().await?;
+        Ok(row)
+    })
+    .await
+}
+
+/// Staff cancel an enrollment (a refused approval is a cancelled PENDING one): CANCELLED, final;
+/// a freed seat is filled from the waitlist.
+///
+/// # Errors
+/// `BAD_USER_INPUT` for an empty reason; `NOT_FOUND`; `FORBIDDEN` unless staff of the course;
+/// `INVALID_TRANSITION`.
+pub async fn cancel(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+    reason: String,
+) -> Result<enrollment::Model, ApiError> {
+    let reason = reason_text(Some(reason))?
+        .ok_or_else(|| ApiError::bad_input("reason", "a reason is required"))?;
+    retrying(|| async {
+        let txn = begin_write(db).await?;
+        let (row, section, _, actor) = lock_for_change(&txn, viewer, enrollment_id).await?;
+        if actor != Some(Actor::Staff) {
+            return Err(ApiError::forbidden(
+                "only staff of the course cancel enrollments",
+            ));
+        }
+        let at = now();
+        let change = enrollment::ActiveModel {
+            cancelled_at: Set(Some(at)),
+            reason: Set(Some(reason.clone())),
+            ..Default::default()
+        };
+        let t = transition(&row, Cancelled, viewer, Some(reason.clone()), at);
+        let promote = row.status.holds_seat();
+        let row = apply(&txn, row, &section, change, t, promote).await?;
+        txn.commit().await?;
+        Ok(row)
+    })
+    .await
+}
+
+/// Staff approve a PENDING enrollment; it keeps the seat it held and becomes REGISTERED.
+///
+/// # Errors
+/// `NOT_FOUND`; `FORBIDDEN` unless staff of the course; `INVALID_TRANSITION`.
+pub async fn approve(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+) -> Result<enrollment::Model, ApiError> {
+    retrying(|| async {
+        let txn = begin_write(db).await?;
+        let (row, section, _, actor) = lock_for_change(&txn, viewer, enrollment_id).await?;
+        if actor != Some(Actor::Staff) {
+            return Err(ApiError::forbidden(
+                "only staff of the course approve enrollments",
+            ));
+        }
+        if row.status != Pending {
+            return Err(invalid(row.status, Registered));
+        }
+        let t = transition(&row, Registered, viewer, None, now());
+        let row = apply(&txn, row, &section, Default::default(), t, false).await?;
+        txn.commit().await?;
+        Ok(row)
+    })
+    .await
+}
+
+/// Staff confirm attendance: COMPLETED, with the evidence, who and when. A course with a
+/// certificate validity issues exactly one certification, expiring that many months later;
+/// concurrent or repeated confirmations find the enrollment completed and fail with
+/// `INVALID_TRANSITION`, and the unique index on `certifications.enrollment_id` backs that up.
+///
+/// # Errors
+/// `NOT_FOUND`; `FORBIDDEN` unless staff of the course, and always for one's own enrollment;
+/// `INVALID_TRANSITION`.
+pub async fn complete(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+    evidence: Option<serde_json::Value>,
+) -> Result<enrollment::Model, ApiError> {
+    retrying(|| async {
+        let txn = begin_write(db).await?;
+        let (row, section, course, actor) = lock_for_change(&txn, viewer, enrollment_id).await?;
+        if actor != Some(Actor::Staff) || row.user_id == viewer.id() {
+            return Err(ApiError::forbidden(
+                "attendance is confirmed by staff of the course, never by the enrolled user",
+            ));
+        }
+        let at = now();
+        let change = enrollment::ActiveModel {
+            completed_at: Set(Some(at)),
+            completed_by: Set(Some(viewer.id())),
+            completion_evidence: Set(evidence.clone()),
+            ..Default::default()
+        };
+        let t = transition(&row, Completed, viewer, None, at);
+        let (user_id, course_id) = (row.user_id, row.course_id);
+        let row = apply(&txn, row, &section, change, t, false).await?;
+        if let Some(months) = course.certificate_validity_months {
+            certification::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                user_id: Set(user_id),
+                course_id: Set(course_id),
+                enrollment_id: Set(row.id),
+                issued_at: Set(at),
+                expires_at: Set(at.checked_add_months(chrono::Months::new(months.unsigned_abs()))),
+            }
+            .insert(&txn)
+            .await
+            .map_err(|e| ApiError::on_unique_violation(e, || invalid(Completed, Completed)))?;
+        }
+        txn.commit().await?;
+        Ok(row)
+    })
+    .await
+}
+
+/// Staff record that a registered student did not complete: FAILED, final.
+///
+/// # Errors
+/// `NOT_FOUND`; `FORBIDDEN` unless staff of the course (never one's own); `INVALID_TRANSITION`.
+pub async fn fail(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+    reason: Option<String>,
+) -> Result<enrollment::Model, ApiError> {
+    let reason = reason_text(reason)?;
+    retrying(|| async {
+        let txn = begin_write(db).await?;
+        let (row, section, _, actor) = lock_for_change(&txn, viewer, enrollment_id).await?;
+        if actor != Some(Actor::Staff) || row.user_id == viewer.id() {
+            return Err(ApiError::forbidden(
+                "only staff of the course record a failure",
+            ));
+        }
+        let at = now();
+        let change = enrollment::ActiveModel {
+            reason: Set(reason.clone()),
+            ..Default::default()
+        };
+        let t = transition(&row, Failed, viewer, reason.clone(), at);
+        let row = apply(&txn, row, &section, change, t, false).await?;
+        txn.commit().await?;
+        Ok(row)
+    })
+    .await
+}
+
+/// The owner shows or hides an enrollment from fellow team members. Not a status change, so no
+/// event.
+///
+/// # Errors
+/// `NOT_FOUND`; `FORBIDDEN` for anyone but the owner.
+pub async fn set_visibility(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+    visibility: bool,
+) -> Result<enrollment::Model, ApiError> {
+    let row = enrollment::Entity::find_by_id(enrollment_id)
+        .one(db)
+        .await?
+        .ok_or(ApiError::NotFound("enrollment"))?;
+    if row.user_id != viewer.id() {
+        return Err(ApiError::forbidden(
+            "only the enrolled user sets its visibility",
+        ));
+    }
+    let mut model: enrollment::ActiveModel = row.into();
+    model.visibility = Set(visibility);
+    model.updated_at = Set(now());
+    Ok(model.update(db).await?)
+}

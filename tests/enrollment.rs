@@ -1,0 +1,314 @@
+//! The enrollment engine: seats, waitlists, promotions, checks and certifications, including
+//! under concurrency, on both databases.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Campus, TestApp, error_code, parse_id};
+use entity::{
+    certification, enrollment, enrollment_event, section,
+    types::{EnrollmentStatus, Role},
+};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const ENROLL: &str = "mutation($s: UUID!, $u: UUID, $oc: Boolean, $os: Boolean) {
+  enroll(sectionId: $s, userId: $u, overrideCapacity: $oc, overrideScheduleConflict: $os) {
+    id status waitlistPosition enrolledBy { id } } }";
+const WITHDRAW: &str =
+    "mutation($e: UUID!) { withdraw(enrollmentId: $e, reason: \"moving\") { status } }";
+const COMPLETE: &str =
+    "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e, evidence: { sessions: 8 }) {
+  status completedAt completionEvidence completedBy { id } certification { expiresAt } } }";
+
+async fn enroll(app: &TestApp, token: &str, section: Uuid) -> Value {
+    app.gql(Some(token), ENROLL, json!({ "s": section })).await
+}
+
+async fn students(app: &TestApp, campus: &Campus, n: usize) -> Vec<(Uuid, String)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let s = app.user(Role::Student, Some(campus.organization.id)).await;
+        out.push((s.id, app.token(s.id)));
+    }
+    out
+}
+
+/// Invariants 1 and 4 for one section: counters equal the rows, seats within capacity, and
+/// waitlist tickets ranked 1..n.
+async fn assert_section_consistent(app: &TestApp, section_id: Uuid) {
+    let section = section::Entity::find_by_id(section_id)
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let count = |status: EnrollmentStatus| {
+        enrollment::Entity::find()
+            .filter(enrollment::Column::SectionId.eq(section_id))
+            .filter(enrollment::Column::Status.eq(status))
+            .count(&app.db)
+    };
+    let registered = count(EnrollmentStatus::Registered).await.unwrap() as i32;
+    let pending = count(EnrollmentStatus::Pending).await.unwrap() as i32;
+    let waiting = count(EnrollmentStatus::Waitlisted).await.unwrap() as i32;
+    assert_eq!(
+        (
+            section.registered_count,
+            section.pending_count,
+            section.waitlist_count
+        ),
+        (registered, pending, waiting),
+        "[{:?}] counters equal the rows",
+        app.backend
+    );
+    if let Some(capacity) = section.capacity {
+        assert!(registered + pending <= capacity, "overbooked");
+        if waiting > 0 {
+            assert_eq!(
+                registered + pending,
+                capacity,
+                "someone waits while a seat is free"
+            );
+        }
+    }
+}
+
+backend_tests! {
+    async fn seats_then_waitlist_then_section_full(app) {
+        let campus = app.campus("Org").await;
+        let (_, section) = app.course_with_section(&campus, "Yoga", Some(2), "MONDAY").await;
+        let people = students(&app, &campus, 4).await;
+        let statuses = [
+            enroll(&app, &people[0].1, section).await,
+            enroll(&app, &people[1].1, section).await,
+            enroll(&app, &people[2].1, section).await,
+            enroll(&app, &people[3].1, section).await,
+        ];
+        let got: Vec<_> = statuses.iter().map(|r| (r["data"]["enroll"]["status"].clone(),
+            r["data"]["enroll"]["waitlistPosition"].clone())).collect();
+        assert_eq!(got, [(json!("REGISTERED"), Value::Null), (json!("REGISTERED"), Value::Null),
+            (json!("WAITLISTED"), json!(1)), (json!("WAITLISTED"), json!(2))]);
+        assert_section_consistent(&app, section).await;
+
+        let closed = app.create_section(&campus.teacher_token, json!({ "courseId":
+            app.ok(None, "query($s: UUID!) { section(id: $s) { course { id } } }", json!({ "s": section }))
+                .await["section"]["course"]["id"], "name": "Closed", "capacity": 1, "waitlistEnabled": false })).await;
+        let other = students(&app, &campus, 2).await;
+        assert_eq!(enroll(&app, &other[0].1, closed).await["data"]["enroll"]["status"], "REGISTERED");
+        let full = enroll(&app, &other[1].1, closed).await;
+        assert_eq!(error_code(&full), "SECTION_FULL");
+        assert_section_consistent(&app, closed).await;
+    }
+
+    async fn withdrawing_a_seat_promotes_the_earliest_waiter(app) {
+        let campus = app.campus("Org").await;
+        let (_, section) = app.course_with_section(&campus, "Chess", Some(1), "TUESDAY").await;
+        let people = students(&app, &campus, 3).await;
+        let first = enroll(&app, &people[0].1, section).await;
+        enroll(&app, &people[1].1, section).await;
+        enroll(&app, &people[2].1, section).await;
+        let id = parse_id(&first["data"]["enroll"]["id"]);
+        let withdrawn = app.ok(Some(&people[0].1), WITHDRAW, json!({ "e": id })).await;
+        assert_eq!(withdrawn["withdraw"]["status"], "WITHDRAWN");
+        let mine = "{ myEnrollments { status waitlistPosition history { from to } } }";
+        let promoted = app.ok(Some(&people[1].1), mine, json!({})).await;
+        assert_eq!(promoted["myEnrollments"][0]["status"], "REGISTERED");
+        assert_eq!(promoted["myEnrollments"][0]["history"], json!([
+            { "from": null, "to": "WAITLISTED" }, { "from": "WAITLISTED", "to": "REGISTERED" }]));
+        let still = app.ok(Some(&people[2].1), mine, json!({})).await;
+        assert_eq!(still["myEnrollments"][0]["waitlistPosition"], 1);
+        assert_section_consistent(&app, section).await;
+
+        // Withdrawn is final, and nothing changes when a transition is refused.
+        let again = app.gql(Some(&people[0].1), WITHDRAW, json!({ "e": id })).await;
+        assert_eq!(error_code(&again), "INVALID_TRANSITION");
+        let stranger = app.gql(Some(&people[2].1), WITHDRAW, json!({ "e": id })).await;
+        assert_eq!(error_code(&stranger), "FORBIDDEN");
+        // Re-enrolling creates a new enrollment, queued behind those already waiting.
+        let back = enroll(&app, &people[0].1, section).await;
+        assert_eq!(back["data"]["enroll"]["status"], "WAITLISTED");
+        assert_eq!(back["data"]["enroll"]["waitlistPosition"], 2);
+        assert_section_consistent(&app, section).await;
+    }
+
+    async fn checks_run_in_order_with_their_codes(app) {
+        let campus = app.campus("Org").await;
+        let t = campus.teacher_token.clone();
+        let basics = app.create_course(&t, json!({ "name": "Basics", "certificateValidityMonths": 12 })).await;
+        let basics_section = app.create_section(&t, json!({ "courseId": basics, "name": "A",
+            "schedule": [{ "weekday": "MONDAY", "start": "09:00", "end": "10:00" }] })).await;
+        let advanced = app.create_course(&t, json!({ "name": "Advanced", "prerequisiteIds": [basics] })).await;
+        let advanced_section = app.create_section(&t, json!({ "courseId": advanced, "name": "A",
+            "schedule": [{ "weekday": "MONDAY", "start": "09:30", "end": "11:00" }] })).await;
+        let (student, token) = students(&app, &campus, 1).await.remove(0);
+
+        let missing = enroll(&app, &token, advanced_section).await;
+        assert_eq!(error_code(&missing), "PREREQUISITES_MISSING");
+        assert_eq!(missing["errors"][0]["extensions"]["missingCourseIds"], json!([basics.to_string()]));
+
+        let first = enroll(&app, &token, basics_section).await;
+        assert_eq!(first["data"]["enroll"]["status"], "REGISTERED");
+        assert_eq!(error_code(&enroll(&app, &token, basics_section).await), "ALREADY_ENROLLED");
+        let id = parse_id(&first["data"]["enroll"]["id"]);
+
+        // Completion by the teacher issues the certificate that opens Advanced.
+        let done = app.ok(Some(&t), COMPLETE, json!({ "e": id })).await;
+        assert_eq!(done["completeEnrollment"]["status"], "COMPLETED");
+        assert_eq!(done["completeEnrollment"]["completionEvidence"], json!({ "sessions": 8 }));
+        assert!(done["completeEnrollment"]["certification"]["expiresAt"].is_string());
+
+        // Now a schedule clash: register in another Monday 09:00 course first.
+        let clash_course = app.create_course(&t, json!({ "name": "Clash" })).await;
+        let clash = app.create_section(&t, json!({ "courseId": clash_course, "name": "A",
+            "schedule": [{ "weekday": "MONDAY", "start": "10:30", "end": "11:30" }] })).await;
+        assert_eq!(enroll(&app, &token, clash).await["data"]["enroll"]["status"], "REGISTERED");
+        assert_eq!(error_code(&enroll(&app, &token, advanced_section).await), "SCHEDULE_CONFLICT");
+        // Staff may override, and the override is recorded on the event.
+        let proxy = app.gql(Some(&t), ENROLL, json!({ "s": advanced_section, "u": student, "os": true })).await;
+        assert_eq!(proxy["data"]["enroll"]["status"], "REGISTERED", "{proxy}");
+        assert_eq!(proxy["data"]["enroll"]["enrolledBy"]["id"], campus.teacher.id.to_string());
+        let event = enrollment_event::Entity::find()
+            .filter(enrollment_event::Column::EnrollmentId.eq(parse_id(&proxy["data"]["enroll"]["id"])))
+            .one(&app.db).await.unwrap().unwrap();
+        assert_eq!(event.details, Some(json!({ "scheduleConflictOverride": true })));
+
+        // A student may not enroll someone else or override anything.
+        let (other, other_token) = students(&app, &campus, 1).await.remove(0);
+        let forbidden = app.gql(Some(&other_token), ENROLL, json!({ "s": clash, "u": student })).await;
+        assert_eq!(error_code(&forbidden), "FORBIDDEN");
+        let forbidden = app.gql(Some(&other_token), ENROLL, json!({ "s": clash, "oc": true })).await;
+        assert_eq!(error_code(&forbidden), "FORBIDDEN");
+        let _ = other;
+
+        app.ok(Some(&t), "mutation($id: UUID!) { updateSection(id: $id, input: { isActive: false }) { id } }",
+            json!({ "id": clash })).await;
+        assert_eq!(error_code(&enroll(&app, &other_token, clash).await), "SECTION_INACTIVE");
+        let unknown = enroll(&app, &other_token, Uuid::new_v4()).await;
+        assert_eq!(error_code(&unknown), "NOT_FOUND");
+    }
+
+    async fn approval_cancel_fail_and_self_confirmation(app) {
+        let campus = app.campus("Org").await;
+        let t = campus.teacher_token.clone();
+        let course = app.create_course(&t, json!({ "name": "Lab" })).await;
+        let section = app.create_section(&t, json!({ "courseId": course, "name": "A", "capacity": 1,
+            "requiresApproval": true })).await;
+        let people = students(&app, &campus, 2).await;
+        let pending = enroll(&app, &people[0].1, section).await;
+        assert_eq!(pending["data"]["enroll"]["status"], "PENDING");
+        assert_eq!(enroll(&app, &people[1].1, section).await["data"]["enroll"]["status"], "WAITLISTED",
+            "a pending enrollment holds its seat");
+        let id = parse_id(&pending["data"]["enroll"]["id"]);
+        let by_student = app.gql(Some(&people[0].1),
+            "mutation($e: UUID!) { approveEnrollment(enrollmentId: $e) { status } }", json!({ "e": id })).await;
+        assert_eq!(error_code(&by_student), "FORBIDDEN");
+        let approved = app.ok(Some(&t),
+            "mutation($e: UUID!) { approveEnrollment(enrollmentId: $e) { status } }", json!({ "e": id })).await;
+        assert_eq!(approved["approveEnrollment"]["status"], "REGISTERED");
+        assert_section_consistent(&app, section).await;
+
+        let no_reason = app.gql(Some(&t),
+            "mutation($e: UUID!) { cancelEnrollment(enrollmentId: $e, reason: \" \") { status } }", json!({ "e": id })).await;
+        assert_eq!(error_code(&no_reason), "BAD_USER_INPUT");
+        let self_complete = app.gql(Some(&people[0].1), COMPLETE, json!({ "e": id })).await;
+        assert_eq!(error_code(&self_complete), "FORBIDDEN");
+        let failed = app.ok(Some(&t),
+            "mutation($e: UUID!) { failEnrollment(enrollmentId: $e, reason: \"absent\") { status reason } }",
+            json!({ "e": id })).await;
+        assert_eq!(failed["failEnrollment"], json!({ "status": "FAILED", "reason": "absent" }));
+        let after = app.gql(Some(&t), COMPLETE, json!({ "e": id })).await;
+        assert_eq!(error_code(&after), "INVALID_TRANSITION");
+        assert_eq!(certification::Entity::find().count(&app.db).await.unwrap(), 0);
+
+        let visibility = app.ok(Some(&people[0].1),
+            "mutation($e: UUID!) { setEnrollmentVisibility(enrollmentId: $e, visibility: false) { visibility } }",
+            json!({ "e": id })).await;
+        assert_eq!(visibility["setEnrollmentVisibility"]["visibility"], false);
+    }
+
+    async fn two_hundred_concurrent_enrollments_fill_thirty_seats_exactly(app) {
+        let campus = app.campus("Org").await;
+        let (_, section) = app.course_with_section(&campus, "Popular", Some(30), "FRIDAY").await;
+        let people = students(&app, &campus, 200).await;
+        let app = Arc::new(app);
+        let tasks: Vec<_> = people.into_iter().map(|(_, token)| {
+            let app = app.clone();
+            tokio::spawn(async move { enroll(&app, &token, section).await })
+        }).collect();
+        let mut registered = 0;
+        let mut waitlisted = 0;
+        for task in tasks {
+            let response = task.await.unwrap();
+            assert!(response.get("errors").is_none(), "{response}");
+            match response["data"]["enroll"]["status"].as_str() {
+                Some("REGISTERED") => registered += 1,
+                Some("WAITLISTED") => waitlisted += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!((registered, waitlisted), (30, 170));
+        assert_section_consistent(&app, section).await;
+        let tickets: Vec<i64> = enrollment::Entity::find()
+            .filter(enrollment::Column::SectionId.eq(section))
+            .filter(enrollment::Column::Status.eq(EnrollmentStatus::Waitlisted))
+            .order_by_asc(enrollment::Column::WaitlistTicket)
+            .all(&app.db).await.unwrap()
+            .into_iter().filter_map(|e| e.waitlist_ticket).collect();
+        assert_eq!(tickets, (1..=170).collect::<Vec<i64>>(), "positions are exactly 1..170");
+    }
+
+    async fn concurrent_completions_issue_one_certification(app) {
+        let campus = app.campus("Org").await;
+        let course = app.create_course(&campus.teacher_token, json!({ "name": "Cert", "certificateValidityMonths": 6 })).await;
+        let section = app.create_section(&campus.teacher_token, json!({ "courseId": course, "name": "A" })).await;
+        let (_, token) = students(&app, &campus, 1).await.remove(0);
+        let id = parse_id(&enroll(&app, &token, section).await["data"]["enroll"]["id"]);
+        let app = Arc::new(app);
+        let tasks: Vec<_> = (0..20).map(|_| {
+            let (app, t) = (app.clone(), campus.teacher_token.clone());
+            tokio::spawn(async move { app.gql(Some(&t), COMPLETE, json!({ "e": id })).await })
+        }).collect();
+        let mut ok = 0;
+        for task in tasks {
+            let response = task.await.unwrap();
+            match response.get("errors") {
+                None => ok += 1,
+                Some(_) => assert_eq!(error_code(&response), "INVALID_TRANSITION"),
+            }
+        }
+        assert_eq!(ok, 1);
+        assert_eq!(certification::Entity::find().count(&app.db).await.unwrap(), 1);
+        let completed_events = enrollment_event::Entity::find()
+            .filter(enrollment_event::Column::EnrollmentId.eq(id))
+            .filter(enrollment_event::Column::ToStatus.eq(EnrollmentStatus::Completed))
+            .count(&app.db).await.unwrap();
+        assert_eq!(completed_events, 1);
+    }
+
+    async fn one_student_racing_into_two_sections_of_a_course_gets_one(app) {
+        let campus = app.campus("Org").await;
+        let course = app.create_course(&campus.teacher_token, json!({ "name": "Twins" })).await;
+        let a = app.create_section(&campus.teacher_token, json!({ "courseId": course, "name": "A" })).await;
+        let b = app.create_section(&campus.teacher_token, json!({ "courseId": course, "name": "B" })).await;
+        let (_, token) = students(&app, &campus, 1).await.remove(0);
+        let app = Arc::new(app);
+        for _ in 0..5 {
+            let (one, two) = tokio::join!(enroll(&app, &token, a), enroll(&app, &token, b));
+            let mut outcomes = [one, two].into_iter()
+                .map(|r| r.get("errors").map_or("OK".to_owned(), |_| error_code(&r)))
+                .collect::<Vec<_>>();
+            outcomes.sort();
+            assert_eq!(outcomes, ["ALREADY_ENROLLED", "OK"]);
+            let active = enrollment::Entity::find()
+                .filter(enrollment::Column::CourseId.eq(course))
+                .filter(enrollment::Column::Status.is_in(EnrollmentStatus::ACTIVE))
+                .all(&app.db).await.unwrap();
+            assert_eq!(active.len(), 1);
+            app.ok(Some(&token), WITHDRAW, json!({ "e": active[0].id })).await;
+        }
+        assert_section_consistent(&app, a).await;
+        assert_section_consistent(&app, b).await;
+    }
+}
