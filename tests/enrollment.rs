@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Campus, TestApp, error_code, parse_id};
+use common::{TestApp, error_code, parse_id};
 use entity::{
     certification, enrollment, enrollment_event, section,
     types::{EnrollmentStatus, Role},
@@ -27,59 +27,11 @@ async fn enroll(app: &TestApp, token: &str, section: Uuid) -> Value {
     app.gql(Some(token), ENROLL, json!({ "s": section })).await
 }
 
-async fn students(app: &TestApp, campus: &Campus, n: usize) -> Vec<(Uuid, String)> {
-    let mut out = Vec::new();
-    for _ in 0..n {
-        let s = app.user(Role::Student, Some(campus.organization.id)).await;
-        out.push((s.id, app.token(s.id)));
-    }
-    out
-}
-
-/// Invariants 1 and 4 for one section: counters equal the rows, seats within capacity, and
-/// waitlist tickets ranked 1..n.
-async fn assert_section_consistent(app: &TestApp, section_id: Uuid) {
-    let section = section::Entity::find_by_id(section_id)
-        .one(&app.db)
-        .await
-        .unwrap()
-        .unwrap();
-    let count = |status: EnrollmentStatus| {
-        enrollment::Entity::find()
-            .filter(enrollment::Column::SectionId.eq(section_id))
-            .filter(enrollment::Column::Status.eq(status))
-            .count(&app.db)
-    };
-    let registered = count(EnrollmentStatus::Registered).await.unwrap() as i32;
-    let pending = count(EnrollmentStatus::Pending).await.unwrap() as i32;
-    let waiting = count(EnrollmentStatus::Waitlisted).await.unwrap() as i32;
-    assert_eq!(
-        (
-            section.registered_count,
-            section.pending_count,
-            section.waitlist_count
-        ),
-        (registered, pending, waiting),
-        "[{:?}] counters equal the rows",
-        app.backend
-    );
-    if let Some(capacity) = section.capacity {
-        assert!(registered + pending <= capacity, "overbooked");
-        if waiting > 0 {
-            assert_eq!(
-                registered + pending,
-                capacity,
-                "someone waits while a seat is free"
-            );
-        }
-    }
-}
-
 backend_tests! {
     async fn seats_then_waitlist_then_section_full(app) {
         let campus = app.campus("Org").await;
         let (_, section) = app.course_with_section(&campus, "Yoga", Some(2), "MONDAY").await;
-        let people = students(&app, &campus, 4).await;
+        let people = app.students(&campus, 4).await;
         let statuses = [
             enroll(&app, &people[0].1, section).await,
             enroll(&app, &people[1].1, section).await,
@@ -90,22 +42,22 @@ backend_tests! {
             r["data"]["enroll"]["waitlistPosition"].clone())).collect();
         assert_eq!(got, [(json!("REGISTERED"), Value::Null), (json!("REGISTERED"), Value::Null),
             (json!("WAITLISTED"), json!(1)), (json!("WAITLISTED"), json!(2))]);
-        assert_section_consistent(&app, section).await;
+        app.assert_section_consistent(section).await;
 
         let closed = app.create_section(&campus.teacher_token, json!({ "courseId":
             app.ok(None, "query($s: UUID!) { section(id: $s) { course { id } } }", json!({ "s": section }))
                 .await["section"]["course"]["id"], "name": "Closed", "capacity": 1, "waitlistEnabled": false })).await;
-        let other = students(&app, &campus, 2).await;
+        let other = app.students(&campus, 2).await;
         assert_eq!(enroll(&app, &other[0].1, closed).await["data"]["enroll"]["status"], "REGISTERED");
         let full = enroll(&app, &other[1].1, closed).await;
         assert_eq!(error_code(&full), "SECTION_FULL");
-        assert_section_consistent(&app, closed).await;
+        app.assert_section_consistent(closed).await;
     }
 
     async fn withdrawing_a_seat_promotes_the_earliest_waiter(app) {
         let campus = app.campus("Org").await;
         let (_, section) = app.course_with_section(&campus, "Chess", Some(1), "TUESDAY").await;
-        let people = students(&app, &campus, 3).await;
+        let people = app.students(&campus, 3).await;
         let first = enroll(&app, &people[0].1, section).await;
         enroll(&app, &people[1].1, section).await;
         enroll(&app, &people[2].1, section).await;
@@ -119,7 +71,7 @@ backend_tests! {
             { "from": null, "to": "WAITLISTED" }, { "from": "WAITLISTED", "to": "REGISTERED" }]));
         let still = app.ok(Some(&people[2].1), mine, json!({})).await;
         assert_eq!(still["myEnrollments"][0]["waitlistPosition"], 1);
-        assert_section_consistent(&app, section).await;
+        app.assert_section_consistent(section).await;
 
         // Withdrawn is final, and nothing changes when a transition is refused.
         let again = app.gql(Some(&people[0].1), WITHDRAW, json!({ "e": id })).await;
@@ -130,7 +82,7 @@ backend_tests! {
         let back = enroll(&app, &people[0].1, section).await;
         assert_eq!(back["data"]["enroll"]["status"], "WAITLISTED");
         assert_eq!(back["data"]["enroll"]["waitlistPosition"], 2);
-        assert_section_consistent(&app, section).await;
+        app.assert_section_consistent(section).await;
     }
 
     async fn checks_run_in_order_with_their_codes(app) {
@@ -142,7 +94,7 @@ backend_tests! {
         let advanced = app.create_course(&t, json!({ "name": "Advanced", "prerequisiteIds": [basics] })).await;
         let advanced_section = app.create_section(&t, json!({ "courseId": advanced, "name": "A",
             "schedule": [{ "weekday": "MONDAY", "start": "09:30", "end": "11:00" }] })).await;
-        let (student, token) = students(&app, &campus, 1).await.remove(0);
+        let (student, token) = app.students(&campus, 1).await.remove(0);
 
         let missing = enroll(&app, &token, advanced_section).await;
         assert_eq!(error_code(&missing), "PREREQUISITES_MISSING");
@@ -175,7 +127,7 @@ backend_tests! {
         assert_eq!(event.details, Some(json!({ "scheduleConflictOverride": true })));
 
         // A student may not enroll someone else or override anything.
-        let (other, other_token) = students(&app, &campus, 1).await.remove(0);
+        let (other, other_token) = app.students(&campus, 1).await.remove(0);
         let forbidden = app.gql(Some(&other_token), ENROLL, json!({ "s": clash, "u": student })).await;
         assert_eq!(error_code(&forbidden), "FORBIDDEN");
         let forbidden = app.gql(Some(&other_token), ENROLL, json!({ "s": clash, "oc": true })).await;
@@ -195,7 +147,7 @@ backend_tests! {
         let course = app.create_course(&t, json!({ "name": "Lab" })).await;
         let section = app.create_section(&t, json!({ "courseId": course, "name": "A", "capacity": 1,
             "requiresApproval": true })).await;
-        let people = students(&app, &campus, 2).await;
+        let people = app.students(&campus, 2).await;
         let pending = enroll(&app, &people[0].1, section).await;
         assert_eq!(pending["data"]["enroll"]["status"], "PENDING");
         assert_eq!(enroll(&app, &people[1].1, section).await["data"]["enroll"]["status"], "WAITLISTED",
@@ -207,7 +159,7 @@ backend_tests! {
         let approved = app.ok(Some(&t),
             "mutation($e: UUID!) { approveEnrollment(enrollmentId: $e) { status } }", json!({ "e": id })).await;
         assert_eq!(approved["approveEnrollment"]["status"], "REGISTERED");
-        assert_section_consistent(&app, section).await;
+        app.assert_section_consistent(section).await;
 
         let no_reason = app.gql(Some(&t),
             "mutation($e: UUID!) { cancelEnrollment(enrollmentId: $e, reason: \" \") { status } }", json!({ "e": id })).await;
@@ -231,7 +183,7 @@ backend_tests! {
     async fn two_hundred_concurrent_enrollments_fill_thirty_seats_exactly(app) {
         let campus = app.campus("Org").await;
         let (_, section) = app.course_with_section(&campus, "Popular", Some(30), "FRIDAY").await;
-        let people = students(&app, &campus, 200).await;
+        let people = app.students(&campus, 200).await;
         let app = Arc::new(app);
         let tasks: Vec<_> = people.into_iter().map(|(_, token)| {
             let app = app.clone();
@@ -249,7 +201,7 @@ backend_tests! {
             }
         }
         assert_eq!((registered, waitlisted), (30, 170));
-        assert_section_consistent(&app, section).await;
+        app.assert_section_consistent(section).await;
         let tickets: Vec<i64> = enrollment::Entity::find()
             .filter(enrollment::Column::SectionId.eq(section))
             .filter(enrollment::Column::Status.eq(EnrollmentStatus::Waitlisted))
@@ -263,7 +215,7 @@ backend_tests! {
         let campus = app.campus("Org").await;
         let course = app.create_course(&campus.teacher_token, json!({ "name": "Cert", "certificateValidityMonths": 6 })).await;
         let section = app.create_section(&campus.teacher_token, json!({ "courseId": course, "name": "A" })).await;
-        let (_, token) = students(&app, &campus, 1).await.remove(0);
+        let (_, token) = app.students(&campus, 1).await.remove(0);
         let id = parse_id(&enroll(&app, &token, section).await["data"]["enroll"]["id"]);
         let app = Arc::new(app);
         let tasks: Vec<_> = (0..20).map(|_| {
@@ -292,7 +244,7 @@ backend_tests! {
         let course = app.create_course(&campus.teacher_token, json!({ "name": "Twins" })).await;
         let a = app.create_section(&campus.teacher_token, json!({ "courseId": course, "name": "A" })).await;
         let b = app.create_section(&campus.teacher_token, json!({ "courseId": course, "name": "B" })).await;
-        let (_, token) = students(&app, &campus, 1).await.remove(0);
+        let (_, token) = app.students(&campus, 1).await.remove(0);
         let app = Arc::new(app);
         for _ in 0..5 {
             let (one, two) = tokio::join!(enroll(&app, &token, a), enroll(&app, &token, b));
@@ -308,7 +260,229 @@ backend_tests! {
             assert_eq!(active.len(), 1);
             app.ok(Some(&token), WITHDRAW, json!({ "e": active[0].id })).await;
         }
-        assert_section_consistent(&app, a).await;
-        assert_section_consistent(&app, b).await;
+        app.assert_section_consistent(a).await;
+        app.assert_section_consistent(b).await;
+    }
+}
+
+const SWITCH: &str =
+    "mutation($e: UUID!, $s: UUID!) { switchSection(enrollmentId: $e, toSectionId: $s) {
+  status waitlistPosition section { id } } }";
+
+/// Everything the engine writes, for "changed nothing" checks.
+async fn snapshot(app: &TestApp) -> String {
+    let enrollments = enrollment::Entity::find()
+        .order_by_asc(enrollment::Column::Id)
+        .all(&app.db)
+        .await
+        .unwrap();
+    let sections = section::Entity::find()
+        .order_by_asc(section::Column::Id)
+        .all(&app.db)
+        .await
+        .unwrap();
+    let events = enrollment_event::Entity::find()
+        .count(&app.db)
+        .await
+        .unwrap();
+    let certifications = certification::Entity::find().count(&app.db).await.unwrap();
+    format!("{enrollments:?}\n{sections:?}\n{events}\n{certifications}")
+}
+
+backend_tests! {
+    async fn switching_moves_the_seat_and_promotes_in_the_old_section(app) {
+        let campus = app.campus("Org").await;
+        let t = campus.teacher_token.clone();
+        let course = app.create_course(&t, json!({ "name": "Pottery" })).await;
+        let a = app.create_section(&t, json!({ "courseId": course, "name": "A", "capacity": 1 })).await;
+        let b = app.create_section(&t, json!({ "courseId": course, "name": "B", "capacity": 2 })).await;
+        let people = app.students(&campus, 4).await;
+        let mover = parse_id(&enroll(&app, &people[0].1, a).await["data"]["enroll"]["id"]);
+        let waiter = parse_id(&enroll(&app, &people[1].1, a).await["data"]["enroll"]["id"]);
+
+        let moved = app.ok(Some(&people[0].1), SWITCH, json!({ "e": mover, "s": b })).await;
+        assert_eq!(moved["switchSection"]["status"], "REGISTERED");
+        assert_eq!(moved["switchSection"]["section"]["id"], b.to_string());
+        let promoted = enrollment::Entity::find_by_id(waiter).one(&app.db).await.unwrap().unwrap();
+        assert_eq!(promoted.status, EnrollmentStatus::Registered, "the freed seat went to the waiter");
+        let event = enrollment_event::Entity::find()
+            .filter(enrollment_event::Column::EnrollmentId.eq(mover))
+            .order_by_desc(enrollment_event::Column::Id)
+            .one(&app.db).await.unwrap().unwrap();
+        assert_eq!(event.details, Some(json!({ "fromSectionId": a, "toSectionId": b })));
+        assert_eq!((event.from_status, event.to_status),
+            (Some(EnrollmentStatus::Registered), EnrollmentStatus::Registered));
+
+        // B fills up; switching into a full section fails and keeps the old seat.
+        assert_eq!(enroll(&app, &people[2].1, b).await["data"]["enroll"]["status"], "REGISTERED");
+        let before = snapshot(&app).await;
+        let full = app.gql(Some(&people[1].1), SWITCH, json!({ "e": waiter, "s": b })).await;
+        assert_eq!(error_code(&full), "SECTION_FULL");
+        assert_eq!(snapshot(&app).await, before, "a refused switch changes nothing");
+
+        // A waitlisted enrollment may switch into a section with a free seat, leaving its queue.
+        let queued = parse_id(&enroll(&app, &people[3].1, b).await["data"]["enroll"]["id"]);
+        let c = app.create_section(&t, json!({ "courseId": course, "name": "C", "capacity": 1,
+            "requiresApproval": true })).await;
+        let moved = app.ok(Some(&people[3].1), SWITCH, json!({ "e": queued, "s": c })).await;
+        assert_eq!(moved["switchSection"]["status"], "PENDING", "C requires approval");
+        for section in [a, b, c] {
+            app.assert_section_consistent(section).await;
+        }
+
+        // Bad targets and strangers change nothing either.
+        let other_course = app.create_course(&t, json!({ "name": "Other" })).await;
+        let elsewhere = app.create_section(&t, json!({ "courseId": other_course, "name": "X" })).await;
+        let before = snapshot(&app).await;
+        for (token, e, s, code) in [
+            (&people[0].1, mover, b, "BAD_USER_INPUT"),
+            (&people[0].1, mover, elsewhere, "BAD_USER_INPUT"),
+            (&people[1].1, mover, a, "FORBIDDEN"),
+            (&people[0].1, mover, Uuid::new_v4(), "NOT_FOUND"),
+        ] {
+            let response = app.gql(Some(token), SWITCH, json!({ "e": e, "s": s })).await;
+            assert_eq!(error_code(&response), code, "{response}");
+        }
+        assert_eq!(snapshot(&app).await, before);
+
+        // A teacher may switch a student; a final enrollment cannot be switched.
+        let d = app.create_section(&t, json!({ "courseId": course, "name": "D", "capacity": 1 })).await;
+        let by_staff = app.ok(Some(&t), SWITCH, json!({ "e": mover, "s": d })).await;
+        assert_eq!(by_staff["switchSection"]["section"]["id"], d.to_string());
+        app.ok(Some(&people[0].1), WITHDRAW, json!({ "e": mover })).await;
+        let done = app.gql(Some(&people[0].1), SWITCH, json!({ "e": mover, "s": b })).await;
+        assert_eq!(error_code(&done), "INVALID_TRANSITION");
+        for section in [a, b, c, d] {
+            app.assert_section_consistent(section).await;
+        }
+    }
+
+    async fn opposite_concurrent_switches_neither_deadlock_nor_overbook(app) {
+        let campus = app.campus("Org").await;
+        let t = campus.teacher_token.clone();
+        let course = app.create_course(&t, json!({ "name": "Swap" })).await;
+        let a = app.create_section(&t, json!({ "courseId": course, "name": "A", "capacity": 8 })).await;
+        let b = app.create_section(&t, json!({ "courseId": course, "name": "B", "capacity": 8 })).await;
+        let people = app.students(&campus, 12).await;
+        let mut moves = Vec::new();
+        for (i, (_, token)) in people.iter().enumerate() {
+            let (from, to) = if i % 2 == 0 { (a, b) } else { (b, a) };
+            let id = parse_id(&enroll(&app, token, from).await["data"]["enroll"]["id"]);
+            moves.push((token.clone(), id, to));
+        }
+        let app = Arc::new(app);
+        let tasks: Vec<_> = moves.into_iter().map(|(token, id, to)| {
+            let app = app.clone();
+            tokio::spawn(async move { app.gql(Some(&token), SWITCH, json!({ "e": id, "s": to })).await })
+        }).collect();
+        let mut switched = 0;
+        for task in tasks {
+            let response = task.await.unwrap();
+            match response.get("errors") {
+                None => switched += 1,
+                Some(_) => assert_eq!(error_code(&response), "SECTION_FULL", "{response}"),
+            }
+        }
+        assert!(switched >= 4, "at least the free seats were taken: {switched}");
+        app.assert_section_consistent(a).await;
+        app.assert_section_consistent(b).await;
+        let active = enrollment::Entity::find()
+            .filter(enrollment::Column::CourseId.eq(course))
+            .filter(enrollment::Column::Status.is_in(EnrollmentStatus::ACTIVE))
+            .count(&app.db).await.unwrap();
+        assert_eq!(active, 12, "everyone still holds exactly one seat");
+    }
+
+    async fn staff_override_capacity_is_recorded_and_promotes_nobody_while_over(app) {
+        let campus = app.campus("Org").await;
+        let (_, section) = app.course_with_section(&campus, "Tight", Some(1), "MONDAY").await;
+        let people = app.students(&campus, 3).await;
+        enroll(&app, &people[0].1, section).await;
+        let waiter = parse_id(&enroll(&app, &people[1].1, section).await["data"]["enroll"]["id"]);
+        let forced = app.gql(Some(&campus.teacher_token), ENROLL,
+            json!({ "s": section, "u": people[2].0, "oc": true })).await;
+        assert_eq!(forced["data"]["enroll"]["status"], "REGISTERED", "{forced}");
+        let forced_id = parse_id(&forced["data"]["enroll"]["id"]);
+        let event = enrollment_event::Entity::find()
+            .filter(enrollment_event::Column::EnrollmentId.eq(forced_id))
+            .one(&app.db).await.unwrap().unwrap();
+        assert_eq!(event.details, Some(json!({ "capacityOverride": true })));
+        assert_eq!(event.actor_id, Some(campus.teacher.id));
+        let row = section::Entity::find_by_id(section).one(&app.db).await.unwrap().unwrap();
+        assert_eq!((row.registered_count, row.capacity), (2, Some(1)));
+
+        // Leaving brings the section back to capacity, not below: the waiter keeps waiting.
+        app.ok(Some(&people[2].1), WITHDRAW, json!({ "e": forced_id })).await;
+        let still = enrollment::Entity::find_by_id(waiter).one(&app.db).await.unwrap().unwrap();
+        assert_eq!(still.status, EnrollmentStatus::Waitlisted);
+        app.assert_section_consistent(section).await;
+    }
+
+    async fn every_invalid_transition_from_every_state_changes_nothing(app) {
+        use EnrollmentStatus::*;
+        let campus = app.campus("Org").await;
+        let t = campus.teacher_token.clone();
+        let course = app.create_course(&t, json!({ "name": "States" })).await;
+        let open = app.create_section(&t, json!({ "courseId": course, "name": "Open" })).await;
+        let approval = app.create_section(&t, json!({ "courseId": course, "name": "Approval",
+            "requiresApproval": true })).await;
+        let tight = app.create_section(&t, json!({ "courseId": course, "name": "Tight", "capacity": 1 })).await;
+        let people = app.students(&campus, 8).await;
+        enroll(&app, &people[7].1, tight).await;
+        let mut by_state = Vec::new();
+        for (i, state) in [Pending, Registered, Waitlisted, Completed, Failed, Withdrawn, Cancelled]
+            .into_iter().enumerate()
+        {
+            let token = &people[i].1;
+            let section = match state { Pending => approval, Waitlisted => tight, _ => open };
+            let id = parse_id(&enroll(&app, token, section).await["data"]["enroll"]["id"]);
+            let follow_up = match state {
+                Completed => Some(COMPLETE),
+                Failed => Some("mutation($e: UUID!) { failEnrollment(enrollmentId: $e) { status } }"),
+                Withdrawn => Some(WITHDRAW),
+                Cancelled => Some("mutation($e: UUID!) { cancelEnrollment(enrollmentId: $e, reason: \"x\") { status } }"),
+                _ => None,
+            };
+            if let Some(mutation) = follow_up {
+                let actor = if state == Withdrawn { token } else { &t };
+                app.ok(Some(actor), mutation, json!({ "e": id })).await;
+            }
+            let row = enrollment::Entity::find_by_id(id).one(&app.db).await.unwrap().unwrap();
+            assert_eq!(row.status, state);
+            by_state.push((state, id, token.clone()));
+        }
+        let attempts: [(&str, fn(EnrollmentStatus) -> bool, bool); 5] = [
+            ("mutation($e: UUID!) { withdraw(enrollmentId: $e) { status } }",
+                |s| EnrollmentStatus::ACTIVE.contains(&s), false),
+            ("mutation($e: UUID!) { cancelEnrollment(enrollmentId: $e, reason: \"r\") { status } }",
+                |s| EnrollmentStatus::ACTIVE.contains(&s), true),
+            ("mutation($e: UUID!) { approveEnrollment(enrollmentId: $e) { status } }",
+                |s| s == Pending, true),
+            (COMPLETE, |s| s == Registered, true),
+            ("mutation($e: UUID!) { failEnrollment(enrollmentId: $e) { status } }",
+                |s| s == Registered, true),
+        ];
+        let mut refused = 0;
+        for (state, id, owner) in &by_state {
+            for (mutation, allowed, staff) in &attempts {
+                if allowed(*state) {
+                    continue;
+                }
+                let token = if *staff { &t } else { owner };
+                let before = snapshot(&app).await;
+                let response = app.gql(Some(token), mutation, json!({ "e": id })).await;
+                assert_eq!(error_code(&response), "INVALID_TRANSITION", "{state:?}: {mutation}");
+                assert_eq!(snapshot(&app).await, before, "{state:?}: {mutation} changed something");
+                refused += 1;
+            }
+            if !EnrollmentStatus::ACTIVE.contains(state) {
+                let target = if *state == Waitlisted { open } else { approval };
+                let response = app.gql(Some(owner), SWITCH, json!({ "e": id, "s": target })).await;
+                assert_eq!(error_code(&response), "INVALID_TRANSITION", "switch from {state:?}");
+                refused += 1;
+            }
+        }
+        // 4 final states × 5 mutations + 4 switches, PENDING 2, REGISTERED 1, WAITLISTED 3.
+        assert_eq!(refused, 20 + 4 + 2 + 1 + 3);
     }
 }

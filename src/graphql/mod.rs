@@ -70,3 +70,10 @@ pub fn request<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext, ApiError> {
     ctx.data::<RequestContext>()
         .map_err(|_| ApiError::Internal("request context missing".into()))
 }
+
+/// The pool and the signed-in viewer, or `UNAUTHENTICATED` for anonymous requests: what every
+/// mutation starts with.
+pub fn signed_in<'a>(ctx: &Context<'a>) -> Result<(&'a DatabaseConnection, &'a Viewer), ApiError> {
+    let rc = request(ctx)?;
+    Ok((&rc.db, rc.require_viewer()?))
+}

@@ -2,7 +2,7 @@ use async_graphql::{Context, Json, MergedObject, Object, Result};
 use uuid::Uuid;
 
 use super::{
-    request,
+    signed_in,
     types::{Course, Enrollment, Section},
 };
 use crate::service::{
@@ -41,8 +41,7 @@ impl EnrollmentMutation {
         )]
         override_schedule_conflict: Option<bool>,
     ) -> Result<Enrollment> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
+        let (db, viewer) = signed_in(ctx)?;
         let request = EnrollRequest {
             section_id,
             user_id,
@@ -50,9 +49,7 @@ impl EnrollmentMutation {
             override_capacity: override_capacity.unwrap_or(false),
             override_schedule_conflict: override_schedule_conflict.unwrap_or(false),
         };
-        Ok(Enrollment(
-            lifecycle::enroll(&rc.db, viewer, request).await?,
-        ))
+        Ok(Enrollment(lifecycle::enroll(db, viewer, request).await?))
     }
 
     /// Leaves a course (by the enrolled user or staff of the course): WITHDRAWN, final.
@@ -62,10 +59,9 @@ impl EnrollmentMutation {
         enrollment_id: Uuid,
         reason: Option<String>,
     ) -> Result<Enrollment> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
+        let (db, viewer) = signed_in(ctx)?;
         Ok(Enrollment(
-            lifecycle::withdraw(&rc.db, viewer, enrollment_id, reason).await?,
+            lifecycle::withdraw(db, viewer, enrollment_id, reason).await?,
         ))
     }
 
@@ -77,10 +73,9 @@ impl EnrollmentMutation {
         enrollment_id: Uuid,
         reason: String,
     ) -> Result<Enrollment> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
+        let (db, viewer) = signed_in(ctx)?;
         Ok(Enrollment(
-            lifecycle::cancel(&rc.db, viewer, enrollment_id, reason).await?,
+            lifecycle::cancel(db, viewer, enrollment_id, reason).await?,
         ))
     }
 
@@ -90,10 +85,9 @@ impl EnrollmentMutation {
         ctx: &Context<'_>,
         enrollment_id: Uuid,
     ) -> Result<Enrollment> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
+        let (db, viewer) = signed_in(ctx)?;
         Ok(Enrollment(
-            lifecycle::approve(&rc.db, viewer, enrollment_id).await?,
+            lifecycle::approve(db, viewer, enrollment_id).await?,
         ))
     }
 
@@ -104,10 +98,9 @@ impl EnrollmentMutation {
         enrollment_id: Uuid,
         evidence: Option<Json<serde_json::Value>>,
     ) -> Result<Enrollment> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
+        let (db, viewer) = signed_in(ctx)?;
         Ok(Enrollment(
-            lifecycle::complete(&rc.db, viewer, enrollment_id, evidence.map(|e| e.0)).await?,
+            lifecycle::complete(db, viewer, enrollment_id, evidence.map(|e| e.0)).await?,
         ))
     }
 
@@ -118,10 +111,25 @@ impl EnrollmentMutation {
         enrollment_id: Uuid,
         reason: Option<String>,
     ) -> Result<Enrollment> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
+        let (db, viewer) = signed_in(ctx)?;
         Ok(Enrollment(
-            lifecycle::fail(&rc.db, viewer, enrollment_id, reason).await?,
+            lifecycle::fail(db, viewer, enrollment_id, reason).await?,
+        ))
+    }
+
+    /// Moves an enrollment to another section of the same course in one transaction (by the
+    /// enrolled user or staff of the course). The new section must have a free seat and nobody
+    /// waiting for one, else SECTION_FULL and the old seat or waitlist place is kept. The seat
+    /// freed in the old section goes to its earliest waitlisted enrollment.
+    async fn switch_section(
+        &self,
+        ctx: &Context<'_>,
+        enrollment_id: Uuid,
+        to_section_id: Uuid,
+    ) -> Result<Enrollment> {
+        let (db, viewer) = signed_in(ctx)?;
+        Ok(Enrollment(
+            lifecycle::switch_section(db, viewer, enrollment_id, to_section_id).await?,
         ))
     }
 
@@ -132,10 +140,9 @@ impl EnrollmentMutation {
         enrollment_id: Uuid,
         visibility: bool,
     ) -> Result<Enrollment> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
+        let (db, viewer) = signed_in(ctx)?;
         Ok(Enrollment(
-            lifecycle::set_visibility(&rc.db, viewer, enrollment_id, visibility).await?,
+            lifecycle::set_visibility(db, viewer, enrollment_id, visibility).await?,
         ))
     }
 }
@@ -149,9 +156,8 @@ pub struct CatalogMutation;
 impl CatalogMutation {
     /// Creates a course. `teacherId` and `organizationId` default to the caller's.
     async fn create_course(&self, ctx: &Context<'_>, input: CreateCourseInput) -> Result<Course> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
-        Ok(Course(catalog::create_course(&rc.db, viewer, input).await?))
+        let (db, viewer) = signed_in(ctx)?;
+        Ok(Course(catalog::create_course(db, viewer, input).await?))
     }
 
     /// Changes a course; fields left out stay as they are.
@@ -161,11 +167,8 @@ impl CatalogMutation {
         id: Uuid,
         input: UpdateCourseInput,
     ) -> Result<Course> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
-        Ok(Course(
-            catalog::update_course(&rc.db, viewer, id, input).await?,
-        ))
+        let (db, viewer) = signed_in(ctx)?;
+        Ok(Course(catalog::update_course(db, viewer, id, input).await?))
     }
 
     /// Adds a section to a course.
@@ -174,11 +177,8 @@ impl CatalogMutation {
         ctx: &Context<'_>,
         input: CreateSectionInput,
     ) -> Result<Section> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
-        Ok(Section(
-            catalog::create_section(&rc.db, viewer, input).await?,
-        ))
+        let (db, viewer) = signed_in(ctx)?;
+        Ok(Section(catalog::create_section(db, viewer, input).await?))
     }
 
     /// Changes a section. Raising the capacity promotes the earliest waitlisted enrollments.
@@ -188,9 +188,8 @@ impl CatalogMutation {
         id: Uuid,
         input: UpdateSectionInput,
     ) -> Result<Section> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
-        let (section, _promoted) = catalog::update_section(&rc.db, viewer, id, input).await?;
+        let (db, viewer) = signed_in(ctx)?;
+        let (section, _promoted) = catalog::update_section(db, viewer, id, input).await?;
         Ok(Section(section))
     }
 }

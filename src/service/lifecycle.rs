@@ -87,7 +87,10 @@ pub async fn enroll(
     if !request.override_schedule_conflict {
         check_schedule(db, user_id, &section, None).await?;
     }
-    retrying(|| enroll_once(db, viewer, &request, user_id, &section, &course, checked_at)).await
+    retrying(|| async {
+        enroll_once(db, viewer, &request, user_id, &section, &course, checked_at).await
+    })
+    .await
 }
 
 async fn enroll_once(
@@ -375,59 +378,113 @@ enum Actor {
     Staff,
 }
 
+/// An enrollment locked for a change, with its section and course, and who the viewer is to it.
+struct Locked {
+    row: enrollment::Model,
+    section: section::Model,
+    course: course::Model,
+    actor: Option<Actor>,
+}
+
+impl Locked {
+    /// The enrolled user or staff of the course.
+    fn require_owner_or_staff(&self) -> Result<(), ApiError> {
+        match self.actor {
+            Some(_) => Ok(()),
+            None => Err(ApiError::forbidden("not your enrollment")),
+        }
+    }
+
+    /// Staff of the course; with `not_own`, never for their own enrollment (attendance and
+    /// completion are never self-confirmed).
+    fn require_staff(&self, viewer: &Viewer, not_own: bool, what: &str) -> Result<(), ApiError> {
+        if self.actor != Some(Actor::Staff) || (not_own && self.row.user_id == viewer.id()) {
+            return Err(ApiError::forbidden(format!(
+                "only staff of the course {what}{}",
+                if not_own {
+                    ", never for themselves"
+                } else {
+                    ""
+                }
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Begins the write transaction of one change of an enrollment and locks the section, then the
+/// enrollment. The caller checks, applies, and commits; `retrying` runs the whole again if it
+/// lost a race.
+async fn begin_change(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+) -> Result<(DatabaseTransaction, Locked), ApiError> {
+    let txn = begin_write(db).await?;
+    let locked = lock_for_change(&txn, viewer, enrollment_id).await?;
+    Ok((txn, locked))
+}
+
 /// Loads an enrollment for a change by `viewer`, decides who they are to it, and locks the
-/// section row then the enrollment row (in that order).
+/// section row then the enrollment row (in that order). If a concurrent switch moved the
+/// enrollment between the read and the locks, it locks the new section too and reads again.
 async fn lock_for_change(
     txn: &DatabaseTransaction,
     viewer: &Viewer,
     enrollment_id: Uuid,
-) -> Result<
-    (
-        enrollment::Model,
-        section::Model,
-        course::Model,
-        Option<Actor>,
-    ),
-    ApiError,
-> {
+) -> Result<Locked, ApiError> {
     let backend = txn.get_database_backend();
-    let unlocked = enrollment::Entity::find_by_id(enrollment_id)
+    let mut section_id = enrollment::Entity::find_by_id(enrollment_id)
         .one(txn)
         .await?
-        .ok_or(ApiError::NotFound("enrollment"))?;
-    let section = for_update(section::Entity::find_by_id(unlocked.section_id), backend)
-        .one(txn)
-        .await?
-        .ok_or(ApiError::NotFound("section"))?;
-    let row = for_update(enrollment::Entity::find_by_id(enrollment_id), backend)
-        .one(txn)
-        .await?
-        .ok_or(ApiError::NotFound("enrollment"))?;
-    let course = course::Entity::find_by_id(row.course_id)
-        .one(txn)
-        .await?
-        .ok_or(ApiError::NotFound("course"))?;
-    let actor = if viewer.can_manage_course(&course) {
-        Some(Actor::Staff)
-    } else if row.user_id == viewer.id() {
-        Some(Actor::Owner)
-    } else {
-        None
-    };
-    Ok((row, section, course, actor))
+        .ok_or(ApiError::NotFound("enrollment"))?
+        .section_id;
+    for _ in 0..3 {
+        let section = for_update(section::Entity::find_by_id(section_id), backend)
+            .one(txn)
+            .await?
+            .ok_or(ApiError::NotFound("section"))?;
+        let row = for_update(enrollment::Entity::find_by_id(enrollment_id), backend)
+            .one(txn)
+            .await?
+            .ok_or(ApiError::NotFound("enrollment"))?;
+        if row.section_id != section.id {
+            section_id = row.section_id;
+            continue;
+        }
+        let course = course::Entity::find_by_id(row.course_id)
+            .one(txn)
+            .await?
+            .ok_or(ApiError::NotFound("course"))?;
+        let actor = if viewer.can_manage_course(&course) {
+            Some(Actor::Staff)
+        } else if row.user_id == viewer.id() {
+            Some(Actor::Owner)
+        } else {
+            None
+        };
+        return Ok(Locked {
+            row,
+            section,
+            course,
+            actor,
+        });
+    }
+    Err(ApiError::Conflict(
+        "the enrollment kept changing sections meanwhile; try again".into(),
+    ))
 }
 
-/// Moves `row` to `to` with a conditional update (so a concurrent change makes this one fail
-/// with `INVALID_TRANSITION` rather than apply twice), adjusts the counters, writes the event,
-/// and fills any seat that was freed.
+/// Moves the locked enrollment to `to` with a conditional update (so a concurrent change makes
+/// this one fail with `INVALID_TRANSITION` rather than apply twice), adjusts the counters, writes
+/// the event, and, when a withdrawal or cancellation freed a seat, fills it from the waitlist.
 async fn apply(
     txn: &DatabaseTransaction,
-    row: enrollment::Model,
-    section: &section::Model,
+    locked: &Locked,
     mut change: enrollment::ActiveModel,
     transition: Transition,
-    promote: bool,
 ) -> Result<enrollment::Model, ApiError> {
+    let (row, section) = (&locked.row, &locked.section);
     let (from, to, at, actor) = (row.status, transition.to, transition.at, transition.actor);
     if !can_transition(from, to) {
         return Err(invalid(from, to));
@@ -436,6 +493,9 @@ async fn apply(
     change.updated_at = Set(at);
     if from == Waitlisted {
         change.waitlist_ticket = Set(None);
+    }
+    if from == Waitlisted && to.holds_seat() {
+        change.seat_reserved_at = Set(Some(at));
     }
     let updated = enrollment::Entity::update_many()
         .set(change)
@@ -449,17 +509,27 @@ async fn apply(
     add_to_counter(txn, section.id, from, -1).await?;
     add_to_counter(txn, section.id, to, 1).await?;
     record_event(txn, transition).await?;
-    if promote {
-        let fresh = section::Entity::find_by_id(section.id)
-            .one(txn)
-            .await?
-            .ok_or(ApiError::NotFound("section"))?;
-        fill_free_seats(txn, &fresh, actor, at).await?;
+    if from.holds_seat() && matches!(to, Withdrawn | Cancelled) {
+        promote_into(txn, section.id, actor, at).await?;
     }
     enrollment::Entity::find_by_id(row.id)
         .one(txn)
         .await?
         .ok_or(ApiError::NotFound("enrollment"))
+}
+
+/// Reads the section as it stands now and fills its free seats from the waitlist.
+async fn promote_into(
+    txn: &DatabaseTransaction,
+    section_id: Uuid,
+    actor: Option<Uuid>,
+    at: DateTime<Utc>,
+) -> Result<Vec<enrollment::Model>, ApiError> {
+    let fresh = section::Entity::find_by_id(section_id)
+        .one(txn)
+        .await?
+        .ok_or(ApiError::NotFound("section"))?;
+    fill_free_seats(txn, &fresh, actor, at).await
 }
 
 fn invalid(from: EnrollmentStatus, to: EnrollmentStatus) -> ApiError {
@@ -505,20 +575,16 @@ pub async fn withdraw(
 ) -> Result<enrollment::Model, ApiError> {
     let reason = reason_text(reason)?;
     retrying(|| async {
-        let txn = begin_write(db).await?;
-        let (row, section, _, actor) = lock_for_change(&txn, viewer, enrollment_id).await?;
-        if actor.is_none() {
-            return Err(ApiError::forbidden("not your enrollment"));
-        }
+        let (txn, locked) = begin_change(db, viewer, enrollment_id).await?;
+        locked.require_owner_or_staff()?;
         let at = now();
         let change = enrollment::ActiveModel {
             withdrawn_at: Set(Some(at)),
             reason: Set(reason.clone()),
             ..Default::default()
         };
-        let t = transition(&row, Withdrawn, viewer, reason.clone(), at);
-        let promote = row.status.holds_seat();
-        let row = apply(&txn, row, &section, change, t, promote).await?;
+        let t = transition(&locked.row, Withdrawn, viewer, reason.clone(), at);
+        let row = apply(&txn, &locked, change, t).await?;
         txn.commit().await?;
         Ok(row)
     })
@@ -540,22 +606,16 @@ pub async fn cancel(
     let reason = reason_text(Some(reason))?
         .ok_or_else(|| ApiError::bad_input("reason", "a reason is required"))?;
     retrying(|| async {
-        let txn = begin_write(db).await?;
-        let (row, section, _, actor) = lock_for_change(&txn, viewer, enrollment_id).await?;
-        if actor != Some(Actor::Staff) {
-            return Err(ApiError::forbidden(
-                "only staff of the course cancel enrollments",
-            ));
-        }
+        let (txn, locked) = begin_change(db, viewer, enrollment_id).await?;
+        locked.require_staff(viewer, false, "cancel enrollments")?;
         let at = now();
         let change = enrollment::ActiveModel {
             cancelled_at: Set(Some(at)),
             reason: Set(Some(reason.clone())),
             ..Default::default()
         };
-        let t = transition(&row, Cancelled, viewer, Some(reason.clone()), at);
-        let promote = row.status.holds_seat();
-        let row = apply(&txn, row, &section, change, t, promote).await?;
+        let t = transition(&locked.row, Cancelled, viewer, Some(reason.clone()), at);
+        let row = apply(&txn, &locked, change, t).await?;
         txn.commit().await?;
         Ok(row)
     })
@@ -572,18 +632,13 @@ pub async fn approve(
     enrollment_id: Uuid,
 ) -> Result<enrollment::Model, ApiError> {
     retrying(|| async {
-        let txn = begin_write(db).await?;
-        let (row, section, _, actor) = lock_for_change(&txn, viewer, enrollment_id).await?;
-        if actor != Some(Actor::Staff) {
-            return Err(ApiError::forbidden(
-                "only staff of the course approve enrollments",
-            ));
+        let (txn, locked) = begin_change(db, viewer, enrollment_id).await?;
+        locked.require_staff(viewer, false, "approve enrollments")?;
+        if locked.row.status != Pending {
+            return Err(invalid(locked.row.status, Registered));
         }
-        if row.status != Pending {
-            return Err(invalid(row.status, Registered));
-        }
-        let t = transition(&row, Registered, viewer, None, now());
-        let row = apply(&txn, row, &section, Default::default(), t, false).await?;
+        let t = transition(&locked.row, Registered, viewer, None, now());
+        let row = apply(&txn, &locked, Default::default(), t).await?;
         txn.commit().await?;
         Ok(row)
     })
@@ -605,13 +660,8 @@ pub async fn complete(
     evidence: Option<serde_json::Value>,
 ) -> Result<enrollment::Model, ApiError> {
     retrying(|| async {
-        let txn = begin_write(db).await?;
-        let (row, section, course, actor) = lock_for_change(&txn, viewer, enrollment_id).await?;
-        if actor != Some(Actor::Staff) || row.user_id == viewer.id() {
-            return Err(ApiError::forbidden(
-                "attendance is confirmed by staff of the course, never by the enrolled user",
-            ));
-        }
+        let (txn, locked) = begin_change(db, viewer, enrollment_id).await?;
+        locked.require_staff(viewer, true, "confirm attendance")?;
         let at = now();
         let change = enrollment::ActiveModel {
             completed_at: Set(Some(at)),
@@ -619,14 +669,13 @@ pub async fn complete(
             completion_evidence: Set(evidence.clone()),
             ..Default::default()
         };
-        let t = transition(&row, Completed, viewer, None, at);
-        let (user_id, course_id) = (row.user_id, row.course_id);
-        let row = apply(&txn, row, &section, change, t, false).await?;
-        if let Some(months) = course.certificate_validity_months {
+        let t = transition(&locked.row, Completed, viewer, None, at);
+        let row = apply(&txn, &locked, change, t).await?;
+        if let Some(months) = locked.course.certificate_validity_months {
             certification::ActiveModel {
                 id: Set(Uuid::now_v7()),
-                user_id: Set(user_id),
-                course_id: Set(course_id),
+                user_id: Set(row.user_id),
+                course_id: Set(row.course_id),
                 enrollment_id: Set(row.id),
                 issued_at: Set(at),
                 expires_at: Set(at.checked_add_months(chrono::Months::new(months.unsigned_abs()))),
@@ -653,20 +702,125 @@ pub async fn fail(
 ) -> Result<enrollment::Model, ApiError> {
     let reason = reason_text(reason)?;
     retrying(|| async {
-        let txn = begin_write(db).await?;
-        let (row, section, _, actor) = lock_for_change(&txn, viewer, enrollment_id).await?;
-        if actor != Some(Actor::Staff) || row.user_id == viewer.id() {
-            return Err(ApiError::forbidden(
-                "only staff of the course record a failure",
-            ));
-        }
+        let (txn, locked) = begin_change(db, viewer, enrollment_id).await?;
+        locked.require_staff(viewer, true, "record a failure")?;
         let at = now();
         let change = enrollment::ActiveModel {
             reason: Set(reason.clone()),
             ..Default::default()
         };
-        let t = transition(&row, Failed, viewer, reason.clone(), at);
-        let row = apply(&txn, row, &section, change, t, false).await?;
+        let t = transition(&locked.row, Failed, viewer, reason.clone(), at);
+        let row = apply(&txn, &locked, change, t).await?;
+        txn.commit().await?;
+        Ok(row)
+    })
+    .await
+}
+
+/// Moves an active enrollment to another section of the same course, in one transaction: it
+/// takes a seat in the new section (PENDING there if that section requires approval), gives up
+/// its seat or waitlist place in the old one, and fills the old seat from the old waitlist. If
+/// the new section has no free seat (or people waiting for one) it fails with `SECTION_FULL`
+/// and the old seat is kept: the user never holds two sections, nor loses the one they have.
+///
+/// Both section rows are locked in id order, so switches in opposite directions queue instead of
+/// deadlocking. The event records both sections in its details.
+///
+/// # Errors
+/// `NOT_FOUND`; `FORBIDDEN` unless the enrolled user or staff of the course; `BAD_USER_INPUT`
+/// for the same section or a section of another course; `INVALID_TRANSITION` for a final status;
+/// `SECTION_INACTIVE`; `SCHEDULE_CONFLICT`; `SECTION_FULL`.
+pub async fn switch_section(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+    to_section_id: Uuid,
+) -> Result<enrollment::Model, ApiError> {
+    retrying(|| async {
+        let txn = begin_write(db).await?;
+        let backend = txn.get_database_backend();
+        let current = enrollment::Entity::find_by_id(enrollment_id)
+            .one(&txn)
+            .await?
+            .ok_or(ApiError::NotFound("enrollment"))?;
+        if current.section_id == to_section_id {
+            return Err(ApiError::bad_input(
+                "toSectionId",
+                "the enrollment is already in this section",
+            ));
+        }
+        let mut order = [current.section_id, to_section_id];
+        order.sort();
+        for id in order {
+            for_update(section::Entity::find_by_id(id), backend)
+                .one(&txn)
+                .await?
+                .ok_or(ApiError::NotFound("section"))?;
+        }
+        let locked = lock_for_change(&txn, viewer, enrollment_id).await?;
+        locked.require_owner_or_staff()?;
+        let (target, _) = section_with_course(&txn, to_section_id).await?;
+        let row = &locked.row;
+        if target.course_id != row.course_id {
+            return Err(ApiError::bad_input(
+                "toSectionId",
+                "the section belongs to another course",
+            ));
+        }
+        let to = if target.requires_approval {
+            Pending
+        } else {
+            Registered
+        };
+        if !EnrollmentStatus::ACTIVE.contains(&row.status) {
+            return Err(invalid(row.status, to));
+        }
+        if !target.is_active || !locked.course.is_active {
+            return Err(ApiError::SectionInactive(
+                "the section or its course is not active".into(),
+            ));
+        }
+        check_schedule(&txn, row.user_id, &target, Some(row.id)).await?;
+        if !take_seat(&txn, target.id, to).await? {
+            return Err(ApiError::SectionFull);
+        }
+        let at = now();
+        let updated = enrollment::Entity::update_many()
+            .set(enrollment::ActiveModel {
+                section_id: Set(target.id),
+                status: Set(to),
+                waitlist_ticket: Set(None),
+                seat_reserved_at: Set(Some(at)),
+                updated_at: Set(at),
+                ..Default::default()
+            })
+            .filter(enrollment::Column::Id.eq(row.id))
+            .filter(enrollment::Column::Status.eq(row.status))
+            .filter(enrollment::Column::SectionId.eq(locked.section.id))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected != 1 {
+            return Err(invalid(row.status, to));
+        }
+        add_to_counter(&txn, locked.section.id, row.status, -1).await?;
+        record_event(
+            &txn,
+            Transition {
+                details: Some(json!({
+                    "fromSectionId": locked.section.id,
+                    "toSectionId": target.id,
+                })),
+                ..transition(row, to, viewer, Some("switched section".into()), at)
+            },
+        )
+        .await?;
+        if row.status.holds_seat() {
+            promote_into(&txn, locked.section.id, Some(viewer.id()), at).await?;
+        }
+        let row = enrollment::Entity::find_by_id(row.id)
+            .one(&txn)
+            .await?
+            .ok_or(ApiError::NotFound("enrollment"))?;
         txn.commit().await?;
         Ok(row)
     })

@@ -570,6 +570,70 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// `n` students of the campus's organization, with their tokens.
+    pub async fn students(&self, campus: &Campus, n: usize) -> Vec<(Uuid, String)> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = self.user(Role::Student, Some(campus.organization.id)).await;
+            out.push((s.id, self.token(s.id)));
+        }
+        out
+    }
+
+    /// Invariants 1, 3 and 4 of DESIGN.md for one section, as it stands: the counters equal the
+    /// rows, seats held stay within capacity, nobody waits while a seat is free, and the waitlist
+    /// tickets are distinct.
+    pub async fn assert_section_consistent(&self, section_id: Uuid) {
+        use entity::{enrollment, section, types::EnrollmentStatus as S};
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let section = section::Entity::find_by_id(section_id)
+            .one(&self.db)
+            .await
+            .expect("section query")
+            .expect("section exists");
+        let rows = enrollment::Entity::find()
+            .filter(enrollment::Column::SectionId.eq(section_id))
+            .all(&self.db)
+            .await
+            .expect("enrollments query");
+        let count = |status: S| rows.iter().filter(|e| e.status == status).count() as i32;
+        let (registered, pending, waiting) = (
+            count(S::Registered),
+            count(S::Pending),
+            count(S::Waitlisted),
+        );
+        assert_eq!(
+            (
+                section.registered_count,
+                section.pending_count,
+                section.waitlist_count
+            ),
+            (registered, pending, waiting),
+            "[{:?}] counters equal the rows",
+            self.backend
+        );
+        if let Some(capacity) = section.capacity {
+            assert!(registered + pending <= capacity, "overbooked");
+            if waiting > 0 {
+                assert_eq!(
+                    registered + pending,
+                    capacity,
+                    "someone waits while a seat is free"
+                );
+            }
+        }
+        let mut tickets: Vec<i64> = rows.iter().filter_map(|e| e.waitlist_ticket).collect();
+        tickets.sort_unstable();
+        tickets.dedup();
+        assert_eq!(
+            tickets.len() as i32,
+            waiting,
+            "one distinct ticket per waiter"
+        );
+    }
+}
+
 pub fn parse_id(value: &Value) -> Uuid {
     value
         .as_str()
