@@ -6,10 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{TestApp, error_code, parse_id};
-use entity::{
-    certification, enrollment, enrollment_event, section,
-    types::{EnrollmentStatus, Role},
-};
+use entity::{certification, enrollment, enrollment_event, section, types::EnrollmentStatus};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -269,6 +266,9 @@ const SWITCH: &str =
     "mutation($e: UUID!, $s: UUID!) { switchSection(enrollmentId: $e, toSectionId: $s) {
   status waitlistPosition section { id } } }";
 
+/// A mutation, the statuses it may leave from, and whether staff (rather than the owner) send it.
+type Attempt = (&'static str, fn(EnrollmentStatus) -> bool, bool);
+
 /// Everything the engine writes, for "changed nothing" checks.
 async fn snapshot(app: &TestApp) -> String {
     let enrollments = enrollment::Entity::find()
@@ -451,7 +451,7 @@ backend_tests! {
             assert_eq!(row.status, state);
             by_state.push((state, id, token.clone()));
         }
-        let attempts: [(&str, fn(EnrollmentStatus) -> bool, bool); 5] = [
+        let attempts: [Attempt; 5] = [
             ("mutation($e: UUID!) { withdraw(enrollmentId: $e) { status } }",
                 |s| EnrollmentStatus::ACTIVE.contains(&s), false),
             ("mutation($e: UUID!) { cancelEnrollment(enrollmentId: $e, reason: \"r\") { status } }",
