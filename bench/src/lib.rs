@@ -1,0 +1,186 @@
+//! What Roster's benchmark programs share: starting a real `roster serve` on a free loopback
+//! port, driving it with a fixed number of concurrent clients, and summarising latencies.
+//!
+//! Load goes to 127.0.0.1 only, and every run is bounded by a request count.
+
+use std::{
+    net::TcpListener,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+/// A `roster serve` child process, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `binary serve` on `database_url` with `secret`, without demo data, and waits until
+    /// `/healthz` answers.
+    ///
+    /// # Errors
+    /// The process cannot start or does not become healthy within 30 s.
+    pub async fn start(binary: &Path, database_url: &str, secret: &str) -> anyhow::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new(binary)
+            .arg("serve")
+            .env("ROSTER_DATABASE_URL", database_url)
+            .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
+            .env("ROSTER_JWT_SECRET", secret)
+            .env("ROSTER_DEMO_DATA", "never")
+            .env("ROSTER_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(format!("{}/healthz", server.base)).send().await
+                && r.status().is_success()
+            {
+                return Ok(server);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("roster serve did not become healthy within 30 s")
+    }
+
+    /// The server's resident set size in kB, read from `/proc`.
+    pub fn rss_kb(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One GraphQL request of a run: the bearer token and the body.
+pub struct Job {
+    pub token: Option<String>,
+    pub body: Value,
+}
+
+/// What a run measured.
+pub struct Summary {
+    pub requests: usize,
+    pub errors: usize,
+    pub first_error: Option<String>,
+    pub elapsed: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+impl Summary {
+    pub fn per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Sends every job once to `{base}/graphql` from `concurrency` clients that each take the next
+/// job as soon as their previous answer arrived. A response with `errors` counts as an error.
+pub async fn run_jobs(base: &str, jobs: Vec<Job>, concurrency: usize) -> Summary {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("http client");
+    let url = format!("{base}/graphql");
+    let jobs = Arc::new(jobs);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, url, jobs, next) =
+                (client.clone(), url.clone(), jobs.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else { break };
+                    let mut request = client.post(&url).json(&job.body);
+                    if let Some(token) = &job.token {
+                        request = request.bearer_auth(token);
+                    }
+                    let sent = Instant::now();
+                    let outcome = match request.send().await {
+                        Ok(response) => response.json::<Value>().await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    latencies.push(sent.elapsed());
+                    match outcome {
+                        Ok(body) if body.get("errors").is_none() => {}
+                        Ok(body) => errors.push(body.to_string()),
+                        Err(e) => errors.push(e),
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(jobs.len());
+    let mut errors = Vec::new();
+    for worker in workers {
+        let (l, e) = worker.await.expect("load worker");
+        latencies.extend(l);
+        errors.extend(e);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    Summary {
+        requests: latencies.len(),
+        errors: errors.len(),
+        first_error: errors.into_iter().next(),
+        elapsed,
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+    }
+}
+
+/// The `q` quantile of sorted samples (nearest rank).
+pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+pub fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&samples, 0.50), Duration::from_millis(50));
+        assert_eq!(percentile(&samples, 0.99), Duration::from_millis(99));
+        assert_eq!(percentile(&samples[..1], 0.99), Duration::from_millis(1));
+        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
+    }
+}
