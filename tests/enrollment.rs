@@ -486,3 +486,48 @@ backend_tests! {
         assert_eq!(refused, 20 + 4 + 2 + 1 + 3);
     }
 }
+
+backend_tests! {
+    async fn a_certification_counts_as_prerequisite_only_until_it_expires(app) {
+        use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+        let campus = app.campus("Org").await;
+        let t = campus.teacher_token.clone();
+        let basics = app.create_course(&t, json!({ "name": "Basics", "certificateValidityMonths": 1 })).await;
+        let basics_section = app.create_section(&t, json!({ "courseId": basics, "name": "A" })).await;
+        let advanced = app.create_course(&t, json!({ "name": "Advanced", "prerequisiteIds": [basics] })).await;
+        let advanced_section = app.create_section(&t, json!({ "courseId": advanced, "name": "A" })).await;
+        let (_, token) = app.students(&campus, 1).await.remove(0);
+        let id = parse_id(&enroll(&app, &token, basics_section).await["data"]["enroll"]["id"]);
+        app.ok(Some(&t), COMPLETE, json!({ "e": id })).await;
+
+        // Linked both ways: the certification names the enrollment that earned it.
+        let mine = app.ok(Some(&token),
+            "{ myCertifications { isValid course { id } enrollment { id status certification { id } } } }",
+            json!({})).await;
+        let cert = &mine["myCertifications"][0];
+        assert_eq!(cert["isValid"], true);
+        assert_eq!(cert["course"]["id"], basics.to_string());
+        assert_eq!(cert["enrollment"]["id"], id.to_string());
+        assert_eq!(cert["enrollment"]["status"], "COMPLETED");
+        assert!(cert["enrollment"]["certification"]["id"].is_string());
+
+        let query = "mutation($s: UUID!) { enroll(sectionId: $s) { id status prerequisiteCheckPassed prerequisiteCheckAt } }";
+        let first = app.ok(Some(&token), query, json!({ "s": advanced_section })).await;
+        assert_eq!(first["enroll"]["status"], "REGISTERED");
+        assert_eq!(first["enroll"]["prerequisiteCheckPassed"], true);
+        assert!(first["enroll"]["prerequisiteCheckAt"].is_string());
+        app.ok(Some(&token), WITHDRAW, json!({ "e": parse_id(&first["enroll"]["id"]) })).await;
+
+        // A month later the certification has expired: it no longer opens the course.
+        let row = certification::Entity::find().one(&app.db).await.unwrap().unwrap();
+        let mut expired = row.into_active_model();
+        expired.issued_at = Set(roster::db::now() - chrono::Duration::days(32));
+        expired.expires_at = Set(Some(roster::db::now() - chrono::Duration::seconds(1)));
+        expired.update(&app.db).await.unwrap();
+        let again = app.gql(Some(&token), query, json!({ "s": advanced_section })).await;
+        assert_eq!(error_code(&again), "PREREQUISITES_MISSING");
+        assert_eq!(again["errors"][0]["extensions"]["missingCourseIds"], json!([basics.to_string()]));
+        let valid = app.ok(Some(&token), "{ myCertifications { isValid } }", json!({})).await;
+        assert_eq!(valid["myCertifications"][0]["isValid"], false);
+    }
+}

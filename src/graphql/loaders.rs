@@ -59,6 +59,10 @@ id_key!(
     UserKey
 );
 id_key!(
+    /// An enrollment by id.
+    EnrollmentKey
+);
+id_key!(
     /// An organization by id.
     OrganizationKey
 );
@@ -108,6 +112,19 @@ impl Loader<UserKey> for DbLoader {
             .all(&self.db)
             .await?;
         Ok(by(rows, |u| UserKey(u.id)))
+    }
+}
+
+impl Loader<EnrollmentKey> for DbLoader {
+    type Value = enrollment::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[EnrollmentKey]) -> LoadResult<EnrollmentKey, Self::Value> {
+        let rows = enrollment::Entity::find()
+            .filter(enrollment::Column::Id.is_in(keys.iter().map(|k| k.0)))
+            .all(&self.db)
+            .await?;
+        Ok(by(rows, |e| EnrollmentKey(e.id)))
     }
 }
 

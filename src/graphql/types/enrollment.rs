@@ -7,7 +7,9 @@ use super::{Course, Section, User};
 use crate::{
     error::ApiError,
     graphql::{
-        loaders::{CertificationOf, CourseKey, EventsOf, SectionKey, UserKey, WaitlistRank},
+        loaders::{
+            CertificationOf, CourseKey, EnrollmentKey, EventsOf, SectionKey, UserKey, WaitlistRank,
+        },
         request,
     },
 };
@@ -235,6 +237,25 @@ impl Certification {
 
     async fn enrollment_id(&self) -> Uuid {
         self.0.enrollment_id
+    }
+
+    /// The completed enrollment that earned it, for its holder and staff of the course.
+    async fn enrollment(&self, ctx: &Context<'_>) -> Result<Option<Enrollment>> {
+        let rc = request(ctx)?;
+        let Some(viewer) = &rc.viewer else {
+            return Ok(None);
+        };
+        if viewer.id() != self.0.user_id {
+            let course = rc.loader.load_one(CourseKey(self.0.course_id)).await?;
+            if !course.is_some_and(|c| viewer.can_manage_course(&c)) {
+                return Ok(None);
+            }
+        }
+        Ok(rc
+            .loader
+            .load_one(EnrollmentKey(self.0.enrollment_id))
+            .await?
+            .map(Enrollment))
     }
 
     async fn issued_at(&self) -> DateTime<Utc> {
