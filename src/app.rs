@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::{
     auth::{self, TokenKeys},
+    clock::Clock,
     graphql::{self, AppSchema, RequestContext, errors::to_server_error},
 };
 
@@ -30,6 +31,8 @@ pub struct AppState {
     pub schema: AppSchema,
     /// Largest `first` a connection field accepts.
     pub max_page_size: u64,
+    /// The time that time-based rules read; tests move it forward.
+    pub clock: Clock,
 }
 
 impl AppState {
@@ -39,6 +42,7 @@ impl AppState {
             keys,
             schema: graphql::build_schema(),
             max_page_size,
+            clock: Clock::default(),
         })
     }
 
@@ -59,7 +63,12 @@ impl AppState {
                 };
             }
         };
-        let context = || RequestContext::new(self.db.clone(), viewer.clone(), self.max_page_size);
+        let context = || {
+            let mut context =
+                RequestContext::new(self.db.clone(), viewer.clone(), self.max_page_size);
+            context.clock = self.clock.clone();
+            context
+        };
         match batch {
             BatchRequest::Single(request) => {
                 BatchResponse::Single(self.schema.execute(request.data(context())).await)

@@ -44,6 +44,10 @@ pub enum ApiError {
     /// The team pass key does not match. `INVALID_PASS_KEY`.
     #[error("invalid pass key")]
     InvalidPassKey,
+    /// Too many wrong pass keys for this team from this user lately; `extensions.retryAfterSeconds`
+    /// says when the next attempt is allowed. `TOO_MANY_ATTEMPTS`.
+    #[error("too many wrong pass keys for this team: try again in {retry_after_seconds} seconds")]
+    TooManyAttempts { retry_after_seconds: i64 },
     /// The change clashes with existing data (a duplicate name, say). `CONFLICT`.
     #[error("{0}")]
     Conflict(String),
@@ -67,6 +71,7 @@ impl ApiError {
             Self::ScheduleConflict(_) => "SCHEDULE_CONFLICT",
             Self::InvalidTransition { .. } => "INVALID_TRANSITION",
             Self::InvalidPassKey => "INVALID_PASS_KEY",
+            Self::TooManyAttempts { .. } => "TOO_MANY_ATTEMPTS",
             Self::Conflict(_) => "CONFLICT",
             Self::Internal(_) => "INTERNAL",
         }

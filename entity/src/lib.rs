@@ -13,6 +13,7 @@ pub mod enrollment_event;
 pub mod organization;
 pub mod section;
 pub mod team;
+pub mod team_join_failure;
 pub mod team_member;
 pub mod types;
 pub mod user;

@@ -6,5 +6,6 @@ pub use super::enrollment_event::Entity as EnrollmentEvent;
 pub use super::organization::Entity as Organization;
 pub use super::section::Entity as Section;
 pub use super::team::Entity as Team;
+pub use super::team_join_failure::Entity as TeamJoinFailure;
 pub use super::team_member::Entity as TeamMember;
 pub use super::user::Entity as User;

@@ -30,6 +30,12 @@ pub enum Relation {
     TeamMember,
 }
 
+impl Related<super::user::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Coach.def()
+    }
+}
+
 impl Related<super::team_member::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::TeamMember.def()

@@ -15,6 +15,7 @@ mod m20261123_000007_create_enrollment_events;
 mod m20261123_000008_create_certifications;
 mod m20261123_000009_create_teams;
 mod m20261123_000010_create_team_members;
+mod m20261123_000011_create_team_join_failures;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000008_create_certifications::Migration),
             Box::new(m20261123_000009_create_teams::Migration),
             Box::new(m20261123_000010_create_team_members::Migration),
+            Box::new(m20261123_000011_create_team_join_failures::Migration),
         ]
     }
 }

@@ -5,3 +5,4 @@ pub mod cursor;
 pub mod schedule;
 pub mod status;
 pub mod validate;
+pub mod visibility;

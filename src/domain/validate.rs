@@ -14,6 +14,9 @@ pub const MEETINGS_MAX: usize = 21;
 pub const CAPACITY_MAX: i32 = 100_000;
 pub const VALIDITY_MONTHS_MAX: i32 = 1200;
 pub const SEARCH_MAX: usize = 200;
+pub const TEAM_NAME_MAX: usize = 100;
+pub const PASS_KEY_MIN: usize = 4;
+pub const PASS_KEY_MAX: usize = 200;
 
 /// A required name: trimmed, 1 to `max` characters.
 pub fn name(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
@@ -169,4 +172,16 @@ mod tests {
             "schedule[0].start"
         );
     }
+}
+
+/// A team pass key: 4 to 200 characters, taken as given (spaces count).
+pub fn pass_key(value: &str) -> Result<&str, ApiError> {
+    let len = value.chars().count();
+    if !(PASS_KEY_MIN..=PASS_KEY_MAX).contains(&len) {
+        return Err(ApiError::bad_input(
+            "passKey",
+            format!("must be {PASS_KEY_MIN} to {PASS_KEY_MAX} characters"),
+        ));
+    }
+    Ok(value)
 }

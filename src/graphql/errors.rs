@@ -101,6 +101,9 @@ fn describe(error: &mut ServerError, api: &ApiError) {
             set(error, "correlationId", id.to_string());
         }
         ApiError::BadUserInput { field, .. } => set(error, "field", field.clone()),
+        ApiError::TooManyAttempts {
+            retry_after_seconds,
+        } => set(error, "retryAfterSeconds", *retry_after_seconds),
         ApiError::PrerequisitesMissing { ids, .. } => set(
             error,
             "missingCourseIds",

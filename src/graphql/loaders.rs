@@ -9,7 +9,7 @@ use std::{
 use async_graphql::dataloader::Loader;
 use entity::{
     certification, course, course_prerequisite, enrollment, enrollment_event, organization,
-    section, types::EnrollmentStatus, user,
+    section, team, team_member, types::EnrollmentStatus, user,
 };
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -93,6 +93,28 @@ id_key!(
 id_key!(
     /// The audit events of an enrollment, oldest first, by the enrollment's id.
     EventsOf
+);
+
+id_key!(
+    /// A team's memberships, earliest first, by the team's id (the coach is not a member).
+    MembersOf
+);
+id_key!(
+    /// The teams a user belongs to or coaches, by the user's id.
+    TeamsOf
+);
+id_key!(
+    /// Everyone who shares a team with a user (members and coaches of the user's teams, the
+    /// user excluded), by the user's id.
+    TeammatesOf
+);
+id_key!(
+    /// A user's enrollments, newest first, by the user's id.
+    EnrollmentsOf
+);
+id_key!(
+    /// A section's REGISTERED enrollments, by the section's id.
+    RegisteredIn
 );
 
 /// The rank of a waitlist ticket among a section's current waitlist.
@@ -309,5 +331,146 @@ impl Loader<WaitlistRank> for DbLoader {
                     .then(|| (*k, i32::try_from(ahead + 1).unwrap_or(i32::MAX)))
             })
             .collect())
+    }
+}
+
+impl Loader<MembersOf> for DbLoader {
+    type Value = Vec<team_member::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[MembersOf]) -> LoadResult<MembersOf, Self::Value> {
+        let rows = team_member::Entity::find()
+            .filter(team_member::Column::TeamId.is_in(keys.iter().map(|k| k.0)))
+            .order_by_asc(team_member::Column::JoinedAt)
+            .order_by_asc(team_member::Column::UserId)
+            .all(&self.db)
+            .await?;
+        Ok(grouped(keys.iter().copied(), rows, |m| {
+            MembersOf(m.team_id)
+        }))
+    }
+}
+
+/// The teams each of `users` belongs to or coaches: two statements.
+async fn teams_of(
+    db: &DatabaseConnection,
+    users: &[Uuid],
+) -> Result<(Vec<team_member::Model>, Vec<team::Model>), DbErr> {
+    let memberships = team_member::Entity::find()
+        .filter(team_member::Column::UserId.is_in(users.iter().copied()))
+        .all(db)
+        .await?;
+    let teams = team::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(team::Column::Id.is_in(memberships.iter().map(|m| m.team_id)))
+                .add(team::Column::CoachId.is_in(users.iter().copied())),
+        )
+        .order_by_asc(team::Column::Name)
+        .all(db)
+        .await?;
+    Ok((memberships, teams))
+}
+
+impl Loader<TeamsOf> for DbLoader {
+    type Value = Vec<team::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[TeamsOf]) -> LoadResult<TeamsOf, Self::Value> {
+        let users: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let (memberships, teams) = teams_of(&self.db, &users).await?;
+        Ok(keys
+            .iter()
+            .map(|key| {
+                let joined: HashSet<Uuid> = memberships
+                    .iter()
+                    .filter(|m| m.user_id == key.0)
+                    .map(|m| m.team_id)
+                    .collect();
+                let mine = teams
+                    .iter()
+                    .filter(|t| t.coach_id == key.0 || joined.contains(&t.id))
+                    .cloned()
+                    .collect();
+                (*key, mine)
+            })
+            .collect())
+    }
+}
+
+impl Loader<TeammatesOf> for DbLoader {
+    type Value = HashSet<Uuid>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[TeammatesOf]) -> LoadResult<TeammatesOf, Self::Value> {
+        let users: Vec<Uuid> = keys.iter().map(|k| k.0).collect();
+        let (memberships, teams) = teams_of(&self.db, &users).await?;
+        let everyone = team_member::Entity::find()
+            .filter(team_member::Column::TeamId.is_in(teams.iter().map(|t| t.id)))
+            .all(&self.db)
+            .await?;
+        Ok(keys
+            .iter()
+            .map(|key| {
+                let mine: HashSet<Uuid> = teams
+                    .iter()
+                    .filter(|t| {
+                        t.coach_id == key.0
+                            || memberships
+                                .iter()
+                                .any(|m| m.user_id == key.0 && m.team_id == t.id)
+                    })
+                    .map(|t| t.id)
+                    .collect();
+                let mut mates: HashSet<Uuid> = everyone
+                    .iter()
+                    .filter(|m| mine.contains(&m.team_id))
+                    .map(|m| m.user_id)
+                    .chain(
+                        teams
+                            .iter()
+                            .filter(|t| mine.contains(&t.id))
+                            .map(|t| t.coach_id),
+                    )
+                    .collect();
+                mates.remove(&key.0);
+                (*key, mates)
+            })
+            .collect())
+    }
+}
+
+impl Loader<EnrollmentsOf> for DbLoader {
+    type Value = Vec<enrollment::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[EnrollmentsOf]) -> LoadResult<EnrollmentsOf, Self::Value> {
+        let rows = enrollment::Entity::find()
+            .filter(enrollment::Column::UserId.is_in(keys.iter().map(|k| k.0)))
+            .order_by_desc(enrollment::Column::EnrolledAt)
+            .order_by_desc(enrollment::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(grouped(keys.iter().copied(), rows, |e| {
+            EnrollmentsOf(e.user_id)
+        }))
+    }
+}
+
+impl Loader<RegisteredIn> for DbLoader {
+    type Value = Vec<enrollment::Model>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[RegisteredIn]) -> LoadResult<RegisteredIn, Self::Value> {
+        let rows = enrollment::Entity::find()
+            .filter(enrollment::Column::SectionId.is_in(keys.iter().map(|k| k.0)))
+            .filter(enrollment::Column::Status.eq(EnrollmentStatus::Registered))
+            .order_by_asc(enrollment::Column::SeatReservedAt)
+            .order_by_asc(enrollment::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(grouped(keys.iter().copied(), rows, |e| {
+            RegisteredIn(e.section_id)
+        }))
     }
 }

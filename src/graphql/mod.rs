@@ -12,7 +12,7 @@ use async_graphql::{
 };
 use sea_orm::DatabaseConnection;
 
-use crate::{auth::Viewer, error::ApiError};
+use crate::{auth::Viewer, clock::Clock, error::ApiError};
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 
@@ -40,6 +40,8 @@ pub struct RequestContext {
     pub loader: DataLoader<loaders::DbLoader, HashMapCache>,
     /// Largest `first` accepted by connection fields.
     pub max_page_size: u64,
+    /// The time that time-based rules read.
+    pub clock: Clock,
 }
 
 impl RequestContext {
@@ -56,6 +58,7 @@ impl RequestContext {
             viewer,
             loader,
             max_page_size,
+            clock: Clock::default(),
         }
     }
 

@@ -2,17 +2,18 @@ use async_graphql::{Context, Json, MergedObject, Object, Result};
 use uuid::Uuid;
 
 use super::{
-    signed_in,
-    types::{Course, Enrollment, Section},
+    request, signed_in,
+    types::{Course, Enrollment, Section, Team},
 };
 use crate::service::{
     catalog::{self, CreateCourseInput, CreateSectionInput, UpdateCourseInput, UpdateSectionInput},
     lifecycle::{self, EnrollRequest},
+    teams,
 };
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(CatalogMutation, EnrollmentMutation);
+pub struct MutationRoot(CatalogMutation, EnrollmentMutation, TeamMutation);
 
 /// The enrollment life cycle. Each mutation is one transaction; a change that frees a seat
 /// promotes the earliest waitlisted enrollment in the same transaction.
@@ -191,5 +192,78 @@ impl CatalogMutation {
         let (db, viewer) = signed_in(ctx)?;
         let (section, _promoted) = catalog::update_section(db, viewer, id, input).await?;
         Ok(Section(section))
+    }
+}
+
+/// Teams: a coach creates one with a pass key; members join with it.
+#[derive(Default)]
+pub struct TeamMutation;
+
+#[Object]
+impl TeamMutation {
+    /// Creates a team coached by the caller (a teacher, coordinator or admin). Names are unique
+    /// case-insensitively (CONFLICT). The pass key (4 to 200 characters) is stored as an Argon2
+    /// hash and never returned.
+    async fn create_team(&self, ctx: &Context<'_>, name: String, pass_key: String) -> Result<Team> {
+        let (db, viewer) = signed_in(ctx)?;
+        let at = request(ctx)?.clock.now();
+        Ok(Team(
+            teams::create_team(db, viewer, &name, &pass_key, at).await?,
+        ))
+    }
+
+    /// Joins a team with its pass key: INVALID_PASS_KEY when wrong; after 5 wrong keys for one
+    /// team within 15 minutes, TOO_MANY_ATTEMPTS (with `extensions.retryAfterSeconds`) until the
+    /// window passes; CONFLICT for a member.
+    async fn join_team(&self, ctx: &Context<'_>, name: String, pass_key: String) -> Result<Team> {
+        let (db, viewer) = signed_in(ctx)?;
+        let clock = &request(ctx)?.clock;
+        Ok(Team(
+            teams::join_team(db, viewer, &name, &pass_key, clock).await?,
+        ))
+    }
+
+    /// Leaves a team; NOT_FOUND when not a member.
+    async fn leave_team(&self, ctx: &Context<'_>, team_id: Uuid) -> Result<bool> {
+        let (db, viewer) = signed_in(ctx)?;
+        Ok(teams::leave_team(db, viewer, team_id).await?)
+    }
+
+    /// The coach (or a coordinator of the coach's organization, or an admin) removes a member;
+    /// NOT_FOUND when the user is not a member.
+    async fn remove_team_member(
+        &self,
+        ctx: &Context<'_>,
+        team_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<Team> {
+        let (db, viewer) = signed_in(ctx)?;
+        Ok(Team(
+            teams::remove_member(db, viewer, team_id, user_id).await?,
+        ))
+    }
+
+    /// Renames a team or rotates its pass key (the coach, or staff over the coach). Fields left
+    /// out stay as they are; members stay.
+    async fn update_team(
+        &self,
+        ctx: &Context<'_>,
+        team_id: Uuid,
+        name: Option<String>,
+        pass_key: Option<String>,
+    ) -> Result<Team> {
+        let (db, viewer) = signed_in(ctx)?;
+        let at = request(ctx)?.clock.now();
+        Ok(Team(
+            teams::update_team(
+                db,
+                viewer,
+                team_id,
+                name.as_deref(),
+                pass_key.as_deref(),
+                at,
+            )
+            .await?,
+        ))
     }
 }

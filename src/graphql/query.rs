@@ -9,18 +9,19 @@ use uuid::Uuid;
 use super::{
     RequestContext, request,
     types::{
-        Certification, Course, CourseConnection, CourseConnectionFields, Enrollment, Section, User,
+        Certification, Course, CourseConnection, CourseConnectionFields, Enrollment, Section, Team,
+        User,
     },
 };
 use crate::{
     domain::cursor::Cursor,
     error::ApiError,
-    service::{catalog, enrollment},
+    service::{catalog, enrollment, teams},
 };
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(CatalogQuery, AccountQuery);
+pub struct QueryRoot(CatalogQuery, AccountQuery, TeamQuery);
 
 /// Course discovery, open to anonymous visitors.
 #[derive(Default)]
@@ -164,6 +165,31 @@ impl AccountQuery {
             .map_err(ApiError::from)?
             .into_iter()
             .map(Certification)
+            .collect())
+    }
+}
+
+/// Teams, for signed-in users.
+#[derive(Default)]
+pub struct TeamQuery;
+
+#[Object]
+impl TeamQuery {
+    /// The team of that name, compared case-insensitively.
+    async fn team(&self, ctx: &Context<'_>, name: String) -> Result<Option<Team>> {
+        let rc = request(ctx)?;
+        rc.require_viewer()?;
+        Ok(teams::by_name(&rc.db, &name).await?.map(Team))
+    }
+
+    /// The teams a user coaches, oldest first.
+    async fn teams_by_coach(&self, ctx: &Context<'_>, coach_id: Uuid) -> Result<Vec<Team>> {
+        let rc = request(ctx)?;
+        rc.require_viewer()?;
+        Ok(teams::by_coach(&rc.db, coach_id)
+            .await?
+            .into_iter()
+            .map(Team)
             .collect())
     }
 }

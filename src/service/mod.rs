@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod enrollment;
 pub mod lifecycle;
+pub mod teams;
 pub mod users;
 
 use sea_orm::{DatabaseBackend, EntityTrait, QuerySelect, Select};

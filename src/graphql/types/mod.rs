@@ -4,9 +4,12 @@
 mod course;
 mod enrollment;
 mod section;
+mod team;
 mod user;
 
 pub use course::{Course, CourseConnection, CourseConnectionFields};
 pub use enrollment::{Certification, Enrollment, EnrollmentEvent};
 pub use section::Section;
+pub use team::Team;
+pub(crate) use team::visible_to_viewer;
 pub use user::{Organization, User};

@@ -3,8 +3,11 @@ use chrono::{DateTime, Utc};
 use entity::{section, types::Meeting};
 use uuid::Uuid;
 
-use super::Course;
-use crate::graphql::{loaders::CourseKey, request};
+use super::{Course, User};
+use crate::graphql::{
+    loaders::{CourseKey, RegisteredIn, TeammatesOf, UserKey},
+    request,
+};
 
 /// A section of a course: a schedule, a room, and a number of seats.
 pub struct Section(pub section::Model);
@@ -83,6 +86,38 @@ impl Section {
     /// When full, new enrollments join the waitlist instead of failing with SECTION_FULL.
     async fn waitlist_enabled(&self) -> bool {
         self.0.waitlist_enabled
+    }
+
+    /// Registered classmates who made their enrollment visible and share a team with the
+    /// viewer. Empty for anonymous viewers.
+    async fn classmates(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
+        let rc = request(ctx)?;
+        let Some(viewer) = &rc.viewer else {
+            return Ok(Vec::new());
+        };
+        let mates = rc
+            .loader
+            .load_one(TeammatesOf(viewer.id()))
+            .await?
+            .unwrap_or_default();
+        let ids: Vec<Uuid> = rc
+            .loader
+            .load_one(RegisteredIn(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.visibility && e.user_id != viewer.id() && mates.contains(&e.user_id))
+            .map(|e| e.user_id)
+            .collect();
+        let mut users = rc
+            .loader
+            .load_many(ids.iter().map(|id| UserKey(*id)))
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| users.remove(&UserKey(*id)))
+            .map(User)
+            .collect())
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

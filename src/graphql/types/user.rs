@@ -1,9 +1,17 @@
 use async_graphql::{Context, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::{organization, types::Role, user};
+use entity::{
+    organization,
+    types::{EnrollmentStatus, Role},
+    user,
+};
 use uuid::Uuid;
 
-use crate::graphql::{loaders::OrganizationKey, request};
+use super::{Enrollment, Team, visible_to_viewer};
+use crate::graphql::{
+    loaders::{EnrollmentsOf, OrganizationKey, TeamsOf},
+    request,
+};
 
 /// A person: student, teacher, coordinator or admin.
 pub struct User(pub user::Model);
@@ -54,6 +62,43 @@ impl User {
 
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+
+    /// The teams the user belongs to or coaches.
+    async fn teams(&self, ctx: &Context<'_>) -> Result<Vec<Team>> {
+        let rc = request(ctx)?;
+        Ok(rc
+            .loader
+            .load_one(TeamsOf(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Team)
+            .collect())
+    }
+
+    /// The user's enrollments that the viewer may see, newest first: all of them for the user
+    /// themself and for staff of each course; for a team-mate, those the user made visible;
+    /// none for anyone else. Optionally only those in `status`.
+    async fn enrollments(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<Vec<EnrollmentStatus>>,
+    ) -> Result<Vec<Enrollment>> {
+        let rc = request(ctx)?;
+        let rows = rc
+            .loader
+            .load_one(EnrollmentsOf(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| status.as_ref().is_none_or(|s| s.contains(&e.status)))
+            .collect();
+        Ok(visible_to_viewer(rc, rows)
+            .await?
+            .into_iter()
+            .map(Enrollment)
+            .collect())
     }
 }
 
