@@ -115,6 +115,18 @@ pub fn schedule(meetings: Vec<Meeting>) -> Result<Schedule, ApiError> {
     Ok(Schedule(checked))
 }
 
+/// A team pass key: 4 to 200 characters, taken as given (spaces count).
+pub fn pass_key(value: &str) -> Result<&str, ApiError> {
+    let len = value.chars().count();
+    if !(PASS_KEY_MIN..=PASS_KEY_MAX).contains(&len) {
+        return Err(ApiError::bad_input(
+            "passKey",
+            format!("must be {PASS_KEY_MIN} to {PASS_KEY_MAX} characters"),
+        ));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,16 +184,4 @@ mod tests {
             "schedule[0].start"
         );
     }
-}
-
-/// A team pass key: 4 to 200 characters, taken as given (spaces count).
-pub fn pass_key(value: &str) -> Result<&str, ApiError> {
-    let len = value.chars().count();
-    if !(PASS_KEY_MIN..=PASS_KEY_MAX).contains(&len) {
-        return Err(ApiError::bad_input(
-            "passKey",
-            format!("must be {PASS_KEY_MIN} to {PASS_KEY_MAX} characters"),
-        ));
-    }
-    Ok(value)
 }

@@ -179,17 +179,19 @@ impl TeamQuery {
     async fn team(&self, ctx: &Context<'_>, name: String) -> Result<Option<Team>> {
         let rc = request(ctx)?;
         rc.require_viewer()?;
-        Ok(teams::by_name(&rc.db, &name).await?.map(Team))
+        let Some(team) = teams::by_name(&rc.db, &name).await? else {
+            return Ok(None);
+        };
+        Team::prime(ctx, &ctx.look_ahead(), std::slice::from_ref(&team)).await?;
+        Ok(Some(Team(team)))
     }
 
     /// The teams a user coaches, oldest first.
     async fn teams_by_coach(&self, ctx: &Context<'_>, coach_id: Uuid) -> Result<Vec<Team>> {
         let rc = request(ctx)?;
         rc.require_viewer()?;
-        Ok(teams::by_coach(&rc.db, coach_id)
-            .await?
-            .into_iter()
-            .map(Team)
-            .collect())
+        let teams = teams::by_coach(&rc.db, coach_id).await?;
+        Team::prime(ctx, &ctx.look_ahead(), &teams).await?;
+        Ok(teams.into_iter().map(Team).collect())
     }
 }

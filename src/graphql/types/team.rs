@@ -1,8 +1,12 @@
-use std::collections::HashMap;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use async_graphql::{Context, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::{enrollment, team, types::EnrollmentStatus};
+use sea_orm::DbErr;
 use uuid::Uuid;
 
 use super::{Enrollment, User};
@@ -10,7 +14,7 @@ use crate::{
     domain::visibility::{Standing, can_see},
     graphql::{
         RequestContext,
-        loaders::{CourseKey, EnrollmentsOf, MembersOf, TeammatesOf, UserKey},
+        loaders::{CourseKey, EnrollmentsOf, MembersOf, SectionKey, TeammatesOf, UserKey},
         request,
     },
 };
@@ -18,6 +22,78 @@ use crate::{
 /// A team (community): a coach, members who joined with its pass key. The pass key is never
 /// returned.
 pub struct Team(pub team::Model);
+
+impl Team {
+    /// Loads, in one batch per relation, what the selection `node` asks of `teams`: members,
+    /// their users, their enrollments with what visibility needs (the viewer's team-mates, the
+    /// courses) and what the enrollments' own selection asks (course, section). The fields then
+    /// read from the request's cache, so a team of any size costs the same few statements
+    /// however its resolvers interleave.
+    pub async fn prime(
+        ctx: &Context<'_>,
+        node: &async_graphql::Lookahead<'_>,
+        teams: &[team::Model],
+    ) -> Result<()> {
+        let rc = request(ctx)?;
+        let enrollments = node.field("memberEnrollments");
+        let wants_members = node.field("members").exists()
+            || node.field("memberCount").exists()
+            || enrollments.exists();
+        let mut user_keys: HashSet<UserKey> = HashSet::new();
+        if node.field("coach").exists() {
+            user_keys.extend(teams.iter().map(|t| UserKey(t.coach_id)));
+        }
+        let mut member_ids: HashSet<Uuid> = HashSet::new();
+        if wants_members {
+            let members = rc
+                .loader
+                .load_many(teams.iter().map(|t| MembersOf(t.id)))
+                .await?;
+            member_ids.extend(members.values().flatten().map(|m| m.user_id));
+        }
+        if node.field("members").exists() || enrollments.field("user").exists() {
+            user_keys.extend(member_ids.iter().map(|id| UserKey(*id)));
+        }
+        let users = async {
+            if !user_keys.is_empty() {
+                rc.loader.load_many(user_keys.iter().copied()).await?;
+            }
+            Ok::<_, Arc<DbErr>>(())
+        };
+        let member_enrollments = async {
+            if !enrollments.exists() {
+                return Ok(());
+            }
+            let rows = rc
+                .loader
+                .load_many(member_ids.iter().map(|id| EnrollmentsOf(*id)))
+                .await?;
+            if let Some(viewer) = &rc.viewer {
+                rc.loader.load_one(TeammatesOf(viewer.id())).await?;
+            }
+            let rows: Vec<&enrollment::Model> = rows.values().flatten().collect();
+            let staff = rc.viewer.as_ref().is_some_and(|v| v.is_staff());
+            let courses = async {
+                if staff || enrollments.field("course").exists() {
+                    let keys: HashSet<_> = rows.iter().map(|e| CourseKey(e.course_id)).collect();
+                    rc.loader.load_many(keys).await?;
+                }
+                Ok::<_, Arc<DbErr>>(())
+            };
+            let sections = async {
+                if enrollments.field("section").exists() {
+                    let keys: HashSet<_> = rows.iter().map(|e| SectionKey(e.section_id)).collect();
+                    rc.loader.load_many(keys).await?;
+                }
+                Ok(())
+            };
+            futures_util::try_join!(courses, sections)?;
+            Ok(())
+        };
+        futures_util::try_join!(users, member_enrollments)?;
+        Ok(())
+    }
+}
 
 #[Object]
 impl Team {
