@@ -227,6 +227,7 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
         }
     }
     let state = AppState::new(db, keys, config.max_page_size);
+    state.listen_for_changes(&db_config.database_url).await?;
     axum::serve(listener, app::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;

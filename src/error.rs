@@ -48,6 +48,10 @@ pub enum ApiError {
     /// says when the next attempt is allowed. `TOO_MANY_ATTEMPTS`.
     #[error("too many wrong pass keys for this team: try again in {retry_after_seconds} seconds")]
     TooManyAttempts { retry_after_seconds: i64 },
+    /// A subscriber fell more than the bus holds behind; its subscription ends and the client
+    /// should subscribe again. `SUBSCRIBER_TOO_SLOW`.
+    #[error("the subscriber fell {missed} changes behind; subscribe again")]
+    SubscriberTooSlow { missed: u64 },
     /// The change clashes with existing data (a duplicate name, say). `CONFLICT`.
     #[error("{0}")]
     Conflict(String),
@@ -72,6 +76,7 @@ impl ApiError {
             Self::InvalidTransition { .. } => "INVALID_TRANSITION",
             Self::InvalidPassKey => "INVALID_PASS_KEY",
             Self::TooManyAttempts { .. } => "TOO_MANY_ATTEMPTS",
+            Self::SubscriberTooSlow { .. } => "SUBSCRIBER_TOO_SLOW",
             Self::Conflict(_) => "CONFLICT",
             Self::Internal(_) => "INTERNAL",
         }

@@ -4,29 +4,42 @@ pub mod errors;
 pub mod loaders;
 mod mutation;
 mod query;
+mod subscription;
 pub mod types;
 
 use async_graphql::{
-    Context, EmptySubscription, Schema,
+    Context, Schema,
     dataloader::{DataLoader, HashMapCache},
 };
 use sea_orm::DatabaseConnection;
 
-use crate::{auth::Viewer, clock::Clock, error::ApiError};
+use crate::{
+    auth::Viewer,
+    clock::Clock,
+    error::ApiError,
+    events::{Bus, Publish},
+};
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
+pub use subscription::SubscriptionRoot;
 
-pub type AppSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// The schema's shape. Request-specific data ([`RequestContext`]) is attached per request, so
-/// the same function serves the server, the tests and `roster schema`.
+/// The schema's shape, for `roster schema` and tests of the SDL.
 pub fn build_schema() -> AppSchema {
+    build_schema_with(Bus::default())
+}
+
+/// The schema serving requests: what mutations buffer goes to `bus` once they have committed.
+/// Request-specific data ([`RequestContext`]) is attached per request.
+pub fn build_schema_with(bus: Bus) -> AppSchema {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        SubscriptionRoot,
     )
     .extension(errors::ErrorMapping)
+    .extension(Publish { bus })
     .finish()
 }
 
@@ -42,6 +55,8 @@ pub struct RequestContext {
     pub max_page_size: u64,
     /// The time that time-based rules read.
     pub clock: Clock,
+    /// Where committed changes are announced to this replica's subscriptions.
+    pub bus: Bus,
 }
 
 impl RequestContext {
@@ -59,6 +74,7 @@ impl RequestContext {
             loader,
             max_page_size,
             clock: Clock::default(),
+            bus: Bus::default(),
         }
     }
 

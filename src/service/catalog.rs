@@ -21,6 +21,7 @@ use crate::{
     db::{begin_write, now},
     domain::{cursor::Cursor, validate},
     error::ApiError,
+    events::{self, Notice},
 };
 
 /// Narrows discovery. Every condition given must hold.
@@ -483,6 +484,20 @@ pub async fn update_section(
     id: Uuid,
     input: UpdateSectionInput,
 ) -> Result<(section::Model, Vec<entity::enrollment::Model>), ApiError> {
+    let scope = events::attempt_scope();
+    let result = update_section_once(db, viewer, id, input).await;
+    if result.is_err() {
+        scope.rolled_back();
+    }
+    result
+}
+
+async fn update_section_once(
+    db: &DatabaseConnection,
+    viewer: &Viewer,
+    id: Uuid,
+    input: UpdateSectionInput,
+) -> Result<(section::Model, Vec<entity::enrollment::Model>), ApiError> {
     let txn = begin_write(db).await?;
     let existing = for_update(section::Entity::find_by_id(id), txn.get_database_backend())
         .one(&txn)
@@ -521,6 +536,16 @@ pub async fn update_section(
     let at = now();
     model.updated_at = Set(at);
     let updated = model.update(&txn).await?;
+    // Capacity and activity change what `sectionSeats` subscribers see.
+    events::notify(
+        &txn,
+        Notice {
+            sections: vec![id],
+            course_id: updated.course_id,
+            event: None,
+        },
+    )
+    .await?;
     let promoted = enrollment::fill_free_seats(&txn, &updated, Some(viewer.id()), at).await?;
     let updated = if promoted.is_empty() {
         updated

@@ -9,7 +9,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::{
+    error::ApiError,
+    events::{self, EventRef, Notice},
+};
 
 /// The viewer's enrollments, newest first, optionally only those in `statuses`.
 ///
@@ -34,6 +37,11 @@ pub async fn for_user(
 /// One status change of an enrollment, as written to the audit trail.
 pub(crate) struct Transition {
     pub enrollment_id: Uuid,
+    /// The enrolled user, the course, and the sections whose seats the change moves: what
+    /// subscribers are told about.
+    pub user_id: Uuid,
+    pub course_id: Uuid,
+    pub sections: Vec<Uuid>,
     /// `None` when the enrollment is being created.
     pub from: Option<EnrollmentStatus>,
     pub to: EnrollmentStatus,
@@ -45,12 +53,18 @@ pub(crate) struct Transition {
     pub at: DateTime<Utc>,
 }
 
-/// Writes the audit event of one status change, in the caller's transaction (invariant 6).
+/// Writes the audit event of one status change, in the caller's transaction (invariant 6), and
+/// queues its notice for subscribers, delivered only once that transaction commits.
 pub(crate) async fn record_event(
     txn: &impl ConnectionTrait,
     transition: Transition,
 ) -> Result<enrollment_event::Model, ApiError> {
-    Ok(enrollment_event::ActiveModel {
+    let (user_id, course_id, sections) = (
+        transition.user_id,
+        transition.course_id,
+        transition.sections.clone(),
+    );
+    let event = enrollment_event::ActiveModel {
         enrollment_id: Set(transition.enrollment_id),
         from_status: Set(transition.from),
         to_status: Set(transition.to),
@@ -61,7 +75,23 @@ pub(crate) async fn record_event(
         ..Default::default()
     }
     .insert(txn)
-    .await?)
+    .await?;
+    events::notify(
+        txn,
+        Notice {
+            sections,
+            course_id,
+            event: Some(EventRef {
+                id: event.id,
+                enrollment_id: event.enrollment_id,
+                user_id,
+                from: event.from_status,
+                to: event.to_status,
+            }),
+        },
+    )
+    .await?;
+    Ok(event)
 }
 
 /// Promotes the earliest waitlisted enrollments of `section` into its free seats, as many as
@@ -110,6 +140,9 @@ pub(crate) async fn fill_free_seats(
             txn,
             Transition {
                 enrollment_id: row.id,
+                user_id: row.user_id,
+                course_id: row.course_id,
+                sections: vec![row.section_id],
                 from: Some(EnrollmentStatus::Waitlisted),
                 to: EnrollmentStatus::Registered,
                 actor,
@@ -153,7 +186,13 @@ where
     let mut tries = 0;
     loop {
         tries += 1;
-        match attempt().await {
+        let scope = events::attempt_scope();
+        let result = attempt().await;
+        if result.is_err() {
+            // Rolled back: what the attempt meant to announce never happened.
+            scope.rolled_back();
+        }
+        match result {
             Err(err) if tries < ATTEMPTS && err.is_retryable() => {
                 tracing::debug!(error = ?err, tries, "retrying a transaction that lost a race");
             }

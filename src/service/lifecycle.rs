@@ -153,6 +153,9 @@ async fn enroll_once(
         &txn,
         Transition {
             enrollment_id: row.id,
+            user_id,
+            course_id: course.id,
+            sections: vec![section.id],
             from: None,
             to: status,
             actor: Some(viewer.id()),
@@ -549,6 +552,9 @@ fn transition(
 ) -> Transition {
     Transition {
         enrollment_id: row.id,
+        user_id: row.user_id,
+        course_id: row.course_id,
+        sections: vec![row.section_id],
         from: Some(row.status),
         to,
         actor: Some(viewer.id()),
@@ -806,6 +812,7 @@ pub async fn switch_section(
         record_event(
             &txn,
             Transition {
+                sections: vec![locked.section.id, target.id],
                 details: Some(json!({
                     "fromSectionId": locked.section.id,
                     "toSectionId": target.id,

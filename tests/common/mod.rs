@@ -100,6 +100,10 @@ impl TestApp {
         });
         let keys = TokenKeys::new(SECRET).expect("keys");
         let state = AppState::new(db.clone(), keys, 100);
+        state
+            .listen_for_changes(&url)
+            .await
+            .expect("listen for changes");
         Self {
             backend,
             db,

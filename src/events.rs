@@ -1,0 +1,256 @@
+//! Change notices for live subscriptions, delivered only after the transaction that made the
+//! change has committed.
+//!
+//! Every enrollment event, and every section change that moves seats, produces a [`Notice`].
+//! Subscriptions never trust a notice's data for what they send: they re-read the committed rows,
+//! so a notice only has to say *what* changed.
+//!
+//! - **PostgreSQL** (any number of replicas): the writing transaction issues
+//!   `pg_notify('roster_changes', …)`, which PostgreSQL delivers only if and when it commits.
+//!   Each replica `LISTEN`s on one connection ([`spawn_listener`]) and fans the notices out to
+//!   its local subscribers through its [`Bus`]; when that connection drops it reconnects, and the
+//!   subscribers stay attached to the bus meanwhile.
+//! - **SQLite** (one process): notices wait in a per-request buffer ([`Publish`]) and go to the
+//!   bus once the request has finished, that is after its transactions committed. An attempt that
+//!   failed (and was rolled back, or retried) drops what it had buffered ([`attempt_scope`]).
+//!
+//! The bus is a bounded broadcast channel: sending never waits, so a slow subscriber cannot
+//! delay a mutation or other subscribers; a subscriber that falls more than [`BUS_CAPACITY`]
+//! notices behind is told so and its subscription ends (see `graphql::subscription`).
+
+use std::{
+    cell::RefCell,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_graphql::{
+    Response,
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute},
+};
+use entity::types::EnrollmentStatus;
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement, sqlx::postgres::PgListener};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, oneshot};
+use uuid::Uuid;
+
+/// The PostgreSQL channel every replica listens on.
+pub const CHANNEL: &str = "roster_changes";
+
+/// Notices a subscriber may fall behind before it is told and disconnected.
+pub const BUS_CAPACITY: usize = 1024;
+
+/// What changed, as far as subscribers care.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// Sections whose seat counts may have changed.
+    pub sections: Vec<Uuid>,
+    /// The course those sections belong to.
+    pub course_id: Uuid,
+    /// The enrollment event, when the change was one.
+    pub event: Option<EventRef>,
+}
+
+/// Enough of an enrollment event to route it; subscribers load the row itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRef {
+    pub id: i64,
+    pub enrollment_id: Uuid,
+    pub user_id: Uuid,
+    pub from: Option<EnrollmentStatus>,
+    pub to: EnrollmentStatus,
+}
+
+/// One replica's fan-out of notices to its subscribers, with the count of live subscriptions.
+#[derive(Clone)]
+pub struct Bus {
+    sender: broadcast::Sender<Arc<Notice>>,
+    active: Arc<AtomicI64>,
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Self {
+            sender: broadcast::channel(BUS_CAPACITY).0,
+            active: Arc::default(),
+        }
+    }
+}
+
+impl Bus {
+    /// Hands a committed change to every current subscriber; never waits.
+    pub fn publish(&self, notice: Notice) {
+        // An error only means nobody is subscribed right now.
+        let _ = self.sender.send(Arc::new(notice));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Notice>> {
+        self.sender.subscribe()
+    }
+
+    /// Counts a subscription as active until the returned guard is dropped.
+    pub fn track(&self) -> ActiveSubscription {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        ActiveSubscription {
+            active: self.active.clone(),
+        }
+    }
+
+    /// Subscriptions being served right now.
+    pub fn active_subscriptions(&self) -> i64 {
+        self.active.load(Ordering::Relaxed)
+    }
+}
+
+/// Held by a running subscription; dropping it (the client left or the stream ended) lowers the
+/// count.
+pub struct ActiveSubscription {
+    active: Arc<AtomicI64>,
+}
+
+impl Drop for ActiveSubscription {
+    fn drop(&mut self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+tokio::task_local! {
+    /// Notices of the current request not yet published (SQLite).
+    static PENDING: RefCell<Vec<Notice>>;
+}
+
+/// Queues `notice` to be delivered after the surrounding transaction commits: `pg_notify` inside
+/// it on PostgreSQL, the request's buffer on SQLite.
+///
+/// # Errors
+/// The database refuses the notification.
+pub async fn notify(txn: &impl ConnectionTrait, notice: Notice) -> Result<(), DbErr> {
+    match txn.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            let payload =
+                serde_json::to_string(&notice).map_err(|e| DbErr::Custom(e.to_string()))?;
+            txn.execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [CHANNEL.into(), payload.into()],
+            ))
+            .await?;
+        }
+        _ => {
+            let _ = PENDING.try_with(|pending| pending.borrow_mut().push(notice));
+        }
+    }
+    Ok(())
+}
+
+/// Marks the start of one transaction attempt; [`AttemptScope::rolled_back`] drops the notices
+/// buffered since, so a failed or retried attempt publishes nothing.
+pub fn attempt_scope() -> AttemptScope {
+    AttemptScope {
+        start: PENDING
+            .try_with(|pending| pending.borrow().len())
+            .unwrap_or(0),
+    }
+}
+
+pub struct AttemptScope {
+    start: usize,
+}
+
+impl AttemptScope {
+    pub fn rolled_back(self) {
+        let _ = PENDING.try_with(|pending| pending.borrow_mut().truncate(self.start));
+    }
+}
+
+/// The schema extension that gives each request its notice buffer and publishes the buffer to
+/// the bus once the request has finished.
+pub struct Publish {
+    pub bus: Bus,
+}
+
+impl ExtensionFactory for Publish {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(PublishExtension {
+            bus: self.bus.clone(),
+        })
+    }
+}
+
+struct PublishExtension {
+    bus: Bus,
+}
+
+#[async_trait::async_trait]
+impl Extension for PublishExtension {
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let (response, pending) = PENDING
+            .scope(RefCell::new(Vec::new()), async {
+                let response = next.run(ctx, operation_name).await;
+                (response, PENDING.with(|p| p.take()))
+            })
+            .await;
+        for notice in pending {
+            self.bus.publish(notice);
+        }
+        response
+    }
+}
+
+/// Listens on [`CHANNEL`] over one dedicated PostgreSQL connection and publishes every notice to
+/// `bus`, reconnecting (with a pause) whenever the connection drops. `ready` fires once the
+/// first `LISTEN` is in place.
+pub fn spawn_listener(
+    url: String,
+    bus: Bus,
+    ready: oneshot::Sender<()>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ready = Some(ready);
+        loop {
+            match listen(&url).await {
+                Ok(mut listener) => {
+                    if let Some(ready) = ready.take() {
+                        let _ = ready.send(());
+                    } else {
+                        tracing::info!("listening for changes again");
+                    }
+                    loop {
+                        match listener.try_recv().await {
+                            Ok(Some(notification)) => {
+                                match serde_json::from_str::<Notice>(notification.payload()) {
+                                    Ok(notice) => bus.publish(notice),
+                                    Err(e) => tracing::warn!(error = %e, "unreadable notice"),
+                                }
+                            }
+                            Ok(None) => {
+                                tracing::warn!("the change listener lost its connection");
+                                break;
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "the change listener failed");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot listen for changes; retrying"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+}
+
+async fn listen(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}

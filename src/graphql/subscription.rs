@@ -1,0 +1,316 @@
+//! Live updates over `/graphql/ws` (`graphql-transport-ws` and the legacy `graphql-ws`).
+//!
+//! Each subscription listens to this replica's [`Bus`](crate::events::Bus), which carries only
+//! committed changes, and re-reads the rows it reports, so what it sends is what the database
+//! holds. A subscriber that falls more than `BUS_CAPACITY` changes behind gets a
+//! `SUBSCRIBER_TOO_SLOW` error and its subscription ends; it never holds anyone else up.
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_graphql::{Context, Result, SimpleObject, Subscription, dataloader::Loader};
+use entity::{course, enrollment, enrollment_event, section, types::EnrollmentStatus};
+use futures_util::Stream;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use tokio::sync::broadcast::{self, error::RecvError};
+use uuid::Uuid;
+
+use super::{
+    loaders::{DbLoader, WaitlistRank},
+    request,
+    types::{Enrollment, EnrollmentEvent},
+};
+use crate::{error::ApiError, events::Notice};
+
+#[derive(Default)]
+pub struct SubscriptionRoot;
+
+/// A section's seats as committed. Sent once on subscribe and after every change.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct SeatUpdate {
+    pub section_id: Uuid,
+    /// Null means unlimited.
+    pub capacity: Option<i32>,
+    pub registered_count: i32,
+    pub pending_count: i32,
+    pub waitlist_count: i32,
+    /// Free seats; null when the capacity is unlimited.
+    pub seats_available: Option<i32>,
+    pub is_full: bool,
+}
+
+impl From<section::Model> for SeatUpdate {
+    fn from(s: section::Model) -> Self {
+        let taken = s.registered_count + s.pending_count;
+        Self {
+            section_id: s.id,
+            capacity: s.capacity,
+            registered_count: s.registered_count,
+            pending_count: s.pending_count,
+            waitlist_count: s.waitlist_count,
+            seats_available: s.capacity.map(|c| (c - taken).max(0)),
+            is_full: s.capacity.is_some_and(|c| taken >= c),
+        }
+    }
+}
+
+/// Where one of the viewer's waitlisted enrollments stands.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct WaitlistPositionUpdate {
+    pub enrollment_id: Uuid,
+    pub section_id: Uuid,
+    /// The 1-based rank on the waitlist; null once the enrollment left it (promoted, withdrawn,
+    /// cancelled or switched).
+    pub position: Option<i32>,
+}
+
+#[Subscription(name = "Subscription")]
+impl SubscriptionRoot {
+    /// The viewer's enrollments promoted from a waitlist to REGISTERED, as they happen.
+    async fn waitlist_promotions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = Result<Enrollment>> + use<>> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?.id();
+        let (db, mut changes, active) = (rc.db.clone(), rc.bus.subscribe(), rc.bus.track());
+        Ok(async_stream::stream! {
+            let _active = active;
+            loop {
+                let notice = match next(&mut changes).await {
+                    Ok(Some(notice)) => notice,
+                    Ok(None) => break,
+                    Err(lagged) => { yield Err(lagged.into()); break; }
+                };
+                let Some(event) = &notice.event else { continue };
+                if event.user_id != viewer
+                    || event.from != Some(EnrollmentStatus::Waitlisted)
+                    || event.to != EnrollmentStatus::Registered
+                {
+                    continue;
+                }
+                match enrollment::Entity::find_by_id(event.enrollment_id).one(&db).await {
+                    Ok(Some(row)) => yield Ok(Enrollment(row)),
+                    Ok(None) => {}
+                    Err(e) => { yield Err(ApiError::from(e).into()); break; }
+                }
+            }
+        })
+    }
+
+    /// A section's registered, pending and waitlist counts and free seats: once on subscribe,
+    /// then after every committed change to them. Open to anyone, like discovery.
+    async fn section_seats(
+        &self,
+        ctx: &Context<'_>,
+        section_id: Uuid,
+    ) -> Result<impl Stream<Item = Result<SeatUpdate>> + use<>> {
+        let rc = request(ctx)?;
+        // Subscribe before the first read, so no change can fall between the two.
+        let (db, mut changes, active) = (rc.db.clone(), rc.bus.subscribe(), rc.bus.track());
+        let first = seats(&db, section_id)
+            .await?
+            .ok_or(ApiError::NotFound("section"))?;
+        Ok(async_stream::stream! {
+            let _active = active;
+            let mut last = first.clone();
+            yield Ok(first);
+            loop {
+                let notice = match next(&mut changes).await {
+                    Ok(Some(notice)) => notice,
+                    Ok(None) => break,
+                    Err(lagged) => { yield Err(lagged.into()); break; }
+                };
+                if !notice.sections.contains(&section_id) {
+                    continue;
+                }
+                match seats(&db, section_id).await {
+                    Ok(Some(now)) if now != last => {
+                        last = now.clone();
+                        yield Ok(now);
+                    }
+                    Ok(_) => {}
+                    Err(e) => { yield Err(e.into()); break; }
+                }
+            }
+        })
+    }
+
+    /// Every enrollment event of a course as it commits: for staff of the course only.
+    async fn enrollment_events(
+        &self,
+        ctx: &Context<'_>,
+        course_id: Uuid,
+    ) -> Result<impl Stream<Item = Result<EnrollmentEvent>> + use<>> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        let course = course::Entity::find_by_id(course_id)
+            .one(&rc.db)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or(ApiError::NotFound("course"))?;
+        if !viewer.can_manage_course(&course) {
+            return Err(ApiError::forbidden("only staff of the course follow its events").into());
+        }
+        let (db, mut changes, active) = (rc.db.clone(), rc.bus.subscribe(), rc.bus.track());
+        Ok(async_stream::stream! {
+            let _active = active;
+            loop {
+                let notice = match next(&mut changes).await {
+                    Ok(Some(notice)) => notice,
+                    Ok(None) => break,
+                    Err(lagged) => { yield Err(lagged.into()); break; }
+                };
+                let Some(event) = notice.event.as_ref().filter(|_| notice.course_id == course_id)
+                else {
+                    continue;
+                };
+                match enrollment_event::Entity::find_by_id(event.id).one(&db).await {
+                    Ok(Some(row)) => yield Ok(EnrollmentEvent(row)),
+                    Ok(None) => {}
+                    Err(e) => { yield Err(ApiError::from(e).into()); break; }
+                }
+            }
+        })
+    }
+
+    /// The viewer's waitlist positions: the current ones on subscribe, then each change (a
+    /// position moves up when someone ahead leaves or is promoted, and becomes null when the
+    /// enrollment leaves the waitlist). `Enrollment.waitlistPosition` reads the same rank.
+    async fn waitlist_positions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = Result<WaitlistPositionUpdate>> + use<>> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?.id();
+        let (db, mut changes, active) = (rc.db.clone(), rc.bus.subscribe(), rc.bus.track());
+        let mut known = positions(&db, viewer).await?;
+        Ok(async_stream::stream! {
+            let _active = active;
+            for update in known.values() {
+                yield Ok(update.clone());
+            }
+            loop {
+                let notice = match next(&mut changes).await {
+                    Ok(Some(notice)) => notice,
+                    Ok(None) => break,
+                    Err(lagged) => { yield Err(lagged.into()); break; }
+                };
+                let mine = notice.event.as_ref().is_some_and(|e| e.user_id == viewer);
+                let watched = known.values().any(|u| notice.sections.contains(&u.section_id));
+                if !mine && !watched {
+                    continue;
+                }
+                let now = match positions(&db, viewer).await {
+                    Ok(now) => now,
+                    Err(e) => { yield Err(e.into()); break; }
+                };
+                for (id, before) in &known {
+                    if !now.contains_key(id) {
+                        yield Ok(WaitlistPositionUpdate { position: None, ..before.clone() });
+                    }
+                }
+                for (id, update) in &now {
+                    if known.get(id) != Some(update) {
+                        yield Ok(update.clone());
+                    }
+                }
+                known = now;
+            }
+        })
+    }
+}
+
+/// The next notice, `None` when the bus is gone, or the error telling a subscriber it fell too
+/// far behind.
+async fn next(
+    changes: &mut broadcast::Receiver<Arc<Notice>>,
+) -> Result<Option<Arc<Notice>>, ApiError> {
+    match changes.recv().await {
+        Ok(notice) => Ok(Some(notice)),
+        Err(RecvError::Closed) => Ok(None),
+        Err(RecvError::Lagged(missed)) => Err(ApiError::SubscriberTooSlow { missed }),
+    }
+}
+
+async fn seats(db: &DatabaseConnection, section_id: Uuid) -> Result<Option<SeatUpdate>, ApiError> {
+    Ok(section::Entity::find_by_id(section_id)
+        .one(db)
+        .await?
+        .map(SeatUpdate::from))
+}
+
+/// The viewer's waitlisted enrollments and their ranks: two statements.
+async fn positions(
+    db: &DatabaseConnection,
+    viewer: Uuid,
+) -> Result<HashMap<Uuid, WaitlistPositionUpdate>, ApiError> {
+    let waiting = enrollment::Entity::find()
+        .filter(enrollment::Column::UserId.eq(viewer))
+        .filter(enrollment::Column::Status.eq(EnrollmentStatus::Waitlisted))
+        .all(db)
+        .await?;
+    let keys: Vec<WaitlistRank> = waiting
+        .iter()
+        .filter_map(|e| {
+            e.waitlist_ticket.map(|ticket| WaitlistRank {
+                section_id: e.section_id,
+                ticket,
+            })
+        })
+        .collect();
+    let ranks = if keys.is_empty() {
+        HashMap::new()
+    } else {
+        DbLoader::new(db.clone(), Some(viewer))
+            .load(&keys)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string().into()))?
+    };
+    Ok(waiting
+        .into_iter()
+        .map(|e| {
+            let position = e.waitlist_ticket.and_then(|ticket| {
+                ranks
+                    .get(&WaitlistRank {
+                        section_id: e.section_id,
+                        ticket,
+                    })
+                    .copied()
+            });
+            (
+                e.id,
+                WaitlistPositionUpdate {
+                    enrollment_id: e.id,
+                    section_id: e.section_id,
+                    position,
+                },
+            )
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_told_and_stops() {
+        let (sender, mut receiver) = broadcast::channel(2);
+        let notice = Arc::new(Notice {
+            sections: vec![],
+            course_id: Uuid::nil(),
+            event: None,
+        });
+        for _ in 0..4 {
+            sender.send(notice.clone()).unwrap();
+        }
+        let err = next(&mut receiver).await.unwrap_err();
+        assert_eq!(err.code(), "SUBSCRIBER_TOO_SLOW");
+        assert!(matches!(err, ApiError::SubscriberTooSlow { missed: 2 }));
+        drop(sender);
+        // What it still holds, then the end.
+        assert!(next(&mut receiver).await.unwrap().is_some());
+        assert!(next(&mut receiver).await.unwrap().is_some());
+        assert!(next(&mut receiver).await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,448 @@
+//! Live subscriptions over a real WebSocket, on both databases: both protocols, authentication
+//! in `connection_init`, delivery after commit only, stalled subscribers, the active gauge, and
+//! (PostgreSQL) delivery across two `roster serve` processes.
+
+mod common;
+
+use std::{
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use common::{Backend, SECRET, TestApp, error_code, parse_id};
+use futures_util::{SinkExt, StreamExt};
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{Message, client::IntoClientRequest, protocol::frame::coding::CloseCode},
+};
+use uuid::Uuid;
+
+const ENROLL: &str = "mutation($s: UUID!) { enroll(sectionId: $s) { id status } }";
+const WITHDRAW: &str = "mutation($e: UUID!) { withdraw(enrollmentId: $e) { status } }";
+
+/// A WebSocket client speaking one of the two GraphQL protocols.
+struct Client {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    legacy: bool,
+    /// Messages read while looking for another operation's.
+    held: Vec<Value>,
+}
+
+impl Client {
+    /// Connects to `/graphql/ws` and sends `connection_init` with `payload`.
+    async fn connect(address: SocketAddr, legacy: bool, payload: Value) -> Self {
+        let mut request = format!("ws://{address}/graphql/ws")
+            .into_client_request()
+            .unwrap();
+        let protocol = if legacy {
+            "graphql-ws"
+        } else {
+            "graphql-transport-ws"
+        };
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+        let (socket, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connect");
+        assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
+        let mut client = Self {
+            socket,
+            legacy,
+            held: Vec::new(),
+        };
+        client
+            .send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        client
+    }
+
+    /// Connects and expects `connection_ack`.
+    async fn ready(address: SocketAddr, legacy: bool, payload: Value) -> Self {
+        let mut client = Self::connect(address, legacy, payload).await;
+        let ack = client.recv().await.expect("an answer to connection_init");
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        client
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("send");
+    }
+
+    async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        let kind = if self.legacy { "start" } else { "subscribe" };
+        self.send(json!({ "id": id, "type": kind, "payload": { "query": query, "variables": variables } }))
+            .await;
+    }
+
+    /// The next protocol message (keep-alives skipped), or `None` when the socket closed or
+    /// nothing came within 5 s.
+    async fn recv(&mut self) -> Option<Value> {
+        self.recv_within(Duration::from_secs(5)).await
+    }
+
+    async fn recv_within(&mut self, limit: Duration) -> Option<Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match tokio::time::timeout(left, self.socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let value: Value = serde_json::from_str(&text).expect("json");
+                    if value["type"] != "ka" && value["type"] != "ping" {
+                        return Some(value);
+                    }
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    let (code, reason) = match frame {
+                        Some(frame) => {
+                            (Some(u16::from(frame.code)), Some(frame.reason.to_string()))
+                        }
+                        None => (None, None),
+                    };
+                    return Some(json!({ "type": "close", "code": code, "reason": reason }));
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_)) | None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// The data of the next message for operation `id`. Messages of other operations that
+    /// arrive first are kept for their own `data_of`.
+    async fn data_of(&mut self, id: &str) -> Value {
+        let message = match self.held.iter().position(|m| m["id"] == id) {
+            Some(i) => self.held.remove(i),
+            None => loop {
+                let message = self
+                    .recv()
+                    .await
+                    .unwrap_or_else(|| panic!("nothing for {id}"));
+                if message["id"] == id {
+                    break message;
+                }
+                self.held.push(message);
+            },
+        };
+        let kind = if self.legacy { "data" } else { "next" };
+        assert_eq!(message["type"], kind, "{message}");
+        message["payload"]["data"].clone()
+    }
+}
+
+/// The `extensions.code` of an operation's error: an `error` message's payload, or the errors
+/// of a `next`/`data` message (the legacy protocol reports resolver errors that way).
+fn error_code_of(message: &Value) -> &str {
+    message["payload"][0]["extensions"]["code"]
+        .as_str()
+        .or(message["payload"]["errors"][0]["extensions"]["code"].as_str())
+        .unwrap_or_else(|| panic!("no error code in {message}"))
+}
+
+fn bearer(token: &str) -> Value {
+    json!({ "Authorization": format!("Bearer {token}") })
+}
+
+backend_tests! {
+    async fn a_withdrawal_reaches_promotion_seat_and_position_subscribers(app) {
+        let campus = app.campus("Org").await;
+        let (_, section) = app.course_with_section(&campus, "Live", Some(1), "MONDAY").await;
+        let people = app.students(&campus, 2).await;
+        let seated = parse_id(&app.ok(Some(&people[0].1), ENROLL, json!({ "s": section })).await["enroll"]["id"]);
+        let waiting = app.ok(Some(&people[1].1), ENROLL, json!({ "s": section })).await;
+        assert_eq!(waiting["enroll"]["status"], "WAITLISTED");
+        let address = app.serve().await;
+
+        let mut client = Client::ready(address, false, bearer(&people[1].1)).await;
+        client.subscribe("promotions", "subscription { waitlistPromotions { id status section { id } } }", json!({})).await;
+        client.subscribe("positions", "subscription { waitlistPositions { enrollmentId position } }", json!({})).await;
+        client.subscribe("seats", "subscription($s: UUID!) { sectionSeats(sectionId: $s) {
+            registeredCount waitlistCount seatsAvailable isFull } }", json!({ "s": section })).await;
+        let first = client.data_of("seats").await;
+        assert_eq!(first["sectionSeats"], json!({ "registeredCount": 1, "waitlistCount": 1, "seatsAvailable": 0, "isFull": true }));
+        let position = client.data_of("positions").await;
+        assert_eq!(position["waitlistPositions"]["position"], 1);
+        assert_eq!(app.state.bus.active_subscriptions(), 3);
+
+        let withdrawn_at = Instant::now();
+        app.ok(Some(&people[0].1), WITHDRAW, json!({ "e": seated })).await;
+        let mut seen = Vec::new();
+        while seen.len() < 3 {
+            let message = client.recv_within(Duration::from_secs(1)).await
+                .unwrap_or_else(|| panic!("[{:?}] only {seen:?} within 1 s of the withdrawal", app.backend));
+            let data = &message["payload"]["data"];
+            match message["id"].as_str() {
+                Some("promotions") => {
+                    assert_eq!(data["waitlistPromotions"]["status"], "REGISTERED");
+                    assert_eq!(data["waitlistPromotions"]["section"]["id"], section.to_string());
+                }
+                Some("seats") => assert_eq!(data["sectionSeats"],
+                    json!({ "registeredCount": 1, "waitlistCount": 0, "seatsAvailable": 0, "isFull": true })),
+                Some("positions") => assert_eq!(data["waitlistPositions"]["position"], Value::Null),
+                _ => panic!("unexpected {message}"),
+            }
+            seen.push(message["id"].as_str().unwrap().to_owned());
+        }
+        assert!(withdrawn_at.elapsed() < Duration::from_secs(1));
+
+        // Leaving frees every subscription.
+        client.socket.close(None).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while app.state.bus.active_subscriptions() != 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(app.state.bus.active_subscriptions(), 0, "the gauge returns to zero");
+    }
+
+    async fn the_legacy_protocol_and_staff_only_event_streams(app) {
+        let campus = app.campus("Org").await;
+        let (course, section) = app.course_with_section(&campus, "Legacy", Some(5), "MONDAY").await;
+        let people = app.students(&campus, 2).await;
+        let address = app.serve().await;
+
+        // A student may not follow a course's events; the error names the code.
+        let mut student = Client::ready(address, true, json!({ "authorization": people[0].1.clone() })).await;
+        student.subscribe("events", "subscription($c: UUID!) { enrollmentEvents(courseId: $c) { id } }", json!({ "c": course })).await;
+        let refused = student.recv().await.expect("an answer");
+        assert_eq!(error_code_of(&refused), "FORBIDDEN");
+        assert_eq!(student.recv().await.expect("the end")["type"], "complete");
+
+        let mut teacher = Client::ready(address, true, bearer(&campus.teacher_token)).await;
+        teacher.subscribe("events", "subscription($c: UUID!) { enrollmentEvents(courseId: $c) {
+            from to actor { id } } }", json!({ "c": course })).await;
+        teacher.subscribe("seats", "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
+            json!({ "s": section })).await;
+        assert_eq!(teacher.data_of("seats").await["sectionSeats"]["registeredCount"], 0);
+        app.ok(Some(&people[1].1), ENROLL, json!({ "s": section })).await;
+        let event = teacher.data_of("events").await;
+        assert_eq!(event["enrollmentEvents"], json!({ "from": null, "to": "REGISTERED", "actor": { "id": people[1].0.to_string() } }));
+        assert_eq!(teacher.data_of("seats").await["sectionSeats"]["registeredCount"], 1);
+    }
+
+    async fn bad_or_missing_tokens_get_the_protocols_errors(app) {
+        let campus = app.campus("Org").await;
+        let (_, section) = app.course_with_section(&campus, "Auth", Some(5), "MONDAY").await;
+        let address = app.serve().await;
+
+        // graphql-transport-ws: a bad token closes the connection with a protocol error and
+        // the reason.
+        let mut bad = Client::connect(address, false, bearer("not-a-token")).await;
+        let closed = bad.recv().await.expect("a close frame");
+        assert_eq!(closed["type"], "close", "{closed}");
+        assert_eq!(closed["code"], u16::from(CloseCode::Protocol));
+        assert!(closed["reason"].as_str().is_some_and(|r| r.contains("token")), "{closed}");
+
+        // graphql-ws: a bad token is a connection_error.
+        let mut legacy = Client::connect(address, true, bearer("not-a-token")).await;
+        let refused = legacy.recv().await.expect("an answer");
+        assert_eq!(refused["type"], "connection_error", "{refused}");
+
+        // No token: anonymous. Seats are public; a personal subscription is an error, not silence.
+        let mut anonymous = Client::ready(address, false, json!({})).await;
+        anonymous.subscribe("mine", "subscription { waitlistPromotions { id } }", json!({})).await;
+        // (The server sends errors as a result with `errors`, then `complete`.)
+        let error = anonymous.recv().await.expect("an answer");
+        assert_eq!(error_code_of(&error), "UNAUTHENTICATED", "{error}");
+        assert_eq!(anonymous.recv().await.expect("the end")["type"], "complete");
+        anonymous.subscribe("invalid", "subscription { noSuchField }", json!({})).await;
+        let invalid = anonymous.recv().await.expect("an answer");
+        assert_eq!(error_code_of(&invalid), "GRAPHQL_VALIDATION_FAILED", "{invalid}");
+        anonymous.subscribe("seats", "subscription($s: UUID!) { sectionSeats(sectionId: $s) { seatsAvailable } }",
+            json!({ "s": section })).await;
+        assert_eq!(anonymous.data_of("seats").await["sectionSeats"]["seatsAvailable"], 5);
+        anonymous.subscribe("nothing", "subscription($s: UUID!) { sectionSeats(sectionId: $s) { seatsAvailable } }",
+            json!({ "s": Uuid::new_v4() })).await;
+        let missing = anonymous.recv().await.expect("an answer");
+        assert_eq!(error_code_of(&missing), "NOT_FOUND", "{missing}");
+    }
+
+    async fn a_transaction_that_fails_after_its_event_delivers_nothing(app) {
+        let campus = app.campus("Org").await;
+        let t = campus.teacher_token.clone();
+        let course = app.create_course(&t, json!({ "name": "Refused", "certificateValidityMonths": 6 })).await;
+        let section = app.create_section(&t, json!({ "courseId": course, "name": "A" })).await;
+        let people = app.students(&campus, 2).await;
+        let first = parse_id(&app.ok(Some(&people[0].1), ENROLL, json!({ "s": section })).await["enroll"]["id"]);
+        let second = parse_id(&app.ok(Some(&people[1].1), ENROLL, json!({ "s": section })).await["enroll"]["id"]);
+        // Certifications are refused by the database: completion writes its COMPLETED event,
+        // then fails on the certificate and rolls everything back.
+        let refuse = match app.backend {
+            Backend::Sqlite => vec!["CREATE TRIGGER refuse BEFORE INSERT ON certifications BEGIN SELECT RAISE(ABORT, 'refused'); END"],
+            Backend::Postgres => vec![
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
+                "CREATE TRIGGER refuse BEFORE INSERT ON certifications FOR EACH ROW EXECUTE FUNCTION refuse()",
+            ],
+        };
+        for sql in refuse {
+            app.db.execute_unprepared(sql).await.unwrap();
+        }
+        let address = app.serve().await;
+        let mut teacher = Client::ready(address, false, bearer(&t)).await;
+        teacher.subscribe("events", "subscription($c: UUID!) { enrollmentEvents(courseId: $c) { enrollmentId to } }",
+            json!({ "c": course })).await;
+        teacher.subscribe("seats", "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
+            json!({ "s": section })).await;
+        assert_eq!(teacher.data_of("seats").await["sectionSeats"]["registeredCount"], 2);
+
+        let failed = app.gql(Some(&t), "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e) { status } }",
+            json!({ "e": first })).await;
+        assert_eq!(error_code(&failed), "INTERNAL");
+        // The next thing the subscriber hears is the withdrawal that did commit.
+        app.ok(Some(&people[1].1), WITHDRAW, json!({ "e": second })).await;
+        let event = teacher.data_of("events").await;
+        assert_eq!(event["enrollmentEvents"], json!({ "enrollmentId": second.to_string(), "to": "WITHDRAWN" }));
+        assert_eq!(teacher.data_of("seats").await["sectionSeats"]["registeredCount"], 1);
+    }
+
+    async fn a_subscriber_that_never_reads_holds_nobody_up(app) {
+        let campus = app.campus("Org").await;
+        let (_, section) = app.course_with_section(&campus, "Burst", None, "MONDAY").await;
+        let people = app.students(&campus, 20).await;
+        let address = app.serve().await;
+        let mut stalled = Client::ready(address, false, json!({})).await;
+        stalled.subscribe("seats", "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
+            json!({ "s": section })).await;
+        let mut reader = Client::ready(address, false, json!({})).await;
+        reader.subscribe("seats", "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
+            json!({ "s": section })).await;
+        assert_eq!(reader.data_of("seats").await["sectionSeats"]["registeredCount"], 0);
+
+        // 1,000 mutations while `stalled` reads nothing: every one completes, and the reader
+        // keeps up to the end.
+        let app = Arc::new(app);
+        let workers: Vec<_> = people.into_iter().map(|(_, token)| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    let id = parse_id(&app.ok(Some(&token), ENROLL, json!({ "s": section })).await["enroll"]["id"]);
+                    app.ok(Some(&token), WITHDRAW, json!({ "e": id })).await;
+                }
+            })
+        }).collect();
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        let mut last = None;
+        while let Some(message) = reader.recv_within(Duration::from_millis(500)).await {
+            last = Some(message["payload"]["data"]["sectionSeats"]["registeredCount"].clone());
+        }
+        assert_eq!(last, Some(json!(0)), "the reader saw the final count");
+        assert_eq!(app.state.bus.active_subscriptions(), 2, "the stalled one is still being served");
+        // It still gets what its buffers held, then its stream either goes on or ends with
+        // SUBSCRIBER_TOO_SLOW; never an internal error.
+        while let Some(message) = stalled.recv_within(Duration::from_millis(300)).await {
+            if message["type"] == "error" || message["payload"]["errors"].is_array() {
+                assert_eq!(error_code_of(&message), "SUBSCRIBER_TOO_SLOW", "{message}");
+            }
+        }
+    }
+}
+
+/// A `roster serve` child process, killed when dropped.
+struct Replica(Child, SocketAddr);
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn replica(database_url: &str) -> Replica {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("serve")
+        .env("ROSTER_DATABASE_URL", database_url)
+        .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("ROSTER_JWT_SECRET", std::str::from_utf8(SECRET).unwrap())
+        .env("ROSTER_DEMO_DATA", "never")
+        .env("ROSTER_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start roster serve");
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("http://{address}/healthz"))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "roster serve did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Replica(child, address)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_caused_on_one_replica_reaches_a_subscriber_on_another() {
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let campus = app.campus("Org").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Replicas", Some(1), "MONDAY")
+        .await;
+    let people = app.students(&campus, 2).await;
+    let seated = parse_id(
+        &app.ok(Some(&people[0].1), ENROLL, json!({ "s": section }))
+            .await["enroll"]["id"],
+    );
+    app.ok(Some(&people[1].1), ENROLL, json!({ "s": section }))
+        .await;
+    let (first, second) = (
+        replica(&app.database_url).await,
+        replica(&app.database_url).await,
+    );
+
+    let mut client = Client::ready(first.1, false, bearer(&people[1].1)).await;
+    client
+        .subscribe(
+            "promotions",
+            "subscription { waitlistPromotions { status } }",
+            json!({}),
+        )
+        .await;
+    client
+        .subscribe(
+            "seats",
+            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { waitlistCount } }",
+            json!({ "s": section }),
+        )
+        .await;
+    assert_eq!(
+        client.data_of("seats").await["sectionSeats"]["waitlistCount"],
+        1
+    );
+
+    let response: Value = reqwest::Client::new()
+        .post(format!("http://{}/graphql", second.1))
+        .bearer_auth(&people[0].1)
+        .json(&json!({ "query": WITHDRAW, "variables": { "e": seated } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        response["data"]["withdraw"]["status"], "WITHDRAWN",
+        "{response}"
+    );
+    let promoted = client.data_of("promotions").await;
+    assert_eq!(promoted["waitlistPromotions"]["status"], "REGISTERED");
+    assert_eq!(
+        client.data_of("seats").await["sectionSeats"]["waitlistCount"],
+        0
+    );
+}
