@@ -20,9 +20,10 @@
 
 use std::{
     cell::RefCell,
+    collections::HashMap,
     sync::{
-        Arc,
-        atomic::{AtomicI64, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicI64, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -31,10 +32,13 @@ use async_graphql::{
     Response,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute},
 };
-use entity::types::EnrollmentStatus;
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr, Statement, sqlx::postgres::PgListener};
+use entity::{section, types::EnrollmentStatus};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, Statement,
+    sqlx::postgres::PgListener,
+};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{OnceCell, broadcast, oneshot};
 use uuid::Uuid;
 
 /// The PostgreSQL channel every replica listens on.
@@ -52,6 +56,9 @@ pub struct Notice {
     pub course_id: Uuid,
     /// The enrollment event, when the change was one.
     pub event: Option<EventRef>,
+    /// This replica's publication number, given by [`Bus::publish`].
+    #[serde(skip)]
+    pub seq: u64,
 }
 
 /// Enough of an enrollment event to route it; subscribers load the row itself.
@@ -64,11 +71,16 @@ pub struct EventRef {
     pub to: EnrollmentStatus,
 }
 
+/// A section row read once after a given notice, shared by every subscriber that needs it.
+type SharedRead = Arc<OnceCell<Option<section::Model>>>;
+
 /// One replica's fan-out of notices to its subscribers, with the count of live subscriptions.
 #[derive(Clone)]
 pub struct Bus {
     sender: broadcast::Sender<Arc<Notice>>,
     active: Arc<AtomicI64>,
+    published: Arc<AtomicU64>,
+    section_reads: Arc<Mutex<HashMap<Uuid, (u64, SharedRead)>>>,
 }
 
 impl Default for Bus {
@@ -76,15 +88,48 @@ impl Default for Bus {
         Self {
             sender: broadcast::channel(BUS_CAPACITY).0,
             active: Arc::default(),
+            published: Arc::default(),
+            section_reads: Arc::default(),
         }
     }
 }
 
 impl Bus {
     /// Hands a committed change to every current subscriber; never waits.
-    pub fn publish(&self, notice: Notice) {
+    pub fn publish(&self, mut notice: Notice) {
+        notice.seq = self.published.fetch_add(1, Ordering::Relaxed) + 1;
         // An error only means nobody is subscribed right now.
         let _ = self.sender.send(Arc::new(notice));
+    }
+
+    /// The section's row as committed after notice `seq`: read from the database by the first
+    /// subscriber that asks, and shared with every other one, so a change costs one read
+    /// however many watch the section. A read made after a later notice serves too.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn section_after(
+        &self,
+        db: &DatabaseConnection,
+        section_id: Uuid,
+        seq: u64,
+    ) -> Result<Option<section::Model>, DbErr> {
+        let read = {
+            let mut reads = self
+                .section_reads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let entry = reads
+                .entry(section_id)
+                .or_insert_with(|| (seq, SharedRead::default()));
+            if entry.0 < seq {
+                *entry = (seq, SharedRead::default());
+            }
+            entry.1.clone()
+        };
+        read.get_or_try_init(|| section::Entity::find_by_id(section_id).one(db))
+            .await
+            .cloned()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Notice>> {

@@ -106,7 +106,8 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<SeatUpdate>> + use<>> {
         let rc = request(ctx)?;
         // Subscribe before the first read, so no change can fall between the two.
-        let (db, mut changes, active) = (rc.db.clone(), rc.bus.subscribe(), rc.bus.track());
+        let (db, bus) = (rc.db.clone(), rc.bus.clone());
+        let (mut changes, active) = (bus.subscribe(), bus.track());
         let first = seats(&db, section_id)
             .await?
             .ok_or(ApiError::NotFound("section"))?;
@@ -123,13 +124,14 @@ impl SubscriptionRoot {
                 if !notice.sections.contains(&section_id) {
                     continue;
                 }
-                match seats(&db, section_id).await {
-                    Ok(Some(now)) if now != last => {
+                match bus.section_after(&db, section_id, notice.seq).await {
+                    Ok(Some(row)) if SeatUpdate::from(row.clone()) != last => {
+                        let now = SeatUpdate::from(row);
                         last = now.clone();
                         yield Ok(now);
                     }
                     Ok(_) => {}
-                    Err(e) => { yield Err(e.into()); break; }
+                    Err(e) => { yield Err(ApiError::from(e).into()); break; }
                 }
             }
         })
@@ -300,6 +302,7 @@ mod tests {
             sections: vec![],
             course_id: Uuid::nil(),
             event: None,
+            seq: 0,
         });
         for _ in 0..4 {
             sender.send(notice.clone()).unwrap();

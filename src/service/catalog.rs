@@ -543,6 +543,7 @@ async fn update_section_once(
             sections: vec![id],
             course_id: updated.course_id,
             event: None,
+            seq: 0,
         },
     )
     .await?;

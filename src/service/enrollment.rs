@@ -88,6 +88,7 @@ pub(crate) async fn record_event(
                 from: event.from_status,
                 to: event.to_status,
             }),
+            seq: 0,
         },
     )
     .await?;
