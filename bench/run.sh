@@ -3,6 +3,8 @@
 #
 #   bench/run.sh enroll     enroll throughput: one hot section and 1,000 sections, at 1, 8 and 32
 #                           clients, on PostgreSQL and SQLite, beside raw SQL through pgbench
+#   bench/run.sh fanout     sectionSeats fan-out to 1,000 and 10,000 WebSocket subscribers, and a
+#                           burst of enrollments with and without a subscriber that never reads
 #
 # Starts a throwaway PostgreSQL 15 cluster on a free loopback port with default (durable)
 # settings, like the anchor; everything runs on 127.0.0.1 and stops by itself.
@@ -55,7 +57,18 @@ enroll() {
   machine
 }
 
+fanout() {
+  # 10,000 subscribers need 10,000 sockets on each side.
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+  echo "## fanout: sectionSeats to many subscribers"
+  target/release/fanout-bench --label PostgreSQL --database-url "$PG/roster"
+  target/release/fanout-bench --label SQLite --database-url "sqlite://$DIR/fanout.db"
+  echo
+  machine
+}
+
 case "$WHAT" in
   enroll) enroll ;;
-  *) echo "unknown benchmark: $WHAT (try: enroll)" >&2; exit 2 ;;
+  fanout) fanout ;;
+  *) echo "unknown benchmark: $WHAT (try: enroll, fanout)" >&2; exit 2 ;;
 esac

@@ -167,6 +167,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Initial read and write buffer per WebSocket connection (they grow for larger messages).
+const WS_BUFFER_BYTES: usize = 4 * 1024;
+
 /// Subscriptions (and queries and mutations) over a WebSocket, speaking `graphql-transport-ws`
 /// or the legacy `graphql-ws`, whichever the client asks for. The bearer token comes in the
 /// `connection_init` payload; a bad one refuses the connection with the protocol's error.
@@ -175,8 +178,12 @@ async fn graphql_ws(
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Subscription messages are small; tungstenite's default 128 KiB buffers per connection
+    // would make ten thousand subscribers cost over a gigabyte.
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(WS_BUFFER_BYTES)
+        .write_buffer_size(WS_BUFFER_BYTES)
         .on_upgrade(move |socket| {
             let init = state.clone();
             GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
