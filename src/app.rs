@@ -134,7 +134,12 @@ impl AppState {
             return Ok(());
         }
         let (ready, listening) = tokio::sync::oneshot::channel();
-        let task = events::spawn_listener(database_url.to_owned(), self.bus.clone(), ready);
+        let task = events::spawn_listener(
+            database_url.to_owned(),
+            self.db.clone(),
+            self.bus.clone(),
+            ready,
+        );
         if let Ok(mut slot) = self.listener.lock() {
             *slot = Some(task);
         }

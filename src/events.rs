@@ -32,10 +32,10 @@ use async_graphql::{
     Response,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute},
 };
-use entity::{section, types::EnrollmentStatus};
+use entity::{enrollment, enrollment_event, section, types::EnrollmentStatus};
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, Statement,
-    sqlx::postgres::PgListener,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, Statement, sqlx::postgres::PgListener,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OnceCell, broadcast, oneshot};
@@ -59,6 +59,21 @@ pub struct Notice {
     /// This replica's publication number, given by [`Bus::publish`].
     #[serde(skip)]
     pub seq: u64,
+    /// Changes may have been missed (the listener reconnected): every subscription re-reads.
+    #[serde(default)]
+    pub resync: bool,
+}
+
+impl Notice {
+    fn resync() -> Self {
+        Self {
+            sections: Vec::new(),
+            course_id: Uuid::nil(),
+            event: None,
+            seq: 0,
+            resync: true,
+        }
+    }
 }
 
 /// Enough of an enrollment event to route it; subscribers load the row itself.
@@ -251,28 +266,51 @@ impl Extension for PublishExtension {
 }
 
 /// Listens on [`CHANNEL`] over one dedicated PostgreSQL connection and publishes every notice to
-/// `bus`, reconnecting (with a pause) whenever the connection drops. `ready` fires once the
-/// first `LISTEN` is in place.
+/// `bus`. When the connection drops it reconnects (with a pause), then publishes the events
+/// committed meanwhile from the `enrollment_events` table and a resync notice, so that seat
+/// counts and positions are re-read; subscribers stay attached to the bus throughout. `ready`
+/// fires once the first `LISTEN` is in place.
 pub fn spawn_listener(
     url: String,
+    db: DatabaseConnection,
     bus: Bus,
     ready: oneshot::Sender<()>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ready = Some(ready);
+        // The newest event this replica has announced; `None` until the first LISTEN.
+        let mut last_event: Option<i64> = None;
         loop {
             match listen(&url).await {
                 Ok(mut listener) => {
+                    match last_event {
+                        None => match newest_event(&db).await {
+                            Ok(newest) => last_event = Some(newest),
+                            Err(e) => tracing::warn!(error = %e, "cannot read the newest event"),
+                        },
+                        Some(after) => {
+                            tracing::info!("listening for changes again; catching up");
+                            match replay(&db, after, &bus).await {
+                                Ok(newest) => last_event = Some(newest),
+                                Err(e) => tracing::warn!(error = %e, "cannot catch up on events"),
+                            }
+                            bus.publish(Notice::resync());
+                        }
+                    }
                     if let Some(ready) = ready.take() {
                         let _ = ready.send(());
-                    } else {
-                        tracing::info!("listening for changes again");
                     }
                     loop {
                         match listener.try_recv().await {
                             Ok(Some(notification)) => {
                                 match serde_json::from_str::<Notice>(notification.payload()) {
-                                    Ok(notice) => bus.publish(notice),
+                                    Ok(notice) => {
+                                        if let Some(event) = &notice.event {
+                                            last_event =
+                                                Some(last_event.unwrap_or(0).max(event.id));
+                                        }
+                                        bus.publish(notice);
+                                    }
                                     Err(e) => tracing::warn!(error = %e, "unreadable notice"),
                                 }
                             }
@@ -292,6 +330,45 @@ pub fn spawn_listener(
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     })
+}
+
+async fn newest_event(db: &DatabaseConnection) -> Result<i64, DbErr> {
+    Ok(enrollment_event::Entity::find()
+        .order_by_desc(enrollment_event::Column::Id)
+        .one(db)
+        .await?
+        .map_or(0, |e| e.id))
+}
+
+/// Publishes the events committed after `after`, oldest first; returns the newest id seen.
+async fn replay(db: &DatabaseConnection, after: i64, bus: &Bus) -> Result<i64, DbErr> {
+    let missed = enrollment_event::Entity::find()
+        .filter(enrollment_event::Column::Id.gt(after))
+        .order_by_asc(enrollment_event::Column::Id)
+        .find_also_related(enrollment::Entity)
+        .all(db)
+        .await?;
+    let mut newest = after;
+    for (event, enrollment) in missed {
+        newest = newest.max(event.id);
+        let Some(enrollment) = enrollment else {
+            continue;
+        };
+        bus.publish(Notice {
+            sections: vec![enrollment.section_id],
+            course_id: enrollment.course_id,
+            event: Some(EventRef {
+                id: event.id,
+                enrollment_id: event.enrollment_id,
+                user_id: enrollment.user_id,
+                from: event.from_status,
+                to: event.to_status,
+            }),
+            seq: 0,
+            resync: false,
+        });
+    }
+    Ok(newest)
 }
 
 async fn listen(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {

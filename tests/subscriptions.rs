@@ -446,3 +446,66 @@ async fn a_promotion_caused_on_one_replica_reaches_a_subscriber_on_another() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_survive_the_listener_losing_its_connection() {
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let campus = app.campus("Org").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Reconnect", Some(1), "MONDAY")
+        .await;
+    let people = app.students(&campus, 2).await;
+    let seated = parse_id(
+        &app.ok(Some(&people[0].1), ENROLL, json!({ "s": section }))
+            .await["enroll"]["id"],
+    );
+    app.ok(Some(&people[1].1), ENROLL, json!({ "s": section }))
+        .await;
+    let address = app.serve().await;
+    let mut client = Client::ready(address, false, bearer(&people[1].1)).await;
+    client
+        .subscribe(
+            "promotions",
+            "subscription { waitlistPromotions { status } }",
+            json!({}),
+        )
+        .await;
+    client
+        .subscribe(
+            "seats",
+            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { waitlistCount } }",
+            json!({ "s": section }),
+        )
+        .await;
+    assert_eq!(
+        client.data_of("seats").await["sectionSeats"]["waitlistCount"],
+        1
+    );
+
+    // Cut the replica's LISTEN connection, and change something before it is back.
+    let cut = app
+        .db
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND query ILIKE 'listen%'",
+        )
+        .await
+        .unwrap();
+    assert_eq!(cut.rows_affected(), 1, "one listener connection");
+    app.ok(Some(&people[0].1), WITHDRAW, json!({ "e": seated }))
+        .await;
+
+    let promoted = client.data_of("promotions").await;
+    assert_eq!(promoted["waitlistPromotions"]["status"], "REGISTERED");
+    assert_eq!(
+        client.data_of("seats").await["sectionSeats"]["waitlistCount"],
+        0
+    );
+    assert_eq!(
+        app.state.bus.active_subscriptions(),
+        2,
+        "the subscriptions stayed attached"
+    );
+}

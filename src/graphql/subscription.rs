@@ -121,7 +121,7 @@ impl SubscriptionRoot {
                     Ok(None) => break,
                     Err(lagged) => { yield Err(lagged.into()); break; }
                 };
-                if !notice.sections.contains(&section_id) {
+                if !notice.resync && !notice.sections.contains(&section_id) {
                     continue;
                 }
                 match bus.section_after(&db, section_id, notice.seq).await {
@@ -199,7 +199,7 @@ impl SubscriptionRoot {
                 };
                 let mine = notice.event.as_ref().is_some_and(|e| e.user_id == viewer);
                 let watched = known.values().any(|u| notice.sections.contains(&u.section_id));
-                if !mine && !watched {
+                if !mine && !watched && !notice.resync {
                     continue;
                 }
                 let now = match positions(&db, viewer).await {
@@ -303,6 +303,7 @@ mod tests {
             course_id: Uuid::nil(),
             event: None,
             seq: 0,
+            resync: false,
         });
         for _ in 0..4 {
             sender.send(notice.clone()).unwrap();

@@ -544,6 +544,7 @@ async fn update_section_once(
             course_id: updated.course_id,
             event: None,
             seq: 0,
+            resync: false,
         },
     )
     .await?;

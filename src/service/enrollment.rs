@@ -89,6 +89,7 @@ pub(crate) async fn record_event(
                 to: event.to_status,
             }),
             seq: 0,
+            resync: false,
         },
     )
     .await?;
