@@ -146,18 +146,31 @@ fn error_code_of(message: &Value) -> &str {
         .unwrap_or_else(|| panic!("no error code in {message}"))
 }
 
+/// A one-seat section: the first of two students holds the seat, the second waits. Returns the
+/// section, the seated enrollment and the students with their tokens.
+async fn one_seat_one_waiting(app: &TestApp) -> (Uuid, Uuid, Vec<(Uuid, String)>) {
+    let campus = app.campus("Org").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Live", Some(1), "MONDAY")
+        .await;
+    let people = app.students(&campus, 2).await;
+    let seated = app
+        .ok(Some(&people[0].1), ENROLL, json!({ "s": section }))
+        .await;
+    let waiting = app
+        .ok(Some(&people[1].1), ENROLL, json!({ "s": section }))
+        .await;
+    assert_eq!(waiting["enroll"]["status"], "WAITLISTED");
+    (section, parse_id(&seated["enroll"]["id"]), people)
+}
+
 fn bearer(token: &str) -> Value {
     json!({ "Authorization": format!("Bearer {token}") })
 }
 
 backend_tests! {
     async fn a_withdrawal_reaches_promotion_seat_and_position_subscribers(app) {
-        let campus = app.campus("Org").await;
-        let (_, section) = app.course_with_section(&campus, "Live", Some(1), "MONDAY").await;
-        let people = app.students(&campus, 2).await;
-        let seated = parse_id(&app.ok(Some(&people[0].1), ENROLL, json!({ "s": section })).await["enroll"]["id"]);
-        let waiting = app.ok(Some(&people[1].1), ENROLL, json!({ "s": section })).await;
-        assert_eq!(waiting["enroll"]["status"], "WAITLISTED");
+        let (section, seated, people) = one_seat_one_waiting(&app).await;
         let address = app.serve().await;
 
         let mut client = Client::ready(address, false, bearer(&people[1].1)).await;
@@ -389,17 +402,7 @@ async fn a_promotion_caused_on_one_replica_reaches_a_subscriber_on_another() {
     let Some(app) = TestApp::postgres().await else {
         return;
     };
-    let campus = app.campus("Org").await;
-    let (_, section) = app
-        .course_with_section(&campus, "Replicas", Some(1), "MONDAY")
-        .await;
-    let people = app.students(&campus, 2).await;
-    let seated = parse_id(
-        &app.ok(Some(&people[0].1), ENROLL, json!({ "s": section }))
-            .await["enroll"]["id"],
-    );
-    app.ok(Some(&people[1].1), ENROLL, json!({ "s": section }))
-        .await;
+    let (section, seated, people) = one_seat_one_waiting(&app).await;
     let (first, second) = (
         replica(&app.database_url).await,
         replica(&app.database_url).await,
@@ -452,17 +455,7 @@ async fn subscribers_survive_the_listener_losing_its_connection() {
     let Some(app) = TestApp::postgres().await else {
         return;
     };
-    let campus = app.campus("Org").await;
-    let (_, section) = app
-        .course_with_section(&campus, "Reconnect", Some(1), "MONDAY")
-        .await;
-    let people = app.students(&campus, 2).await;
-    let seated = parse_id(
-        &app.ok(Some(&people[0].1), ENROLL, json!({ "s": section }))
-            .await["enroll"]["id"],
-    );
-    app.ok(Some(&people[1].1), ENROLL, json!({ "s": section }))
-        .await;
+    let (section, seated, people) = one_seat_one_waiting(&app).await;
     let address = app.serve().await;
     let mut client = Client::ready(address, false, bearer(&people[1].1)).await;
     client

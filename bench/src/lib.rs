@@ -171,6 +171,66 @@ pub fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The secret the benchmarks sign tokens with and start `roster serve` with.
+pub const SECRET: &str = "roster-bench-secret-roster-bench-secret";
+
+/// A migrated database with an organization, a teacher and students with tokens, and
+/// `roster serve` running on it.
+pub struct Fixture {
+    pub db: sea_orm::DatabaseConnection,
+    pub organization_id: uuid::Uuid,
+    pub teacher_id: uuid::Uuid,
+    /// One bearer token per student, valid for an hour.
+    pub tokens: Vec<String>,
+    pub server: Server,
+}
+
+impl Fixture {
+    /// Migrates `database_url`, writes the staff and `students` students, and starts `roster`
+    /// (the binary) on it.
+    ///
+    /// # Errors
+    /// The database or the server cannot be set up.
+    pub async fn prepare(
+        roster: &Path,
+        database_url: &str,
+        students: usize,
+    ) -> anyhow::Result<Self> {
+        use migration::MigratorTrait;
+        let db = roster::db::connect(&roster::config::DbConfig {
+            database_url: database_url.to_owned(),
+            db_max_connections: Some(4),
+        })
+        .await?;
+        migration::Migrator::up(&db, None).await?;
+        let keys = roster::auth::TokenKeys::new(SECRET.as_bytes())?;
+        let (organization_id, teacher_id) = data::staff(&db).await?;
+        let students =
+            data::insert_users(&db, organization_id, entity::types::Role::Student, students)
+                .await?;
+        let tokens = students
+            .iter()
+            .map(|id| keys.issue(*id, Duration::from_secs(3600)))
+            .collect::<Result<_, _>>()?;
+        let server = Server::start(roster, database_url, SECRET).await?;
+        Ok(Self {
+            db,
+            organization_id,
+            teacher_id,
+            tokens,
+            server,
+        })
+    }
+
+    /// One course with `n` fresh sections of ample capacity.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn sections(&self, n: usize) -> anyhow::Result<Vec<uuid::Uuid>> {
+        data::insert_sections(&self.db, self.organization_id, self.teacher_id, n).await
+    }
+}
+
 /// Bulk fixtures written straight to the database, so set-up time stays out of the figures.
 pub mod data {
     use entity::{course, organization, section, types::Role, user};

@@ -19,7 +19,10 @@ use super::{
     request,
     types::{Enrollment, EnrollmentEvent},
 };
-use crate::{error::ApiError, events::Notice};
+use crate::{
+    error::ApiError,
+    events::{ActiveSubscription, Bus, Notice},
+};
 
 #[derive(Default)]
 pub struct SubscriptionRoot;
@@ -72,15 +75,9 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<Enrollment>> + use<>> {
         let rc = request(ctx)?;
         let viewer = rc.require_viewer()?.id();
-        let (db, mut changes, active) = (rc.db.clone(), rc.bus.subscribe(), rc.bus.track());
-        Ok(async_stream::stream! {
-            let _active = active;
-            loop {
-                let notice = match next(&mut changes).await {
-                    Ok(Some(notice)) => notice,
-                    Ok(None) => break,
-                    Err(lagged) => { yield Err(lagged.into()); break; }
-                };
+        let (db, mut changes) = (rc.db.clone(), Changes::new(&rc.bus));
+        Ok(async_stream::try_stream! {
+            while let Some(notice) = changes.next().await? {
                 let Some(event) = &notice.event else { continue };
                 if event.user_id != viewer
                     || event.from != Some(EnrollmentStatus::Waitlisted)
@@ -88,10 +85,12 @@ impl SubscriptionRoot {
                 {
                     continue;
                 }
-                match enrollment::Entity::find_by_id(event.enrollment_id).one(&db).await {
-                    Ok(Some(row)) => yield Ok(Enrollment(row)),
-                    Ok(None) => {}
-                    Err(e) => { yield Err(ApiError::from(e).into()); break; }
+                let row = enrollment::Entity::find_by_id(event.enrollment_id)
+                    .one(&db)
+                    .await
+                    .map_err(ApiError::from)?;
+                if let Some(row) = row {
+                    yield Enrollment(row);
                 }
             }
         })
@@ -106,32 +105,24 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<SeatUpdate>> + use<>> {
         let rc = request(ctx)?;
         // Subscribe before the first read, so no change can fall between the two.
-        let (db, bus) = (rc.db.clone(), rc.bus.clone());
-        let (mut changes, active) = (bus.subscribe(), bus.track());
+        let (db, bus, mut changes) = (rc.db.clone(), rc.bus.clone(), Changes::new(&rc.bus));
         let first = seats(&db, section_id)
             .await?
             .ok_or(ApiError::NotFound("section"))?;
-        Ok(async_stream::stream! {
-            let _active = active;
+        Ok(async_stream::try_stream! {
             let mut last = first.clone();
-            yield Ok(first);
-            loop {
-                let notice = match next(&mut changes).await {
-                    Ok(Some(notice)) => notice,
-                    Ok(None) => break,
-                    Err(lagged) => { yield Err(lagged.into()); break; }
-                };
+            yield first;
+            while let Some(notice) = changes.next().await? {
                 if !notice.resync && !notice.sections.contains(&section_id) {
                     continue;
                 }
-                match bus.section_after(&db, section_id, notice.seq).await {
-                    Ok(Some(row)) if SeatUpdate::from(row.clone()) != last => {
-                        let now = SeatUpdate::from(row);
-                        last = now.clone();
-                        yield Ok(now);
-                    }
-                    Ok(_) => {}
-                    Err(e) => { yield Err(ApiError::from(e).into()); break; }
+                let row = bus
+                    .section_after(&db, section_id, notice.seq)
+                    .await
+                    .map_err(ApiError::from)?;
+                if let Some(now) = row.map(SeatUpdate::from).filter(|now| *now != last) {
+                    last = now.clone();
+                    yield now;
                 }
             }
         })
@@ -153,23 +144,19 @@ impl SubscriptionRoot {
         if !viewer.can_manage_course(&course) {
             return Err(ApiError::forbidden("only staff of the course follow its events").into());
         }
-        let (db, mut changes, active) = (rc.db.clone(), rc.bus.subscribe(), rc.bus.track());
-        Ok(async_stream::stream! {
-            let _active = active;
-            loop {
-                let notice = match next(&mut changes).await {
-                    Ok(Some(notice)) => notice,
-                    Ok(None) => break,
-                    Err(lagged) => { yield Err(lagged.into()); break; }
-                };
+        let (db, mut changes) = (rc.db.clone(), Changes::new(&rc.bus));
+        Ok(async_stream::try_stream! {
+            while let Some(notice) = changes.next().await? {
                 let Some(event) = notice.event.as_ref().filter(|_| notice.course_id == course_id)
                 else {
                     continue;
                 };
-                match enrollment_event::Entity::find_by_id(event.id).one(&db).await {
-                    Ok(Some(row)) => yield Ok(EnrollmentEvent(row)),
-                    Ok(None) => {}
-                    Err(e) => { yield Err(ApiError::from(e).into()); break; }
+                let row = enrollment_event::Entity::find_by_id(event.id)
+                    .one(&db)
+                    .await
+                    .map_err(ApiError::from)?;
+                if let Some(row) = row {
+                    yield EnrollmentEvent(row);
                 }
             }
         })
@@ -184,36 +171,27 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<WaitlistPositionUpdate>> + use<>> {
         let rc = request(ctx)?;
         let viewer = rc.require_viewer()?.id();
-        let (db, mut changes, active) = (rc.db.clone(), rc.bus.subscribe(), rc.bus.track());
+        let (db, mut changes) = (rc.db.clone(), Changes::new(&rc.bus));
         let mut known = positions(&db, viewer).await?;
-        Ok(async_stream::stream! {
-            let _active = active;
+        Ok(async_stream::try_stream! {
             for update in known.values() {
-                yield Ok(update.clone());
+                yield update.clone();
             }
-            loop {
-                let notice = match next(&mut changes).await {
-                    Ok(Some(notice)) => notice,
-                    Ok(None) => break,
-                    Err(lagged) => { yield Err(lagged.into()); break; }
-                };
+            while let Some(notice) = changes.next().await? {
                 let mine = notice.event.as_ref().is_some_and(|e| e.user_id == viewer);
                 let watched = known.values().any(|u| notice.sections.contains(&u.section_id));
                 if !mine && !watched && !notice.resync {
                     continue;
                 }
-                let now = match positions(&db, viewer).await {
-                    Ok(now) => now,
-                    Err(e) => { yield Err(e.into()); break; }
-                };
+                let now = positions(&db, viewer).await?;
                 for (id, before) in &known {
                     if !now.contains_key(id) {
-                        yield Ok(WaitlistPositionUpdate { position: None, ..before.clone() });
+                        yield WaitlistPositionUpdate { position: None, ..before.clone() };
                     }
                 }
                 for (id, update) in &now {
                     if known.get(id) != Some(update) {
-                        yield Ok(update.clone());
+                        yield update.clone();
                     }
                 }
                 known = now;
@@ -222,8 +200,27 @@ impl SubscriptionRoot {
     }
 }
 
-/// The next notice, `None` when the bus is gone, or the error telling a subscriber it fell too
-/// far behind.
+/// One subscription's view of the bus: counted as active while it lives.
+struct Changes {
+    receiver: broadcast::Receiver<Arc<Notice>>,
+    _active: ActiveSubscription,
+}
+
+impl Changes {
+    fn new(bus: &Bus) -> Self {
+        Self {
+            receiver: bus.subscribe(),
+            _active: bus.track(),
+        }
+    }
+
+    /// The next committed change, `None` when the bus is gone, or `SUBSCRIBER_TOO_SLOW` when
+    /// this subscriber fell too far behind (its stream then ends).
+    async fn next(&mut self) -> Result<Option<Arc<Notice>>, ApiError> {
+        next(&mut self.receiver).await
+    }
+}
+
 async fn next(
     changes: &mut broadcast::Receiver<Arc<Notice>>,
 ) -> Result<Option<Arc<Notice>>, ApiError> {

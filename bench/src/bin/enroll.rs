@@ -6,17 +6,10 @@
 //! Markdown table row per figure. `bench/run.sh enroll` runs it on SQLite and PostgreSQL beside
 //! the anchor.
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use clap::Parser;
-use entity::types::Role;
-use migration::{Migrator, MigratorTrait};
-use roster::{auth::TokenKeys, config::DbConfig};
-use roster_bench::{
-    Job, Server,
-    data::{insert_sections, insert_users, staff},
-    millis, run_jobs,
-};
+use roster_bench::{Fixture, Job, millis, run_jobs};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -41,36 +34,19 @@ struct Args {
     concurrency: Vec<usize>,
 }
 
-const SECRET: &str = "roster-bench-secret-roster-bench-secret";
 const ENROLL: &str = "mutation($s: UUID!) { enroll(sectionId: $s) { id status } }";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let db = roster::db::connect(&DbConfig {
-        database_url: args.database_url.clone(),
-        db_max_connections: Some(4),
-    })
-    .await?;
-    Migrator::up(&db, None).await?;
-    let keys = TokenKeys::new(SECRET.as_bytes())?;
-    let (organization_id, teacher_id) = staff(&db).await?;
-    let students = insert_users(&db, organization_id, Role::Student, args.students).await?;
-    let tokens: Vec<String> = students
-        .iter()
-        .map(|id| keys.issue(*id, Duration::from_secs(3600)))
-        .collect::<Result<_, _>>()?;
-    let server = Server::start(&args.roster, &args.database_url, SECRET).await?;
+    let fixture = Fixture::prepare(&args.roster, &args.database_url, args.students).await?;
+    let (tokens, server) = (&fixture.tokens, &fixture.server);
 
     for &concurrency in &args.concurrency {
         for spread in [false, true] {
-            let sections = insert_sections(
-                &db,
-                organization_id,
-                teacher_id,
-                if spread { args.sections } else { 1 },
-            )
-            .await?;
+            let sections = fixture
+                .sections(if spread { args.sections } else { 1 })
+                .await?;
             let jobs = tokens
                 .iter()
                 .enumerate()

@@ -12,15 +12,8 @@ use std::{
 };
 
 use clap::Parser;
-use entity::types::Role;
 use futures_util::{SinkExt, StreamExt};
-use migration::{Migrator, MigratorTrait};
-use roster::{auth::TokenKeys, config::DbConfig};
-use roster_bench::{
-    Job, Server,
-    data::{insert_sections, insert_users, staff},
-    millis, percentile, run_jobs,
-};
+use roster_bench::{Fixture, Job, millis, percentile, run_jobs};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
@@ -45,28 +38,15 @@ struct Args {
     burst: usize,
 }
 
-const SECRET: &str = "roster-bench-secret-roster-bench-secret";
 const ENROLL: &str = "mutation($s: UUID!) { enroll(sectionId: $s) { id } }";
 const SEATS: &str = "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let db = roster::db::connect(&DbConfig {
-        database_url: args.database_url.clone(),
-        db_max_connections: Some(4),
-    })
-    .await?;
-    Migrator::up(&db, None).await?;
-    let keys = TokenKeys::new(SECRET.as_bytes())?;
-    let (organization_id, teacher_id) = staff(&db).await?;
-    let most = args.changes.max(args.burst);
-    let students = insert_users(&db, organization_id, Role::Student, most).await?;
-    let tokens: Vec<String> = students
-        .iter()
-        .map(|id| keys.issue(*id, Duration::from_secs(3600)))
-        .collect::<Result<_, _>>()?;
-    let server = Server::start(&args.roster, &args.database_url, SECRET).await?;
+    let students = args.changes.max(args.burst);
+    let fixture = Fixture::prepare(&args.roster, &args.database_url, students).await?;
+    let (tokens, server) = (&fixture.tokens, &fixture.server);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_kb = server.rss_kb().unwrap_or(0);
     let ws_url = format!("{}/graphql/ws", server.base.replace("http", "ws"));
@@ -78,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &n in &args.subscribers {
-        let section = insert_sections(&db, organization_id, teacher_id, 1).await?[0];
+        let section = fixture.sections(1).await?[0];
         let (receipts, mut received) = mpsc::unbounded_channel::<(i64, Instant)>();
         let gate = Arc::new(Semaphore::new(200));
         let mut clients = Vec::with_capacity(n);
@@ -181,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
     println!("| subscriber | requests | enrollments/s | p50 ms | p99 ms | errors |");
     println!("|---|---|---|---|---|---|");
     for stalled in [false, true] {
-        let section = insert_sections(&db, organization_id, teacher_id, 1).await?[0];
+        let section = fixture.sections(1).await?[0];
         let _socket = if stalled {
             Some(subscribe(&ws_url, section).await?)
         } else {

@@ -12,4 +12,5 @@ pub use enrollment::{Certification, Enrollment, EnrollmentEvent};
 pub use section::Section;
 pub use team::Team;
 pub(crate) use team::visible_to_viewer;
+pub(crate) use user::users_in_order;
 pub use user::{Organization, User};

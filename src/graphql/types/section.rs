@@ -3,9 +3,9 @@ use chrono::{DateTime, Utc};
 use entity::{section, types::Meeting};
 use uuid::Uuid;
 
-use super::{Course, User};
+use super::{Course, User, users_in_order};
 use crate::graphql::{
-    loaders::{CourseKey, RegisteredIn, TeammatesOf, UserKey},
+    loaders::{CourseKey, RegisteredIn, TeammatesOf},
     request,
 };
 
@@ -109,15 +109,7 @@ impl Section {
             .filter(|e| e.visibility && e.user_id != viewer.id() && mates.contains(&e.user_id))
             .map(|e| e.user_id)
             .collect();
-        let mut users = rc
-            .loader
-            .load_many(ids.iter().map(|id| UserKey(*id)))
-            .await?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| users.remove(&UserKey(*id)))
-            .map(User)
-            .collect())
+        users_in_order(rc, &ids).await
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

@@ -9,7 +9,7 @@ use entity::{enrollment, team, types::EnrollmentStatus};
 use sea_orm::DbErr;
 use uuid::Uuid;
 
-use super::{Enrollment, User};
+use super::{Enrollment, User, users_in_order};
 use crate::{
     domain::visibility::{Standing, can_see},
     graphql::{
@@ -120,15 +120,7 @@ impl Team {
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
         let rc = request(ctx)?;
         let ids = member_ids(rc, self.0.id).await?;
-        let mut users = rc
-            .loader
-            .load_many(ids.iter().map(|id| UserKey(*id)))
-            .await?;
-        Ok(ids
-            .iter()
-            .filter_map(|id| users.remove(&UserKey(*id)))
-            .map(User)
-            .collect())
+        users_in_order(rc, &ids).await
     }
 
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i32> {

@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::{Enrollment, Team, visible_to_viewer};
 use crate::graphql::{
-    loaders::{EnrollmentsOf, OrganizationKey, TeamsOf},
+    RequestContext,
+    loaders::{EnrollmentsOf, OrganizationKey, TeamsOf, UserKey},
     request,
 };
 
@@ -114,4 +115,17 @@ impl Organization {
     async fn name(&self) -> &str {
         &self.0.name
     }
+}
+
+/// The users with `ids`, in that order (unknown ids left out), in one batch.
+pub(crate) async fn users_in_order(rc: &RequestContext, ids: &[Uuid]) -> Result<Vec<User>> {
+    let mut users = rc
+        .loader
+        .load_many(ids.iter().map(|id| UserKey(*id)))
+        .await?;
+    Ok(ids
+        .iter()
+        .filter_map(|id| users.remove(&UserKey(*id)))
+        .map(User)
+        .collect())
 }
