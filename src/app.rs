@@ -10,14 +10,11 @@ use async_graphql::{
     BatchRequest, BatchResponse, Data, ErrorExtensions, Response as GqlResponse,
     http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource},
 };
-use async_graphql_axum::{
-    GraphQLBatchRequest, GraphQLProtocol, GraphQLResponse, GraphQLWebSocket,
-    rejection::GraphQLRejection,
-};
+use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
     Router,
-    extract::{FromRequest, Request, State, ws::WebSocketUpgrade},
-    http::{HeaderMap, StatusCode, header},
+    extract::{Request, State, ws::WebSocketUpgrade},
+    http::{StatusCode, header},
     response::{Html, IntoResponse, Response},
     routing::get,
 };
@@ -30,6 +27,7 @@ use crate::{
     clock::Clock,
     events::{self, Bus},
     graphql::{self, AppSchema, RequestContext, errors::to_server_error},
+    http,
 };
 
 /// What every request shares.
@@ -164,7 +162,7 @@ impl Drop for AppState {
 /// The whole HTTP surface.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphql", get(graphql_get).post(http::post))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -223,7 +221,7 @@ fn authorization_from_init(payload: &serde_json::Value) -> Option<String> {
 }
 
 /// A browser (asking for HTML) gets GraphiQL; anything else is a GraphQL GET request.
-async fn graphql_get(State(state): State<Arc<AppState>>, request: Request) -> Response {
+async fn graphql_get(state: State<Arc<AppState>>, request: Request) -> Response {
     let wants_html = request
         .headers()
         .get(header::ACCEPT)
@@ -239,23 +237,7 @@ async fn graphql_get(State(state): State<Arc<AppState>>, request: Request) -> Re
         )
         .into_response();
     }
-    graphql_post(State(state), request).await
-}
-
-async fn graphql_post(State(state): State<Arc<AppState>>, request: Request) -> Response {
-    let authorization = authorization(request.headers());
-    let batch = match GraphQLBatchRequest::<GraphQLRejection>::from_request(request, &()).await {
-        Ok(batch) => batch.into_inner(),
-        Err(rejection) => return rejection.into_response(),
-    };
-    GraphQLResponse::from(state.execute(batch, authorization.as_deref()).await).into_response()
-}
-
-fn authorization(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    http::get(state, request).await
 }
 
 /// Ready when the database answers.

@@ -1,40 +1,15 @@
 // Roster's subscriptions as a frontend sees them: the `graphql-ws` client from npm against a
 // real `roster serve` on a fresh SQLite file. Run by `.ci/run` (`npm ci`, then `node --test`).
-//
-// ROSTER_BIN names the binary (default: target/debug/roster, built by `cargo test`).
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { startRoster } from './roster.mjs';
 
-const roster = process.env.ROSTER_BIN ?? new URL('../../target/debug/roster', import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), 'roster-node-'));
-const env = {
-  ...process.env,
-  ROSTER_DATABASE_URL: `sqlite://${join(dir, 'roster.db')}`,
-  ROSTER_JWT_SECRET: 'node-client-test-secret-node-client-test',
-  ROSTER_DEMO_DATA: 'never',
-  ROSTER_LOG: 'warn',
-};
-let server;
+let roster;
 let base;
 const tokens = {};
-
-const cli = (...args) => execFileSync(roster, args, { env, encoding: 'utf8' }).trim();
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
 
 const within = (ms, promise, what) =>
   Promise.race([
@@ -54,28 +29,15 @@ async function gql(token, query, variables = {}) {
 }
 
 before(async () => {
+  roster = await startRoster();
+  base = roster.base;
   for (const [who, role] of [['teacher', 'TEACHER'], ['first', 'STUDENT'], ['second', 'STUDENT']]) {
-    cli('user', 'add', '--email', `${who}@node.test`, '--name', who, '--role', role, '--org', 'Node');
-    tokens[who] = cli('token', '--email', `${who}@node.test`);
+    roster.cli('user', 'add', '--email', `${who}@node.test`, '--name', who, '--role', role, '--org', 'Node');
+    tokens[who] = roster.cli('token', '--email', `${who}@node.test`);
   }
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(roster, ['serve'], { env: { ...env, ROSTER_LISTEN: `127.0.0.1:${port}` }, stdio: 'ignore' });
-  for (let i = 0; i < 300; i++) {
-    try {
-      if ((await fetch(`${base}/healthz`)).ok) return;
-    } catch {
-      // not up yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('roster serve did not start');
 });
 
-after(() => {
-  server?.kill();
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => roster?.stop());
 
 const clientFor = (token) =>
   createClient({

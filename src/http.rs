@@ -1,0 +1,263 @@
+//! GraphQL over HTTP, as the GraphQL-over-HTTP specification (and the `graphql-http` audit)
+//! has it.
+//!
+//! - The response type follows `Accept`: `application/graphql-response+json` when the client
+//!   lists it, else `application/json` (also when `Accept` is missing or `*/*`).
+//! - With `application/graphql-response+json`, a request that fails before execution (a
+//!   document that does not parse or validate, variables that do not coerce) answers 400, and
+//!   a bad bearer token 401, without a `data` entry; anything that executed answers 200.
+//!   With `application/json` every GraphQL response is 200, for older clients.
+//! - `POST` needs `Content-Type: application/json` (415 otherwise); a body that is not a GraphQL
+//!   request is 400. `GET` runs queries only: a mutation there is 405 with `Allow: POST`.
+
+use std::sync::Arc;
+
+use async_graphql::{
+    BatchRequest, BatchResponse, Response as GqlResponse,
+    parser::{parse_query, types::OperationType},
+};
+use async_graphql_axum::{GraphQLBatchRequest, rejection::GraphQLRejection};
+use axum::{
+    extract::{FromRequest, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+
+use crate::app::AppState;
+
+/// The two response media types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Media {
+    GraphqlResponseJson,
+    Json,
+}
+
+impl Media {
+    /// What the client accepts, by its `Accept` header.
+    pub fn negotiate(headers: &HeaderMap) -> Self {
+        let accepts = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if accepts.contains("application/graphql-response+json") {
+            Self::GraphqlResponseJson
+        } else {
+            Self::Json
+        }
+    }
+
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Self::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",
+            Self::Json => "application/json; charset=utf-8",
+        })
+    }
+}
+
+/// `POST /graphql`.
+pub async fn post(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let media = Media::negotiate(request.headers());
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let understood = [
+        "application/json",
+        "application/graphql",
+        "multipart/form-data",
+    ]
+    .iter()
+    .any(|t| content_type.starts_with(t));
+    if !understood {
+        return failure(
+            media,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the request as Content-Type: application/json",
+        );
+    }
+    run(&state, request, media).await
+}
+
+/// `GET /graphql?query=…&operationName=…&variables=…&extensions=…` (browsers get GraphiQL
+/// instead, see [`crate::app`]). Queries only.
+pub async fn get(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let media = Media::negotiate(request.headers());
+    let single = match from_query_string(request.uri().query().unwrap_or_default()) {
+        Ok(single) => single,
+        Err(message) => return failure(media, StatusCode::BAD_REQUEST, &message),
+    };
+    if is_mutation(&single) {
+        let mut response = failure(
+            media,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "mutations are sent with POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let authorization = bearer(request.headers());
+    respond(
+        state
+            .execute(BatchRequest::Single(single), authorization.as_deref())
+            .await,
+        media,
+    )
+}
+
+/// The GraphQL request in a GET query string, with the specification's parameter names.
+fn from_query_string(query_string: &str) -> Result<async_graphql::Request, String> {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        query: Option<String>,
+        #[serde(rename = "operationName")]
+        operation_name: Option<String>,
+        variables: Option<String>,
+        extensions: Option<String>,
+    }
+    let params: Params =
+        serde_urlencoded::from_str(query_string).map_err(|e| format!("bad query string: {e}"))?;
+    let query = params.query.ok_or("the `query` parameter is missing")?;
+    let mut request = async_graphql::Request::new(query);
+    if let Some(name) = params.operation_name.filter(|n| !n.is_empty()) {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = params.variables.filter(|v| !v.is_empty()) {
+        let json: serde_json::Value = serde_json::from_str(&variables)
+            .map_err(|e| format!("`variables` is not JSON: {e}"))?;
+        request = request.variables(async_graphql::Variables::from_json(json));
+    }
+    if let Some(extensions) = params.extensions.filter(|v| !v.is_empty()) {
+        request.extensions = serde_json::from_str(&extensions)
+            .map_err(|e| format!("`extensions` is not a JSON object: {e}"))?;
+    }
+    Ok(request)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+async fn run(state: &AppState, request: Request, media: Media) -> Response {
+    let authorization = bearer(request.headers());
+    let batch = match GraphQLBatchRequest::<GraphQLRejection>::from_request(request, &()).await {
+        Ok(batch) => batch.into_inner(),
+        Err(rejection) => {
+            return failure(
+                media,
+                StatusCode::BAD_REQUEST,
+                &format!("not a GraphQL request: {}", rejection.0),
+            );
+        }
+    };
+    respond(state.execute(batch, authorization.as_deref()).await, media)
+}
+
+/// Whether the operation the request selects is a mutation. A document that does not parse is
+/// left to execution, which reports it.
+fn is_mutation(request: &async_graphql::Request) -> bool {
+    let Ok(document) = parse_query(&request.query) else {
+        return false;
+    };
+    let wanted = request.operation_name.as_deref();
+    document.operations.iter().any(|(name, operation)| {
+        operation.node.ty == OperationType::Mutation
+            && (wanted.is_none() || name.map(|n| n.as_str()) == wanted)
+    })
+}
+
+/// Whether a response failed before execution: no data, and errors with no path.
+fn failed_before_execution(response: &GqlResponse) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
+}
+
+fn respond(response: BatchResponse, media: Media) -> Response {
+    let (status, body, extra_headers) = match response {
+        BatchResponse::Single(single) => {
+            let early = failed_before_execution(&single);
+            let status = if media == Media::GraphqlResponseJson && early {
+                let unauthenticated = single.errors.iter().any(|e| {
+                    e.extensions
+                        .as_ref()
+                        .and_then(|x| x.get("code"))
+                        .is_some_and(|c| *c == async_graphql::Value::from("UNAUTHENTICATED"))
+                });
+                if unauthenticated {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::BAD_REQUEST
+                }
+            } else {
+                StatusCode::OK
+            };
+            let headers = single.http_headers.clone();
+            let mut body = serde_json::to_value(&single).unwrap_or_default();
+            if status != StatusCode::OK
+                && let Some(object) = body.as_object_mut()
+            {
+                object.remove("data");
+            }
+            (status, body, headers)
+        }
+        BatchResponse::Batch(many) => (
+            StatusCode::OK,
+            serde_json::to_value(&many).unwrap_or_default(),
+            HeaderMap::new(),
+        ),
+    };
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().extend(extra_headers);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, media.content_type());
+    response
+}
+
+/// A request that could not be run at all, as a GraphQL response with one error.
+fn failure(media: Media, status: StatusCode, message: &str) -> Response {
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+        _ => "BAD_REQUEST",
+    };
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code } }]
+    });
+    let mut response = (status, body.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, media.content_type());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_selected_operation_counts() {
+        let document =
+            "query Q { me { id } } mutation M { createCourse(input: { name: \"X\" }) { id } }";
+        let request = |name: Option<&str>| {
+            let request = async_graphql::Request::new(document);
+            match name {
+                Some(name) => request.operation_name(name),
+                None => request,
+            }
+        };
+        assert!(!is_mutation(&request(Some("Q"))));
+        assert!(is_mutation(&request(Some("M"))));
+        assert!(is_mutation(&async_graphql::Request::new("mutation { a }")));
+        assert!(!is_mutation(&async_graphql::Request::new("{ a }")));
+        assert!(!is_mutation(&async_graphql::Request::new("{ a(")));
+    }
+}
