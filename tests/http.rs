@@ -2,7 +2,6 @@
 
 mod common;
 
-use common::TestApp;
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 
