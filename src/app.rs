@@ -13,14 +13,23 @@ use async_graphql::{
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
     Router,
-    extract::{Request, State, ws::WebSocketUpgrade},
-    http::{StatusCode, header},
+    extract::{
+        Request, State,
+        ws::{CloseFrame, Message, WebSocketUpgrade, close_code},
+    },
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
     response::{Html, IntoResponse, Response},
     routing::get,
 };
-use sea_orm::DatabaseConnection;
-use tokio::task::JoinHandle;
-use tower_http::trace::TraceLayer;
+use futures_util::{SinkExt, StreamExt};
+use sea_orm::{DatabaseBackend, DatabaseConnection};
+use tokio::{sync::watch, task::JoinHandle};
+use tower_http::{
+    compression::CompressionLayer,
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
 
 use crate::{
     auth::{self, TokenKeys},
@@ -44,22 +53,73 @@ pub struct AppState {
     pub clock: Clock,
     /// This replica's fan-out of committed changes to its subscriptions.
     pub bus: Bus,
+    /// Cross-origin browsers allowed to call the API (`*` for any); none means same-origin only.
+    pub cors_origins: Vec<String>,
     /// The PostgreSQL change listener, stopped with the state.
     listener: Mutex<Option<JoinHandle<()>>>,
+    /// Set once the server begins to shut down: WebSocket connections then close.
+    shutdown: watch::Sender<bool>,
+}
+
+/// How a server is set up beyond its database and keys.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub max_page_size: u64,
+    /// Operations slower than this are logged with their name.
+    pub slow_operation: Duration,
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_page_size: 100,
+            slow_operation: Duration::from_millis(500),
+            cors_origins: Vec::new(),
+        }
+    }
 }
 
 impl AppState {
     pub fn new(db: DatabaseConnection, keys: TokenKeys, max_page_size: u64) -> Arc<Self> {
-        let bus = Bus::default();
-        Arc::new(Self {
+        Self::with_settings(
             db,
             keys,
-            schema: graphql::build_schema_with(bus.clone()),
-            max_page_size,
+            Settings {
+                max_page_size,
+                ..Settings::default()
+            },
+        )
+    }
+
+    pub fn with_settings(db: DatabaseConnection, keys: TokenKeys, settings: Settings) -> Arc<Self> {
+        let bus = Bus::default();
+        // On SQLite this process is the only writer and publishes its own changes; on
+        // PostgreSQL every replica hears them through LISTEN.
+        let local = db.get_database_backend() != DatabaseBackend::Postgres;
+        Arc::new(Self {
+            schema: graphql::build_schema_with(bus.clone(), local, settings.slow_operation),
+            db,
+            keys,
+            max_page_size: settings.max_page_size,
             clock: Clock::default(),
             bus,
+            cors_origins: settings.cors_origins,
             listener: Mutex::default(),
+            shutdown: watch::channel(false).0,
         })
+    }
+
+    /// Starts the shutdown: every WebSocket connection sends a close frame (1001, going away)
+    /// and ends.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once [`AppState::begin_shutdown`] was called.
+    pub async fn shutting_down(&self) {
+        let mut receiver = self.shutdown.subscribe();
+        let _ = receiver.wait_for(|stopping| *stopping).await;
     }
 
     /// Runs GraphQL requests as the holder of `authorization` (an `Authorization` header value).
@@ -159,15 +219,64 @@ impl Drop for AppState {
     }
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface. Every request gets an `x-request-id` (kept if the client sent one,
+/// echoed in the response) that its log lines carry; responses are compressed when the client
+/// accepts it; cross-origin calls are allowed from the configured origins only.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let cors = cors(&state.cors_origins);
+    let request_id = HeaderName::from_static("x-request-id");
+    let router = Router::new()
         .route("/graphql", get(graphql_get).post(http::post))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .route("/metrics", get(metrics))
+        .layer(CompressionLayer::new())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                let id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.with_state(state)
+}
+
+/// The CORS policy for `origins`: `*` allows any origin (without credentials); a list allows
+/// those; none adds no CORS headers (same-origin only).
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .max_age(Duration::from_secs(3600));
+    Some(if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        layer.allow_origin(AllowOrigin::list(
+            origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
+        ))
+    })
+}
+
+/// Prometheus metrics (see [`crate::metrics`]).
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(&state.db, &state.bus),
+    )
+        .into_response()
 }
 
 /// Initial read and write buffer per WebSocket connection (they grow for larger messages).
@@ -187,13 +296,26 @@ async fn graphql_ws(
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .read_buffer_size(WS_BUFFER_BYTES)
         .write_buffer_size(WS_BUFFER_BYTES)
-        .on_upgrade(move |socket| {
+        .on_upgrade(move |socket| async move {
+            let (mut sink, stream) = socket.split();
+            // Incoming messages stop at shutdown, which ends the connection's operations.
+            let stopping = state.clone();
+            let stream = stream.take_until(async move { stopping.shutting_down().await });
             let init = state.clone();
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+            GraphQLWebSocket::new_with_pair(&mut sink, stream, state.schema.clone(), protocol)
                 .on_connection_init(
                     move |payload| async move { init.connection_data(&payload).await },
                 )
                 .serve()
+                .await;
+            if *state.shutdown.borrow() {
+                let _ = sink
+                    .send(Message::Close(Some(CloseFrame {
+                        code: close_code::AWAY,
+                        reason: "the server is shutting down".into(),
+                    })))
+                    .await;
+            }
         })
         .into_response()
 }

@@ -226,11 +226,33 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
             println!("Bearer token for the {label} ({email}), valid 7 days:\n  {token}");
         }
     }
-    let state = AppState::new(db, keys, config.max_page_size);
+    let settings = app::Settings {
+        max_page_size: config.max_page_size,
+        slow_operation: config.slow_operation,
+        cors_origins: config.cors_origins.clone(),
+    };
+    let state = AppState::with_settings(db, keys, settings);
     state.listen_for_changes(&db_config.database_url).await?;
-    axum::serve(listener, app::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // On SIGTERM or Ctrl-C: stop accepting, close WebSockets with a close frame, let in-flight
+    // requests finish, and give up on them after the grace period.
+    let stopping = state.clone();
+    let server =
+        axum::serve(listener, app::router(state.clone())).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            stopping.begin_shutdown();
+        });
+    let deadline = async {
+        state.shutting_down().await;
+        tokio::time::sleep(config.shutdown_grace).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        () = deadline => tracing::warn!(
+            grace = ?config.shutdown_grace,
+            "requests still in flight after the grace period; stopping anyway"
+        ),
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 

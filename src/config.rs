@@ -75,6 +75,15 @@ pub struct ServeConfig {
     /// How long in-flight requests may take to finish after SIGTERM or Ctrl-C.
     #[arg(long, env = "ROSTER_SHUTDOWN_GRACE", value_parser = humantime::parse_duration, default_value = "10s")]
     pub shutdown_grace: Duration,
+
+    /// Origins whose browser pages may call the API, comma-separated (`*` for any). Unset:
+    /// same-origin only.
+    #[arg(long, env = "ROSTER_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Operations slower than this are logged (WARN) with their name.
+    #[arg(long, env = "ROSTER_SLOW_OPERATION", value_parser = humantime::parse_duration, default_value = "500ms")]
+    pub slow_operation: Duration,
 }
 
 impl DbConfig {

@@ -188,21 +188,18 @@ tokio::task_local! {
 /// # Errors
 /// The database refuses the notification.
 pub async fn notify(txn: &impl ConnectionTrait, notice: Notice) -> Result<(), DbErr> {
-    match txn.get_database_backend() {
-        DatabaseBackend::Postgres => {
-            let payload =
-                serde_json::to_string(&notice).map_err(|e| DbErr::Custom(e.to_string()))?;
-            txn.execute_raw(Statement::from_sql_and_values(
-                DatabaseBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [CHANNEL.into(), payload.into()],
-            ))
-            .await?;
-        }
-        _ => {
-            let _ = PENDING.try_with(|pending| pending.borrow_mut().push(notice));
-        }
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        let payload = serde_json::to_string(&notice).map_err(|e| DbErr::Custom(e.to_string()))?;
+        txn.execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [CHANNEL.into(), payload.into()],
+        ))
+        .await?;
     }
+    // Kept on both backends: the request counts its committed transitions from it, and on
+    // SQLite publishes it.
+    let _ = PENDING.try_with(|pending| pending.borrow_mut().push(notice));
     Ok(())
 }
 
@@ -226,22 +223,26 @@ impl AttemptScope {
     }
 }
 
-/// The schema extension that gives each request its notice buffer and publishes the buffer to
-/// the bus once the request has finished.
+/// The schema extension that gives each request its notice buffer and, once the request has
+/// finished, counts the committed transitions and (SQLite, `local`) publishes the buffer to the
+/// bus. On PostgreSQL the notices reach the bus through `LISTEN`.
 pub struct Publish {
     pub bus: Bus,
+    pub local: bool,
 }
 
 impl ExtensionFactory for Publish {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(PublishExtension {
             bus: self.bus.clone(),
+            local: self.local,
         })
     }
 }
 
 struct PublishExtension {
     bus: Bus,
+    local: bool,
 }
 
 #[async_trait::async_trait]
@@ -259,7 +260,13 @@ impl Extension for PublishExtension {
             })
             .await;
         for notice in pending {
-            self.bus.publish(notice);
+            if let Some(event) = &notice.event {
+                let name = |s: EnrollmentStatus| format!("{s:?}").to_uppercase();
+                crate::metrics::record_transition(event.from.map(name).as_deref(), &name(event.to));
+            }
+            if self.local {
+                self.bus.publish(notice);
+            }
         }
         response
     }

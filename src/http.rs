@@ -121,7 +121,16 @@ fn from_query_string(query_string: &str) -> Result<async_graphql::Request, Strin
     }
     let params: Params =
         serde_urlencoded::from_str(query_string).map_err(|e| format!("bad query string: {e}"))?;
-    let query = params.query.ok_or("the `query` parameter is missing")?;
+    // A persisted query's hash may stand in for the document.
+    let persisted = params
+        .extensions
+        .as_deref()
+        .is_some_and(|e| e.contains("persistedQuery"));
+    let query = match params.query {
+        Some(query) => query,
+        None if persisted => String::new(),
+        None => return Err("the `query` parameter is missing".into()),
+    };
     let mut request = async_graphql::Request::new(query);
     if let Some(name) = params.operation_name.filter(|n| !n.is_empty()) {
         request = request.operation_name(name);

@@ -83,7 +83,10 @@ fn normalize(error: &mut ServerError) {
     if !has_code {
         // Errors without a source come from async-graphql itself: a document that does not
         // parse or validate (no path), or an argument value it could not coerce (a path).
-        let code = if error.path.is_empty() {
+        // Automatic persisted queries: the hash is unknown here, send the query with it.
+        let code = if error.message == "PersistedQueryNotFound" {
+            "PERSISTED_QUERY_NOT_FOUND"
+        } else if error.path.is_empty() {
             "GRAPHQL_VALIDATION_FAILED"
         } else {
             "BAD_USER_INPUT"

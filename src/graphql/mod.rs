@@ -3,13 +3,17 @@
 pub mod errors;
 pub mod loaders;
 mod mutation;
+mod observe;
 mod query;
 mod subscription;
 pub mod types;
 
+use std::time::Duration;
+
 use async_graphql::{
     Context, Schema,
     dataloader::{DataLoader, HashMapCache},
+    extensions::apollo_persisted_queries::{ApolloPersistedQueries, LruCacheStorage},
 };
 use sea_orm::DatabaseConnection;
 
@@ -27,21 +31,29 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The schema's shape, for `roster schema` and tests of the SDL.
 pub fn build_schema() -> AppSchema {
-    build_schema_with(Bus::default())
+    build_schema_with(Bus::default(), true, Duration::from_secs(1))
 }
 
-/// The schema serving requests: what mutations buffer goes to `bus` once they have committed.
-/// Request-specific data ([`RequestContext`]) is attached per request.
-pub fn build_schema_with(bus: Bus) -> AppSchema {
+/// The schema serving requests: what mutations buffer goes to `bus` once they have committed
+/// (`local`: published here, as on SQLite; otherwise PostgreSQL delivers it); operations slower
+/// than `slow` are logged. Request-specific data ([`RequestContext`]) is attached per request.
+pub fn build_schema_with(bus: Bus, local: bool, slow: Duration) -> AppSchema {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
         SubscriptionRoot,
     )
+    .extension(observe::Observe { slow })
     .extension(errors::ErrorMapping)
-    .extension(Publish { bus })
+    .extension(Publish { bus, local })
+    .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
+        PERSISTED_QUERIES,
+    )))
     .finish()
 }
+
+/// Automatic persisted queries remembered per replica.
+const PERSISTED_QUERIES: usize = 1024;
 
 /// Everything a resolver needs for one request.
 pub struct RequestContext {

@@ -1,0 +1,111 @@
+//! Prometheus metrics at `/metrics`, through the `metrics` facade.
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `roster_graphql_requests_total` | counter | `operation`, `outcome` (`ok`, `error`) |
+//! | `roster_graphql_request_duration_seconds` | histogram | `operation` |
+//! | `roster_enrollment_transitions_total` | counter | `from`, `to` (committed ones only) |
+//! | `roster_db_pool_connections` | gauge | `state` (`in_use`, `idle`) |
+//! | `roster_subscriptions_active` | gauge | |
+//!
+//! `operation` is the GraphQL operation name (`anonymous` when it has none), cut to 64 letters,
+//! digits and underscores, since clients choose it.
+
+use std::sync::OnceLock;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sea_orm::{DatabaseBackend, DatabaseConnection};
+
+use crate::events::Bus;
+
+/// The process-wide recorder, installed on first use.
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("_seconds".into()),
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ],
+            )
+            .and_then(PrometheusBuilder::install_recorder)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "metrics recorder not installed");
+                PrometheusBuilder::new().build_recorder().handle()
+            });
+        describe_counter!(
+            "roster_graphql_requests_total",
+            "GraphQL operations executed, by operation name and outcome"
+        );
+        describe_histogram!(
+            "roster_graphql_request_duration_seconds",
+            "Time to execute a GraphQL operation"
+        );
+        describe_counter!(
+            "roster_enrollment_transitions_total",
+            "Committed enrollment status changes, by from and to status"
+        );
+        describe_gauge!(
+            "roster_db_pool_connections",
+            "Database pool connections, in use and idle"
+        );
+        describe_gauge!(
+            "roster_subscriptions_active",
+            "Live GraphQL subscriptions on this replica"
+        );
+        handle
+    })
+}
+
+/// The operation label for `name`.
+pub fn operation_label(name: Option<&str>) -> String {
+    let cleaned: String = name
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect();
+    if cleaned.is_empty() {
+        "anonymous".into()
+    } else {
+        cleaned
+    }
+}
+
+pub fn record_operation(operation: &str, ok: bool, seconds: f64) {
+    let outcome = if ok { "ok" } else { "error" };
+    counter!("roster_graphql_requests_total", "operation" => operation.to_owned(), "outcome" => outcome)
+        .increment(1);
+    histogram!("roster_graphql_request_duration_seconds", "operation" => operation.to_owned())
+        .record(seconds);
+}
+
+pub fn record_transition(from: Option<&str>, to: &str) {
+    counter!("roster_enrollment_transitions_total",
+        "from" => from.unwrap_or("NEW").to_owned(), "to" => to.to_owned())
+    .increment(1);
+}
+
+/// The exposition text, with the gauges read now.
+pub fn render(db: &DatabaseConnection, bus: &Bus) -> String {
+    let handle = handle();
+    let (size, idle) = match db.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        DatabaseBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => (0, 0),
+    };
+    let idle = u32::try_from(idle).unwrap_or(u32::MAX);
+    gauge!("roster_db_pool_connections", "state" => "in_use")
+        .set(f64::from(size.saturating_sub(idle)));
+    gauge!("roster_db_pool_connections", "state" => "idle").set(f64::from(idle));
+    gauge!("roster_subscriptions_active").set(bus.active_subscriptions() as f64);
+    handle.render()
+}
