@@ -8,7 +8,7 @@ use std::{
 
 use async_graphql::{
     BatchRequest, BatchResponse, Data, ErrorExtensions, Response as GqlResponse,
-    http::{ALL_WEBSOCKET_PROTOCOLS, GraphiQLSource},
+    http::ALL_WEBSOCKET_PROTOCOLS,
 };
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
@@ -18,7 +18,7 @@ use axum::{
         ws::{CloseFrame, Message, WebSocketUpgrade, close_code},
     },
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use futures_util::{SinkExt, StreamExt};
@@ -35,6 +35,7 @@ use crate::{
     auth::{self, TokenKeys},
     clock::Clock,
     events::{self, Bus},
+    graphiql,
     graphql::{self, AppSchema, RequestContext, errors::to_server_error},
     http,
 };
@@ -228,6 +229,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let router = Router::new()
         .route("/graphql", get(graphql_get).post(http::post))
         .route("/graphql/ws", get(graphql_ws))
+        .route("/graphiql/assets/{name}", get(graphiql::asset))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -350,14 +352,7 @@ async fn graphql_get(state: State<Arc<AppState>>, request: Request) -> Response 
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     if wants_html && request.uri().query().is_none_or(|q| !q.contains("query=")) {
-        return Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .subscription_endpoint("/graphql/ws")
-                .title("Roster GraphiQL")
-                .finish(),
-        )
-        .into_response();
+        return graphiql::page().into_response();
     }
     http::get(state, request).await
 }

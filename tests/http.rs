@@ -81,3 +81,27 @@ backend_tests! {
         let _ = app;
     }
 }
+
+backend_tests! {
+    async fn graphiql_comes_from_the_server_itself(app) {
+        let base = format!("http://{}", app.serve().await);
+        let http = reqwest::Client::new();
+        let page = http.get(format!("{base}/graphql")).header(header::ACCEPT, "text/html")
+            .send().await.unwrap().text().await.unwrap();
+        assert!(page.contains("GraphiQL"), "{page}");
+        assert!(!page.contains("https://") && !page.contains("http://"), "no outside URL in the page");
+        let assets: Vec<&str> = page.split(['"', '\''])
+            .filter(|s| s.starts_with("/graphiql/assets/"))
+            .collect();
+        assert_eq!(assets.len(), 5, "{assets:?}");
+        for asset in assets {
+            let response = http.get(format!("{base}{asset}")).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{asset}");
+            let kind = response.headers()[header::CONTENT_TYPE].to_str().unwrap().to_owned();
+            assert!(kind.starts_with("text/javascript") || kind.starts_with("text/css"), "{asset}: {kind}");
+            assert!(response.bytes().await.unwrap().len() > 5000, "{asset}");
+        }
+        let missing = http.get(format!("{base}/graphiql/assets/nope.js")).send().await.unwrap();
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    }
+}
