@@ -14,7 +14,7 @@ use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
     Router,
     extract::{
-        Request, State,
+        DefaultBodyLimit, Request, State,
         ws::{CloseFrame, Message, WebSocketUpgrade, close_code},
     },
     http::{HeaderName, HeaderValue, Method, StatusCode, header},
@@ -36,7 +36,11 @@ use crate::{
     clock::Clock,
     events::{self, Bus},
     graphiql,
-    graphql::{self, AppSchema, RequestContext, errors::to_server_error},
+    graphql::{
+        self, AppSchema, RequestContext,
+        errors::to_server_error,
+        limits::{self, Limits},
+    },
     http,
 };
 
@@ -56,6 +60,8 @@ pub struct AppState {
     pub bus: Bus,
     /// Cross-origin browsers allowed to call the API (`*` for any); none means same-origin only.
     pub cors_origins: Vec<String>,
+    /// What one request may ask.
+    pub limits: Limits,
     /// The PostgreSQL change listener, stopped with the state.
     listener: Mutex<Option<JoinHandle<()>>>,
     /// Set once the server begins to shut down: WebSocket connections then close.
@@ -69,6 +75,7 @@ pub struct Settings {
     /// Operations slower than this are logged with their name.
     pub slow_operation: Duration,
     pub cors_origins: Vec<String>,
+    pub limits: Limits,
 }
 
 impl Default for Settings {
@@ -77,6 +84,7 @@ impl Default for Settings {
             max_page_size: 100,
             slow_operation: Duration::from_millis(500),
             cors_origins: Vec::new(),
+            limits: Limits::default(),
         }
     }
 }
@@ -99,13 +107,19 @@ impl AppState {
         // PostgreSQL every replica hears them through LISTEN.
         let local = db.get_database_backend() != DatabaseBackend::Postgres;
         Arc::new(Self {
-            schema: graphql::build_schema_with(bus.clone(), local, settings.slow_operation),
+            schema: graphql::build_schema_with(
+                bus.clone(),
+                local,
+                settings.slow_operation,
+                &settings.limits,
+            ),
             db,
             keys,
             max_page_size: settings.max_page_size,
             clock: Clock::default(),
             bus,
             cors_origins: settings.cors_origins,
+            limits: settings.limits,
             listener: Mutex::default(),
             shutdown: watch::channel(false).0,
         })
@@ -149,15 +163,27 @@ impl AppState {
         };
         match batch {
             BatchRequest::Single(request) => {
-                BatchResponse::Single(self.schema.execute(request.data(context())).await)
+                BatchResponse::Single(self.run_one(request.data(context())).await)
             }
             BatchRequest::Batch(requests) => {
                 let mut responses = Vec::with_capacity(requests.len());
                 for request in requests {
-                    responses.push(self.schema.execute(request.data(context())).await);
+                    responses.push(self.run_one(request.data(context())).await);
                 }
                 BatchResponse::Batch(responses)
             }
+        }
+    }
+
+    /// One operation, stopped at the time limit: a transaction it had open is rolled back.
+    async fn run_one(&self, request: async_graphql::Request) -> GqlResponse {
+        let limit = self.limits.timeout;
+        match tokio::time::timeout(limit, self.schema.execute(request)).await {
+            Ok(response) => response,
+            Err(_) => GqlResponse::from_errors(vec![limits::exceeded(
+                "timeout",
+                format!("the request ran longer than the {limit:?} limit"),
+            )]),
         }
     }
 }
@@ -233,6 +259,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(state.limits.body_bytes))
         .layer(CompressionLayer::new())
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {

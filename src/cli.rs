@@ -15,7 +15,9 @@ use crate::{
     app::{self, AppState},
     auth::{MIN_SECRET_LEN, TokenKeys},
     config::{AuthConfig, DbConfig, DemoData, LogConfig, ServeConfig},
-    db, graphql, seed,
+    db,
+    graphql::{self, limits::Limits},
+    seed,
     service::users::{self, NewUser},
     telemetry,
 };
@@ -230,6 +232,16 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
         max_page_size: config.max_page_size,
         slow_operation: config.slow_operation,
         cors_origins: config.cors_origins.clone(),
+        limits: Limits {
+            depth: config.max_depth,
+            complexity: config.max_complexity,
+            root_fields: config.max_root_fields,
+            aliases: config.max_aliases,
+            body_bytes: config.max_body_bytes,
+            batch: config.max_batch,
+            timeout: config.request_timeout,
+            introspection: config.introspection,
+        },
     };
     let state = AppState::with_settings(db, keys, settings);
     state.listen_for_changes(&db_config.database_url).await?;

@@ -84,6 +84,38 @@ pub struct ServeConfig {
     /// Operations slower than this are logged (WARN) with their name.
     #[arg(long, env = "ROSTER_SLOW_OPERATION", value_parser = humantime::parse_duration, default_value = "500ms")]
     pub slow_operation: Duration,
+
+    /// Deepest nesting of selections a query may have.
+    #[arg(long, env = "ROSTER_MAX_DEPTH", default_value_t = 16)]
+    pub max_depth: usize,
+
+    /// Largest query complexity (selected fields, as async-graphql counts them).
+    #[arg(long, env = "ROSTER_MAX_COMPLEXITY", default_value_t = 500)]
+    pub max_complexity: usize,
+
+    /// Most root fields (aliases included) in one operation.
+    #[arg(long, env = "ROSTER_MAX_ROOT_FIELDS", default_value_t = 20)]
+    pub max_root_fields: usize,
+
+    /// Most aliases in one document.
+    #[arg(long, env = "ROSTER_MAX_ALIASES", default_value_t = 30)]
+    pub max_aliases: usize,
+
+    /// Largest request body in bytes.
+    #[arg(long, env = "ROSTER_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+
+    /// Most operations in one batched request.
+    #[arg(long, env = "ROSTER_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+
+    /// Longest time one operation may run; it is stopped (and its transaction rolled back) then.
+    #[arg(long, env = "ROSTER_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, default_value = "15s")]
+    pub request_timeout: Duration,
+
+    /// Whether the schema answers introspection (GraphiQL and code generators need it).
+    #[arg(long, env = "ROSTER_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
 }
 
 impl DbConfig {

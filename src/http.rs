@@ -78,6 +78,22 @@ pub async fn post(State(state): State<Arc<AppState>>, request: Request) -> Respo
             "send the request as Content-Type: application/json",
         );
     }
+    let length = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if length.is_some_and(|n| n > state.limits.body_bytes) {
+        return limit_failure(
+            media,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "bodyBytes",
+            &format!(
+                "the request body is larger than the {}-byte limit",
+                state.limits.body_bytes
+            ),
+        );
+    }
     run(&state, request, media).await
 }
 
@@ -166,6 +182,20 @@ async fn run(state: &AppState, request: Request, media: Media) -> Response {
             );
         }
     };
+    if let BatchRequest::Batch(many) = &batch
+        && many.len() > state.limits.batch
+    {
+        return limit_failure(
+            media,
+            StatusCode::BAD_REQUEST,
+            "batch",
+            &format!(
+                "the batch holds {} operations; the limit is {}",
+                many.len(),
+                state.limits.batch
+            ),
+        );
+    }
     respond(state.execute(batch, authorization.as_deref()).await, media)
 }
 
@@ -225,6 +255,18 @@ fn respond(response: BatchResponse, media: Media) -> Response {
     };
     let mut response = (status, body.to_string()).into_response();
     response.headers_mut().extend(extra_headers);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, media.content_type());
+    response
+}
+
+/// A request refused for exceeding `limit`: `LIMIT_EXCEEDED` with `extensions.limit`.
+fn limit_failure(media: Media, status: StatusCode, limit: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": "LIMIT_EXCEEDED", "limit": limit } }]
+    });
+    let mut response = (status, body.to_string()).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, media.content_type());

@@ -83,6 +83,17 @@ fn normalize(error: &mut ServerError) {
     if !has_code {
         // Errors without a source come from async-graphql itself: a document that does not
         // parse or validate (no path), or an argument value it could not coerce (a path).
+        // async-graphql's own limits, named like ours.
+        let limit = match error.message.as_str() {
+            "Query is nested too deep." => Some("depth"),
+            "Query is too complex." => Some("complexity"),
+            _ => None,
+        };
+        if let Some(limit) = limit {
+            set(error, "code", "LIMIT_EXCEEDED");
+            set(error, "limit", limit);
+            return;
+        }
         // Automatic persisted queries: the hash is unknown here, send the query with it.
         let code = if error.message == "PersistedQueryNotFound" {
             "PERSISTED_QUERY_NOT_FOUND"

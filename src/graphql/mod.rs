@@ -1,6 +1,7 @@
 //! The GraphQL schema: roots split per domain, types wrapping entity models, per-request loaders.
 
 pub mod errors;
+pub mod limits;
 pub mod loaders;
 mod mutation;
 mod observe;
@@ -22,6 +23,7 @@ use crate::{
     clock::Clock,
     error::ApiError,
     events::{Bus, Publish},
+    graphql::limits::Limits,
 };
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
@@ -31,14 +33,20 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The schema's shape, for `roster schema` and tests of the SDL.
 pub fn build_schema() -> AppSchema {
-    build_schema_with(Bus::default(), true, Duration::from_secs(1))
+    build_schema_with(
+        Bus::default(),
+        true,
+        Duration::from_secs(1),
+        &Limits::default(),
+    )
 }
 
 /// The schema serving requests: what mutations buffer goes to `bus` once they have committed
 /// (`local`: published here, as on SQLite; otherwise PostgreSQL delivers it); operations slower
-/// than `slow` are logged. Request-specific data ([`RequestContext`]) is attached per request.
-pub fn build_schema_with(bus: Bus, local: bool, slow: Duration) -> AppSchema {
-    Schema::build(
+/// than `slow` are logged; `limits` bound what one request may ask. Request-specific data
+/// ([`RequestContext`]) is attached per request.
+pub fn build_schema_with(bus: Bus, local: bool, slow: Duration, limits: &Limits) -> AppSchema {
+    let builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
         SubscriptionRoot,
@@ -49,7 +57,17 @@ pub fn build_schema_with(bus: Bus, local: bool, slow: Duration) -> AppSchema {
     .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
         PERSISTED_QUERIES,
     )))
-    .finish()
+    .extension(limits::ShapeLimits {
+        root_fields: limits.root_fields,
+        aliases: limits.aliases,
+    })
+    .limit_depth(limits.depth)
+    .limit_complexity(limits.complexity);
+    if limits.introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }
 
 /// Automatic persisted queries remembered per replica.

@@ -23,3 +23,18 @@ test('graphql-http audit: every MUST and SHOULD passes', async () => {
   const mays = results.filter((r) => r.status === 'notice').map((r) => r.id).sort();
   assert.deepEqual(mays, ['3E3A', '8764'], 'the MAYs not taken are the ones README.md names');
 });
+
+test('the standard introspection query fits the default limits', async () => {
+  const { getIntrospectionQuery } = await import('graphql');
+  const query = getIntrospectionQuery({
+    descriptions: true, inputValueDeprecation: true, specifiedByUrl: true, schemaDescription: true, directiveIsRepeatable: true,
+  });
+  const response = await fetch(`${roster.base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query }),
+  });
+  const body = await response.json();
+  assert.equal(body.errors, undefined, JSON.stringify(body.errors));
+  assert.ok(body.data.__schema.types.some((t) => t.name === 'Course'));
+});

@@ -1,0 +1,137 @@
+//! Limits on what one request may ask, each failing with `LIMIT_EXCEEDED` and
+//! `extensions.limit` naming it: depth and complexity (async-graphql's validation), root fields
+//! and aliases (checked here on the parsed document), and, in the HTTP layer, body size, batch
+//! size and time.
+
+use std::{sync::Arc, time::Duration};
+
+use async_graphql::{
+    ServerError, ServerResult, Variables,
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
+    parser::types::{ExecutableDocument, Selection, SelectionSet},
+};
+
+/// What one request may ask. The defaults suit the API's own shapes with room to spare.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Deepest nesting of selections.
+    pub depth: usize,
+    /// Largest complexity (selected fields, as async-graphql counts them).
+    pub complexity: usize,
+    /// Most fields at the root of one operation (aliases included).
+    pub root_fields: usize,
+    /// Most aliases in one document.
+    pub aliases: usize,
+    /// Largest request body, in bytes.
+    pub body_bytes: usize,
+    /// Most operations in one batch.
+    pub batch: usize,
+    /// Longest time one request may run.
+    pub timeout: Duration,
+    /// Whether the schema answers introspection (GraphiQL needs it).
+    pub introspection: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            depth: 16,
+            complexity: 500,
+            root_fields: 20,
+            aliases: 30,
+            body_bytes: 1 << 20,
+            batch: 10,
+            timeout: Duration::from_secs(15),
+            introspection: true,
+        }
+    }
+}
+
+/// A `LIMIT_EXCEEDED` error naming `limit`.
+pub fn exceeded(limit: &str, message: impl Into<String>) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    extensions.set("code", "LIMIT_EXCEEDED");
+    extensions.set("limit", limit);
+    error
+}
+
+/// Checks root fields and aliases once the document is parsed.
+pub struct ShapeLimits {
+    pub root_fields: usize,
+    pub aliases: usize,
+}
+
+impl ExtensionFactory for ShapeLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ShapeLimitsExtension {
+            root_fields: self.root_fields,
+            aliases: self.aliases,
+        })
+    }
+}
+
+struct ShapeLimitsExtension {
+    root_fields: usize,
+    aliases: usize,
+}
+
+#[async_trait::async_trait]
+impl Extension for ShapeLimitsExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        for (_, operation) in document.operations.iter() {
+            let roots = operation.node.selection_set.node.items.len();
+            if roots > self.root_fields {
+                return Err(exceeded(
+                    "rootFields",
+                    format!(
+                        "an operation selects {roots} root fields; the limit is {}",
+                        self.root_fields
+                    ),
+                ));
+            }
+        }
+        let aliases: usize = document
+            .operations
+            .iter()
+            .map(|(_, op)| count_aliases(&op.node.selection_set.node))
+            .chain(
+                document
+                    .fragments
+                    .values()
+                    .map(|f| count_aliases(&f.node.selection_set.node)),
+            )
+            .sum();
+        if aliases > self.aliases {
+            return Err(exceeded(
+                "aliases",
+                format!(
+                    "the document uses {aliases} aliases; the limit is {}",
+                    self.aliases
+                ),
+            ));
+        }
+        Ok(document)
+    }
+}
+
+fn count_aliases(set: &SelectionSet) -> usize {
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(field) => {
+                usize::from(field.node.alias.is_some())
+                    + count_aliases(&field.node.selection_set.node)
+            }
+            Selection::InlineFragment(fragment) => count_aliases(&fragment.node.selection_set.node),
+            Selection::FragmentSpread(_) => 0,
+        })
+        .sum()
+}
