@@ -38,11 +38,38 @@ backend_tests! {
             &json!({ "exp": chrono::Utc::now().timestamp() + 600 }),
             &EncodingKey::from_secret(SECRET),
         ).unwrap();
+        let soon = chrono::Utc::now().timestamp() + 600;
+        let not_yet = jsonwebtoken::encode(
+            &Header::default(),
+            &json!({ "sub": student.id, "exp": soon + 600, "nbf": soon }),
+            &EncodingKey::from_secret(SECRET),
+        ).unwrap();
+        let other_algorithm = jsonwebtoken::encode(
+            &Header::new(jsonwebtoken::Algorithm::HS512),
+            &json!({ "sub": student.id, "exp": soon }),
+            &EncodingKey::from_secret(SECRET),
+        ).unwrap();
+        // `alg: none`: a header and claims with an empty signature.
+        let b64 = |v: Value| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v.to_string());
+        let unsigned = format!("{}.{}.", b64(json!({ "alg": "none", "typ": "JWT" })),
+            b64(json!({ "sub": student.id, "exp": soon })));
+        // A valid token whose signature was tampered with.
+        let valid = app.token(student.id);
+        let tampered = format!("{}x", &valid[..valid.len() - 1]);
+        // A user deleted after the token was issued.
+        let gone = app.user(Role::Student, None).await;
+        let gone_token = app.token(gone.id);
+        <user::Entity as sea_orm::EntityTrait>::delete_by_id(gone.id).exec(&app.db).await.unwrap();
         for header in [
             format!("Bearer {forged}"),
             format!("Bearer {unknown_user}"),
             format!("Bearer {expired}"),
             format!("Bearer {no_sub}"),
+            format!("Bearer {not_yet}"),
+            format!("Bearer {other_algorithm}"),
+            format!("Bearer {unsigned}"),
+            format!("Bearer {tampered}"),
+            format!("Bearer {gone_token}"),
             "Bearer not.a.jwt".to_owned(),
             format!("Token {}", app.token(student.id)),
         ] {
