@@ -1,0 +1,144 @@
+//! Crash safety: `roster serve` is killed with SIGKILL in the middle of concurrent enrollments
+//! and withdrawals, then started again on the same database. Every mutation that was answered
+//! successfully is there, the invariants hold, and the server serves again.
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use common::{SECRET, TestApp, parse_id};
+use entity::{enrollment, types::EnrollmentStatus};
+use sea_orm::EntityTrait;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const ENROLL: &str = "mutation($s: UUID!) { enroll(sectionId: $s) { id status } }";
+const WITHDRAW: &str = "mutation($e: UUID!) { withdraw(enrollmentId: $e) { id status } }";
+
+fn start(database_url: &str) -> (Child, SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("serve")
+        .env("ROSTER_DATABASE_URL", database_url)
+        .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("ROSTER_JWT_SECRET", std::str::from_utf8(SECRET).unwrap())
+        .env("ROSTER_DEMO_DATA", "never")
+        .env("ROSTER_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start roster serve");
+    (child, format!("127.0.0.1:{port}").parse().unwrap())
+}
+
+async fn healthy(address: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("http://{address}/healthz"))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "roster serve did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn call(
+    http: &reqwest::Client,
+    address: SocketAddr,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> Option<Value> {
+    let response = http
+        .post(format!("http://{address}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?;
+    response.json().await.ok()
+}
+
+backend_tests! {
+    async fn a_killed_server_loses_no_answered_mutation(app) {
+        let campus = app.campus("Org").await;
+        let (_, section) = app.course_with_section(&campus, "Crash", Some(6), "MONDAY").await;
+        let students = app.students(&campus, 24).await;
+        let (mut child, address) = start(&app.database_url);
+        healthy(address).await;
+
+        // What the server confirmed: enrollment id -> the status it answered last.
+        let confirmed: Arc<Mutex<HashMap<Uuid, String>>> = Arc::default();
+        let http = reqwest::Client::new();
+        let workers: Vec<_> = students.chunks(3).map(|mine| {
+            let (mine, confirmed, http) = (mine.to_vec(), confirmed.clone(), http.clone());
+            tokio::spawn(async move {
+                let mut held: HashMap<usize, Uuid> = HashMap::new();
+                for round in 0.. {
+                    let i = round % mine.len();
+                    let answer = match held.remove(&i) {
+                        Some(id) => call(&http, address, &mine[i].1, WITHDRAW, json!({ "e": id })).await
+                            .map(|r| (r, "withdraw")),
+                        None => call(&http, address, &mine[i].1, ENROLL, json!({ "s": section })).await
+                            .map(|r| (r, "enroll")),
+                    };
+                    let Some((response, kind)) = answer else { break };
+                    let data = &response["data"][kind];
+                    if let (Some(id), Some(status)) = (data["id"].as_str(), data["status"].as_str()) {
+                        let id: Uuid = id.parse().unwrap();
+                        confirmed.lock().unwrap().insert(id, status.to_owned());
+                        if kind == "enroll" {
+                            held.insert(i, id);
+                        }
+                    }
+                }
+            })
+        }).collect();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        let confirmed = confirmed.lock().unwrap().clone();
+        assert!(confirmed.len() > 10, "the load did little before the kill: {}", confirmed.len());
+
+        let (mut again, address) = start(&app.database_url);
+        healthy(address).await;
+        for (id, status) in &confirmed {
+            let row = enrollment::Entity::find_by_id(*id).one(&app.db).await.unwrap()
+                .unwrap_or_else(|| panic!("[{:?}] the answered enrollment {id} is gone", app.backend));
+            let stored = format!("{:?}", row.status).to_uppercase();
+            match status.as_str() {
+                // A waiter may have been promoted by someone's later withdrawal.
+                "WAITLISTED" => assert!(["WAITLISTED", "REGISTERED", "WITHDRAWN"].contains(&stored.as_str()), "{id}: {stored}"),
+                "REGISTERED" => assert!(["REGISTERED", "WITHDRAWN"].contains(&stored.as_str()), "{id}: {stored}"),
+                _ => assert_eq!(&stored, status, "{id}"),
+            }
+        }
+        app.assert_section_consistent(section).await;
+
+        // And it serves again: a read and a write.
+        let newcomer = app.students(&campus, 1).await.remove(0);
+        let enrolled = call(&http, address, &newcomer.1, ENROLL, json!({ "s": section })).await.unwrap();
+        assert!(enrolled["data"]["enroll"]["status"].is_string(), "{enrolled}");
+        let id = parse_id(&enrolled["data"]["enroll"]["id"]);
+        assert!(enrollment::Entity::find_by_id(id).one(&app.db).await.unwrap()
+            .is_some_and(|e| e.status != EnrollmentStatus::Withdrawn));
+        app.assert_section_consistent(section).await;
+        again.kill().unwrap();
+        again.wait().unwrap();
+        eprintln!("[{:?}] {} answered mutations survived the kill", app.backend, confirmed.len());
+    }
+}
