@@ -12,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{SECRET, TestApp, parse_id};
+use common::{SECRET, parse_id};
 use entity::{enrollment, types::EnrollmentStatus};
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
