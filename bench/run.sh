@@ -3,6 +3,8 @@
 #
 #   bench/run.sh enroll     enroll throughput: one hot section and 1,000 sections, at 1, 8 and 32
 #                           clients, on PostgreSQL and SQLite, beside raw SQL through pgbench
+#   bench/run.sh load       64 clients for 30 s (DURATION) of discovery reads, enrollments and
+#                           withdrawals; every outcome counted, nothing but domain errors allowed
 #   bench/run.sh fanout     sectionSeats fan-out to 1,000 and 10,000 WebSocket subscribers, and a
 #                           burst of enrollments with and without a subscriber that never reads
 #
@@ -67,8 +69,20 @@ fanout() {
   machine
 }
 
+load() {
+  echo "## load: 64 clients, mixed reads and writes"
+  echo
+  echo "| database | clients | time | requests | requests/s | p50 ms | p99 ms | outcomes | unexpected |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  target/release/load-bench --label PostgreSQL --database-url "$PG/roster" --duration "${DURATION:-30s}"
+  target/release/load-bench --label SQLite --database-url "sqlite://$DIR/load.db" --duration "${DURATION:-30s}"
+  echo
+  machine
+}
+
 case "$WHAT" in
   enroll) enroll ;;
+  load) load ;;
   fanout) fanout ;;
-  *) echo "unknown benchmark: $WHAT (try: enroll, fanout)" >&2; exit 2 ;;
+  *) echo "unknown benchmark: $WHAT (try: enroll, fanout, load)" >&2; exit 2 ;;
 esac

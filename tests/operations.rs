@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::SECRET;
+use common::{SECRET, TestApp};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::header;
 use roster::{
@@ -210,4 +210,92 @@ async fn sigterm_closes_websockets_with_a_close_frame_and_stops() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_internal_error_shows_only_a_correlation_id_that_the_log_has() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::new(common::Backend::Sqlite).await;
+    let campus = app.campus("Org").await;
+    let t = campus.teacher_token.clone();
+    let course = app
+        .create_course(
+            &t,
+            json!({ "name": "Certified", "certificateValidityMonths": 6 }),
+        )
+        .await;
+    let section = app
+        .create_section(&t, json!({ "courseId": course, "name": "A" }))
+        .await;
+    let (_, student) = app.students(&campus, 1).await.remove(0);
+    let enrolled = app
+        .ok(
+            Some(&student),
+            "mutation($s: UUID!) { enroll(sectionId: $s) { id } }",
+            json!({ "s": section }),
+        )
+        .await;
+    // The database refuses certificates, with a message a client must never see.
+    app.db.execute_unprepared(
+        "CREATE TRIGGER refuse BEFORE INSERT ON certifications BEGIN SELECT RAISE(ABORT, 'secret table detail'); END",
+    ).await.unwrap();
+
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .arg("serve")
+        .env("ROSTER_DATABASE_URL", &app.database_url)
+        .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("ROSTER_JWT_SECRET", std::str::from_utf8(SECRET).unwrap())
+        .env("ROSTER_DEMO_DATA", "never")
+        .env("ROSTER_LOG", "warn")
+        .env("ROSTER_LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "roster serve did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answer: Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/graphql"))
+        .bearer_auth(&t)
+        .json(&json!({ "query": "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e) { status } }",
+            "variables": { "e": enrolled["enroll"]["id"] } }))
+        .send().await.unwrap().json().await.unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let error = &answer["errors"][0];
+    assert_eq!(error["extensions"]["code"], "INTERNAL", "{answer}");
+    let text = answer.to_string();
+    assert!(
+        !text.contains("secret table detail") && !text.to_lowercase().contains("certifications"),
+        "database text reached the client: {text}"
+    );
+    let id = error["extensions"]["correlationId"]
+        .as_str()
+        .expect("a correlation id");
+    let logged = std::fs::read_to_string(log.path()).unwrap();
+    let line = logged
+        .lines()
+        .find(|l| l.contains(id))
+        .unwrap_or_else(|| panic!("{id} not in the log:\n{logged}"));
+    assert!(
+        line.contains("secret table detail"),
+        "the log has the cause: {line}"
+    );
+    assert!(
+        serde_json::from_str::<Value>(line).is_ok(),
+        "ROSTER_LOG_FORMAT=json writes JSON lines: {line}"
+    );
 }
