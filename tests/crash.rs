@@ -7,12 +7,11 @@ mod common;
 use std::{
     collections::HashMap,
     net::SocketAddr,
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use common::{SECRET, parse_id};
+use common::{Server, parse_id};
 use entity::{enrollment, types::EnrollmentStatus};
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
@@ -20,37 +19,6 @@ use uuid::Uuid;
 
 const ENROLL: &str = "mutation($s: UUID!) { enroll(sectionId: $s) { id status } }";
 const WITHDRAW: &str = "mutation($e: UUID!) { withdraw(enrollmentId: $e) { id status } }";
-
-fn start(database_url: &str) -> (Child, SocketAddr) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .arg("serve")
-        .env("ROSTER_DATABASE_URL", database_url)
-        .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
-        .env("ROSTER_JWT_SECRET", std::str::from_utf8(SECRET).unwrap())
-        .env("ROSTER_DEMO_DATA", "never")
-        .env("ROSTER_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start roster serve");
-    (child, format!("127.0.0.1:{port}").parse().unwrap())
-}
-
-async fn healthy(address: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("http://{address}/healthz"))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "roster serve did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 async fn call(
     http: &reqwest::Client,
@@ -75,8 +43,8 @@ backend_tests! {
         let campus = app.campus("Org").await;
         let (_, section) = app.course_with_section(&campus, "Crash", Some(6), "MONDAY").await;
         let students = app.students(&campus, 24).await;
-        let (mut child, address) = start(&app.database_url);
-        healthy(address).await;
+        let mut server = Server::start(&app.database_url, &[], None).await;
+        let address = server.address;
 
         // What the server confirmed: enrollment id -> the status it answered last.
         let confirmed: Arc<Mutex<HashMap<Uuid, String>>> = Arc::default();
@@ -106,16 +74,16 @@ backend_tests! {
             })
         }).collect();
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().unwrap();
         for worker in workers {
             worker.await.unwrap();
         }
         let confirmed = confirmed.lock().unwrap().clone();
         assert!(confirmed.len() > 10, "the load did little before the kill: {}", confirmed.len());
 
-        let (mut again, address) = start(&app.database_url);
-        healthy(address).await;
+        let again = Server::start(&app.database_url, &[], None).await;
+        let address = again.address;
         for (id, status) in &confirmed {
             let row = enrollment::Entity::find_by_id(*id).one(&app.db).await.unwrap()
                 .unwrap_or_else(|| panic!("[{:?}] the answered enrollment {id} is gone", app.backend));
@@ -137,8 +105,7 @@ backend_tests! {
         assert!(enrollment::Entity::find_by_id(id).one(&app.db).await.unwrap()
             .is_some_and(|e| e.status != EnrollmentStatus::Withdrawn));
         app.assert_section_consistent(section).await;
-        again.kill().unwrap();
-        again.wait().unwrap();
+        drop(again);
         eprintln!("[{:?}] {} answered mutations survived the kill", app.backend, confirmed.len());
     }
 }

@@ -5,12 +5,12 @@ mod common;
 
 use std::{
     net::SocketAddr,
-    process::{Command, Stdio},
+    process::Command,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use common::{SECRET, TestApp};
+use common::{SECRET, Server, TestApp};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::header;
 use roster::{
@@ -138,33 +138,9 @@ backend_tests! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_websockets_with_a_close_frame_and_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .arg("serve")
-        .env(
-            "ROSTER_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("r.db").display()),
-        )
-        .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
-        .env("ROSTER_JWT_SECRET", std::str::from_utf8(SECRET).unwrap())
-        .env("ROSTER_DEMO_DATA", "never")
-        .env("ROSTER_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "roster serve did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    let mut server = Server::start(&url, &[], None).await;
+    let port = server.address.port();
     let mut request = format!("ws://127.0.0.1:{port}/graphql/ws")
         .into_client_request()
         .unwrap();
@@ -185,7 +161,7 @@ async fn sigterm_closes_websockets_with_a_close_frame_and_stops() {
     );
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
@@ -203,7 +179,7 @@ async fn sigterm_closes_websockets_with_a_close_frame_and_stops() {
     assert_eq!(close.map(|f| u16::from(f.code)), Some(1001), "going away");
     let deadline = Instant::now() + Duration::from_secs(15);
     let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
+        if let Some(exit) = server.child.try_wait().unwrap() {
             break exit;
         }
         assert!(Instant::now() < deadline, "roster serve did not stop");
@@ -241,40 +217,20 @@ async fn an_internal_error_shows_only_a_correlation_id_that_the_log_has() {
     ).await.unwrap();
 
     let log = tempfile::NamedTempFile::new().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .arg("serve")
-        .env("ROSTER_DATABASE_URL", &app.database_url)
-        .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
-        .env("ROSTER_JWT_SECRET", std::str::from_utf8(SECRET).unwrap())
-        .env("ROSTER_DEMO_DATA", "never")
-        .env("ROSTER_LOG", "warn")
-        .env("ROSTER_LOG_FORMAT", "json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log.reopen().unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "roster serve did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let server = Server::start(
+        &app.database_url,
+        &[("ROSTER_LOG_FORMAT", "json")],
+        Some(log.reopen().unwrap()),
+    )
+    .await;
+    let port = server.address.port();
     let answer: Value = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/graphql"))
         .bearer_auth(&t)
         .json(&json!({ "query": "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e) { status } }",
             "variables": { "e": enrolled["enroll"]["id"] } }))
         .send().await.unwrap().json().await.unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     let error = &answer["errors"][0];
     assert_eq!(error["extensions"]["code"], "INTERNAL", "{answer}");
     let text = answer.to_string();

@@ -6,12 +6,11 @@ mod common;
 
 use std::{
     net::SocketAddr,
-    process::{Child, Command, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use common::{Backend, SECRET, TestApp, error_code, parse_id};
+use common::{Backend, Server, TestApp, error_code, parse_id};
 use futures_util::{SinkExt, StreamExt};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
@@ -358,45 +357,6 @@ backend_tests! {
     }
 }
 
-/// A `roster serve` child process, killed when dropped.
-struct Replica(Child, SocketAddr);
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn replica(database_url: &str) -> Replica {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .arg("serve")
-        .env("ROSTER_DATABASE_URL", database_url)
-        .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
-        .env("ROSTER_JWT_SECRET", std::str::from_utf8(SECRET).unwrap())
-        .env("ROSTER_DEMO_DATA", "never")
-        .env("ROSTER_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start roster serve");
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("http://{address}/healthz"))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "roster serve did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Replica(child, address)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promotion_caused_on_one_replica_reaches_a_subscriber_on_another() {
     let Some(app) = TestApp::postgres().await else {
@@ -404,11 +364,11 @@ async fn a_promotion_caused_on_one_replica_reaches_a_subscriber_on_another() {
     };
     let (section, seated, people) = one_seat_one_waiting(&app).await;
     let (first, second) = (
-        replica(&app.database_url).await,
-        replica(&app.database_url).await,
+        Server::start(&app.database_url, &[], None).await,
+        Server::start(&app.database_url, &[], None).await,
     );
 
-    let mut client = Client::ready(first.1, false, bearer(&people[1].1)).await;
+    let mut client = Client::ready(first.address, false, bearer(&people[1].1)).await;
     client
         .subscribe(
             "promotions",
@@ -429,7 +389,7 @@ async fn a_promotion_caused_on_one_replica_reaches_a_subscriber_on_another() {
     );
 
     let response: Value = reqwest::Client::new()
-        .post(format!("http://{}/graphql", second.1))
+        .post(format!("http://{}/graphql", second.address))
         .bearer_auth(&people[0].1)
         .json(&json!({ "query": WITHDRAW, "variables": { "e": seated } }))
         .send()

@@ -644,3 +644,62 @@ pub fn parse_id(value: &Value) -> Uuid {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not an id: {value}"))
 }
+
+/// A `roster serve` child process on `database_url` (signing with [`SECRET`], no demo data),
+/// started and healthy; killed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub address: SocketAddr,
+}
+
+impl Server {
+    /// Starts the server; `env` adds or overrides variables, `stderr` takes its log.
+    pub async fn start(
+        database_url: &str,
+        env: &[(&str, &str)],
+        stderr: Option<std::fs::File>,
+    ) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
+        command
+            .arg("serve")
+            .env("ROSTER_DATABASE_URL", database_url)
+            .env("ROSTER_LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "ROSTER_JWT_SECRET",
+                std::str::from_utf8(SECRET).expect("utf-8"),
+            )
+            .env("ROSTER_DEMO_DATA", "never")
+            .env("ROSTER_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        if let Some(file) = stderr {
+            command.stderr(file);
+        }
+        let child = command.spawn().expect("start roster serve");
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while reqwest::get(format!("http://{address}/healthz"))
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "roster serve did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { child, address }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
