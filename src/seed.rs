@@ -638,3 +638,189 @@ impl Book {
         });
     }
 }
+
+/// Sizes of `roster seed --scale 1`, the benchmark data set (the PostGraphile anchor's sizes).
+const SCALE_TEACHERS: f64 = 200.0;
+const SCALE_STUDENTS: f64 = 20_000.0;
+const SCALE_COURSES: f64 = 2_000.0;
+/// Courses each student takes, so about 100,000 enrollments at scale 1.
+const COURSES_PER_STUDENT: usize = 5;
+
+/// Loads the benchmark data set, `scale` times its size (1 = 200 teachers, 20,000 students,
+/// 2,000 courses of which 90 % active, 3 sections each with 20 to 60 seats or, for about 15 %,
+/// no limit, and about 100,000 enrollments: mostly REGISTERED, WAITLISTED past capacity, some
+/// WITHDRAWN). Deterministic, written in bulk in one transaction, counters computed from the
+/// rows. Returns the number of enrollments.
+///
+/// # Errors
+/// The database fails, or the data set (its e-mails) is already there.
+pub async fn load_scale(db: &DatabaseConnection, scale: f64) -> Result<usize, DbErr> {
+    let count = |base: f64| ((base * scale).round() as usize).max(1);
+    let mut rng = StdRng::seed_from_u64(0x5CA1E);
+    let mut ids = Ids(StdRng::seed_from_u64(0x1D5));
+    let base = now() - Duration::days(30);
+    let organizations: Vec<organization::Model> = (0..count(10.0).min(50))
+        .map(|i| organization::Model {
+            id: ids.next(),
+            name: format!("Scale Organization {i}"),
+            created_at: base,
+        })
+        .collect();
+    let person = |ids: &mut Ids, role: Role, i: usize, organization: Uuid| {
+        let kind = format!("{role:?}").to_lowercase();
+        user::Model {
+            id: ids.next(),
+            email: format!("{kind}{i}@scale.roster.dev"),
+            name: format!(
+                "{} {}",
+                FIRST_NAMES[i % FIRST_NAMES.len()],
+                LAST_NAMES[(i / FIRST_NAMES.len()) % LAST_NAMES.len()]
+            ),
+            picture: Some(format!("https://img.roster.dev/{kind}/{i}.png")),
+            role,
+            organization_id: Some(organization),
+            created_at: base,
+            updated_at: base,
+        }
+    };
+    let org_of = |i: usize| organizations[i % organizations.len()].id;
+    let teachers: Vec<user::Model> = (0..count(SCALE_TEACHERS))
+        .map(|i| person(&mut ids, Role::Teacher, i, org_of(i)))
+        .collect();
+    let students: Vec<user::Model> = (0..count(SCALE_STUDENTS))
+        .map(|i| person(&mut ids, Role::Student, i, org_of(i)))
+        .collect();
+    let courses: Vec<course::Model> = (0..count(SCALE_COURSES))
+        .map(|i| {
+            let teacher = &teachers[i % teachers.len()];
+            let (name, code, description) = COURSES[i % COURSES.len()];
+            let at = base + Duration::seconds(i as i64);
+            course::Model {
+                id: ids.next(),
+                organization_id: teacher.organization_id.unwrap_or(organizations[0].id),
+                teacher_id: teacher.id,
+                name: format!("{name} {}", i / COURSES.len() + 1),
+                description: Some(description.to_owned()),
+                code: Some(format!("{code}-{i}")),
+                is_active: i % 10 != 9,
+                certificate_validity_months: (i % 4 == 0).then_some(12),
+                created_at: at,
+                updated_at: at,
+            }
+        })
+        .collect();
+    let mut sections: Vec<section::Model> = Vec::with_capacity(courses.len() * 3);
+    for (i, c) in courses.iter().enumerate() {
+        for s in 0..3 {
+            let weekday = Weekday::ALL[(i + s * 2) % 5];
+            let start_hour = 8 + (i + s * 3) % 10;
+            let schedule = Schedule(vec![Meeting {
+                weekday,
+                start: format!("{start_hour:02}:00"),
+                end: format!("{start_hour:02}:50"),
+                room: Some(format!("Room {}", 100 + (i * 3 + s) % 400)),
+            }]);
+            sections.push(section::Model {
+                id: ids.next(),
+                course_id: c.id,
+                name: format!("Section {}", char::from(b'A' + s as u8)),
+                weekdays: schedule.weekday_mask(),
+                schedule,
+                capacity: (!rng.random_bool(0.15)).then(|| rng.random_range(20..=60)),
+                registered_count: 0,
+                pending_count: 0,
+                waitlist_count: 0,
+                waitlist_seq: 0,
+                is_active: true,
+                requires_approval: false,
+                waitlist_enabled: true,
+                created_at: c.created_at,
+                updated_at: c.created_at,
+            });
+        }
+    }
+    // Each student takes distinct active courses, in a random section of each; a section
+    // seats its first `capacity` takers and puts the rest on its waitlist; about 8 % withdrew.
+    let active: Vec<usize> = (0..courses.len())
+        .filter(|i| courses[*i].is_active)
+        .collect();
+    let mut enrollments = Vec::with_capacity(students.len() * COURSES_PER_STUDENT);
+    let mut events = Vec::with_capacity(students.len() * COURSES_PER_STUDENT);
+    for (n, student) in students.iter().enumerate() {
+        let mut taken = HashSet::new();
+        for _ in 0..COURSES_PER_STUDENT.min(active.len()) {
+            let course = loop {
+                let pick = active[rng.random_range(0..active.len())];
+                if taken.insert(pick) {
+                    break pick;
+                }
+            };
+            let section = &mut sections[course * 3 + rng.random_range(0..3)];
+            let at = base + Duration::seconds((n * COURSES_PER_STUDENT + taken.len()) as i64);
+            let withdrawn = rng.random_bool(0.08);
+            let full = section
+                .capacity
+                .is_some_and(|c| section.registered_count >= c);
+            let status = if withdrawn {
+                EnrollmentStatus::Withdrawn
+            } else if full {
+                section.waitlist_count += 1;
+                section.waitlist_seq += 1;
+                EnrollmentStatus::Waitlisted
+            } else {
+                section.registered_count += 1;
+                EnrollmentStatus::Registered
+            };
+            let row = enrollment::Model {
+                id: ids.next(),
+                user_id: student.id,
+                course_id: section.course_id,
+                section_id: section.id,
+                status,
+                visibility: n % 5 != 0,
+                enrolled_at: at,
+                enrolled_by: None,
+                prerequisite_check_passed: true,
+                prerequisite_check_at: Some(at),
+                seat_reserved_at: status.holds_seat().then_some(at),
+                waitlist_ticket: (status == EnrollmentStatus::Waitlisted)
+                    .then_some(section.waitlist_seq),
+                completed_at: None,
+                completed_by: None,
+                completion_evidence: None,
+                cancelled_at: None,
+                withdrawn_at: withdrawn.then_some(at),
+                reason: None,
+                notes: None,
+                created_at: at,
+                updated_at: at,
+            };
+            events.push(enrollment_event::ActiveModel {
+                enrollment_id: sea_orm::Set(row.id),
+                from_status: sea_orm::Set(None),
+                to_status: sea_orm::Set(status),
+                actor_id: sea_orm::Set(Some(student.id)),
+                reason: sea_orm::Set(None),
+                details: sea_orm::Set(None),
+                at: sea_orm::Set(at),
+                ..Default::default()
+            });
+            enrollments.push(row);
+        }
+    }
+    let total = enrollments.len();
+    let txn = begin_write(db).await?;
+    insert_all::<organization::Entity>(&txn, organizations).await?;
+    insert_all::<user::Entity>(&txn, teachers).await?;
+    insert_all::<user::Entity>(&txn, students).await?;
+    insert_all::<course::Entity>(&txn, courses).await?;
+    insert_all::<section::Entity>(&txn, sections).await?;
+    insert_all::<enrollment::Entity>(&txn, enrollments).await?;
+    for chunk in events.chunks(1000) {
+        enrollment_event::Entity::insert_many(chunk.iter().cloned())
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(total)
+}
