@@ -593,7 +593,14 @@ async fn replay_audit_trail(app: &TestApp, section_id: Uuid, capacity: usize) ->
                         );
                         seats.insert(who);
                     }
-                    (None, Waitlisted) => queue.push_back(who),
+                    (None, Waitlisted) => {
+                        assert_eq!(
+                            seats.len(),
+                            capacity,
+                            "joined the waitlist while a seat was free"
+                        );
+                        queue.push_back(who);
+                    }
                     (Some(Registered), Withdrawn) => {
                         assert!(seats.remove(&who));
                         owed = usize::from(!queue.is_empty());

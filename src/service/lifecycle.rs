@@ -110,14 +110,30 @@ async fn enroll_once(
         Registered
     };
     let mut details = serde_json::Map::new();
-    let (status, ticket) = if take_seat(&txn, section.id, seat_status).await? {
-        (seat_status, None)
-    } else if request.override_capacity {
-        add_to_counter(&txn, section.id, seat_status, 1).await?;
-        details.insert("capacityOverride".into(), json!(true));
-        (seat_status, None)
-    } else {
-        (Waitlisted, Some(join_waitlist(&txn, section.id).await?))
+    // A seat, else (staff override) a seat beyond capacity, else a waitlist ticket. A seat can
+    // free up between the two conditional updates (someone withdraws and commits); the
+    // waitlist update then refuses and the seat is tried again, so nobody ever waits while a
+    // seat is free.
+    let mut attempts = 0;
+    let (status, ticket) = loop {
+        attempts += 1;
+        if take_seat(&txn, section.id, seat_status).await? {
+            break (seat_status, None);
+        }
+        if request.override_capacity {
+            add_to_counter(&txn, section.id, seat_status, 1).await?;
+            details.insert("capacityOverride".into(), json!(true));
+            break (seat_status, None);
+        }
+        match join_waitlist(&txn, section.id).await? {
+            Some(ticket) => break (Waitlisted, Some(ticket)),
+            None if attempts < 10 => continue,
+            None => {
+                return Err(ApiError::Conflict(
+                    "the section kept changing; try again".into(),
+                ));
+            }
+        }
     };
     if request.override_schedule_conflict {
         details.insert("scheduleConflictOverride".into(), json!(true));
@@ -196,9 +212,17 @@ async fn take_seat(
     Ok(result.rows_affected == 1)
 }
 
-/// Hands out the next waitlist ticket, or fails with `SECTION_FULL` when the section has no
-/// waitlist (or `SECTION_INACTIVE` if it was deactivated meanwhile).
-async fn join_waitlist(txn: &DatabaseTransaction, section_id: Uuid) -> Result<i64, ApiError> {
+/// Hands out the next waitlist ticket, if the section is still full or has people waiting:
+/// `None` when a seat has freed up since [`take_seat`] failed (the caller tries the seat
+/// again). Fails with `SECTION_FULL` when the section has no waitlist (or `SECTION_INACTIVE` if
+/// it was deactivated meanwhile).
+///
+/// The conditions sit in the update itself, so PostgreSQL checks them against the row as the
+/// last committed change left it, under the row lock.
+async fn join_waitlist(
+    txn: &DatabaseTransaction,
+    section_id: Uuid,
+) -> Result<Option<i64>, ApiError> {
     let result = section::Entity::update_many()
         .col_expr(
             section::Column::WaitlistCount,
@@ -211,6 +235,19 @@ async fn join_waitlist(txn: &DatabaseTransaction, section_id: Uuid) -> Result<i6
         .filter(section::Column::Id.eq(section_id))
         .filter(section::Column::IsActive.eq(true))
         .filter(section::Column::WaitlistEnabled.eq(true))
+        .filter(
+            Condition::any()
+                .add(section::Column::WaitlistCount.gt(0))
+                .add(
+                    Condition::all()
+                        .add(section::Column::Capacity.is_not_null())
+                        .add(
+                            Expr::col(section::Column::RegisteredCount)
+                                .add(Expr::col(section::Column::PendingCount))
+                                .gte(Expr::col(section::Column::Capacity)),
+                        ),
+                ),
+        )
         .exec(txn)
         .await?;
     // The update holds the row (PostgreSQL) or the database (SQLite) until commit, so the row
@@ -219,14 +256,23 @@ async fn join_waitlist(txn: &DatabaseTransaction, section_id: Uuid) -> Result<i6
         .one(txn)
         .await?
         .ok_or(ApiError::NotFound("section"))?;
-    if result.rows_affected == 0 {
-        return Err(if row.is_active {
-            ApiError::SectionFull
-        } else {
-            ApiError::SectionInactive("the section is not active".into())
-        });
+    if result.rows_affected == 1 {
+        return Ok(Some(row.waitlist_seq));
     }
-    Ok(row.waitlist_seq)
+    if !row.is_active {
+        return Err(ApiError::SectionInactive(
+            "the section is not active".into(),
+        ));
+    }
+    let full = row.waitlist_count > 0
+        || row
+            .capacity
+            .is_some_and(|c| row.registered_count + row.pending_count >= c);
+    if full {
+        // Full, and no waitlist to join.
+        return Err(ApiError::SectionFull);
+    }
+    Ok(None)
 }
 
 fn counter(status: EnrollmentStatus) -> Option<section::Column> {
