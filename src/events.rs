@@ -34,8 +34,8 @@ use async_graphql::{
 };
 use entity::{enrollment, enrollment_event, section, types::EnrollmentStatus};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, Statement, sqlx::postgres::PgListener,
+    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, Statement, sqlx::postgres::PgListener,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OnceCell, broadcast, oneshot};
@@ -65,6 +65,29 @@ pub struct Notice {
 }
 
 impl Notice {
+    /// The notice of an enrollment event, for the enrollment's user, course and the sections it
+    /// moved seats in.
+    pub fn of_event(
+        event: &enrollment_event::Model,
+        user_id: Uuid,
+        course_id: Uuid,
+        sections: Vec<Uuid>,
+    ) -> Self {
+        Self {
+            sections,
+            course_id,
+            event: Some(EventRef {
+                id: event.id,
+                enrollment_id: event.enrollment_id,
+                user_id,
+                from: event.from_status,
+                to: event.to_status,
+            }),
+            seq: 0,
+            resync: false,
+        }
+    }
+
     fn resync() -> Self {
         Self {
             sections: Vec::new(),
@@ -261,8 +284,10 @@ impl Extension for PublishExtension {
             .await;
         for notice in pending {
             if let Some(event) = &notice.event {
-                let name = |s: EnrollmentStatus| format!("{s:?}").to_uppercase();
-                crate::metrics::record_transition(event.from.map(name).as_deref(), &name(event.to));
+                crate::metrics::record_transition(
+                    event.from.map(|s| s.to_value()).as_deref(),
+                    &event.to.to_value(),
+                );
             }
             if self.local {
                 self.bus.publish(notice);
@@ -361,19 +386,12 @@ async fn replay(db: &DatabaseConnection, after: i64, bus: &Bus) -> Result<i64, D
         let Some(enrollment) = enrollment else {
             continue;
         };
-        bus.publish(Notice {
-            sections: vec![enrollment.section_id],
-            course_id: enrollment.course_id,
-            event: Some(EventRef {
-                id: event.id,
-                enrollment_id: event.enrollment_id,
-                user_id: enrollment.user_id,
-                from: event.from_status,
-                to: event.to_status,
-            }),
-            seq: 0,
-            resync: false,
-        });
+        bus.publish(Notice::of_event(
+            &event,
+            enrollment.user_id,
+            enrollment.course_id,
+            vec![enrollment.section_id],
+        ));
     }
     Ok(newest)
 }

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    BatchRequest, BatchResponse, Response as GqlResponse,
+    BatchRequest, BatchResponse, Response as GqlResponse, ServerError,
     parser::{parse_query, types::OperationType},
 };
 use async_graphql_axum::{GraphQLBatchRequest, rejection::GraphQLRejection};
@@ -23,7 +23,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::app::AppState;
+use crate::{app::AppState, graphql::limits};
 
 /// The two response media types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,14 +263,7 @@ fn respond(response: BatchResponse, media: Media) -> Response {
 
 /// A request refused for exceeding `limit`: `LIMIT_EXCEEDED` with `extensions.limit`.
 fn limit_failure(media: Media, status: StatusCode, limit: &str, message: &str) -> Response {
-    let body = serde_json::json!({
-        "errors": [{ "message": message, "extensions": { "code": "LIMIT_EXCEEDED", "limit": limit } }]
-    });
-    let mut response = (status, body.to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, media.content_type());
-    response
+    refusal(media, status, limits::exceeded(limit, message))
 }
 
 /// A request that could not be run at all, as a GraphQL response with one error.
@@ -280,9 +273,17 @@ fn failure(media: Media, status: StatusCode, message: &str) -> Response {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
         _ => "BAD_REQUEST",
     };
-    let body = serde_json::json!({
-        "errors": [{ "message": message, "extensions": { "code": code } }]
-    });
+    let mut error = ServerError::new(message, None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    refusal(media, status, error)
+}
+
+/// `{ "errors": [error] }` with `status`, as `media`.
+fn refusal(media: Media, status: StatusCode, error: ServerError) -> Response {
+    let body = serde_json::json!({ "errors": [error] });
     let mut response = (status, body.to_string()).into_response();
     response
         .headers_mut()

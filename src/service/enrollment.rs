@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::{
     error::ApiError,
-    events::{self, EventRef, Notice},
+    events::{self, Notice},
 };
 
 /// The viewer's enrollments, newest first, optionally only those in `statuses`.
@@ -76,23 +76,7 @@ pub(crate) async fn record_event(
     }
     .insert(txn)
     .await?;
-    events::notify(
-        txn,
-        Notice {
-            sections,
-            course_id,
-            event: Some(EventRef {
-                id: event.id,
-                enrollment_id: event.enrollment_id,
-                user_id,
-                from: event.from_status,
-                to: event.to_status,
-            }),
-            seq: 0,
-            resync: false,
-        },
-    )
-    .await?;
+    events::notify(txn, Notice::of_event(&event, user_id, course_id, sections)).await?;
     Ok(event)
 }
 

@@ -15,7 +15,7 @@ use entity::{
     user,
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
+    ActiveEnum, ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection,
     DatabaseTransaction, EntityTrait, QueryFilter, Set,
     sea_query::{Expr, ExprTrait},
 };
@@ -582,10 +582,9 @@ async fn promote_into(
 }
 
 fn invalid(from: EnrollmentStatus, to: EnrollmentStatus) -> ApiError {
-    let name = |s: EnrollmentStatus| format!("{s:?}").to_uppercase();
     ApiError::InvalidTransition {
-        from: name(from),
-        to: name(to),
+        from: from.to_value(),
+        to: to.to_value(),
     }
 }
 
