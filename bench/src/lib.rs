@@ -171,6 +171,20 @@ pub fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Where a benchmark runs: the same three flags for every benchmark program.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Target {
+    /// Database to run on (created and migrated if needed): `sqlite://…` or `postgres://…`.
+    #[arg(long)]
+    pub database_url: String,
+    /// Label for the table's first column.
+    #[arg(long)]
+    pub label: String,
+    /// The `roster` binary to serve with.
+    #[arg(long, default_value = "target/release/roster")]
+    pub roster: std::path::PathBuf,
+}
+
 /// The secret the benchmarks sign tokens with and start `roster serve` with.
 pub const SECRET: &str = "roster-bench-secret-roster-bench-secret";
 
@@ -186,16 +200,13 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// Migrates `database_url`, writes the staff and `students` students, and starts `roster`
-    /// (the binary) on it.
+    /// Migrates the target's database, writes the staff and `students` students, and starts
+    /// the target's `roster` binary on it.
     ///
     /// # Errors
     /// The database or the server cannot be set up.
-    pub async fn prepare(
-        roster: &Path,
-        database_url: &str,
-        students: usize,
-    ) -> anyhow::Result<Self> {
+    pub async fn prepare(target: &Target, students: usize) -> anyhow::Result<Self> {
+        let (roster, database_url) = (target.roster.as_path(), target.database_url.as_str());
         use migration::MigratorTrait;
         let db = roster::db::connect(&roster::config::DbConfig {
             database_url: database_url.to_owned(),

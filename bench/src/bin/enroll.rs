@@ -6,23 +6,15 @@
 //! Markdown table row per figure. `bench/run.sh enroll` runs it on SQLite and PostgreSQL beside
 //! the anchor.
 
-use std::path::PathBuf;
-
 use clap::Parser;
-use roster_bench::{Fixture, Job, millis, run_jobs};
+use roster_bench::{Fixture, Job, Target, millis, run_jobs};
 use serde_json::json;
 
+/// Enroll throughput through `roster serve`, one hot section and many.
 #[derive(Parser)]
 struct Args {
-    /// Database to run on (created and migrated if needed): `sqlite://…` or `postgres://…`.
-    #[arg(long)]
-    database_url: String,
-    /// Label for the table's first column.
-    #[arg(long)]
-    label: String,
-    /// The `roster` binary to serve with.
-    #[arg(long, default_value = "target/release/roster")]
-    roster: PathBuf,
+    #[command(flatten)]
+    target: Target,
     /// Students, and so requests per figure.
     #[arg(long, default_value_t = 1000)]
     students: usize,
@@ -39,7 +31,7 @@ const ENROLL: &str = "mutation($s: UUID!) { enroll(sectionId: $s) { id status } 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let fixture = Fixture::prepare(&args.roster, &args.database_url, args.students).await?;
+    let fixture = Fixture::prepare(&args.target, args.students).await?;
     let (tokens, server) = (&fixture.tokens, &fixture.server);
 
     for &concurrency in &args.concurrency {
@@ -62,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
             }
             println!(
                 "| {} | {} | {} | {} | {:.0} | {:.1} | {:.1} | {} |",
-                args.label,
+                args.target.label,
                 if spread {
                     format!("spread over {}", sections.len())
                 } else {
@@ -80,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(rss) = server.rss_kb() {
         eprintln!(
             "{}: server RSS after the run: {} MB",
-            args.label,
+            args.target.label,
             rss / 1024
         );
     }

@@ -6,27 +6,23 @@
 //! Prints Markdown table rows. `bench/run.sh fanout` runs it on PostgreSQL and SQLite.
 
 use std::{
-    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use roster_bench::{Fixture, Job, millis, percentile, run_jobs};
+use roster_bench::{Fixture, Job, Target, millis, percentile, run_jobs};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 use uuid::Uuid;
 
+/// `sectionSeats` fan-out to many WebSocket subscribers, and a burst with a stalled one.
 #[derive(Parser)]
 struct Args {
-    #[arg(long)]
-    database_url: String,
-    #[arg(long)]
-    label: String,
-    #[arg(long, default_value = "target/release/roster")]
-    roster: PathBuf,
+    #[command(flatten)]
+    target: Target,
     /// Subscriber counts, one figure each.
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     subscribers: Vec<usize>,
@@ -45,14 +41,14 @@ const SEATS: &str = "subscription($s: UUID!) { sectionSeats(sectionId: $s) { reg
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let students = args.changes.max(args.burst);
-    let fixture = Fixture::prepare(&args.roster, &args.database_url, students).await?;
+    let fixture = Fixture::prepare(&args.target, students).await?;
     let (tokens, server) = (&fixture.tokens, &fixture.server);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_kb = server.rss_kb().unwrap_or(0);
     let ws_url = format!("{}/graphql/ws", server.base.replace("http", "ws"));
     let http = reqwest::Client::new();
 
-    println!("\n### Fan-out on {}\n", args.label);
+    println!("\n### Fan-out on {}\n", args.target.label);
     println!(
         "| database | subscribers | connected | seconds to subscribe all | receipts | p50 ms | p99 ms | max ms | missed | RSS idle MB | RSS subscribed MB | KB per subscriber |"
     );
@@ -137,7 +133,7 @@ async fn main() -> anyhow::Result<()> {
         latencies.sort_unstable();
         println!(
             "| {} | {n} | {connected} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {missing} | {} | {} | {:.1} |",
-            args.label,
+            args.target.label,
             subscribe_secs,
             latencies.len(),
             millis(percentile(&latencies, 0.50)),
@@ -156,7 +152,7 @@ async fn main() -> anyhow::Result<()> {
     // A burst of enrollments with no subscriber, then with one that never reads.
     println!(
         "\n### A burst of {} enrollments on {} (8 clients)\n",
-        args.burst, args.label
+        args.burst, args.target.label
     );
     println!("| subscriber | requests | enrollments/s | p50 ms | p99 ms | errors |");
     println!("|---|---|---|---|---|---|");

@@ -4,25 +4,21 @@
 
 use std::{
     collections::BTreeMap,
-    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use clap::Parser;
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use roster_bench::{Fixture, millis, percentile};
+use roster_bench::{Fixture, Target, millis, percentile};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+/// A bounded mixed load of reads and writes; fails on any unexpected outcome.
 #[derive(Parser)]
 struct Args {
-    #[arg(long)]
-    database_url: String,
-    #[arg(long)]
-    label: String,
-    #[arg(long, default_value = "target/release/roster")]
-    roster: PathBuf,
+    #[command(flatten)]
+    target: Target,
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
@@ -39,7 +35,7 @@ const WITHDRAW: &str = "mutation($e: UUID!) { withdraw(enrollmentId: $e) { statu
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let fixture = Fixture::prepare(&args.roster, &args.database_url, 2000).await?;
+    let fixture = Fixture::prepare(&args.target, 2000).await?;
     let sections = Arc::new(fixture.sections(40).await?);
     let tokens = Arc::new(fixture.tokens.clone());
     let url = format!("{}/graphql", fixture.server.base);
@@ -123,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     println!(
         "| {} | {} | {:.0} s | {} | {:.0} | {:.1} | {:.1} | {} | {} |",
-        args.label,
+        args.target.label,
         args.concurrency,
         elapsed,
         latencies.len(),
