@@ -32,6 +32,7 @@ use tower_http::{
 };
 
 use crate::{
+    answers::{Answers, Reusable},
     auth::{self, TokenKeys},
     clock::Clock,
     events::{self, Bus},
@@ -62,6 +63,8 @@ pub struct AppState {
     pub cors_origins: Vec<String>,
     /// What one request may ask.
     pub limits: Limits,
+    /// Answers to anonymous queries, kept while the database has not changed.
+    pub answers: Answers,
     /// The PostgreSQL change listener, stopped with the state.
     listener: Mutex<Option<JoinHandle<()>>>,
     /// Set once the server begins to shut down: WebSocket connections then close.
@@ -76,6 +79,8 @@ pub struct Settings {
     pub slow_operation: Duration,
     pub cors_origins: Vec<String>,
     pub limits: Limits,
+    /// Whether answers to anonymous queries are cached (see [`crate::answers`]).
+    pub response_cache: bool,
 }
 
 impl Default for Settings {
@@ -85,6 +90,7 @@ impl Default for Settings {
             slow_operation: Duration::from_millis(500),
             cors_origins: Vec::new(),
             limits: Limits::default(),
+            response_cache: true,
         }
     }
 }
@@ -113,6 +119,7 @@ impl AppState {
                 settings.slow_operation,
                 &settings.limits,
             ),
+            answers: Answers::new(&db, settings.response_cache),
             db,
             keys,
             max_page_size: settings.max_page_size,
@@ -142,6 +149,18 @@ impl AppState {
     /// A missing header runs the requests anonymously; an invalid one answers every request with
     /// `UNAUTHENTICATED` without running it.
     pub async fn execute(&self, batch: BatchRequest, authorization: Option<&str>) -> BatchResponse {
+        self.execute_tracked(batch, authorization, &Reusable::new())
+            .await
+    }
+
+    /// [`AppState::execute`], with `reusable` cleared by any resolver whose result depends on
+    /// more than the database.
+    pub async fn execute_tracked(
+        &self,
+        batch: BatchRequest,
+        authorization: Option<&str>,
+        reusable: &Reusable,
+    ) -> BatchResponse {
         let viewer = match auth::viewer_from_header(&self.db, &self.keys, authorization).await {
             Ok(viewer) => viewer,
             Err(err) => {
@@ -159,6 +178,7 @@ impl AppState {
                 RequestContext::new(self.db.clone(), viewer.clone(), self.max_page_size);
             context.clock = self.clock.clone();
             context.bus = self.bus.clone();
+            context.reusable = reusable.clone();
             context
         };
         match batch {

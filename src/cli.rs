@@ -262,6 +262,7 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
             timeout: config.request_timeout,
             introspection: config.introspection,
         },
+        response_cache: config.response_cache,
     };
     let state = AppState::with_settings(db, keys, settings);
     state.listen_for_changes(&db_config.database_url).await?;

@@ -116,6 +116,11 @@ pub struct ServeConfig {
     /// Whether the schema answers introspection (GraphiQL and code generators need it).
     #[arg(long, env = "ROSTER_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,
+
+    /// Whether whole answers to anonymous queries are kept and served again while the database
+    /// has not changed (checked on every request, so never stale).
+    #[arg(long, env = "ROSTER_RESPONSE_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub response_cache: bool,
 }
 
 impl DbConfig {

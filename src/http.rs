@@ -9,6 +9,8 @@
 //!   With `application/json` every GraphQL response is 200, for older clients.
 //! - `POST` needs `Content-Type: application/json` (415 otherwise); a body that is not a GraphQL
 //!   request is 400. `GET` runs queries only: a mutation there is 405 with `Allow: POST`.
+//! - An anonymous query (a single one, POSTed as JSON or sent with GET) may be answered from the
+//!   response cache, which is exact: see [`crate::answers`].
 
 use std::sync::Arc;
 
@@ -18,12 +20,17 @@ use async_graphql::{
 };
 use async_graphql_axum::{GraphQLBatchRequest, rejection::GraphQLRejection};
 use axum::{
+    body::{Body, Bytes},
     extract::{FromRequest, Request, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
-use crate::{app::AppState, graphql::limits};
+use crate::{
+    answers::{Key, Lookup, Reusable, Version},
+    app::AppState,
+    graphql::limits,
+};
 
 /// The two response media types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,11 +54,15 @@ impl Media {
         }
     }
 
-    fn content_type(self) -> HeaderValue {
-        HeaderValue::from_static(match self {
+    fn name(self) -> &'static str {
+        match self {
             Self::GraphqlResponseJson => "application/graphql-response+json; charset=utf-8",
             Self::Json => "application/json; charset=utf-8",
-        })
+        }
+    }
+
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(self.name())
     }
 }
 
@@ -94,7 +105,8 @@ pub async fn post(State(state): State<Arc<AppState>>, request: Request) -> Respo
             ),
         );
     }
-    run(&state, request, media).await
+    let cacheable = content_type.starts_with("application/json");
+    run(&state, request, media, cacheable).await
 }
 
 /// `GET /graphql?query=…&operationName=…&variables=…&extensions=…` (browsers get GraphiQL
@@ -117,12 +129,82 @@ pub async fn get(State(state): State<Arc<AppState>>, request: Request) -> Respon
         return response;
     }
     let authorization = bearer(request.headers());
-    respond(
-        state
-            .execute(BatchRequest::Single(single), authorization.as_deref())
-            .await,
+    let key = (authorization.is_none() && state.answers.enabled()).then(|| Key {
+        media: media.name(),
+        request: Bytes::copy_from_slice(request.uri().query().unwrap_or_default().as_bytes()),
+    });
+    let store = match key {
+        Some(key) => match state.answers.lookup(&key).await {
+            Lookup::Hit(body) => return cached(body, media),
+            Lookup::Miss(version) => Some((key, version)),
+            Lookup::Unavailable => None,
+        },
+        None => None,
+    };
+    answer(
+        &state,
+        BatchRequest::Single(single),
+        authorization.as_deref(),
         media,
+        store,
     )
+    .await
+}
+
+/// Runs `batch` and answers it; with `store`, keeps the answer if it may be reused.
+async fn answer(
+    state: &AppState,
+    batch: BatchRequest,
+    authorization: Option<&str>,
+    media: Media,
+    store: Option<(Key, Version)>,
+) -> Response {
+    let Some((key, version)) = store else {
+        return respond(state.execute(batch, authorization).await, media);
+    };
+    let query_only = match &batch {
+        BatchRequest::Single(single) => is_query(single),
+        BatchRequest::Batch(_) => false,
+    };
+    let reusable = Reusable::new();
+    let response = state.execute_tracked(batch, authorization, &reusable).await;
+    let keep = query_only
+        && reusable.get()
+        && matches!(&response, BatchResponse::Single(single)
+            if single.errors.is_empty() && single.http_headers.is_empty());
+    let response = respond(response, media);
+    if !keep {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => {
+            state.answers.store(key, version, bytes.clone());
+            let mut response = Response::from_parts(parts, Body::from(bytes));
+            response
+                .headers_mut()
+                .insert(X_CACHE, HeaderValue::from_static("miss"));
+            response
+        }
+        Err(_) => failure(
+            media,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the answer was lost",
+        ),
+    }
+}
+
+/// Says whether an answer came from the response cache (`hit`) or was computed and kept
+/// (`miss`); absent when the answer could not be kept.
+pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+
+/// A stored answer: always a 200 with data and no errors.
+fn cached(body: Bytes, media: Media) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, media.content_type());
+    headers.insert(X_CACHE, HeaderValue::from_static("hit"));
+    response
 }
 
 /// The GraphQL request in a GET query string, with the specification's parameter names.
@@ -170,8 +252,37 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn run(state: &AppState, request: Request, media: Media) -> Response {
+async fn run(state: &AppState, request: Request, media: Media, json: bool) -> Response {
     let authorization = bearer(request.headers());
+    let mut store = None;
+    let mut request = request;
+    if json && authorization.is_none() && state.answers.enabled() {
+        let (parts, body) = request.into_parts();
+        let bytes = match axum::body::to_bytes(body, state.limits.body_bytes).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                return limit_failure(
+                    media,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "bodyBytes",
+                    &format!(
+                        "the request body is larger than the {}-byte limit",
+                        state.limits.body_bytes
+                    ),
+                );
+            }
+        };
+        let key = Key {
+            media: media.name(),
+            request: bytes.clone(),
+        };
+        match state.answers.lookup(&key).await {
+            Lookup::Hit(body) => return cached(body, media),
+            Lookup::Miss(version) => store = Some((key, version)),
+            Lookup::Unavailable => {}
+        }
+        request = Request::from_parts(parts, Body::from(bytes));
+    }
     let batch = match GraphQLBatchRequest::<GraphQLRejection>::from_request(request, &()).await {
         Ok(batch) => batch.into_inner(),
         Err(rejection) => {
@@ -196,7 +307,7 @@ async fn run(state: &AppState, request: Request, media: Media) -> Response {
             ),
         );
     }
-    respond(state.execute(batch, authorization.as_deref()).await, media)
+    answer(state, batch, authorization.as_deref(), media, store).await
 }
 
 /// Whether the operation the request selects is a mutation. A document that does not parse is
@@ -210,6 +321,24 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
         operation.node.ty == OperationType::Mutation
             && (wanted.is_none() || name.map(|n| n.as_str()) == wanted)
     })
+}
+
+/// Whether the request's document parses and the operation it selects is a query. Only the
+/// answers to those are kept; a request with a persisted query's hash instead of a document is
+/// answered but not kept.
+fn is_query(request: &async_graphql::Request) -> bool {
+    let Ok(document) = parse_query(&request.query) else {
+        return false;
+    };
+    let wanted = request.operation_name.as_deref();
+    let mut selected = document
+        .operations
+        .iter()
+        .filter(|(name, _)| wanted.is_none() || name.map(|n| n.as_str()) == wanted);
+    match (selected.next(), selected.next()) {
+        (Some((_, operation)), None) => operation.node.ty == OperationType::Query,
+        _ => false,
+    }
 }
 
 /// Whether a response failed before execution: no data, and errors with no path.
@@ -239,21 +368,24 @@ fn respond(response: BatchResponse, media: Media) -> Response {
                 StatusCode::OK
             };
             let headers = single.http_headers.clone();
-            let mut body = serde_json::to_value(&single).unwrap_or_default();
-            if status != StatusCode::OK
-                && let Some(object) = body.as_object_mut()
-            {
-                object.remove("data");
-            }
+            let body = if status == StatusCode::OK {
+                serde_json::to_vec(&single).unwrap_or_default()
+            } else {
+                let mut body = serde_json::to_value(&single).unwrap_or_default();
+                if let Some(object) = body.as_object_mut() {
+                    object.remove("data");
+                }
+                body.to_string().into_bytes()
+            };
             (status, body, headers)
         }
         BatchResponse::Batch(many) => (
             StatusCode::OK,
-            serde_json::to_value(&many).unwrap_or_default(),
+            serde_json::to_vec(&many).unwrap_or_default(),
             HeaderMap::new(),
         ),
     };
-    let mut response = (status, body.to_string()).into_response();
+    let mut response = (status, body).into_response();
     response.headers_mut().extend(extra_headers);
     response
         .headers_mut()

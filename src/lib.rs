@@ -3,6 +3,7 @@
 //! `main.rs` only parses the command line; everything it runs lives here so that the tests drive
 //! the very same [`app`] the binary serves.
 
+pub mod answers;
 pub mod app;
 pub mod auth;
 pub mod cli;

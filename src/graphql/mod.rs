@@ -19,6 +19,7 @@ use async_graphql::{
 use sea_orm::DatabaseConnection;
 
 use crate::{
+    answers::Reusable,
     auth::Viewer,
     clock::Clock,
     error::ApiError,
@@ -87,6 +88,8 @@ pub struct RequestContext {
     pub clock: Clock,
     /// Where committed changes are announced to this replica's subscriptions.
     pub bus: Bus,
+    /// Cleared when the answer depends on more than the database (see [`crate::answers`]).
+    pub reusable: Reusable,
 }
 
 impl RequestContext {
@@ -105,6 +108,7 @@ impl RequestContext {
             max_page_size,
             clock: Clock::default(),
             bus: Bus::default(),
+            reusable: Reusable::new(),
         }
     }
 

@@ -268,7 +268,9 @@ impl Certification {
     }
 
     /// Whether it has not expired yet.
-    async fn is_valid(&self) -> bool {
-        self.0.expires_at.is_none_or(|e| e > Utc::now())
+    async fn is_valid(&self, ctx: &Context<'_>) -> Result<bool> {
+        // Time passes without the database changing: this answer cannot be reused.
+        request(ctx)?.reusable.forbid();
+        Ok(self.0.expires_at.is_none_or(|e| e > Utc::now()))
     }
 }
