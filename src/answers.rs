@@ -154,23 +154,24 @@ impl Answers {
     /// otherwise the version to store a fresh answer under.
     pub async fn lookup(&self, key: &Key) -> Lookup {
         let Some(now) = self.version().await else {
-            metrics::counter!("roster_answer_cache_total", "outcome" => "unavailable").increment(1);
+            metrics::counter!("roster_response_cache_total", "outcome" => "unavailable")
+                .increment(1);
             return Lookup::Unavailable;
         };
         let mut entries = self.entries.lock().expect("answer cache lock");
         match entries.0.get(key).cloned() {
             Some(entry) if now.unchanged_since(&entry.version) => {
-                metrics::counter!("roster_answer_cache_total", "outcome" => "hit").increment(1);
+                metrics::counter!("roster_response_cache_total", "outcome" => "hit").increment(1);
                 Lookup::Hit(entry.body.clone())
             }
             Some(entry) => {
                 entries.0.remove(key);
                 entries.1 -= entry.body.len();
-                metrics::counter!("roster_answer_cache_total", "outcome" => "stale").increment(1);
+                metrics::counter!("roster_response_cache_total", "outcome" => "stale").increment(1);
                 Lookup::Miss(now)
             }
             None => {
-                metrics::counter!("roster_answer_cache_total", "outcome" => "miss").increment(1);
+                metrics::counter!("roster_response_cache_total", "outcome" => "miss").increment(1);
                 Lookup::Miss(now)
             }
         }
