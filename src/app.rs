@@ -69,6 +69,8 @@ pub struct AppState {
     listener: Mutex<Option<JoinHandle<()>>>,
     /// Set once the server begins to shut down: WebSocket connections then close.
     shutdown: watch::Sender<bool>,
+    /// WebSocket connections still open.
+    websockets: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// How a server is set up beyond its database and keys.
@@ -129,6 +131,7 @@ impl AppState {
             limits: settings.limits,
             listener: Mutex::default(),
             shutdown: watch::channel(false).0,
+            websockets: Arc::default(),
         })
     }
 
@@ -136,6 +139,13 @@ impl AppState {
     /// and ends.
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once every WebSocket connection has ended (after its close frame).
+    pub async fn websockets_closed(&self) {
+        while self.websockets.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Resolves once [`AppState::begin_shutdown`] was called.
@@ -346,6 +356,7 @@ async fn graphql_ws(
         .read_buffer_size(WS_BUFFER_BYTES)
         .write_buffer_size(WS_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
+            let _open = OpenWebSocket::new(&state.websockets);
             let (mut sink, stream) = socket.split();
             // Incoming messages stop at shutdown, which ends the connection's operations.
             let stopping = state.clone();
@@ -367,6 +378,22 @@ async fn graphql_ws(
             }
         })
         .into_response()
+}
+
+/// Counts a WebSocket connection as open for as long as it lives.
+struct OpenWebSocket(Arc<std::sync::atomic::AtomicUsize>);
+
+impl OpenWebSocket {
+    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(count.clone())
+    }
+}
+
+impl Drop for OpenWebSocket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The `Authorization` value a `connection_init` payload carries: `Authorization` or

@@ -278,8 +278,15 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
         state.shutting_down().await;
         tokio::time::sleep(config.shutdown_grace).await;
     };
+    // Upgraded WebSocket connections are no longer the HTTP server's: wait for them to have
+    // sent their close frames too.
+    let drained = async {
+        server.await?;
+        state.websockets_closed().await;
+        Ok::<_, std::io::Error>(())
+    };
     tokio::select! {
-        served = server => served?,
+        served = drained => served?,
         () = deadline => tracing::warn!(
             grace = ?config.shutdown_grace,
             "requests still in flight after the grace period; stopping anyway"

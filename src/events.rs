@@ -28,10 +28,7 @@ use std::{
     time::Duration,
 };
 
-use async_graphql::{
-    Response,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute},
-};
+use async_graphql::Response;
 use entity::{enrollment, enrollment_event, section, types::EnrollmentStatus};
 use sea_orm::{
     ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
@@ -246,55 +243,32 @@ impl AttemptScope {
     }
 }
 
-/// The schema extension that gives each request its notice buffer and, once the request has
-/// finished, counts the committed transitions and (SQLite, `local`) publishes the buffer to the
-/// bus. On PostgreSQL the notices reach the bus through `LISTEN`.
-pub struct Publish {
-    pub bus: Bus,
-    pub local: bool,
-}
-
-impl ExtensionFactory for Publish {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(PublishExtension {
-            bus: self.bus.clone(),
-            local: self.local,
-        })
-    }
-}
-
-struct PublishExtension {
-    bus: Bus,
+/// Runs `operation` with its own notice buffer and, once it has finished, counts the committed
+/// transitions and (SQLite, `local`) publishes the buffer to `bus`. On PostgreSQL the notices
+/// reach the bus through `LISTEN`.
+pub async fn published(
+    bus: &Bus,
     local: bool,
-}
-
-#[async_trait::async_trait]
-impl Extension for PublishExtension {
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let (response, pending) = PENDING
-            .scope(RefCell::new(Vec::new()), async {
-                let response = next.run(ctx, operation_name).await;
-                (response, PENDING.with(|p| p.take()))
-            })
-            .await;
-        for notice in pending {
-            if let Some(event) = &notice.event {
-                crate::metrics::record_transition(
-                    event.from.map(|s| s.to_value()).as_deref(),
-                    &event.to.to_value(),
-                );
-            }
-            if self.local {
-                self.bus.publish(notice);
-            }
+    operation: impl Future<Output = Response>,
+) -> Response {
+    let (response, pending) = PENDING
+        .scope(RefCell::new(Vec::new()), async {
+            let response = operation.await;
+            (response, PENDING.with(|p| p.take()))
+        })
+        .await;
+    for notice in pending {
+        if let Some(event) = &notice.event {
+            crate::metrics::record_transition(
+                event.from.map(|s| s.to_value()).as_deref(),
+                &event.to.to_value(),
+            );
         }
-        response
+        if local {
+            bus.publish(notice);
+        }
     }
+    response
 }
 
 /// Listens on [`CHANNEL`] over one dedicated PostgreSQL connection and publishes every notice to

@@ -1,52 +1,19 @@
 //! Turns every error a response carries into one with a stable `extensions.code`.
 //!
 //! Resolvers return [`ApiError`] (through `?`), which async-graphql keeps as the error's source.
-//! This extension reads that source back: domain errors get their code (and details such as the
+//! [`normalize_all`] (run on every response by [`super::hooks`]) reads that source back: domain errors get their code (and details such as the
 //! offending field); anything else that reached a response, like a database error converted by
 //! async-graphql's blanket `From<Display>`, is logged with a correlation id and replaced by an
 //! opaque `INTERNAL` error, so no SQL or driver text reaches a client.
 
-use std::sync::Arc;
-
-use async_graphql::{
-    Response, ServerError, Value,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest, NextSubscribe},
-    futures_util::stream::{BoxStream, StreamExt},
-};
+use async_graphql::{Response, ServerError, Value};
 use uuid::Uuid;
 
 use crate::error::ApiError;
 
-/// The extension to register on the schema.
-pub struct ErrorMapping;
-
-impl ExtensionFactory for ErrorMapping {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorMapping)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for ErrorMapping {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        response.errors.iter_mut().for_each(normalize);
-        response
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        next.run(ctx, stream)
-            .map(|mut response| {
-                response.errors.iter_mut().for_each(normalize);
-                response
-            })
-            .boxed()
-    }
+/// Gives every error of `response` a stable code (see the module documentation).
+pub fn normalize_all(response: &mut Response) {
+    response.errors.iter_mut().for_each(normalize);
 }
 
 /// A GraphQL error for `err`, for failures that happen before execution (authentication).

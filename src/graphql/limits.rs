@@ -3,11 +3,10 @@
 //! and aliases (checked here on the parsed document), and, in the HTTP layer, body size, batch
 //! size and time.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use async_graphql::{
-    ServerError, ServerResult, Variables,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery},
+    ServerError, ServerResult,
     parser::types::{ExecutableDocument, Selection, SelectionSet},
 };
 
@@ -56,70 +55,42 @@ pub fn exceeded(limit: &str, message: impl Into<String>) -> ServerError {
     error
 }
 
-/// Checks root fields and aliases once the document is parsed.
-pub struct ShapeLimits {
-    pub root_fields: usize,
-    pub aliases: usize,
-}
-
-impl ExtensionFactory for ShapeLimits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ShapeLimitsExtension {
-            root_fields: self.root_fields,
-            aliases: self.aliases,
-        })
-    }
-}
-
-struct ShapeLimitsExtension {
+/// Checks the parsed document's root fields (per operation) and aliases (in all).
+///
+/// # Errors
+/// `LIMIT_EXCEEDED` naming `rootFields` or `aliases`.
+pub fn check_shape(
+    document: &ExecutableDocument,
     root_fields: usize,
     aliases: usize,
-}
-
-#[async_trait::async_trait]
-impl Extension for ShapeLimitsExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next.run(ctx, query, variables).await?;
-        for (_, operation) in document.operations.iter() {
-            let roots = operation.node.selection_set.node.items.len();
-            if roots > self.root_fields {
-                return Err(exceeded(
-                    "rootFields",
-                    format!(
-                        "an operation selects {roots} root fields; the limit is {}",
-                        self.root_fields
-                    ),
-                ));
-            }
-        }
-        let aliases: usize = document
-            .operations
-            .iter()
-            .map(|(_, op)| count_aliases(&op.node.selection_set.node))
-            .chain(
-                document
-                    .fragments
-                    .values()
-                    .map(|f| count_aliases(&f.node.selection_set.node)),
-            )
-            .sum();
-        if aliases > self.aliases {
+) -> ServerResult<()> {
+    for (_, operation) in document.operations.iter() {
+        let roots = operation.node.selection_set.node.items.len();
+        if roots > root_fields {
             return Err(exceeded(
-                "aliases",
-                format!(
-                    "the document uses {aliases} aliases; the limit is {}",
-                    self.aliases
-                ),
+                "rootFields",
+                format!("an operation selects {roots} root fields; the limit is {root_fields}"),
             ));
         }
-        Ok(document)
     }
+    let used: usize = document
+        .operations
+        .iter()
+        .map(|(_, op)| count_aliases(&op.node.selection_set.node))
+        .chain(
+            document
+                .fragments
+                .values()
+                .map(|f| count_aliases(&f.node.selection_set.node)),
+        )
+        .sum();
+    if used > aliases {
+        return Err(exceeded(
+            "aliases",
+            format!("the document uses {used} aliases; the limit is {aliases}"),
+        ));
+    }
+    Ok(())
 }
 
 fn count_aliases(set: &SelectionSet) -> usize {

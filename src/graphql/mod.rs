@@ -1,6 +1,7 @@
 //! The GraphQL schema: roots split per domain, types wrapping entity models, per-request loaders.
 
 pub mod errors;
+mod hooks;
 pub mod limits;
 pub mod loaders;
 mod mutation;
@@ -19,11 +20,7 @@ use async_graphql::{
 use sea_orm::DatabaseConnection;
 
 use crate::{
-    answers::Reusable,
-    auth::Viewer,
-    clock::Clock,
-    error::ApiError,
-    events::{Bus, Publish},
+    answers::Reusable, auth::Viewer, clock::Clock, error::ApiError, events::Bus,
     graphql::limits::Limits,
 };
 pub use mutation::MutationRoot;
@@ -52,16 +49,16 @@ pub fn build_schema_with(bus: Bus, local: bool, slow: Duration, limits: &Limits)
         MutationRoot::default(),
         SubscriptionRoot,
     )
-    .extension(observe::Observe { slow })
-    .extension(errors::ErrorMapping)
-    .extension(Publish { bus, local })
-    .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
-        PERSISTED_QUERIES,
-    )))
-    .extension(limits::ShapeLimits {
+    .extension(hooks::Hooks {
+        slow,
+        bus,
+        local,
         root_fields: limits.root_fields,
         aliases: limits.aliases,
     })
+    .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
+        PERSISTED_QUERIES,
+    )))
     .limit_depth(limits.depth)
     .limit_complexity(limits.complexity);
     if limits.introspection {

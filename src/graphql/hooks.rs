@@ -1,0 +1,93 @@
+//! Roster's hooks around every operation, as one schema extension.
+//!
+//! async-graphql wraps the resolution of every field in every registered extension, whether or
+//! not the extension looks at fields. A discovery page resolves a few thousand fields, so the
+//! hooks share one extension: errors get their codes ([`super::errors`]), documents are checked
+//! against the shape limits ([`super::limits`]), operations are observed
+//! ([`super::observe`]) and their committed changes published ([`crate::events`]).
+
+use std::{sync::Arc, time::Duration};
+
+use async_graphql::{
+    Response, ServerResult, Variables,
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest,
+        NextSubscribe,
+    },
+    futures_util::stream::{BoxStream, StreamExt},
+    parser::types::ExecutableDocument,
+};
+
+use super::{errors, limits, observe};
+use crate::events::{self, Bus};
+
+/// The extension to register on the schema.
+#[derive(Clone)]
+pub struct Hooks {
+    /// Operations slower than this are logged.
+    pub slow: Duration,
+    /// Where committed changes go.
+    pub bus: Bus,
+    /// Whether this process publishes its own changes (SQLite) rather than hearing them
+    /// through `LISTEN` (PostgreSQL).
+    pub local: bool,
+    /// Most root fields per operation.
+    pub root_fields: usize,
+    /// Most aliases per document.
+    pub aliases: usize,
+}
+
+impl ExtensionFactory for Hooks {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(self.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for Hooks {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        errors::normalize_all(&mut response);
+        response
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        next.run(ctx, stream)
+            .map(|mut response| {
+                errors::normalize_all(&mut response);
+                response
+            })
+            .boxed()
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next.run(ctx, query, variables).await?;
+        limits::check_shape(&document, self.root_fields, self.aliases)?;
+        Ok(document)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        observe::observed(
+            operation_name,
+            self.slow,
+            events::published(&self.bus, self.local, next.run(ctx, operation_name)),
+        )
+        .await
+    }
+}
