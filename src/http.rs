@@ -95,15 +95,7 @@ pub async fn post(State(state): State<Arc<AppState>>, request: Request) -> Respo
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if length.is_some_and(|n| n > state.limits.body_bytes) {
-        return limit_failure(
-            media,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "bodyBytes",
-            &format!(
-                "the request body is larger than the {}-byte limit",
-                state.limits.body_bytes
-            ),
-        );
+        return body_too_large(media, state.limits.body_bytes);
     }
     let cacheable = content_type.starts_with("application/json");
     run(&state, request, media, cacheable).await
@@ -134,10 +126,9 @@ pub async fn get(State(state): State<Arc<AppState>>, request: Request) -> Respon
         request: Bytes::copy_from_slice(request.uri().query().unwrap_or_default().as_bytes()),
     });
     let store = match key {
-        Some(key) => match state.answers.lookup(&key).await {
-            Lookup::Hit(body) => return cached(body, media),
-            Lookup::Miss(version) => Some((key, version)),
-            Lookup::Unavailable => None,
+        Some(key) => match consult(&state, key, media).await {
+            Ok(store) => store,
+            Err(hit) => return hit,
         },
         None => None,
     };
@@ -149,6 +140,20 @@ pub async fn get(State(state): State<Arc<AppState>>, request: Request) -> Respon
         store,
     )
     .await
+}
+
+/// Looks `key` up in the response cache: `Err` is the stored answer to send; `Ok` says what to
+/// keep a fresh answer under, if anything.
+async fn consult(
+    state: &AppState,
+    key: Key,
+    media: Media,
+) -> Result<Option<(Key, Version)>, Response> {
+    match state.answers.lookup(&key).await {
+        Lookup::Hit(body) => Err(cached(body, media)),
+        Lookup::Miss(version) => Ok(Some((key, version))),
+        Lookup::Unavailable => Ok(None),
+    }
 }
 
 /// Runs `batch` and answers it; with `store`, keeps the answer if it may be reused.
@@ -172,26 +177,17 @@ async fn answer(
         && reusable.get()
         && matches!(&response, BatchResponse::Single(single)
             if single.errors.is_empty() && single.http_headers.is_empty());
-    let response = respond(response, media);
     if !keep {
-        return response;
+        return respond(response, media);
     }
-    let (parts, body) = response.into_parts();
-    match axum::body::to_bytes(body, usize::MAX).await {
-        Ok(bytes) => {
-            state.answers.store(key, version, bytes.clone());
-            let mut response = Response::from_parts(parts, Body::from(bytes));
-            response
-                .headers_mut()
-                .insert(X_CACHE, HeaderValue::from_static("miss"));
-            response
-        }
-        Err(_) => failure(
-            media,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the answer was lost",
-        ),
-    }
+    let (status, headers, body) = render(response, media);
+    let body = Bytes::from(body);
+    state.answers.store(key, version, body.clone());
+    let mut response = into_response(status, headers, body, media);
+    response
+        .headers_mut()
+        .insert(X_CACHE, HeaderValue::from_static("miss"));
+    response
 }
 
 /// Says whether an answer came from the response cache (`hit`) or was computed and kept
@@ -200,10 +196,10 @@ pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 /// A stored answer: always a 200 with data and no errors.
 fn cached(body: Bytes, media: Media) -> Response {
-    let mut response = (StatusCode::OK, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, media.content_type());
-    headers.insert(X_CACHE, HeaderValue::from_static("hit"));
+    let mut response = into_response(StatusCode::OK, HeaderMap::new(), body, media);
+    response
+        .headers_mut()
+        .insert(X_CACHE, HeaderValue::from_static("hit"));
     response
 }
 
@@ -260,27 +256,16 @@ async fn run(state: &AppState, request: Request, media: Media, json: bool) -> Re
         let (parts, body) = request.into_parts();
         let bytes = match axum::body::to_bytes(body, state.limits.body_bytes).await {
             Ok(bytes) => bytes,
-            Err(_) => {
-                return limit_failure(
-                    media,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "bodyBytes",
-                    &format!(
-                        "the request body is larger than the {}-byte limit",
-                        state.limits.body_bytes
-                    ),
-                );
-            }
+            Err(_) => return body_too_large(media, state.limits.body_bytes),
         };
         let key = Key {
             media: media.name(),
             request: bytes.clone(),
         };
-        match state.answers.lookup(&key).await {
-            Lookup::Hit(body) => return cached(body, media),
-            Lookup::Miss(version) => store = Some((key, version)),
-            Lookup::Unavailable => {}
-        }
+        store = match consult(state, key, media).await {
+            Ok(store) => store,
+            Err(hit) => return hit,
+        };
         request = Request::from_parts(parts, Body::from(bytes));
     }
     let batch = match GraphQLBatchRequest::<GraphQLRejection>::from_request(request, &()).await {
@@ -310,35 +295,32 @@ async fn run(state: &AppState, request: Request, media: Media, json: bool) -> Re
     answer(state, batch, authorization.as_deref(), media, store).await
 }
 
+/// The types of the operations `request` may select: the one named by `operationName`, or every
+/// operation of the document when it names none. Empty when the document does not parse.
+fn selected_operations(request: &async_graphql::Request) -> Vec<OperationType> {
+    let Ok(document) = parse_query(&request.query) else {
+        return Vec::new();
+    };
+    let wanted = request.operation_name.as_deref();
+    document
+        .operations
+        .iter()
+        .filter(|(name, _)| wanted.is_none() || name.map(|n| n.as_str()) == wanted)
+        .map(|(_, operation)| operation.node.ty)
+        .collect()
+}
+
 /// Whether the operation the request selects is a mutation. A document that does not parse is
 /// left to execution, which reports it.
 fn is_mutation(request: &async_graphql::Request) -> bool {
-    let Ok(document) = parse_query(&request.query) else {
-        return false;
-    };
-    let wanted = request.operation_name.as_deref();
-    document.operations.iter().any(|(name, operation)| {
-        operation.node.ty == OperationType::Mutation
-            && (wanted.is_none() || name.map(|n| n.as_str()) == wanted)
-    })
+    selected_operations(request).contains(&OperationType::Mutation)
 }
 
-/// Whether the request's document parses and the operation it selects is a query. Only the
+/// Whether the request's document parses and selects exactly one operation, a query. Only the
 /// answers to those are kept; a request with a persisted query's hash instead of a document is
 /// answered but not kept.
 fn is_query(request: &async_graphql::Request) -> bool {
-    let Ok(document) = parse_query(&request.query) else {
-        return false;
-    };
-    let wanted = request.operation_name.as_deref();
-    let mut selected = document
-        .operations
-        .iter()
-        .filter(|(name, _)| wanted.is_none() || name.map(|n| n.as_str()) == wanted);
-    match (selected.next(), selected.next()) {
-        (Some((_, operation)), None) => operation.node.ty == OperationType::Query,
-        _ => false,
-    }
+    selected_operations(request) == [OperationType::Query]
 }
 
 /// Whether a response failed before execution: no data, and errors with no path.
@@ -349,7 +331,13 @@ fn failed_before_execution(response: &GqlResponse) -> bool {
 }
 
 fn respond(response: BatchResponse, media: Media) -> Response {
-    let (status, body, extra_headers) = match response {
+    let (status, headers, body) = render(response, media);
+    into_response(status, headers, body, media)
+}
+
+/// The status, extra headers and body that answer `response` as `media`.
+fn render(response: BatchResponse, media: Media) -> (StatusCode, HeaderMap, Vec<u8>) {
+    match response {
         BatchResponse::Single(single) => {
             let early = failed_before_execution(&single);
             let status = if media == Media::GraphqlResponseJson && early {
@@ -377,20 +365,38 @@ fn respond(response: BatchResponse, media: Media) -> Response {
                 }
                 body.to_string().into_bytes()
             };
-            (status, body, headers)
+            (status, headers, body)
         }
         BatchResponse::Batch(many) => (
             StatusCode::OK,
-            serde_json::to_vec(&many).unwrap_or_default(),
             HeaderMap::new(),
+            serde_json::to_vec(&many).unwrap_or_default(),
         ),
-    };
-    let mut response = (status, body).into_response();
-    response.headers_mut().extend(extra_headers);
+    }
+}
+
+fn into_response(
+    status: StatusCode,
+    headers: HeaderMap,
+    body: impl Into<Body>,
+    media: Media,
+) -> Response {
+    let mut response = (status, body.into()).into_response();
+    response.headers_mut().extend(headers);
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, media.content_type());
     response
+}
+
+/// A body over the `bodyBytes` limit: 413.
+fn body_too_large(media: Media, limit: usize) -> Response {
+    limit_failure(
+        media,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "bodyBytes",
+        &format!("the request body is larger than the {limit}-byte limit"),
+    )
 }
 
 /// A request refused for exceeding `limit`: `LIMIT_EXCEEDED` with `extensions.limit`.
@@ -443,5 +449,15 @@ mod tests {
         assert!(is_mutation(&async_graphql::Request::new("mutation { a }")));
         assert!(!is_mutation(&async_graphql::Request::new("{ a }")));
         assert!(!is_mutation(&async_graphql::Request::new("{ a(")));
+
+        assert!(is_query(&request(Some("Q"))));
+        assert!(!is_query(&request(Some("M"))));
+        assert!(!is_query(&request(None)), "two operations and none named");
+        assert!(is_query(&async_graphql::Request::new("{ a }")));
+        assert!(!is_query(&async_graphql::Request::new("{ a(")));
+        assert!(
+            !is_query(&async_graphql::Request::new("")),
+            "a persisted query's hash only"
+        );
     }
 }

@@ -59,14 +59,19 @@ impl Server {
         bail!("roster serve did not become healthy within 30 s")
     }
 
-    /// The server's resident set size in kB, read from `/proc`.
+    /// The server's resident set size in kB.
     pub fn rss_kb(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        rss_kb(self.child.id())
     }
+}
+
+/// A process's resident set size in kB, read from `/proc`.
+pub fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 impl Drop for Server {

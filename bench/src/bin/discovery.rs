@@ -145,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
     let server = Server::start(&args.target.roster, &args.target.database_url, SECRET).await?;
     let startup = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle_rss = server.rss_kb().map(|kb| kb as f64 / 1024.0);
+    let idle_rss = mb(server.rss_kb());
     eprintln!(
         "{}: seeded {seeded}, serving after {:.0} ms, idle RSS {:.1} MB",
         args.target.label,
@@ -224,7 +224,9 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             figure.system = "PostGraphile (anchor)".into();
-            figure.rss_mb = args.anchor_pid.and_then(rss_mb);
+            figure.rss_mb = args
+                .anchor_pid
+                .and_then(|pid| mb(roster_bench::rss_kb(pid)));
             println!("{}", figure.row());
             figures.push(figure);
         }
@@ -242,7 +244,7 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             figure.system = format!("Roster on {}", args.target.label);
-            figure.rss_mb = server.rss_kb().map(|kb| kb as f64 / 1024.0);
+            figure.rss_mb = mb(server.rss_kb());
             println!("{}", figure.row());
             figures.push(figure);
         }
@@ -259,7 +261,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
         figure.system = format!("Roster on {}", args.target.label);
-        figure.rss_mb = server.rss_kb().map(|kb| kb as f64 / 1024.0);
+        figure.rss_mb = mb(server.rss_kb());
         println!("{}", figure.row());
         figures.push(figure);
     }
@@ -270,7 +272,7 @@ async fn main() -> anyhow::Result<()> {
         args.target.label,
         millis(startup),
         idle_rss.unwrap_or(0.0),
-        server.rss_kb().map_or(0.0, |kb| kb as f64 / 1024.0)
+        mb(server.rss_kb()).unwrap_or(0.0)
     );
     let anchor: Vec<(usize, f64, f64)> = if args.anchor_url.is_some() {
         let measured: Vec<_> = figures
@@ -573,13 +575,9 @@ fn parse_wrk(text: &str) -> anyhow::Result<WrkRun> {
     }
 }
 
-fn rss_mb(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
+/// kB to MB.
+fn mb(kb: Option<u64>) -> Option<f64> {
+    kb.map(|kb| kb as f64 / 1024.0)
 }
 
 /// Each client is one student: enroll in a random section, then withdraw what it got, until
