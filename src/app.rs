@@ -22,7 +22,6 @@ use axum::{
     routing::get,
 };
 use futures_util::{SinkExt, StreamExt};
-use sea_orm::{DatabaseBackend, DatabaseConnection};
 use tokio::{sync::watch, task::JoinHandle};
 use tower_http::{
     compression::CompressionLayer,
@@ -31,41 +30,44 @@ use tower_http::{
     trace::TraceLayer,
 };
 
+use anyhow::Context as _;
+use migration::{Migrator, MigratorTrait};
+
 use crate::{
-    answers::{Answers, Reusable},
     auth::{self, TokenKeys},
     clock::Clock,
+    config::DbConfig,
+    db,
     events::{self, Bus},
     graphiql,
     graphql::{
-        self, AppSchema, RequestContext,
+        self, AppSchema, Caching, RequestContext,
         errors::to_server_error,
         limits::{self, Limits},
     },
     http,
+    response_cache::{ResponseCache, Reusable},
+    store::Store,
 };
 
-/// What every request shares.
-pub struct AppState {
-    /// The connection pool; cloning it is cheap and shares the pool.
-    pub db: DatabaseConnection,
+/// The application: what every request shares. Built once by [`App::build`], for `roster
+/// serve` and for the tests alike.
+pub struct App {
+    /// The database, the clock and the bus that the services run on.
+    pub store: Store,
     /// Signs and checks bearer tokens.
     pub keys: TokenKeys,
     /// The schema's shape; each request gets its own [`RequestContext`].
     pub schema: AppSchema,
     /// Largest `first` a connection field accepts.
     pub max_page_size: u64,
-    /// The time that time-based rules read; tests move it forward.
-    pub clock: Clock,
-    /// This replica's fan-out of committed changes to its subscriptions.
-    pub bus: Bus,
     /// Cross-origin browsers allowed to call the API (`*` for any); none means same-origin only.
     pub cors_origins: Vec<String>,
     /// What one request may ask.
     pub limits: Limits,
     /// Answers to anonymous queries, kept while the database has not changed.
-    pub answers: Answers,
-    /// The PostgreSQL change listener, stopped with the state.
+    pub response_cache: ResponseCache,
+    /// The PostgreSQL change listener, stopped with the app.
     listener: Mutex<Option<JoinHandle<()>>>,
     /// Set once the server begins to shut down: WebSocket connections then close.
     shutdown: watch::Sender<bool>,
@@ -73,66 +75,72 @@ pub struct AppState {
     websockets: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-/// How a server is set up beyond its database and keys.
-#[derive(Clone, Debug)]
+/// Called for every statement the pool runs (tests count statements with it).
+pub type StatementHook = Arc<dyn Fn() + Send + Sync>;
+
+/// Everything [`App::build`] needs.
+#[derive(Clone)]
 pub struct Settings {
+    pub database: DbConfig,
+    pub keys: TokenKeys,
     pub max_page_size: u64,
     /// Operations slower than this are logged with their name.
     pub slow_operation: Duration,
     pub cors_origins: Vec<String>,
     pub limits: Limits,
-    /// Whether answers to anonymous queries are cached (see [`crate::answers`]).
+    /// Whether answers to anonymous queries are cached (see [`crate::response_cache`]).
     pub response_cache: bool,
+    /// The clock every time-dependent rule reads.
+    pub clock: Clock,
+    pub on_statement: Option<StatementHook>,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
+impl Settings {
+    /// The defaults of `roster serve` for this database and these keys.
+    pub fn new(database: DbConfig, keys: TokenKeys) -> Self {
         Self {
+            database,
+            keys,
             max_page_size: 100,
             slow_operation: Duration::from_millis(500),
             cors_origins: Vec::new(),
             limits: Limits::default(),
             response_cache: true,
+            clock: Clock::default(),
+            on_statement: None,
         }
     }
 }
 
-impl AppState {
-    pub fn new(db: DatabaseConnection, keys: TokenKeys, max_page_size: u64) -> Arc<Self> {
-        Self::with_settings(
-            db,
-            keys,
-            Settings {
-                max_page_size,
-                ..Settings::default()
-            },
-        )
-    }
-
-    pub fn with_settings(db: DatabaseConnection, keys: TokenKeys, settings: Settings) -> Arc<Self> {
-        let bus = Bus::default();
-        // On SQLite this process is the only writer and publishes its own changes; on
-        // PostgreSQL every replica hears them through LISTEN.
-        let local = db.get_database_backend() != DatabaseBackend::Postgres;
-        Arc::new(Self {
-            schema: graphql::build_schema_with(
-                bus.clone(),
-                local,
-                settings.slow_operation,
-                &settings.limits,
-            ),
-            answers: Answers::new(&db, settings.response_cache),
-            db,
-            keys,
+impl App {
+    /// Opens the database (creating a SQLite file if missing), migrates it, and, on PostgreSQL,
+    /// starts listening for the changes committed by every replica.
+    ///
+    /// # Errors
+    /// The database cannot be opened or migrated, or the listener cannot start within 10 s.
+    pub async fn build(settings: Settings) -> anyhow::Result<Arc<Self>> {
+        let url = &settings.database.database_url;
+        let mut db = db::connect(&settings.database)
+            .await
+            .with_context(|| format!("cannot open the database at {}", db::redact(url)))?;
+        if let Some(hook) = settings.on_statement.clone() {
+            db.set_metric_callback(move |_| hook());
+        }
+        Migrator::up(&db, None).await.context("migrations failed")?;
+        let app = Arc::new(Self {
+            schema: graphql::build_schema_with(settings.slow_operation, &settings.limits),
+            response_cache: ResponseCache::new(&db, settings.response_cache),
+            store: Store::new(db, settings.clock, Bus::default()),
+            keys: settings.keys,
             max_page_size: settings.max_page_size,
-            clock: Clock::default(),
-            bus,
             cors_origins: settings.cors_origins,
             limits: settings.limits,
             listener: Mutex::default(),
             shutdown: watch::channel(false).0,
             websockets: Arc::default(),
-        })
+        });
+        app.listen_for_changes(url).await?;
+        Ok(app)
     }
 
     /// Starts the shutdown: every WebSocket connection sends a close frame (1001, going away)
@@ -148,7 +156,7 @@ impl AppState {
         }
     }
 
-    /// Resolves once [`AppState::begin_shutdown`] was called.
+    /// Resolves once [`App::begin_shutdown`] was called.
     pub async fn shutting_down(&self) {
         let mut receiver = self.shutdown.subscribe();
         let _ = receiver.wait_for(|stopping| *stopping).await;
@@ -163,7 +171,7 @@ impl AppState {
             .await
     }
 
-    /// [`AppState::execute`], with `reusable` cleared by any resolver whose result depends on
+    /// [`App::execute`], with `reusable` cleared by any resolver whose result depends on
     /// more than the database.
     pub async fn execute_tracked(
         &self,
@@ -171,25 +179,27 @@ impl AppState {
         authorization: Option<&str>,
         reusable: &Reusable,
     ) -> BatchResponse {
-        let viewer = match auth::viewer_from_header(&self.db, &self.keys, authorization).await {
-            Ok(viewer) => viewer,
-            Err(err) => {
-                let response = || GqlResponse::from_errors(vec![to_server_error(&err)]);
-                return match batch {
-                    BatchRequest::Single(_) => BatchResponse::Single(response()),
-                    BatchRequest::Batch(requests) => {
-                        BatchResponse::Batch(requests.iter().map(|_| response()).collect())
-                    }
-                };
-            }
-        };
+        let viewer =
+            match auth::viewer_from_header(self.store.db(), &self.keys, authorization).await {
+                Ok(viewer) => viewer,
+                Err(err) => {
+                    let response = || GqlResponse::from_errors(vec![to_server_error(&err)]);
+                    return match batch {
+                        BatchRequest::Single(_) => BatchResponse::Single(response()),
+                        BatchRequest::Batch(requests) => {
+                            BatchResponse::Batch(requests.iter().map(|_| response()).collect())
+                        }
+                    };
+                }
+            };
         let context = || {
-            let mut context =
-                RequestContext::new(self.db.clone(), viewer.clone(), self.max_page_size);
-            context.clock = self.clock.clone();
-            context.bus = self.bus.clone();
-            context.reusable = reusable.clone();
-            context
+            RequestContext::new(
+                self.store.clone(),
+                viewer.clone(),
+                self.max_page_size,
+                Caching::PerRequest,
+                reusable.clone(),
+            )
         };
         match batch {
             BatchRequest::Single(request) => {
@@ -218,22 +228,25 @@ impl AppState {
     }
 }
 
-impl AppState {
+impl App {
     /// What a WebSocket connection's operations run with: its viewer (from the
     /// `connection_init` payload) and a loader that caches nothing, since a subscription lives
     /// longer than any snapshot.
     async fn connection_data(&self, payload: &serde_json::Value) -> async_graphql::Result<Data> {
         let header = authorization_from_init(payload);
-        let viewer = auth::viewer_from_header(&self.db, &self.keys, header.as_deref())
+        let viewer = auth::viewer_from_header(self.store.db(), &self.keys, header.as_deref())
             .await
             .map_err(|e| {
                 async_graphql::Error::new(e.to_string())
                     .extend_with(|_, ext| ext.set("code", e.code()))
             })?;
-        let mut context = RequestContext::new(self.db.clone(), viewer, self.max_page_size);
-        context.loader.enable_all_cache(false);
-        context.clock = self.clock.clone();
-        context.bus = self.bus.clone();
+        let context = RequestContext::new(
+            self.store.clone(),
+            viewer,
+            self.max_page_size,
+            Caching::Off,
+            Reusable::new(),
+        );
         let mut data = Data::default();
         data.insert(context);
         Ok(data)
@@ -244,15 +257,15 @@ impl AppState {
     ///
     /// # Errors
     /// The listener could not reach the database within 10 s.
-    pub async fn listen_for_changes(&self, database_url: &str) -> anyhow::Result<()> {
+    async fn listen_for_changes(&self, database_url: &str) -> anyhow::Result<()> {
         if !database_url.starts_with("postgres") {
             return Ok(());
         }
         let (ready, listening) = tokio::sync::oneshot::channel();
         let task = events::spawn_listener(
             database_url.to_owned(),
-            self.db.clone(),
-            self.bus.clone(),
+            self.store.db().clone(),
+            self.store.bus().clone(),
             ready,
         );
         if let Ok(mut slot) = self.listener.lock() {
@@ -266,7 +279,7 @@ impl AppState {
     }
 }
 
-impl Drop for AppState {
+impl Drop for App {
     fn drop(&mut self) {
         if let Ok(mut slot) = self.listener.lock()
             && let Some(task) = slot.take()
@@ -279,7 +292,7 @@ impl Drop for AppState {
 /// The whole HTTP surface. Every request gets an `x-request-id` (kept if the client sent one,
 /// echoed in the response) that its log lines carry; responses are compressed when the client
 /// accepts it; cross-origin calls are allowed from the configured origins only.
-pub fn router(state: Arc<AppState>) -> Router {
+pub fn router(state: Arc<App>) -> Router {
     let cors = cors(&state.cors_origins);
     let request_id = HeaderName::from_static("x-request-id");
     let router = Router::new()
@@ -330,10 +343,10 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// Prometheus metrics (see [`crate::metrics`]).
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+async fn metrics(State(state): State<Arc<App>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(&state.db, &state.bus),
+        crate::metrics::render(state.store.db(), state.store.bus()),
     )
         .into_response()
 }
@@ -345,7 +358,7 @@ const WS_BUFFER_BYTES: usize = 4 * 1024;
 /// or the legacy `graphql-ws`, whichever the client asks for. The bearer token comes in the
 /// `connection_init` payload; a bad one refuses the connection with the protocol's error.
 async fn graphql_ws(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<App>>,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -419,7 +432,7 @@ fn authorization_from_init(payload: &serde_json::Value) -> Option<String> {
 }
 
 /// A browser (asking for HTML) gets GraphiQL; anything else is a GraphQL GET request.
-async fn graphql_get(state: State<Arc<AppState>>, request: Request) -> Response {
+async fn graphql_get(state: State<Arc<App>>, request: Request) -> Response {
     let wants_html = request
         .headers()
         .get(header::ACCEPT)
@@ -432,8 +445,8 @@ async fn graphql_get(state: State<Arc<AppState>>, request: Request) -> Response 
 }
 
 /// Ready when the database answers.
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match state.db.ping().await {
+async fn readyz(State(state): State<Arc<App>>) -> Response {
+    match state.store.db().ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(err) => {
             tracing::warn!(error = %err, "readiness check failed");

@@ -12,13 +12,16 @@ use sea_orm::{DatabaseConnection, EntityTrait, PaginatorTrait};
 use tokio::net::TcpListener;
 
 use crate::{
-    app::{self, AppState},
+    app::{self, App},
     auth::{MIN_SECRET_LEN, TokenKeys},
+    clock::Clock,
     config::{AuthConfig, DbConfig, DemoData, LogConfig, ServeConfig},
     db,
+    events::Bus,
     graphql::{self, limits::Limits},
     seed,
     service::users::{self, NewUser},
+    store::Store,
     telemetry,
 };
 
@@ -152,9 +155,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 scale > 0.0 && scale <= 20.0,
                 "--scale must be above 0 and at most 20"
             );
-            let db = open_migrated(&cli.db).await?;
+            let store = open_store(&cli.db).await?;
             let started = std::time::Instant::now();
-            let enrollments = seed::load_scale(&db, scale).await?;
+            let enrollments = seed::load_scale(&store, scale).await?;
             eprintln!(
                 "scale {scale} loaded: {enrollments} enrollments in {:.1} s",
                 started.elapsed().as_secs_f64()
@@ -163,12 +166,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Seed { demo, .. } => {
             anyhow::ensure!(demo, "say what to load: --demo or --scale N");
-            let db = open_migrated(&cli.db).await?;
+            let store = open_store(&cli.db).await?;
             anyhow::ensure!(
-                !seed::demo_loaded(&db).await?,
+                !seed::demo_loaded(store.db()).await?,
                 "the demo data is already loaded"
             );
-            seed::load_demo(&db).await?;
+            seed::load_demo(&store).await?;
             eprintln!("demo data loaded");
             Ok(())
         }
@@ -179,9 +182,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             org,
             picture,
         }) => {
-            let db = open_migrated(&cli.db).await?;
+            let store = open_store(&cli.db).await?;
             let user = users::add_user(
-                &db,
+                &store,
                 NewUser {
                     email,
                     name,
@@ -196,9 +199,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { email, ttl } => {
-            let db = open_migrated(&cli.db).await?;
+            let store = open_store(&cli.db).await?;
             let keys = token_keys(&cli.auth, &cli.db)?;
-            let user = users::by_email(&db, &email)
+            let user = users::by_email(&store, &email)
                 .await
                 .map_err(|e| anyhow::anyhow!("{email}: {e}"))?;
             println!("{}", keys.issue(user.id, ttl)?);
@@ -211,43 +214,21 @@ async fn open(config: &DbConfig) -> anyhow::Result<DatabaseConnection> {
     db::connect(config).await.with_context(|| {
         format!(
             "cannot open the database at {}",
-            redact(&config.database_url)
+            db::redact(&config.database_url)
         )
     })
 }
 
-async fn open_migrated(config: &DbConfig) -> anyhow::Result<DatabaseConnection> {
+/// The migrated database, for a command that runs use cases outside the server. On PostgreSQL
+/// what they announce reaches the running servers' subscriptions.
+async fn open_store(config: &DbConfig) -> anyhow::Result<Store> {
     let db = open(config).await?;
     Migrator::up(&db, None).await.context("migrations failed")?;
-    Ok(db)
+    Ok(Store::new(db, Clock::default(), Bus::default()))
 }
 
 async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> anyhow::Result<()> {
     let keys = token_keys(auth, db_config)?;
-    let db = open_migrated(db_config).await?;
-    let demo_wanted = match config.demo_data {
-        DemoData::Always => true,
-        DemoData::Auto => db_config.is_default(),
-        DemoData::Never => false,
-    };
-    if demo_wanted && entity::user::Entity::find().count(&db).await? == 0 {
-        seed::load_demo(&db).await?;
-        tracing::info!("loaded demo data into the empty database");
-    }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let address = listener.local_addr()?;
-    println!("Roster is serving GraphQL at http://{address}/graphql (GraphiQL in a browser)");
-    for (label, email) in [
-        ("demo student", seed::DEMO_STUDENT_EMAIL),
-        ("demo teacher", seed::DEMO_TEACHER_EMAIL),
-    ] {
-        if let Ok(user) = users::by_email(&db, email).await {
-            let token = keys.issue(user.id, Duration::from_secs(7 * 24 * 3600))?;
-            println!("Bearer token for the {label} ({email}), valid 7 days:\n  {token}");
-        }
-    }
     let settings = app::Settings {
         max_page_size: config.max_page_size,
         slow_operation: config.slow_operation,
@@ -263,9 +244,33 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
             introspection: config.introspection,
         },
         response_cache: config.response_cache,
+        ..app::Settings::new(db_config.clone(), keys.clone())
     };
-    let state = AppState::with_settings(db, keys, settings);
-    state.listen_for_changes(&db_config.database_url).await?;
+    let state = App::build(settings).await?;
+    let store = &state.store;
+    let demo_wanted = match config.demo_data {
+        DemoData::Always => true,
+        DemoData::Auto => db_config.is_default(),
+        DemoData::Never => false,
+    };
+    if demo_wanted && entity::user::Entity::find().count(store.db()).await? == 0 {
+        seed::load_demo(store).await?;
+        tracing::info!("loaded demo data into the empty database");
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    println!("Roster is serving GraphQL at http://{address}/graphql (GraphiQL in a browser)");
+    for (label, email) in [
+        ("demo student", seed::DEMO_STUDENT_EMAIL),
+        ("demo teacher", seed::DEMO_TEACHER_EMAIL),
+    ] {
+        if let Ok(user) = users::by_email(store, email).await {
+            let token = keys.issue(user.id, Duration::from_secs(7 * 24 * 3600))?;
+            println!("Bearer token for the {label} ({email}), valid 7 days:\n  {token}");
+        }
+    }
     // On SIGTERM or Ctrl-C: stop accepting, close WebSockets with a close frame, let in-flight
     // requests finish, and give up on them after the grace period.
     let stopping = state.clone();
@@ -359,32 +364,4 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)?.write_all(contents.as_bytes())
-}
-
-/// The URL without its password, for error messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn passwords_are_redacted_from_urls() {
-        assert_eq!(
-            redact("postgres://roster:s3cret@db:5432/roster"),
-            "postgres://roster:***@db:5432/roster"
-        );
-        assert_eq!(redact("sqlite://roster.db"), "sqlite://roster.db");
-    }
 }

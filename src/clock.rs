@@ -1,4 +1,5 @@
-//! The time rules that depend on it (the pass-key throttle window) read, so tests can move it.
+//! The one clock every time-dependent rule reads: certificate and prerequisite expiry, the
+//! pass-key throttle, the timestamps a write records. Tests move it forward instead of sleeping.
 
 use std::sync::{
     Arc,
@@ -14,9 +15,13 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// The current time (whole microseconds, as stored), moved by any [`Clock::advance`].
+    /// The current time, truncated to whole microseconds (both databases then store exactly the
+    /// value the code holds, and timestamps compare equal after a round trip), moved by any
+    /// [`Clock::advance`].
     pub fn now(&self) -> DateTime<Utc> {
-        crate::db::now() + Duration::microseconds(self.offset_micros.load(Ordering::Relaxed))
+        let now = Utc::now();
+        let now = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+        now + Duration::microseconds(self.offset_micros.load(Ordering::Relaxed))
     }
 
     /// Moves this clock, and every clone of it, forward by `by`.
@@ -41,5 +46,11 @@ mod tests {
             gap >= Duration::minutes(16) && gap < Duration::minutes(17),
             "{gap}"
         );
+    }
+
+    #[test]
+    fn readings_are_whole_microseconds() {
+        let now = Clock::default().now();
+        assert_eq!(now.timestamp_subsec_nanos() % 1_000, 0);
     }
 }

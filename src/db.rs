@@ -1,10 +1,10 @@
-//! Opening the database and starting write transactions the same way on both backends.
+//! Opening the database the same way on both backends; writes go through
+//! [`crate::store::Store::write`].
 
 use std::{str::FromStr, time::Duration};
 
 use sea_orm::{
-    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, Database, DatabaseConnection, DbErr,
     sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
 
@@ -49,26 +49,30 @@ pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection, DbErr> {
     Database::connect(options).await
 }
 
-/// Begins a transaction that will write.
-///
-/// On SQLite it is `BEGIN IMMEDIATE`: the write lock is taken at the start, so two transactions
-/// that both read then write cannot deadlock on the upgrade (the case SQLite answers with
-/// `database is locked` regardless of the busy timeout). On PostgreSQL it is a plain `BEGIN`;
-/// row locks and conditional updates do the rest.
-///
-/// # Errors
-/// The pool has no connection to give or the database refuses to begin.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    let mut options = TransactionOptions::default();
-    if db.get_database_backend() == DatabaseBackend::Sqlite {
-        options.sqlite_transaction_mode = Some(SqliteTransactionMode::Immediate);
+/// `url` with its password, if any, replaced by `***`, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
-    db.begin_with_options(options).await
 }
 
-/// The current time, truncated to whole microseconds: both databases then store exactly the
-/// value the code holds, and timestamps compare equal after a round trip.
-pub fn now() -> chrono::DateTime<chrono::Utc> {
-    let now = chrono::Utc::now();
-    chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact("postgres://roster:s3cret@db:5432/roster"),
+            "postgres://roster:***@db:5432/roster"
+        );
+        assert_eq!(redact("sqlite://roster.db"), "sqlite://roster.db");
+    }
 }

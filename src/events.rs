@@ -10,16 +10,16 @@
 //!   Each replica `LISTEN`s on one connection ([`spawn_listener`]) and fans the notices out to
 //!   its local subscribers through its [`Bus`]; when that connection drops it reconnects, and the
 //!   subscribers stay attached to the bus meanwhile.
-//! - **SQLite** (one process): notices wait in a per-request buffer ([`Publish`]) and go to the
-//!   bus once the request has finished, that is after its transactions committed. An attempt that
-//!   failed (and was rolled back, or retried) drops what it had buffered ([`attempt_scope`]).
+//! - **SQLite** (one process): the store hands the notices of a write to the bus right after its
+//!   `COMMIT`; a write that rolled back, or an attempt that is retried, hands over nothing.
+//!
+//! Either way notices are collected by the write's [`crate::store::Tx`], never by the caller.
 //!
 //! The bus is a bounded broadcast channel: sending never waits, so a slow subscriber cannot
 //! delay a mutation or other subscribers; a subscriber that falls more than [`BUS_CAPACITY`]
 //! notices behind is told so and its subscription ends (see `graphql::subscription`).
 
 use std::{
-    cell::RefCell,
     collections::HashMap,
     sync::{
         Arc, Mutex,
@@ -28,11 +28,10 @@ use std::{
     time::Duration,
 };
 
-use async_graphql::Response;
 use entity::{enrollment, enrollment_event, section, types::EnrollmentStatus};
 use sea_orm::{
-    ActiveEnum, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, Statement, sqlx::postgres::PgListener,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, Statement, sqlx::postgres::PgListener,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OnceCell, broadcast, oneshot};
@@ -80,6 +79,18 @@ impl Notice {
                 from: event.from_status,
                 to: event.to_status,
             }),
+            seq: 0,
+            resync: false,
+        }
+    }
+
+    /// The notice of a change to a section that is not an enrollment's status change: its
+    /// capacity or activity, which `sectionSeats` subscribers see.
+    pub fn of_section(section_id: Uuid, course_id: Uuid) -> Self {
+        Self {
+            sections: vec![section_id],
+            course_id,
+            event: None,
             seq: 0,
             resync: false,
         }
@@ -197,78 +208,20 @@ impl Drop for ActiveSubscription {
     }
 }
 
-tokio::task_local! {
-    /// Notices of the current request not yet published (SQLite).
-    static PENDING: RefCell<Vec<Notice>>;
-}
-
-/// Queues `notice` to be delivered after the surrounding transaction commits: `pg_notify` inside
-/// it on PostgreSQL, the request's buffer on SQLite.
+/// Sends `notice` with `pg_notify` inside the transaction `txn`: PostgreSQL delivers it to every
+/// replica's listener if and when `txn` commits, and never otherwise.
 ///
 /// # Errors
 /// The database refuses the notification.
-pub async fn notify(txn: &impl ConnectionTrait, notice: Notice) -> Result<(), DbErr> {
-    if txn.get_database_backend() == DatabaseBackend::Postgres {
-        let payload = serde_json::to_string(&notice).map_err(|e| DbErr::Custom(e.to_string()))?;
-        txn.execute_raw(Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            "SELECT pg_notify($1, $2)",
-            [CHANNEL.into(), payload.into()],
-        ))
-        .await?;
-    }
-    // Kept on both backends: the request counts its committed transitions from it, and on
-    // SQLite publishes it.
-    let _ = PENDING.try_with(|pending| pending.borrow_mut().push(notice));
+pub async fn pg_notify(txn: &impl ConnectionTrait, notice: &Notice) -> Result<(), DbErr> {
+    let payload = serde_json::to_string(notice).map_err(|e| DbErr::Custom(e.to_string()))?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        "SELECT pg_notify($1, $2)",
+        [CHANNEL.into(), payload.into()],
+    ))
+    .await?;
     Ok(())
-}
-
-/// Marks the start of one transaction attempt; [`AttemptScope::rolled_back`] drops the notices
-/// buffered since, so a failed or retried attempt publishes nothing.
-pub fn attempt_scope() -> AttemptScope {
-    AttemptScope {
-        start: PENDING
-            .try_with(|pending| pending.borrow().len())
-            .unwrap_or(0),
-    }
-}
-
-pub struct AttemptScope {
-    start: usize,
-}
-
-impl AttemptScope {
-    pub fn rolled_back(self) {
-        let _ = PENDING.try_with(|pending| pending.borrow_mut().truncate(self.start));
-    }
-}
-
-/// Runs `operation` with its own notice buffer and, once it has finished, counts the committed
-/// transitions and (SQLite, `local`) publishes the buffer to `bus`. On PostgreSQL the notices
-/// reach the bus through `LISTEN`.
-pub async fn published(
-    bus: &Bus,
-    local: bool,
-    operation: impl Future<Output = Response>,
-) -> Response {
-    let (response, pending) = PENDING
-        .scope(RefCell::new(Vec::new()), async {
-            let response = operation.await;
-            (response, PENDING.with(|p| p.take()))
-        })
-        .await;
-    for notice in pending {
-        if let Some(event) = &notice.event {
-            crate::metrics::record_transition(
-                event.from.map(|s| s.to_value()).as_deref(),
-                &event.to.to_value(),
-            );
-        }
-        if local {
-            bus.publish(notice);
-        }
-    }
-    response
 }
 
 /// Listens on [`CHANNEL`] over one dedicated PostgreSQL connection and publishes every notice to

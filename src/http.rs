@@ -10,7 +10,7 @@
 //! - `POST` needs `Content-Type: application/json` (415 otherwise); a body that is not a GraphQL
 //!   request is 400. `GET` runs queries only: a mutation there is 405 with `Allow: POST`.
 //! - An anonymous query (a single one, POSTed as JSON or sent with GET) may be answered from the
-//!   response cache, which is exact: see [`crate::answers`].
+//!   response cache, which is exact: see [`crate::response_cache`].
 
 use std::sync::Arc;
 
@@ -27,9 +27,9 @@ use axum::{
 };
 
 use crate::{
-    answers::{Key, Lookup, Reusable, Version},
-    app::AppState,
+    app::App,
     graphql::limits,
+    response_cache::{Key, Lookup, Reusable, Version},
 };
 
 /// The two response media types.
@@ -67,7 +67,7 @@ impl Media {
 }
 
 /// `POST /graphql`.
-pub async fn post(State(state): State<Arc<AppState>>, request: Request) -> Response {
+pub async fn post(State(state): State<Arc<App>>, request: Request) -> Response {
     let media = Media::negotiate(request.headers());
     let content_type = request
         .headers()
@@ -103,7 +103,7 @@ pub async fn post(State(state): State<Arc<AppState>>, request: Request) -> Respo
 
 /// `GET /graphql?query=…&operationName=…&variables=…&extensions=…` (browsers get GraphiQL
 /// instead, see [`crate::app`]). Queries only.
-pub async fn get(State(state): State<Arc<AppState>>, request: Request) -> Response {
+pub async fn get(State(state): State<Arc<App>>, request: Request) -> Response {
     let media = Media::negotiate(request.headers());
     let single = match from_query_string(request.uri().query().unwrap_or_default()) {
         Ok(single) => single,
@@ -121,7 +121,7 @@ pub async fn get(State(state): State<Arc<AppState>>, request: Request) -> Respon
         return response;
     }
     let authorization = bearer(request.headers());
-    let key = (authorization.is_none() && state.answers.enabled()).then(|| Key {
+    let key = (authorization.is_none() && state.response_cache.enabled()).then(|| Key {
         media: media.name(),
         request: Bytes::copy_from_slice(request.uri().query().unwrap_or_default().as_bytes()),
     });
@@ -144,12 +144,8 @@ pub async fn get(State(state): State<Arc<AppState>>, request: Request) -> Respon
 
 /// Looks `key` up in the response cache: `Err` is the stored answer to send; `Ok` says what to
 /// keep a fresh answer under, if anything.
-async fn consult(
-    state: &AppState,
-    key: Key,
-    media: Media,
-) -> Result<Option<(Key, Version)>, Response> {
-    match state.answers.lookup(&key).await {
+async fn consult(state: &App, key: Key, media: Media) -> Result<Option<(Key, Version)>, Response> {
+    match state.response_cache.lookup(&key).await {
         Lookup::Hit(body) => Err(cached(body, media)),
         Lookup::Miss(version) => Ok(Some((key, version))),
         Lookup::Unavailable => Ok(None),
@@ -158,7 +154,7 @@ async fn consult(
 
 /// Runs `batch` and answers it; with `store`, keeps the answer if it may be reused.
 async fn answer(
-    state: &AppState,
+    state: &App,
     batch: BatchRequest,
     authorization: Option<&str>,
     media: Media,
@@ -182,7 +178,7 @@ async fn answer(
     }
     let (status, headers, body) = render(response, media);
     let body = Bytes::from(body);
-    state.answers.store(key, version, body.clone());
+    state.response_cache.store(key, version, body.clone());
     let mut response = into_response(status, headers, body, media);
     response
         .headers_mut()
@@ -248,11 +244,11 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn run(state: &AppState, request: Request, media: Media, json: bool) -> Response {
+async fn run(state: &App, request: Request, media: Media, json: bool) -> Response {
     let authorization = bearer(request.headers());
     let mut store = None;
     let mut request = request;
-    if json && authorization.is_none() && state.answers.enabled() {
+    if json && authorization.is_none() && state.response_cache.enabled() {
         let (parts, body) = request.into_parts();
         let bytes = match axum::body::to_bytes(body, state.limits.body_bytes).await {
             Ok(bytes) => bytes,

@@ -1,9 +1,8 @@
 //! Roster: a GraphQL API server for course discovery, enrollment, waitlists and certifications.
 //!
 //! `main.rs` only parses the command line; everything it runs lives here so that the tests drive
-//! the very same [`app`] the binary serves.
+//! the very same [`app::App`] the binary serves.
 
-pub mod answers;
 pub mod app;
 pub mod auth;
 pub mod cli;
@@ -17,6 +16,8 @@ pub mod graphiql;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod response_cache;
 pub mod seed;
 pub mod service;
+pub mod store;
 pub mod telemetry;

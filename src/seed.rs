@@ -20,7 +20,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::db::{begin_write, now};
+use crate::{error::ApiError, store::Store};
 
 pub const DEMO_STUDENT_EMAIL: &str = "student1@demo.roster.dev";
 pub const DEMO_TEACHER_EMAIL: &str = "teacher1@demo.roster.dev";
@@ -181,25 +181,30 @@ pub async fn demo_loaded(db: &DatabaseConnection) -> Result<bool, DbErr> {
 ///
 /// # Errors
 /// The database fails, or some demo emails are already taken.
-pub async fn load_demo(db: &DatabaseConnection) -> Result<(), DbErr> {
-    let data = Demo::generate(now());
-    let txn = begin_write(db).await?;
-    insert_all::<organization::Entity>(&txn, data.organizations).await?;
-    insert_all::<user::Entity>(&txn, data.users).await?;
-    insert_all::<course::Entity>(&txn, data.courses).await?;
-    insert_all::<course_prerequisite::Entity>(&txn, data.prerequisites).await?;
-    insert_all::<section::Entity>(&txn, data.sections).await?;
-    insert_all::<enrollment::Entity>(&txn, data.enrollments).await?;
-    insert_all::<certification::Entity>(&txn, data.certifications).await?;
-    for chunk in data.events.chunks(200) {
-        enrollment_event::Entity::insert_many(chunk.iter().cloned())
-            .exec(&txn)
-            .await?;
-    }
-    txn.commit().await
+pub async fn load_demo(store: &Store) -> Result<(), ApiError> {
+    let data = &Demo::generate(store.now());
+    store
+        .write(|tx| {
+            Box::pin(async move {
+                insert_all::<organization::Entity>(tx, &data.organizations).await?;
+                insert_all::<user::Entity>(tx, &data.users).await?;
+                insert_all::<course::Entity>(tx, &data.courses).await?;
+                insert_all::<course_prerequisite::Entity>(tx, &data.prerequisites).await?;
+                insert_all::<section::Entity>(tx, &data.sections).await?;
+                insert_all::<enrollment::Entity>(tx, &data.enrollments).await?;
+                insert_all::<certification::Entity>(tx, &data.certifications).await?;
+                for chunk in data.events.chunks(200) {
+                    enrollment_event::Entity::insert_many(chunk.iter().cloned())
+                        .exec(tx)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
 }
 
-async fn insert_all<E>(txn: &impl ConnectionTrait, rows: Vec<E::Model>) -> Result<(), DbErr>
+async fn insert_all<E>(txn: &impl ConnectionTrait, rows: &[E::Model]) -> Result<(), DbErr>
 where
     E: EntityTrait,
     E::Model: IntoActiveModel<E::ActiveModel> + Clone,
@@ -654,11 +659,11 @@ const COURSES_PER_STUDENT: usize = 5;
 ///
 /// # Errors
 /// The database fails, or the data set (its e-mails) is already there.
-pub async fn load_scale(db: &DatabaseConnection, scale: f64) -> Result<usize, DbErr> {
+pub async fn load_scale(store: &Store, scale: f64) -> Result<usize, ApiError> {
     let count = |base: f64| ((base * scale).round() as usize).max(1);
     let mut rng = StdRng::seed_from_u64(0x5CA1E);
     let mut ids = Ids(StdRng::seed_from_u64(0x1D5));
-    let base = now() - Duration::days(30);
+    let base = store.now() - Duration::days(30);
     let organizations: Vec<organization::Model> = (0..count(10.0).min(50))
         .map(|i| organization::Model {
             id: ids.next(),
@@ -809,18 +814,34 @@ pub async fn load_scale(db: &DatabaseConnection, scale: f64) -> Result<usize, Db
         }
     }
     let total = enrollments.len();
-    let txn = begin_write(db).await?;
-    insert_all::<organization::Entity>(&txn, organizations).await?;
-    insert_all::<user::Entity>(&txn, teachers).await?;
-    insert_all::<user::Entity>(&txn, students).await?;
-    insert_all::<course::Entity>(&txn, courses).await?;
-    insert_all::<section::Entity>(&txn, sections).await?;
-    insert_all::<enrollment::Entity>(&txn, enrollments).await?;
-    for chunk in events.chunks(1000) {
-        enrollment_event::Entity::insert_many(chunk.iter().cloned())
-            .exec(&txn)
-            .await?;
-    }
-    txn.commit().await?;
+    let rows = &(
+        organizations,
+        teachers,
+        students,
+        courses,
+        sections,
+        enrollments,
+        events,
+    );
+    store
+        .write(|tx| {
+            Box::pin(async move {
+                let (organizations, teachers, students, courses, sections, enrollments, events) =
+                    rows;
+                insert_all::<organization::Entity>(tx, organizations).await?;
+                insert_all::<user::Entity>(tx, teachers).await?;
+                insert_all::<user::Entity>(tx, students).await?;
+                insert_all::<course::Entity>(tx, courses).await?;
+                insert_all::<section::Entity>(tx, sections).await?;
+                insert_all::<enrollment::Entity>(tx, enrollments).await?;
+                for chunk in events.chunks(1000) {
+                    enrollment_event::Entity::insert_many(chunk.iter().cloned())
+                        .exec(tx)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
     Ok(total)
 }

@@ -69,7 +69,7 @@ backend_tests! {
                 app.course_with_section(&campus, &format!("Tie {i}"), None, "FRIDAY").await;
             ids.push(course_id);
         }
-        let instant = roster::db::now();
+        let instant = roster::clock::Clock::default().now();
         for id in &ids {
             let mut model = course::Entity::find_by_id(*id).one(&app.db).await.unwrap().unwrap()
                 .into_active_model();

@@ -521,8 +521,8 @@ backend_tests! {
         // A month later the certification has expired: it no longer opens the course.
         let row = certification::Entity::find().one(&app.db).await.unwrap().unwrap();
         let mut expired = row.into_active_model();
-        expired.issued_at = Set(roster::db::now() - chrono::Duration::days(32));
-        expired.expires_at = Set(Some(roster::db::now() - chrono::Duration::seconds(1)));
+        expired.issued_at = Set(roster::clock::Clock::default().now() - chrono::Duration::days(32));
+        expired.expires_at = Set(Some(roster::clock::Clock::default().now() - chrono::Duration::seconds(1)));
         expired.update(&app.db).await.unwrap();
         let again = app.gql(Some(&token), query, json!({ "s": advanced_section })).await;
         assert_eq!(error_code(&again), "PREREQUISITES_MISSING");

@@ -5,13 +5,9 @@ mod common;
 use std::time::Duration;
 
 use async_graphql::{BatchRequest, Request};
-use common::{SECRET, TestApp};
+use common::TestApp;
 use reqwest::{StatusCode, header};
-use roster::{
-    app::{AppState, Settings},
-    auth::TokenKeys,
-    graphql::limits::Limits,
-};
+use roster::graphql::limits::Limits;
 use serde_json::{Value, json};
 
 /// The `(code, limit)` of the first error.
@@ -29,14 +25,7 @@ fn exceeded(limit: &str) -> (String, String) {
 
 /// Runs `query` on a state with `limits`.
 async fn with_limits(app: &TestApp, limits: Limits, query: &str) -> Value {
-    let state = AppState::with_settings(
-        app.db.clone(),
-        TokenKeys::new(SECRET).unwrap(),
-        Settings {
-            limits,
-            ..Settings::default()
-        },
-    );
+    let state = app.another(|s| s.limits = limits).await;
     let response = state
         .execute(BatchRequest::Single(Request::new(query)), None)
         .await;

@@ -68,8 +68,8 @@ backend_tests! {
             name: Set(name.into()),
             pass_key_hash: Set("$argon2id$placeholder".into()),
             coach_id: Set(coach.id),
-            created_at: Set(roster::db::now()),
-            updated_at: Set(roster::db::now()),
+            created_at: Set(roster::clock::Clock::default().now()),
+            updated_at: Set(roster::clock::Clock::default().now()),
         };
         team("Chess Club").insert(&app.db).await.expect("first team");
         let clash = team("chess CLUB").insert(&app.db).await;

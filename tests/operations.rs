@@ -10,13 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{SECRET, Server, TestApp};
+use common::{Server, TestApp};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::header;
-use roster::{
-    app::{AppState, Settings},
-    auth::TokenKeys,
-};
+use roster::app::App;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
@@ -36,7 +33,7 @@ fn sample(text: &str, name: &str, labels: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn serve(state: Arc<AppState>) -> SocketAddr {
+async fn serve(state: Arc<App>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -78,11 +75,9 @@ backend_tests! {
     }
 
     async fn request_ids_cors_and_compression(app) {
-        let keys = TokenKeys::new(SECRET).unwrap();
-        let state = AppState::with_settings(app.db.clone(), keys, Settings {
-            cors_origins: vec!["https://app.example".into()],
-            ..Settings::default()
-        });
+        let state = app
+            .another(|s| s.cors_origins = vec!["https://app.example".into()])
+            .await;
         let address = serve(state).await;
         let http = reqwest::Client::new();
         let url = format!("http://{address}/graphql");

@@ -28,7 +28,7 @@ async fn fingerprint(app: &TestApp) -> (Vec<String>, BTreeMap<String, usize>) {
 
 backend_tests! {
     async fn the_scaled_data_set_is_deterministic_and_consistent(app) {
-        let enrollments = roster::seed::load_scale(&app.db, 0.02).await.unwrap();
+        let enrollments = roster::seed::load_scale(&app.state.store, 0.02).await.unwrap();
         assert_eq!(enrollments, 400 * 5);
         assert_eq!(user::Entity::find().count(&app.db).await.unwrap(), 4 + 400);
         let courses = course::Entity::find().all(&app.db).await.unwrap();
@@ -65,7 +65,7 @@ backend_tests! {
 
         // The same scale on a fresh database gives the same data.
         let other = TestApp::new(app.backend).await;
-        roster::seed::load_scale(&other.db, 0.02).await.unwrap();
+        roster::seed::load_scale(&other.state.store, 0.02).await.unwrap();
         assert_eq!(fingerprint(&other).await, (codes, statuses));
     }
 }

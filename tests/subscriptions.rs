@@ -181,7 +181,7 @@ backend_tests! {
         assert_eq!(first["sectionSeats"], json!({ "registeredCount": 1, "waitlistCount": 1, "seatsAvailable": 0, "isFull": true }));
         let position = client.data_of("positions").await;
         assert_eq!(position["waitlistPositions"]["position"], 1);
-        assert_eq!(app.state.bus.active_subscriptions(), 3);
+        assert_eq!(app.state.store.bus().active_subscriptions(), 3);
 
         let withdrawn_at = Instant::now();
         app.ok(Some(&people[0].1), WITHDRAW, json!({ "e": seated })).await;
@@ -207,10 +207,10 @@ backend_tests! {
         // Leaving frees every subscription.
         client.socket.close(None).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(3);
-        while app.state.bus.active_subscriptions() != 0 && Instant::now() < deadline {
+        while app.state.store.bus().active_subscriptions() != 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(app.state.bus.active_subscriptions(), 0, "the gauge returns to zero");
+        assert_eq!(app.state.store.bus().active_subscriptions(), 0, "the gauge returns to zero");
     }
 
     async fn the_legacy_protocol_and_staff_only_event_streams(app) {
@@ -346,7 +346,7 @@ backend_tests! {
             last = Some(message["payload"]["data"]["sectionSeats"]["registeredCount"].clone());
         }
         assert_eq!(last, Some(json!(0)), "the reader saw the final count");
-        assert_eq!(app.state.bus.active_subscriptions(), 2, "the stalled one is still being served");
+        assert_eq!(app.state.store.bus().active_subscriptions(), 2, "the stalled one is still being served");
         // It still gets what its buffers held, then its stream either goes on or ends with
         // SUBSCRIBER_TOO_SLOW; never an internal error.
         while let Some(message) = stalled.recv_within(Duration::from_millis(300)).await {
@@ -457,7 +457,7 @@ async fn subscribers_survive_the_listener_losing_its_connection() {
         0
     );
     assert_eq!(
-        app.state.bus.active_subscriptions(),
+        app.state.store.bus().active_subscriptions(),
         2,
         "the subscriptions stayed attached"
     );

@@ -71,9 +71,9 @@ backend_tests! {
         // The lock is per user: someone else joins at once.
         assert_eq!(join(&app, other, "CHESS club", "knight-42").await["data"]["joinTeam"]["memberCount"], 1);
         // Attempts while locked do not extend the lock.
-        app.state.clock.advance(chrono::Duration::minutes(10));
+        app.state.store.clock().advance(chrono::Duration::minutes(10));
         assert_eq!(error_code(&join(&app, guesser, "Chess Club", "knight-42").await), "TOO_MANY_ATTEMPTS");
-        app.state.clock.advance(chrono::Duration::minutes(5) + chrono::Duration::seconds(1));
+        app.state.store.clock().advance(chrono::Duration::minutes(5) + chrono::Duration::seconds(1));
         let joined = join(&app, guesser, "Chess Club", "knight-42").await;
         assert_eq!(joined["data"]["joinTeam"]["memberCount"], 2, "{joined}");
         assert_eq!(error_code(&join(&app, guesser, "Chess Club", "knight-42").await), "CONFLICT");
@@ -186,7 +186,7 @@ backend_tests! {
             app.ok(Some(&campus.teacher_token), CREATE, json!({ "n": name, "k": "shared-key" })).await;
             let team = team::Entity::find().all(&app.db).await.unwrap()
                 .into_iter().find(|t| t.name == name).unwrap();
-            let at = roster::db::now();
+            let at = roster::clock::Clock::default().now();
             let members: Vec<Uuid> = (0..size).map(|_| Uuid::now_v7()).collect();
             for chunk in members.chunks(250) {
                 user::Entity::insert_many(chunk.iter().map(|id| user::ActiveModel {

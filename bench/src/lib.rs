@@ -250,13 +250,13 @@ impl Fixture {
 /// Bulk fixtures written straight to the database, so set-up time stays out of the figures.
 pub mod data {
     use entity::{course, organization, section, types::Role, user};
-    use roster::db::now;
+    use roster::clock::Clock;
     use sea_orm::{DatabaseConnection, EntityTrait, Set};
     use uuid::Uuid;
 
     /// An organization and a teacher in it: `(organization_id, teacher_id)`.
     pub async fn staff(db: &DatabaseConnection) -> anyhow::Result<(Uuid, Uuid)> {
-        let at = now();
+        let at = Clock::default().now();
         let organization_id = Uuid::now_v7();
         organization::Entity::insert(organization::ActiveModel {
             id: Set(organization_id),
@@ -275,7 +275,7 @@ pub mod data {
         role: Role,
         n: usize,
     ) -> anyhow::Result<Vec<Uuid>> {
-        let at = now();
+        let at = Clock::default().now();
         let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
         for chunk in ids.chunks(500) {
             user::Entity::insert_many(chunk.iter().map(|id| user::ActiveModel {
@@ -301,7 +301,7 @@ pub mod data {
         teacher_id: Uuid,
         n: usize,
     ) -> anyhow::Result<Vec<Uuid>> {
-        let at = now();
+        let at = Clock::default().now();
         let course_id = Uuid::now_v7();
         course::Entity::insert(course::ActiveModel {
             id: Set(course_id),

@@ -1,8 +1,9 @@
-//! Pure rules, no I/O: the status machine, schedules, input limits and cursors. Everything here is
+//! Pure rules, no I/O: the status machine, schedules, seat arithmetic, input limits and cursors. Everything here is
 //! reachable from unit tests without a database.
 
 pub mod cursor;
 pub mod schedule;
+pub mod seats;
 pub mod status;
 pub mod validate;
 pub mod visibility;

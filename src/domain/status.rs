@@ -1,4 +1,4 @@
-//! The enrollment state machine of DESIGN.md, as data.
+//! The enrollment state machine of docs/design.md#enrollment-state-machine, as data.
 
 use entity::types::EnrollmentStatus::{self, *};
 

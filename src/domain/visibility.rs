@@ -1,7 +1,18 @@
-//! Who sees an enrollment (seed 000): its owner; staff in scope for its course (the course's
+//! Who sees what of whom (docs/design.md#who-may-do-what), as pure functions over rows the
+//! caller has loaded.
+//!
+//! An enrollment (seed 000) is seen by its owner; staff in scope for its course (the course's
 //! teacher, a coordinator of its organization, an admin); and anyone else only when the
 //! enrollment is visible and the two share a team (as members or as its coach). Hidden
-//! enrollments are simply absent from what others see, never an error.
+//! enrollments are simply absent from what others see, never an error. Internal notes are for
+//! the staff of the course only; a certification's enrollment for its holder and that staff.
+
+use std::collections::{HashMap, HashSet};
+
+use entity::{course, enrollment, types::Role, user};
+use uuid::Uuid;
+
+use crate::auth::Viewer;
 
 /// What the viewer is to one enrollment.
 #[derive(Clone, Copy, Debug, Default)]
@@ -17,6 +28,67 @@ pub struct Standing {
 /// Whether a viewer with `standing` sees an enrollment whose owner set `visibility`.
 pub fn can_see(visibility: bool, standing: Standing) -> bool {
     standing.owner || standing.staff_in_scope || (visibility && standing.teammate)
+}
+
+/// The enrollments of `rows` that `viewer` may see. `teammates`: everyone who shares a team
+/// with the viewer; `courses`: the courses of the rows (needed only when the viewer is staff).
+pub fn visible_enrollments(
+    viewer: &Viewer,
+    rows: Vec<enrollment::Model>,
+    teammates: &HashSet<Uuid>,
+    courses: &HashMap<Uuid, course::Model>,
+) -> Vec<enrollment::Model> {
+    rows.into_iter()
+        .filter(|e| {
+            let standing = Standing {
+                owner: e.user_id == viewer.id(),
+                staff_in_scope: courses
+                    .get(&e.course_id)
+                    .is_some_and(|c| viewer.can_manage_course(c)),
+                teammate: teammates.contains(&e.user_id),
+            };
+            can_see(e.visibility, standing)
+        })
+        .collect()
+}
+
+/// A section's classmates as the viewer sees them: the registered users other than the viewer
+/// who made their enrollment visible and share a team with the viewer, in seat order.
+pub fn classmates(
+    viewer: &Viewer,
+    registered: &[enrollment::Model],
+    teammates: &HashSet<Uuid>,
+) -> Vec<Uuid> {
+    registered
+        .iter()
+        .filter(|e| e.visibility && e.user_id != viewer.id() && teammates.contains(&e.user_id))
+        .map(|e| e.user_id)
+        .collect()
+}
+
+/// Internal notes are for the staff of the course, never the enrolled student.
+pub fn may_read_notes(viewer: &Viewer, course: Option<&course::Model>) -> bool {
+    course.is_some_and(|c| viewer.can_manage_course(c))
+}
+
+/// A certification's enrollment: for its holder and the staff of its course.
+pub fn may_see_certified_enrollment(
+    viewer: &Viewer,
+    holder: Uuid,
+    course: Option<&course::Model>,
+) -> bool {
+    viewer.id() == holder || course.is_some_and(|c| viewer.can_manage_course(c))
+}
+
+/// A user's e-mail: public for staff (a course's teacher is a contact); a student's only for
+/// the student, admins and coordinators of the student's organization.
+pub fn may_see_email(viewer: Option<&Viewer>, user: &user::Model) -> bool {
+    user.role != Role::Student
+        || viewer.is_some_and(|v| {
+            v.id() == user.id
+                || v.is_admin()
+                || user.organization_id.is_some_and(|org| v.coordinates(org))
+        })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! not the extension looks at fields. A discovery page resolves a few thousand fields, so the
 //! hooks share one extension: errors get their codes ([`super::errors`]), documents are checked
 //! against the shape limits ([`super::limits`]), operations are observed
-//! ([`super::observe`]) and their committed changes published ([`crate::events`]).
+//! ([`super::observe`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,18 +19,12 @@ use async_graphql::{
 };
 
 use super::{errors, limits, observe};
-use crate::events::{self, Bus};
 
 /// The extension to register on the schema.
 #[derive(Clone)]
 pub struct Hooks {
     /// Operations slower than this are logged.
     pub slow: Duration,
-    /// Where committed changes go.
-    pub bus: Bus,
-    /// Whether this process publishes its own changes (SQLite) rather than hearing them
-    /// through `LISTEN` (PostgreSQL).
-    pub local: bool,
     /// Most root fields per operation.
     pub root_fields: usize,
     /// Most aliases per document.
@@ -83,11 +77,6 @@ impl Extension for Hooks {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
-        observe::observed(
-            operation_name,
-            self.slow,
-            events::published(&self.bus, self.local, next.run(ctx, operation_name)),
-        )
-        .await
+        observe::observed(operation_name, self.slow, next.run(ctx, operation_name)).await
     }
 }

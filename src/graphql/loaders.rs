@@ -3,6 +3,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
+    marker::PhantomData,
     sync::Arc,
 };
 
@@ -55,26 +56,6 @@ macro_rules! id_key {
 }
 
 id_key!(
-    /// A user by id.
-    UserKey
-);
-id_key!(
-    /// An enrollment by id.
-    EnrollmentKey
-);
-id_key!(
-    /// An organization by id.
-    OrganizationKey
-);
-id_key!(
-    /// A course by id.
-    CourseKey
-);
-id_key!(
-    /// A section by id.
-    SectionKey
-);
-id_key!(
     /// The active sections of a course, by the course's id.
     ActiveSectionsOf
 );
@@ -117,6 +98,78 @@ id_key!(
     RegisteredIn
 );
 
+/// A row of `E` by its id. Every entity with a `Uuid` id is loaded the same way: one
+/// `WHERE id IN (…)` for all the ids a request asks for.
+pub struct ById<E>(pub Uuid, PhantomData<fn() -> E>);
+
+impl<E> ById<E> {
+    pub fn new(id: Uuid) -> Self {
+        Self(id, PhantomData)
+    }
+}
+
+impl<E> Clone for ById<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E> Copy for ById<E> {}
+
+impl<E> PartialEq for ById<E> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<E> Eq for ById<E> {}
+
+impl<E> std::hash::Hash for ById<E> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+pub type UserKey = ById<user::Entity>;
+pub type EnrollmentKey = ById<enrollment::Entity>;
+pub type OrganizationKey = ById<organization::Entity>;
+pub type CourseKey = ById<course::Entity>;
+pub type SectionKey = ById<section::Entity>;
+
+/// An entity whose primary key is one `Uuid` column.
+pub trait Identified: EntityTrait<Model: Clone + Send + Sync> {
+    const ID: Self::Column;
+    fn id(model: &Self::Model) -> Uuid;
+}
+
+macro_rules! identified {
+    ($($entity:ident),*) => {
+        $(
+            impl Identified for $entity::Entity {
+                const ID: Self::Column = $entity::Column::Id;
+                fn id(model: &Self::Model) -> Uuid {
+                    model.id
+                }
+            }
+        )*
+    };
+}
+
+identified!(user, enrollment, organization, course, section);
+
+impl<E: Identified> Loader<ById<E>> for DbLoader {
+    type Value = E::Model;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[ById<E>]) -> LoadResult<ById<E>, Self::Value> {
+        let rows = E::find()
+            .filter(E::ID.is_in(keys.iter().map(|k| k.0)))
+            .all(&self.db)
+            .await?;
+        Ok(by(rows, |row| ById::new(E::id(row))))
+    }
+}
+
 /// The rank of a waitlist ticket among a section's current waitlist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct WaitlistRank {
@@ -124,88 +177,55 @@ pub struct WaitlistRank {
     pub ticket: i64,
 }
 
-impl Loader<UserKey> for DbLoader {
-    type Value = user::Model;
-    type Error = Arc<DbErr>;
+/// A loader of the rows of `$entity` whose `$column` (`$field` on the model) is one of the keys,
+/// in the order `$select` gives, grouped by key; every key gets a list, empty if need be.
+macro_rules! grouped_loader {
+    ($key:ident: $entity:ident by $column:ident / $field:ident, $select:expr) => {
+        impl Loader<$key> for DbLoader {
+            type Value = Vec<$entity::Model>;
+            type Error = Arc<DbErr>;
 
-    async fn load(&self, keys: &[UserKey]) -> LoadResult<UserKey, Self::Value> {
-        let rows = user::Entity::find()
-            .filter(user::Column::Id.is_in(keys.iter().map(|k| k.0)))
-            .all(&self.db)
-            .await?;
-        Ok(by(rows, |u| UserKey(u.id)))
-    }
+            async fn load(&self, keys: &[$key]) -> LoadResult<$key, Self::Value> {
+                let rows = $select
+                    .filter($entity::Column::$column.is_in(keys.iter().map(|k| k.0)))
+                    .all(&self.db)
+                    .await?;
+                Ok(grouped(keys.iter().copied(), rows, |row| $key(row.$field)))
+            }
+        }
+    };
 }
 
-impl Loader<EnrollmentKey> for DbLoader {
-    type Value = enrollment::Model;
-    type Error = Arc<DbErr>;
-
-    async fn load(&self, keys: &[EnrollmentKey]) -> LoadResult<EnrollmentKey, Self::Value> {
-        let rows = enrollment::Entity::find()
-            .filter(enrollment::Column::Id.is_in(keys.iter().map(|k| k.0)))
-            .all(&self.db)
-            .await?;
-        Ok(by(rows, |e| EnrollmentKey(e.id)))
-    }
-}
-
-impl Loader<OrganizationKey> for DbLoader {
-    type Value = organization::Model;
-    type Error = Arc<DbErr>;
-
-    async fn load(&self, keys: &[OrganizationKey]) -> LoadResult<OrganizationKey, Self::Value> {
-        let rows = organization::Entity::find()
-            .filter(organization::Column::Id.is_in(keys.iter().map(|k| k.0)))
-            .all(&self.db)
-            .await?;
-        Ok(by(rows, |o| OrganizationKey(o.id)))
-    }
-}
-
-impl Loader<CourseKey> for DbLoader {
-    type Value = course::Model;
-    type Error = Arc<DbErr>;
-
-    async fn load(&self, keys: &[CourseKey]) -> LoadResult<CourseKey, Self::Value> {
-        let rows = course::Entity::find()
-            .filter(course::Column::Id.is_in(keys.iter().map(|k| k.0)))
-            .all(&self.db)
-            .await?;
-        Ok(by(rows, |c| CourseKey(c.id)))
-    }
-}
-
-impl Loader<SectionKey> for DbLoader {
-    type Value = section::Model;
-    type Error = Arc<DbErr>;
-
-    async fn load(&self, keys: &[SectionKey]) -> LoadResult<SectionKey, Self::Value> {
-        let rows = section::Entity::find()
-            .filter(section::Column::Id.is_in(keys.iter().map(|k| k.0)))
-            .all(&self.db)
-            .await?;
-        Ok(by(rows, |s| SectionKey(s.id)))
-    }
-}
-
-impl Loader<ActiveSectionsOf> for DbLoader {
-    type Value = Vec<section::Model>;
-    type Error = Arc<DbErr>;
-
-    async fn load(&self, keys: &[ActiveSectionsOf]) -> LoadResult<ActiveSectionsOf, Self::Value> {
-        let rows = section::Entity::find()
-            .filter(section::Column::CourseId.is_in(keys.iter().map(|k| k.0)))
-            .filter(section::Column::IsActive.eq(true))
-            .order_by_asc(section::Column::Name)
-            .order_by_asc(section::Column::Id)
-            .all(&self.db)
-            .await?;
-        Ok(grouped(keys.iter().copied(), rows, |s| {
-            ActiveSectionsOf(s.course_id)
-        }))
-    }
-}
+grouped_loader!(
+    ActiveSectionsOf: section by CourseId / course_id,
+    section::Entity::find()
+        .filter(section::Column::IsActive.eq(true))
+        .order_by_asc(section::Column::Name)
+        .order_by_asc(section::Column::Id)
+);
+grouped_loader!(
+    EventsOf: enrollment_event by EnrollmentId / enrollment_id,
+    enrollment_event::Entity::find().order_by_asc(enrollment_event::Column::Id)
+);
+grouped_loader!(
+    MembersOf: team_member by TeamId / team_id,
+    team_member::Entity::find()
+        .order_by_asc(team_member::Column::JoinedAt)
+        .order_by_asc(team_member::Column::UserId)
+);
+grouped_loader!(
+    EnrollmentsOf: enrollment by UserId / user_id,
+    enrollment::Entity::find()
+        .order_by_desc(enrollment::Column::EnrolledAt)
+        .order_by_desc(enrollment::Column::Id)
+);
+grouped_loader!(
+    RegisteredIn: enrollment by SectionId / section_id,
+    enrollment::Entity::find()
+        .filter(enrollment::Column::Status.eq(EnrollmentStatus::Registered))
+        .order_by_asc(enrollment::Column::SeatReservedAt)
+        .order_by_asc(enrollment::Column::Id)
+);
 
 impl Loader<PrerequisitesOf> for DbLoader {
     type Value = Vec<course::Model>;
@@ -283,22 +303,6 @@ impl Loader<CertificationOf> for DbLoader {
     }
 }
 
-impl Loader<EventsOf> for DbLoader {
-    type Value = Vec<enrollment_event::Model>;
-    type Error = Arc<DbErr>;
-
-    async fn load(&self, keys: &[EventsOf]) -> LoadResult<EventsOf, Self::Value> {
-        let rows = enrollment_event::Entity::find()
-            .filter(enrollment_event::Column::EnrollmentId.is_in(keys.iter().map(|k| k.0)))
-            .order_by_asc(enrollment_event::Column::Id)
-            .all(&self.db)
-            .await?;
-        Ok(grouped(keys.iter().copied(), rows, |e| {
-            EventsOf(e.enrollment_id)
-        }))
-    }
-}
-
 impl Loader<WaitlistRank> for DbLoader {
     type Value = i32;
     type Error = Arc<DbErr>;
@@ -331,23 +335,6 @@ impl Loader<WaitlistRank> for DbLoader {
                     .then(|| (*k, i32::try_from(ahead + 1).unwrap_or(i32::MAX)))
             })
             .collect())
-    }
-}
-
-impl Loader<MembersOf> for DbLoader {
-    type Value = Vec<team_member::Model>;
-    type Error = Arc<DbErr>;
-
-    async fn load(&self, keys: &[MembersOf]) -> LoadResult<MembersOf, Self::Value> {
-        let rows = team_member::Entity::find()
-            .filter(team_member::Column::TeamId.is_in(keys.iter().map(|k| k.0)))
-            .order_by_asc(team_member::Column::JoinedAt)
-            .order_by_asc(team_member::Column::UserId)
-            .all(&self.db)
-            .await?;
-        Ok(grouped(keys.iter().copied(), rows, |m| {
-            MembersOf(m.team_id)
-        }))
     }
 }
 
@@ -437,40 +424,5 @@ impl Loader<TeammatesOf> for DbLoader {
                 (*key, mates)
             })
             .collect())
-    }
-}
-
-impl Loader<EnrollmentsOf> for DbLoader {
-    type Value = Vec<enrollment::Model>;
-    type Error = Arc<DbErr>;
-
-    async fn load(&self, keys: &[EnrollmentsOf]) -> LoadResult<EnrollmentsOf, Self::Value> {
-        let rows = enrollment::Entity::find()
-            .filter(enrollment::Column::UserId.is_in(keys.iter().map(|k| k.0)))
-            .order_by_desc(enrollment::Column::EnrolledAt)
-            .order_by_desc(enrollment::Column::Id)
-            .all(&self.db)
-            .await?;
-        Ok(grouped(keys.iter().copied(), rows, |e| {
-            EnrollmentsOf(e.user_id)
-        }))
-    }
-}
-
-impl Loader<RegisteredIn> for DbLoader {
-    type Value = Vec<enrollment::Model>;
-    type Error = Arc<DbErr>;
-
-    async fn load(&self, keys: &[RegisteredIn]) -> LoadResult<RegisteredIn, Self::Value> {
-        let rows = enrollment::Entity::find()
-            .filter(enrollment::Column::SectionId.is_in(keys.iter().map(|k| k.0)))
-            .filter(enrollment::Column::Status.eq(EnrollmentStatus::Registered))
-            .order_by_asc(enrollment::Column::SeatReservedAt)
-            .order_by_asc(enrollment::Column::Id)
-            .all(&self.db)
-            .await?;
-        Ok(grouped(keys.iter().copied(), rows, |e| {
-            RegisteredIn(e.section_id)
-        }))
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod errors;
 mod hooks;
+pub mod inputs;
 pub mod limits;
 pub mod loaders;
 mod mutation;
@@ -12,16 +13,13 @@ pub mod types;
 
 use std::time::Duration;
 
+use crate::{
+    auth::Viewer, error::ApiError, graphql::limits::Limits, response_cache::Reusable, store::Store,
+};
 use async_graphql::{
     Context, Schema,
     dataloader::{DataLoader, HashMapCache},
     extensions::apollo_persisted_queries::{ApolloPersistedQueries, LruCacheStorage},
-};
-use sea_orm::DatabaseConnection;
-
-use crate::{
-    answers::Reusable, auth::Viewer, clock::Clock, error::ApiError, events::Bus,
-    graphql::limits::Limits,
 };
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
@@ -31,19 +29,12 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
 /// The schema's shape, for `roster schema` and tests of the SDL.
 pub fn build_schema() -> AppSchema {
-    build_schema_with(
-        Bus::default(),
-        true,
-        Duration::from_secs(1),
-        &Limits::default(),
-    )
+    build_schema_with(Duration::from_secs(1), &Limits::default())
 }
 
-/// The schema serving requests: what mutations buffer goes to `bus` once they have committed
-/// (`local`: published here, as on SQLite; otherwise PostgreSQL delivers it); operations slower
-/// than `slow` are logged; `limits` bound what one request may ask. Request-specific data
-/// ([`RequestContext`]) is attached per request.
-pub fn build_schema_with(bus: Bus, local: bool, slow: Duration, limits: &Limits) -> AppSchema {
+/// The schema serving requests: operations slower than `slow` are logged; `limits` bound what
+/// one request may ask. Request-specific data ([`RequestContext`]) is attached per request.
+pub fn build_schema_with(slow: Duration, limits: &Limits) -> AppSchema {
     let builder = Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
@@ -51,8 +42,6 @@ pub fn build_schema_with(bus: Bus, local: bool, slow: Duration, limits: &Limits)
     )
     .extension(hooks::Hooks {
         slow,
-        bus,
-        local,
         root_fields: limits.root_fields,
         aliases: limits.aliases,
     })
@@ -73,39 +62,49 @@ const PERSISTED_QUERIES: usize = 1024;
 
 /// Everything a resolver needs for one request.
 pub struct RequestContext {
-    /// The connection pool.
-    pub db: DatabaseConnection,
+    /// The database, the clock and the bus the services run on.
+    pub store: Store,
     /// The signed-in user, `None` for anonymous requests.
     pub viewer: Option<Viewer>,
     /// Batches lookups made while resolving this request; dropped with it, so nothing goes stale.
     pub loader: DataLoader<loaders::DbLoader, HashMapCache>,
     /// Largest `first` accepted by connection fields.
     pub max_page_size: u64,
-    /// The time that time-based rules read.
-    pub clock: Clock,
-    /// Where committed changes are announced to this replica's subscriptions.
-    pub bus: Bus,
-    /// Cleared when the answer depends on more than the database (see [`crate::answers`]).
+    /// Cleared when the answer depends on more than the database (see
+    /// [`crate::response_cache`]).
     pub reusable: Reusable,
 }
 
+/// How long a request's loader keeps what it loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caching {
+    /// For the request (a query or mutation): lists prime it with one batch per relation (see
+    /// `Course::prime`), and every field then reads from it.
+    PerRequest,
+    /// Not at all: a subscription lives longer than any snapshot.
+    Off,
+}
+
 impl RequestContext {
-    pub fn new(db: DatabaseConnection, viewer: Option<Viewer>, max_page_size: u64) -> Self {
-        // Cached for the request's lifetime only: lists prime it with one batch per relation
-        // (see `Course::prime`), and every field then reads from it.
+    pub fn new(
+        store: Store,
+        viewer: Option<Viewer>,
+        max_page_size: u64,
+        caching: Caching,
+        reusable: Reusable,
+    ) -> Self {
         let loader = DataLoader::with_cache(
-            loaders::DbLoader::new(db.clone(), viewer.as_ref().map(Viewer::id)),
+            loaders::DbLoader::new(store.db().clone(), viewer.as_ref().map(Viewer::id)),
             tokio::spawn,
             HashMapCache::default(),
         );
+        loader.enable_all_cache(caching == Caching::PerRequest);
         Self {
-            db,
+            store,
             viewer,
             loader,
             max_page_size,
-            clock: Clock::default(),
-            bus: Bus::default(),
-            reusable: Reusable::new(),
+            reusable,
         }
     }
 
@@ -121,9 +120,9 @@ pub fn request<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext, ApiError> {
         .map_err(|_| ApiError::Internal("request context missing".into()))
 }
 
-/// The pool and the signed-in viewer, or `UNAUTHENTICATED` for anonymous requests: what every
+/// The store and the signed-in viewer, or `UNAUTHENTICATED` for anonymous requests: what every
 /// mutation starts with.
-pub fn signed_in<'a>(ctx: &Context<'a>) -> Result<(&'a DatabaseConnection, &'a Viewer), ApiError> {
+pub fn signed_in<'a>(ctx: &Context<'a>) -> Result<(&'a Store, &'a Viewer), ApiError> {
     let rc = request(ctx)?;
-    Ok((&rc.db, rc.require_viewer()?))
+    Ok((&rc.store, rc.require_viewer()?))
 }

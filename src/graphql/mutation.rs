@@ -2,13 +2,14 @@ use async_graphql::{Context, Json, MergedObject, Object, Result};
 use uuid::Uuid;
 
 use super::{
-    request, signed_in,
+    inputs::{CreateCourseInput, CreateSectionInput, UpdateCourseInput, UpdateSectionInput},
+    signed_in,
     types::{Course, Enrollment, Section, Team},
 };
 use crate::service::{
-    catalog::{self, CreateCourseInput, CreateSectionInput, UpdateCourseInput, UpdateSectionInput},
-    lifecycle::{self, EnrollRequest},
-    teams,
+    courses,
+    enroll::{self, EnrollRequest},
+    enrollments, sections, switch, teams, transitions,
 };
 
 #[derive(MergedObject, Default)]
@@ -42,7 +43,7 @@ impl EnrollmentMutation {
         )]
         override_schedule_conflict: Option<bool>,
     ) -> Result<Enrollment> {
-        let (db, viewer) = signed_in(ctx)?;
+        let (store, viewer) = signed_in(ctx)?;
         let request = EnrollRequest {
             section_id,
             user_id,
@@ -50,7 +51,7 @@ impl EnrollmentMutation {
             override_capacity: override_capacity.unwrap_or(false),
             override_schedule_conflict: override_schedule_conflict.unwrap_or(false),
         };
-        Ok(Enrollment(lifecycle::enroll(db, viewer, request).await?))
+        Ok(Enrollment(enroll::enroll(store, viewer, request).await?))
     }
 
     /// Leaves a course (by the enrolled user or staff of the course): WITHDRAWN, final.
@@ -60,9 +61,9 @@ impl EnrollmentMutation {
         enrollment_id: Uuid,
         reason: Option<String>,
     ) -> Result<Enrollment> {
-        let (db, viewer) = signed_in(ctx)?;
+        let (store, viewer) = signed_in(ctx)?;
         Ok(Enrollment(
-            lifecycle::withdraw(db, viewer, enrollment_id, reason).await?,
+            transitions::withdraw(store, viewer, enrollment_id, reason).await?,
         ))
     }
 
@@ -74,9 +75,9 @@ impl EnrollmentMutation {
         enrollment_id: Uuid,
         reason: String,
     ) -> Result<Enrollment> {
-        let (db, viewer) = signed_in(ctx)?;
+        let (store, viewer) = signed_in(ctx)?;
         Ok(Enrollment(
-            lifecycle::cancel(db, viewer, enrollment_id, reason).await?,
+            transitions::cancel(store, viewer, enrollment_id, reason).await?,
         ))
     }
 
@@ -86,9 +87,9 @@ impl EnrollmentMutation {
         ctx: &Context<'_>,
         enrollment_id: Uuid,
     ) -> Result<Enrollment> {
-        let (db, viewer) = signed_in(ctx)?;
+        let (store, viewer) = signed_in(ctx)?;
         Ok(Enrollment(
-            lifecycle::approve(db, viewer, enrollment_id).await?,
+            transitions::approve(store, viewer, enrollment_id).await?,
         ))
     }
 
@@ -99,9 +100,9 @@ impl EnrollmentMutation {
         enrollment_id: Uuid,
         evidence: Option<Json<serde_json::Value>>,
     ) -> Result<Enrollment> {
-        let (db, viewer) = signed_in(ctx)?;
+        let (store, viewer) = signed_in(ctx)?;
         Ok(Enrollment(
-            lifecycle::complete(db, viewer, enrollment_id, evidence.map(|e| e.0)).await?,
+            transitions::complete(store, viewer, enrollment_id, evidence.map(|e| e.0)).await?,
         ))
     }
 
@@ -112,9 +113,9 @@ impl EnrollmentMutation {
         enrollment_id: Uuid,
         reason: Option<String>,
     ) -> Result<Enrollment> {
-        let (db, viewer) = signed_in(ctx)?;
+        let (store, viewer) = signed_in(ctx)?;
         Ok(Enrollment(
-            lifecycle::fail(db, viewer, enrollment_id, reason).await?,
+            transitions::fail(store, viewer, enrollment_id, reason).await?,
         ))
     }
 
@@ -128,9 +129,9 @@ impl EnrollmentMutation {
         enrollment_id: Uuid,
         to_section_id: Uuid,
     ) -> Result<Enrollment> {
-        let (db, viewer) = signed_in(ctx)?;
+        let (store, viewer) = signed_in(ctx)?;
         Ok(Enrollment(
-            lifecycle::switch_section(db, viewer, enrollment_id, to_section_id).await?,
+            switch::switch_section(store, viewer, enrollment_id, to_section_id).await?,
         ))
     }
 
@@ -141,9 +142,9 @@ impl EnrollmentMutation {
         enrollment_id: Uuid,
         visibility: bool,
     ) -> Result<Enrollment> {
-        let (db, viewer) = signed_in(ctx)?;
+        let (store, viewer) = signed_in(ctx)?;
         Ok(Enrollment(
-            lifecycle::set_visibility(db, viewer, enrollment_id, visibility).await?,
+            enrollments::set_visibility(store, viewer, enrollment_id, visibility).await?,
         ))
     }
 }
@@ -157,8 +158,10 @@ pub struct CatalogMutation;
 impl CatalogMutation {
     /// Creates a course. `teacherId` and `organizationId` default to the caller's.
     async fn create_course(&self, ctx: &Context<'_>, input: CreateCourseInput) -> Result<Course> {
-        let (db, viewer) = signed_in(ctx)?;
-        Ok(Course(catalog::create_course(db, viewer, input).await?))
+        let (store, viewer) = signed_in(ctx)?;
+        Ok(Course(
+            courses::create_course(store, viewer, input.into()).await?,
+        ))
     }
 
     /// Changes a course; fields left out stay as they are.
@@ -168,8 +171,10 @@ impl CatalogMutation {
         id: Uuid,
         input: UpdateCourseInput,
     ) -> Result<Course> {
-        let (db, viewer) = signed_in(ctx)?;
-        Ok(Course(catalog::update_course(db, viewer, id, input).await?))
+        let (store, viewer) = signed_in(ctx)?;
+        Ok(Course(
+            courses::update_course(store, viewer, id, input.into()).await?,
+        ))
     }
 
     /// Adds a section to a course.
@@ -178,8 +183,10 @@ impl CatalogMutation {
         ctx: &Context<'_>,
         input: CreateSectionInput,
     ) -> Result<Section> {
-        let (db, viewer) = signed_in(ctx)?;
-        Ok(Section(catalog::create_section(db, viewer, input).await?))
+        let (store, viewer) = signed_in(ctx)?;
+        Ok(Section(
+            sections::create_section(store, viewer, input.into()).await?,
+        ))
     }
 
     /// Changes a section. Raising the capacity promotes the earliest waitlisted enrollments.
@@ -189,8 +196,9 @@ impl CatalogMutation {
         id: Uuid,
         input: UpdateSectionInput,
     ) -> Result<Section> {
-        let (db, viewer) = signed_in(ctx)?;
-        let (section, _promoted) = catalog::update_section(db, viewer, id, input).await?;
+        let (store, viewer) = signed_in(ctx)?;
+        let (section, _promoted) =
+            sections::update_section(store, viewer, id, input.into()).await?;
         Ok(Section(section))
     }
 }
@@ -205,10 +213,9 @@ impl TeamMutation {
     /// case-insensitively (CONFLICT). The pass key (4 to 200 characters) is stored as an Argon2
     /// hash and never returned.
     async fn create_team(&self, ctx: &Context<'_>, name: String, pass_key: String) -> Result<Team> {
-        let (db, viewer) = signed_in(ctx)?;
-        let at = request(ctx)?.clock.now();
+        let (store, viewer) = signed_in(ctx)?;
         Ok(Team(
-            teams::create_team(db, viewer, &name, &pass_key, at).await?,
+            teams::create_team(store, viewer, &name, &pass_key).await?,
         ))
     }
 
@@ -216,17 +223,16 @@ impl TeamMutation {
     /// team within 15 minutes, TOO_MANY_ATTEMPTS (with `extensions.retryAfterSeconds`) until the
     /// window passes; CONFLICT for a member.
     async fn join_team(&self, ctx: &Context<'_>, name: String, pass_key: String) -> Result<Team> {
-        let (db, viewer) = signed_in(ctx)?;
-        let clock = &request(ctx)?.clock;
+        let (store, viewer) = signed_in(ctx)?;
         Ok(Team(
-            teams::join_team(db, viewer, &name, &pass_key, clock).await?,
+            teams::join_team(store, viewer, &name, &pass_key).await?,
         ))
     }
 
     /// Leaves a team; NOT_FOUND when not a member.
     async fn leave_team(&self, ctx: &Context<'_>, team_id: Uuid) -> Result<bool> {
-        let (db, viewer) = signed_in(ctx)?;
-        Ok(teams::leave_team(db, viewer, team_id).await?)
+        let (store, viewer) = signed_in(ctx)?;
+        Ok(teams::leave_team(store, viewer, team_id).await?)
     }
 
     /// The coach (or a coordinator of the coach's organization, or an admin) removes a member;
@@ -237,9 +243,9 @@ impl TeamMutation {
         team_id: Uuid,
         user_id: Uuid,
     ) -> Result<Team> {
-        let (db, viewer) = signed_in(ctx)?;
+        let (store, viewer) = signed_in(ctx)?;
         Ok(Team(
-            teams::remove_member(db, viewer, team_id, user_id).await?,
+            teams::remove_member(store, viewer, team_id, user_id).await?,
         ))
     }
 
@@ -252,18 +258,10 @@ impl TeamMutation {
         name: Option<String>,
         pass_key: Option<String>,
     ) -> Result<Team> {
-        let (db, viewer) = signed_in(ctx)?;
-        let at = request(ctx)?.clock.now();
+        let (store, viewer) = signed_in(ctx)?;
         Ok(Team(
-            teams::update_team(
-                db,
-                viewer,
-                team_id,
-                name.as_deref(),
-                pass_key.as_deref(),
-                at,
-            )
-            .await?,
+            teams::update_team(store, viewer, team_id, name.as_deref(), pass_key.as_deref())
+                .await?,
         ))
     }
 }

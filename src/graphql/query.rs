@@ -2,12 +2,14 @@ use async_graphql::{
     Context, MergedObject, Object, Result,
     connection::{Connection, Edge},
 };
-use entity::{certification, course, section, types::EnrollmentStatus, user};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use entity::types::EnrollmentStatus;
 use uuid::Uuid;
 
 use super::{
-    RequestContext, request,
+    RequestContext,
+    inputs::CourseFilter,
+    loaders::UserKey,
+    request,
     types::{
         Certification, Course, CourseConnection, CourseConnectionFields, Enrollment, Section, Team,
         User,
@@ -16,7 +18,7 @@ use super::{
 use crate::{
     domain::cursor::Cursor,
     error::ApiError,
-    service::{catalog, enrollment, teams},
+    service::{courses, discovery, enrollments, sections, teams},
 };
 
 #[derive(MergedObject, Default)]
@@ -48,7 +50,7 @@ impl CatalogQuery {
         ctx: &Context<'_>,
         #[graphql(default = 20, desc = "Page size, at most 100.")] first: Option<i32>,
         #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
-        filter: Option<catalog::CourseFilter>,
+        filter: Option<CourseFilter>,
     ) -> Result<CourseConnection> {
         let rc = request(ctx)?;
         let first = page_size(rc, first.unwrap_or(20))?;
@@ -58,8 +60,8 @@ impl CatalogQuery {
                     .ok_or_else(|| ApiError::bad_input("after", "not a cursor from this API"))
             })
             .transpose()?;
-        let filter = filter.unwrap_or_default();
-        let page = catalog::discover(&rc.db, &filter, first, after).await?;
+        let filter = discovery::CourseFilter::from(filter.unwrap_or_default());
+        let page = discovery::discover(&rc.store, &filter, first, after).await?;
         let node = ctx.look_ahead().field("edges").field("node");
         Course::prime(ctx, &node, &page.courses).await?;
         let mut connection = Connection::with_additional_fields(
@@ -85,12 +87,8 @@ impl CatalogQuery {
     /// A course by id. Inactive courses are visible only to those who manage them.
     async fn course(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Course>> {
         let rc = request(ctx)?;
-        let course = course::Entity::find_by_id(id)
-            .one(&rc.db)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(course
-            .filter(|c| c.is_active || rc.viewer.as_ref().is_some_and(|v| v.can_manage_course(c)))
+        Ok(courses::visible_course(&rc.store, rc.viewer.as_ref(), id)
+            .await?
             .map(Course))
     }
 
@@ -98,20 +96,9 @@ impl CatalogQuery {
     /// those who manage the course.
     async fn section(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Section>> {
         let rc = request(ctx)?;
-        let found = section::Entity::find_by_id(id)
-            .find_also_related(course::Entity)
-            .one(&rc.db)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(found.and_then(|(section, course)| {
-            let course = course?;
-            let visible = (section.is_active && course.is_active)
-                || rc
-                    .viewer
-                    .as_ref()
-                    .is_some_and(|v| v.can_manage_course(&course));
-            visible.then_some(Section(section))
-        }))
+        Ok(sections::visible_section(&rc.store, rc.viewer.as_ref(), id)
+            .await?
+            .map(Section))
     }
 }
 
@@ -131,11 +118,7 @@ impl AccountQuery {
     async fn user(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<User>> {
         let rc = request(ctx)?;
         rc.require_viewer()?;
-        Ok(user::Entity::find_by_id(id)
-            .one(&rc.db)
-            .await
-            .map_err(ApiError::from)?
-            .map(User))
+        Ok(rc.loader.load_one(UserKey::new(id)).await?.map(User))
     }
 
     /// The viewer's enrollments, newest first; optionally only those with the given statuses.
@@ -146,7 +129,7 @@ impl AccountQuery {
     ) -> Result<Vec<Enrollment>> {
         let rc = request(ctx)?;
         let viewer = rc.require_viewer()?;
-        Ok(enrollment::for_user(&rc.db, viewer.id(), status)
+        Ok(enrollments::for_user(&rc.store, viewer.id(), status)
             .await?
             .into_iter()
             .map(Enrollment)
@@ -157,12 +140,8 @@ impl AccountQuery {
     async fn my_certifications(&self, ctx: &Context<'_>) -> Result<Vec<Certification>> {
         let rc = request(ctx)?;
         let viewer = rc.require_viewer()?;
-        Ok(certification::Entity::find()
-            .filter(certification::Column::UserId.eq(viewer.id()))
-            .order_by_desc(certification::Column::IssuedAt)
-            .all(&rc.db)
-            .await
-            .map_err(ApiError::from)?
+        Ok(enrollments::certifications_of(&rc.store, viewer.id())
+            .await?
             .into_iter()
             .map(Certification)
             .collect())
@@ -179,7 +158,7 @@ impl TeamQuery {
     async fn team(&self, ctx: &Context<'_>, name: String) -> Result<Option<Team>> {
         let rc = request(ctx)?;
         rc.require_viewer()?;
-        let Some(team) = teams::by_name(&rc.db, &name).await? else {
+        let Some(team) = teams::by_name(rc.store.db(), &name).await? else {
             return Ok(None);
         };
         Team::prime(ctx, &ctx.look_ahead(), std::slice::from_ref(&team)).await?;
@@ -190,7 +169,7 @@ impl TeamQuery {
     async fn teams_by_coach(&self, ctx: &Context<'_>, coach_id: Uuid) -> Result<Vec<Team>> {
         let rc = request(ctx)?;
         rc.require_viewer()?;
-        let teams = teams::by_coach(&rc.db, coach_id).await?;
+        let teams = teams::by_coach(&rc.store, coach_id).await?;
         Team::prime(ctx, &ctx.look_ahead(), &teams).await?;
         Ok(teams.into_iter().map(Team).collect())
     }

@@ -8,9 +8,8 @@
 use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{Context, Result, SimpleObject, Subscription, dataloader::Loader};
-use entity::{course, enrollment, enrollment_event, section, types::EnrollmentStatus};
+use entity::{section, types::EnrollmentStatus};
 use futures_util::Stream;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use tokio::sync::broadcast::{self, error::RecvError};
 use uuid::Uuid;
 
@@ -20,8 +19,11 @@ use super::{
     types::{Enrollment, EnrollmentEvent},
 };
 use crate::{
+    domain::seats::Seats,
     error::ApiError,
     events::{ActiveSubscription, Bus, Notice},
+    service::{courses, enrollments, sections},
+    store::Store,
 };
 
 #[derive(Default)]
@@ -43,15 +45,15 @@ pub struct SeatUpdate {
 
 impl From<section::Model> for SeatUpdate {
     fn from(s: section::Model) -> Self {
-        let taken = s.registered_count + s.pending_count;
+        let seats = Seats::from(&s);
         Self {
             section_id: s.id,
-            capacity: s.capacity,
-            registered_count: s.registered_count,
-            pending_count: s.pending_count,
-            waitlist_count: s.waitlist_count,
-            seats_available: s.capacity.map(|c| (c - taken).max(0)),
-            is_full: s.capacity.is_some_and(|c| taken >= c),
+            capacity: seats.capacity,
+            registered_count: seats.registered,
+            pending_count: seats.pending,
+            waitlist_count: seats.waitlisted,
+            seats_available: seats.available(),
+            is_full: seats.is_full(),
         }
     }
 }
@@ -75,7 +77,7 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<Enrollment>> + use<>> {
         let rc = request(ctx)?;
         let viewer = rc.require_viewer()?.id();
-        let (db, mut changes) = (rc.db.clone(), Changes::new(&rc.bus));
+        let (store, mut changes) = (rc.store.clone(), Changes::new(rc.store.bus()));
         Ok(async_stream::try_stream! {
             while let Some(notice) = changes.next().await? {
                 let Some(event) = &notice.event else { continue };
@@ -85,11 +87,7 @@ impl SubscriptionRoot {
                 {
                     continue;
                 }
-                let row = enrollment::Entity::find_by_id(event.enrollment_id)
-                    .one(&db)
-                    .await
-                    .map_err(ApiError::from)?;
-                if let Some(row) = row {
+                if let Some(row) = enrollments::by_id(&store, event.enrollment_id).await? {
                     yield Enrollment(row);
                 }
             }
@@ -105,9 +103,14 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<SeatUpdate>> + use<>> {
         let rc = request(ctx)?;
         // Subscribe before the first read, so no change can fall between the two.
-        let (db, bus, mut changes) = (rc.db.clone(), rc.bus.clone(), Changes::new(&rc.bus));
-        let first = seats(&db, section_id)
+        let (db, bus, mut changes) = (
+            rc.store.db().clone(),
+            rc.store.bus().clone(),
+            Changes::new(rc.store.bus()),
+        );
+        let first = sections::by_id(&rc.store, section_id)
             .await?
+            .map(SeatUpdate::from)
             .ok_or(ApiError::NotFound("section"))?;
         Ok(async_stream::try_stream! {
             let mut last = first.clone();
@@ -136,26 +139,15 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<EnrollmentEvent>> + use<>> {
         let rc = request(ctx)?;
         let viewer = rc.require_viewer()?;
-        let course = course::Entity::find_by_id(course_id)
-            .one(&rc.db)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or(ApiError::NotFound("course"))?;
-        if !viewer.can_manage_course(&course) {
-            return Err(ApiError::forbidden("only staff of the course follow its events").into());
-        }
-        let (db, mut changes) = (rc.db.clone(), Changes::new(&rc.bus));
+        courses::managed(&rc.store, viewer, course_id, "follow its events").await?;
+        let (store, mut changes) = (rc.store.clone(), Changes::new(rc.store.bus()));
         Ok(async_stream::try_stream! {
             while let Some(notice) = changes.next().await? {
                 let Some(event) = notice.event.as_ref().filter(|_| notice.course_id == course_id)
                 else {
                     continue;
                 };
-                let row = enrollment_event::Entity::find_by_id(event.id)
-                    .one(&db)
-                    .await
-                    .map_err(ApiError::from)?;
-                if let Some(row) = row {
+                if let Some(row) = enrollments::event_by_id(&store, event.id).await? {
                     yield EnrollmentEvent(row);
                 }
             }
@@ -171,8 +163,8 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<WaitlistPositionUpdate>> + use<>> {
         let rc = request(ctx)?;
         let viewer = rc.require_viewer()?.id();
-        let (db, mut changes) = (rc.db.clone(), Changes::new(&rc.bus));
-        let mut known = positions(&db, viewer).await?;
+        let (store, mut changes) = (rc.store.clone(), Changes::new(rc.store.bus()));
+        let mut known = positions(&store, viewer).await?;
         Ok(async_stream::try_stream! {
             for update in known.values() {
                 yield update.clone();
@@ -183,7 +175,7 @@ impl SubscriptionRoot {
                 if !mine && !watched && !notice.resync {
                     continue;
                 }
-                let now = positions(&db, viewer).await?;
+                let now = positions(&store, viewer).await?;
                 for (id, before) in &known {
                     if !now.contains_key(id) {
                         yield WaitlistPositionUpdate { position: None, ..before.clone() };
@@ -231,23 +223,12 @@ async fn next(
     }
 }
 
-async fn seats(db: &DatabaseConnection, section_id: Uuid) -> Result<Option<SeatUpdate>, ApiError> {
-    Ok(section::Entity::find_by_id(section_id)
-        .one(db)
-        .await?
-        .map(SeatUpdate::from))
-}
-
 /// The viewer's waitlisted enrollments and their ranks: two statements.
 async fn positions(
-    db: &DatabaseConnection,
+    store: &Store,
     viewer: Uuid,
 ) -> Result<HashMap<Uuid, WaitlistPositionUpdate>, ApiError> {
-    let waiting = enrollment::Entity::find()
-        .filter(enrollment::Column::UserId.eq(viewer))
-        .filter(enrollment::Column::Status.eq(EnrollmentStatus::Waitlisted))
-        .all(db)
-        .await?;
+    let waiting = enrollments::waitlisted(store, viewer).await?;
     let keys: Vec<WaitlistRank> = waiting
         .iter()
         .filter_map(|e| {
@@ -260,7 +241,7 @@ async fn positions(
     let ranks = if keys.is_empty() {
         HashMap::new()
     } else {
-        DbLoader::new(db.clone(), Some(viewer))
+        DbLoader::new(store.db().clone(), Some(viewer))
             .load(&keys)
             .await
             .map_err(|e| ApiError::Internal(e.to_string().into()))?

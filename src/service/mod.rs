@@ -1,13 +1,29 @@
-//! One function per use case. Each write is one transaction: begin, lock or conditional write,
-//! check, write, commit. Resolvers call these and map the result; they hold no rules themselves.
+//! One function per use case (docs/architecture.md#layers). Each takes the [`Store`] and the
+//! viewer and plain values, never GraphQL types. Every write goes through [`Store::write`], so
+//! its checks run inside the transaction that writes, and what it announces is delivered only
+//! after commit.
+//!
+//! [`Store`]: crate::store::Store
+//! [`Store::write`]: crate::store::Store::write
 
-pub mod catalog;
-pub mod enrollment;
-pub mod lifecycle;
+pub mod courses;
+pub mod discovery;
+pub mod eligibility;
+pub mod enroll;
+pub mod enrollments;
+pub mod promotion;
+pub mod seats;
+pub mod sections;
+pub mod switch;
 pub mod teams;
+pub mod transitions;
 pub mod users;
 
-use sea_orm::{DatabaseBackend, EntityTrait, QuerySelect, Select};
+use entity::{course, section};
+use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, QuerySelect, Select};
+use uuid::Uuid;
+
+use crate::error::ApiError;
 
 /// `SELECT … FOR UPDATE` on PostgreSQL. SQLite has no row locks and needs none: a write
 /// transaction there is `BEGIN IMMEDIATE` and already holds the database's write lock.
@@ -15,5 +31,20 @@ pub(crate) fn for_update<E: EntityTrait>(select: Select<E>, backend: DatabaseBac
     match backend {
         DatabaseBackend::Postgres => select.lock_exclusive(),
         _ => select,
+    }
+}
+
+/// A section and its course, or `NOT_FOUND`.
+pub(crate) async fn section_with_course(
+    conn: &impl ConnectionTrait,
+    section_id: Uuid,
+) -> Result<(section::Model, course::Model), ApiError> {
+    match section::Entity::find_by_id(section_id)
+        .find_also_related(course::Entity)
+        .one(conn)
+        .await?
+    {
+        Some((section, Some(course))) => Ok((section, course)),
+        _ => Err(ApiError::NotFound("section")),
     }
 }

@@ -23,7 +23,11 @@ use std::{
 use async_graphql::{BatchRequest, Request, Variables};
 use entity::{organization, types::Role, user};
 use migration::{Migrator, MigratorTrait};
-use roster::{app::AppState, auth::TokenKeys, config::DbConfig};
+use roster::{
+    app::{App, Settings},
+    auth::TokenKeys,
+    config::DbConfig,
+};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -67,7 +71,7 @@ macro_rules! backend_tests {
 pub struct TestApp {
     pub backend: Backend,
     pub db: DatabaseConnection,
-    pub state: Arc<AppState>,
+    pub state: Arc<App>,
     /// Statements issued on `db` since the last [`TestApp::reset_statements`].
     pub statements: Arc<AtomicUsize>,
     pub database_url: String,
@@ -89,21 +93,18 @@ impl TestApp {
             database_url: url.clone(),
             db_max_connections: Some(12),
         };
-        let mut db = roster::db::connect(&config).await.expect("connect");
-        if backend == Backend::Sqlite {
-            Migrator::up(&db, None).await.expect("migrate");
-        }
         let statements = Arc::new(AtomicUsize::new(0));
         let counter = statements.clone();
-        db.set_metric_callback(move |_| {
-            counter.fetch_add(1, Ordering::SeqCst);
-        });
         let keys = TokenKeys::new(SECRET).expect("keys");
-        let state = AppState::new(db.clone(), keys, 100);
-        state
-            .listen_for_changes(&url)
-            .await
-            .expect("listen for changes");
+        let state = App::build(Settings {
+            on_statement: Some(Arc::new(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            })),
+            ..Settings::new(config, keys)
+        })
+        .await
+        .expect("build the app");
+        let db = state.store.db().clone();
         Self {
             backend,
             db,
@@ -124,6 +125,17 @@ impl TestApp {
             return None;
         }
         Some(Self::new(Backend::Postgres).await)
+    }
+
+    /// Another app on this test's database, with `change` applied to the default settings.
+    pub async fn another(&self, change: impl FnOnce(&mut Settings)) -> Arc<App> {
+        let config = DbConfig {
+            database_url: self.database_url.clone(),
+            db_max_connections: Some(4),
+        };
+        let mut settings = Settings::new(config, TokenKeys::new(SECRET).expect("keys"));
+        change(&mut settings);
+        App::build(settings).await.expect("build another app")
     }
 
     pub fn reset_statements(&self) {
@@ -193,7 +205,7 @@ impl TestApp {
         organization::ActiveModel {
             id: Set(Uuid::now_v7()),
             name: Set(name.into()),
-            created_at: Set(roster::db::now()),
+            created_at: Set(roster::clock::Clock::default().now()),
         }
         .insert(&self.db)
         .await
@@ -202,7 +214,7 @@ impl TestApp {
 
     pub async fn user(&self, role: Role, organization: Option<Uuid>) -> user::Model {
         let id = Uuid::now_v7();
-        let at = roster::db::now();
+        let at = roster::clock::Clock::default().now();
         user::ActiveModel {
             id: Set(id),
             email: Set(format!(
@@ -523,7 +535,7 @@ impl TestApp {
             .await
             .expect("section query")
             .expect("section exists");
-        let at = roster::db::now();
+        let at = roster::clock::Clock::default().now();
         let counter = match status {
             S::Registered => Some(section::Column::RegisteredCount),
             S::Pending => Some(section::Column::PendingCount),

@@ -1,19 +1,18 @@
 use async_graphql::{Context, Object, Result, connection::Connection};
 use chrono::{DateTime, Utc};
-use entity::{course, section};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use entity::course;
 use uuid::Uuid;
 
 use super::{Enrollment, Organization, Section, User};
 use crate::{
-    error::ApiError,
     graphql::{
-        loaders::{
-            ActiveSectionsOf, OrganizationKey, PrerequisitesOf, UserKey, ViewerEnrollmentIn,
-        },
+        loaders::{ActiveSectionsOf, PrerequisitesOf, UserKey, ViewerEnrollmentIn},
         request,
     },
-    service::catalog::{self, CourseFilter},
+    service::{
+        courses,
+        discovery::{self, CourseFilter},
+    },
 };
 
 /// A course: what is taught, by whom, in which sections.
@@ -34,7 +33,7 @@ impl Course {
         let teachers = async {
             if node.field("teacher").exists() {
                 let keys: std::collections::HashSet<_> =
-                    courses.iter().map(|c| UserKey(c.teacher_id)).collect();
+                    courses.iter().map(|c| UserKey::new(c.teacher_id)).collect();
                 rc.loader.load_many(keys).await?;
             }
             Ok::<_, std::sync::Arc<sea_orm::DbErr>>(())
@@ -101,20 +100,12 @@ impl Course {
 
     async fn organization(&self, ctx: &Context<'_>) -> Result<Option<Organization>> {
         let rc = request(ctx)?;
-        Ok(rc
-            .loader
-            .load_one(OrganizationKey(self.0.organization_id))
-            .await?
-            .map(Organization))
+        rc.node(self.0.organization_id).await
     }
 
     async fn teacher(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         let rc = request(ctx)?;
-        Ok(rc
-            .loader
-            .load_one(UserKey(self.0.teacher_id))
-            .await?
-            .map(User))
+        rc.node(self.0.teacher_id).await
     }
 
     /// The course's sections, by name. Inactive ones only for those who manage the course.
@@ -126,19 +117,7 @@ impl Course {
         let rc = request(ctx)?;
         if include_inactive {
             let viewer = rc.require_viewer()?;
-            if !viewer.can_manage_course(&self.0) {
-                return Err(ApiError::forbidden(
-                    "only those who manage the course see its inactive sections",
-                )
-                .into());
-            }
-            let rows = section::Entity::find()
-                .filter(section::Column::CourseId.eq(self.0.id))
-                .order_by_asc(section::Column::Name)
-                .order_by_asc(section::Column::Id)
-                .all(&rc.db)
-                .await
-                .map_err(ApiError::from)?;
+            let rows = courses::all_sections(&rc.store, viewer, &self.0).await?;
             return Ok(rows.into_iter().map(Section).collect());
         }
         Ok(rc
@@ -190,7 +169,7 @@ impl CourseConnectionFields {
     /// How many courses match the filter, over all pages. Counted only when asked for.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
         let rc = request(ctx)?;
-        Ok(catalog::count_discoverable(&rc.db, &self.filter).await?)
+        Ok(discovery::count_discoverable(&rc.store, &self.filter).await?)
     }
 }
 

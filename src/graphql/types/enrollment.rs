@@ -5,11 +5,10 @@ use uuid::Uuid;
 
 use super::{Course, Section, User};
 use crate::{
+    domain::visibility,
     error::ApiError,
     graphql::{
-        loaders::{
-            CertificationOf, CourseKey, EnrollmentKey, EventsOf, SectionKey, UserKey, WaitlistRank,
-        },
+        loaders::{CertificationOf, CourseKey, EventsOf, WaitlistRank},
         request,
     },
 };
@@ -29,25 +28,17 @@ impl Enrollment {
 
     async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         let rc = request(ctx)?;
-        Ok(rc.loader.load_one(UserKey(self.0.user_id)).await?.map(User))
+        rc.node(self.0.user_id).await
     }
 
     async fn section(&self, ctx: &Context<'_>) -> Result<Option<Section>> {
         let rc = request(ctx)?;
-        Ok(rc
-            .loader
-            .load_one(SectionKey(self.0.section_id))
-            .await?
-            .map(Section))
+        rc.node(self.0.section_id).await
     }
 
     async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
         let rc = request(ctx)?;
-        Ok(rc
-            .loader
-            .load_one(CourseKey(self.0.course_id))
-            .await?
-            .map(Course))
+        rc.node(self.0.course_id).await
     }
 
     /// 1-based rank among the section's current waitlist; null unless WAITLISTED.
@@ -81,7 +72,7 @@ impl Enrollment {
             return Ok(None);
         };
         let rc = request(ctx)?;
-        Ok(rc.loader.load_one(UserKey(by)).await?.map(User))
+        rc.node(by).await
     }
 
     /// Whether every prerequisite certification was held when the enrollment was made.
@@ -109,7 +100,7 @@ impl Enrollment {
             return Ok(None);
         };
         let rc = request(ctx)?;
-        Ok(rc.loader.load_one(UserKey(by)).await?.map(User))
+        rc.node(by).await
     }
 
     /// Proof of completion as given by the confirming staff member.
@@ -145,8 +136,8 @@ impl Enrollment {
     async fn notes(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
         let rc = request(ctx)?;
         let viewer = rc.require_viewer()?;
-        let course = rc.loader.load_one(CourseKey(self.0.course_id)).await?;
-        if !course.is_some_and(|c| viewer.can_manage_course(&c)) {
+        let course = rc.loader.load_one(CourseKey::new(self.0.course_id)).await?;
+        if !visibility::may_read_notes(viewer, course.as_ref()) {
             return Err(ApiError::forbidden("notes are for the staff of the course").into());
         }
         Ok(self.0.notes.as_deref())
@@ -195,7 +186,7 @@ impl EnrollmentEvent {
             return Ok(None);
         };
         let rc = request(ctx)?;
-        Ok(rc.loader.load_one(UserKey(actor)).await?.map(User))
+        rc.node(actor).await
     }
 
     async fn reason(&self) -> Option<&str> {
@@ -223,16 +214,12 @@ impl Certification {
 
     async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         let rc = request(ctx)?;
-        Ok(rc.loader.load_one(UserKey(self.0.user_id)).await?.map(User))
+        rc.node(self.0.user_id).await
     }
 
     async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
         let rc = request(ctx)?;
-        Ok(rc
-            .loader
-            .load_one(CourseKey(self.0.course_id))
-            .await?
-            .map(Course))
+        rc.node(self.0.course_id).await
     }
 
     async fn enrollment_id(&self) -> Uuid {
@@ -245,17 +232,15 @@ impl Certification {
         let Some(viewer) = &rc.viewer else {
             return Ok(None);
         };
-        if viewer.id() != self.0.user_id {
-            let course = rc.loader.load_one(CourseKey(self.0.course_id)).await?;
-            if !course.is_some_and(|c| viewer.can_manage_course(&c)) {
-                return Ok(None);
-            }
+        let course = if viewer.id() == self.0.user_id {
+            None
+        } else {
+            rc.loader.load_one(CourseKey::new(self.0.course_id)).await?
+        };
+        if !visibility::may_see_certified_enrollment(viewer, self.0.user_id, course.as_ref()) {
+            return Ok(None);
         }
-        Ok(rc
-            .loader
-            .load_one(EnrollmentKey(self.0.enrollment_id))
-            .await?
-            .map(Enrollment))
+        rc.node(self.0.enrollment_id).await
     }
 
     async fn issued_at(&self) -> DateTime<Utc> {
@@ -270,7 +255,8 @@ impl Certification {
     /// Whether it has not expired yet.
     async fn is_valid(&self, ctx: &Context<'_>) -> Result<bool> {
         // Time passes without the database changing: this answer cannot be reused.
-        request(ctx)?.reusable.forbid();
-        Ok(self.0.expires_at.is_none_or(|e| e > Utc::now()))
+        let rc = request(ctx)?;
+        rc.reusable.forbid();
+        Ok(self.0.expires_at.is_none_or(|e| e > rc.store.now()))
     }
 }

@@ -1,6 +1,14 @@
 //! GraphQL object types. Each wraps its entity `Model` and resolves relations through the
 //! request's loader, so lists of any length cost one statement per relation.
 
+use sea_orm::EntityTrait;
+use uuid::Uuid;
+
+use super::{
+    RequestContext,
+    loaders::{ById, Identified},
+};
+
 mod course;
 mod enrollment;
 mod section;
@@ -14,3 +22,41 @@ pub use team::Team;
 pub(crate) use team::visible_to_viewer;
 pub(crate) use user::users_in_order;
 pub use user::{Organization, User};
+
+/// A GraphQL object that wraps one row of an entity the loader reads by id.
+pub(crate) trait Node {
+    type Entity: Identified;
+    fn wrap(model: <Self::Entity as EntityTrait>::Model) -> Self;
+}
+
+macro_rules! nodes {
+    ($($object:ident => $entity:ident),*) => {
+        $(
+            impl Node for $object {
+                type Entity = entity::$entity::Entity;
+                fn wrap(model: entity::$entity::Model) -> Self {
+                    Self(model)
+                }
+            }
+        )*
+    };
+}
+
+nodes!(
+    User => user,
+    Course => course,
+    Section => section,
+    Enrollment => enrollment,
+    Organization => organization
+);
+
+impl RequestContext {
+    /// The object with this id, through the request's loader (one batch per entity).
+    pub(crate) async fn node<N: Node>(&self, id: Uuid) -> async_graphql::Result<Option<N>> {
+        Ok(self
+            .loader
+            .load_one(ById::<N::Entity>::new(id))
+            .await?
+            .map(N::wrap))
+    }
+}

@@ -4,8 +4,9 @@ use entity::{section, types::Meeting};
 use uuid::Uuid;
 
 use super::{Course, User, users_in_order};
+use crate::domain::{seats::Seats, visibility};
 use crate::graphql::{
-    loaders::{CourseKey, RegisteredIn, TeammatesOf},
+    loaders::{RegisteredIn, TeammatesOf},
     request,
 };
 
@@ -13,9 +14,8 @@ use crate::graphql::{
 pub struct Section(pub section::Model);
 
 impl Section {
-    /// Seats held: REGISTERED plus PENDING (a pending enrollment keeps its seat).
-    fn seats_taken(&self) -> i32 {
-        self.0.registered_count + self.0.pending_count
+    fn seats(&self) -> Seats {
+        Seats::from(&self.0)
     }
 }
 
@@ -32,11 +32,7 @@ impl Section {
 
     async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
         let rc = request(ctx)?;
-        Ok(rc
-            .loader
-            .load_one(CourseKey(self.0.course_id))
-            .await?
-            .map(Course))
+        rc.node(self.0.course_id).await
     }
 
     /// Weekly meetings.
@@ -66,12 +62,12 @@ impl Section {
 
     /// Free seats; null when the capacity is unlimited.
     async fn seats_available(&self) -> Option<i32> {
-        self.0.capacity.map(|c| (c - self.seats_taken()).max(0))
+        self.seats().available()
     }
 
     /// Whether no seat is free (never true for unlimited sections).
     async fn is_full(&self) -> bool {
-        self.0.capacity.is_some_and(|c| self.seats_taken() >= c)
+        self.seats().is_full()
     }
 
     async fn is_active(&self) -> bool {
@@ -100,16 +96,12 @@ impl Section {
             .load_one(TeammatesOf(viewer.id()))
             .await?
             .unwrap_or_default();
-        let ids: Vec<Uuid> = rc
+        let registered = rc
             .loader
             .load_one(RegisteredIn(self.0.id))
             .await?
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| e.visibility && e.user_id != viewer.id() && mates.contains(&e.user_id))
-            .map(|e| e.user_id)
-            .collect();
-        users_in_order(rc, &ids).await
+            .unwrap_or_default();
+        users_in_order(rc, &visibility::classmates(viewer, &registered, &mates)).await
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

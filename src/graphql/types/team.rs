@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{Enrollment, User, users_in_order};
 use crate::{
-    domain::visibility::{Standing, can_see},
+    domain::visibility,
     graphql::{
         RequestContext,
         loaders::{CourseKey, EnrollmentsOf, MembersOf, SectionKey, TeammatesOf, UserKey},
@@ -41,7 +41,7 @@ impl Team {
             || enrollments.exists();
         let mut user_keys: HashSet<UserKey> = HashSet::new();
         if node.field("coach").exists() {
-            user_keys.extend(teams.iter().map(|t| UserKey(t.coach_id)));
+            user_keys.extend(teams.iter().map(|t| UserKey::new(t.coach_id)));
         }
         let mut member_ids: HashSet<Uuid> = HashSet::new();
         if wants_members {
@@ -52,7 +52,7 @@ impl Team {
             member_ids.extend(members.values().flatten().map(|m| m.user_id));
         }
         if node.field("members").exists() || enrollments.field("user").exists() {
-            user_keys.extend(member_ids.iter().map(|id| UserKey(*id)));
+            user_keys.extend(member_ids.iter().map(|id| UserKey::new(*id)));
         }
         let users = async {
             if !user_keys.is_empty() {
@@ -75,14 +75,16 @@ impl Team {
             let staff = rc.viewer.as_ref().is_some_and(|v| v.is_staff());
             let courses = async {
                 if staff || enrollments.field("course").exists() {
-                    let keys: HashSet<_> = rows.iter().map(|e| CourseKey(e.course_id)).collect();
+                    let keys: HashSet<_> =
+                        rows.iter().map(|e| CourseKey::new(e.course_id)).collect();
                     rc.loader.load_many(keys).await?;
                 }
                 Ok::<_, Arc<DbErr>>(())
             };
             let sections = async {
                 if enrollments.field("section").exists() {
-                    let keys: HashSet<_> = rows.iter().map(|e| SectionKey(e.section_id)).collect();
+                    let keys: HashSet<_> =
+                        rows.iter().map(|e| SectionKey::new(e.section_id)).collect();
                     rc.loader.load_many(keys).await?;
                 }
                 Ok(())
@@ -109,11 +111,7 @@ impl Team {
     /// The teacher, coordinator or admin who created it. Not counted among the members.
     async fn coach(&self, ctx: &Context<'_>) -> Result<Option<User>> {
         let rc = request(ctx)?;
-        Ok(rc
-            .loader
-            .load_one(UserKey(self.0.coach_id))
-            .await?
-            .map(User))
+        rc.node(self.0.coach_id).await
     }
 
     /// Members, earliest joined first.
@@ -187,22 +185,15 @@ pub(crate) async fn visible_to_viewer(
         .unwrap_or_default();
     let courses = if viewer.is_staff() {
         rc.loader
-            .load_many(rows.iter().map(|e| CourseKey(e.course_id)))
+            .load_many(rows.iter().map(|e| CourseKey::new(e.course_id)))
             .await?
+            .into_iter()
+            .map(|(key, course)| (key.0, course))
+            .collect()
     } else {
         HashMap::new()
     };
-    Ok(rows
-        .into_iter()
-        .filter(|e| {
-            let standing = Standing {
-                owner: e.user_id == viewer.id(),
-                staff_in_scope: courses
-                    .get(&CourseKey(e.course_id))
-                    .is_some_and(|c| viewer.can_manage_course(c)),
-                teammate: mates.contains(&e.user_id),
-            };
-            can_see(e.visibility, standing)
-        })
-        .collect())
+    Ok(visibility::visible_enrollments(
+        viewer, rows, &mates, &courses,
+    ))
 }

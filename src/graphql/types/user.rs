@@ -8,9 +8,10 @@ use entity::{
 use uuid::Uuid;
 
 use super::{Enrollment, Team, visible_to_viewer};
+use crate::domain::visibility;
 use crate::graphql::{
     RequestContext,
-    loaders::{EnrollmentsOf, OrganizationKey, TeamsOf, UserKey},
+    loaders::{EnrollmentsOf, TeamsOf, UserKey},
     request,
 };
 
@@ -36,12 +37,7 @@ impl User {
     /// admins and coordinators of the user's organization; null otherwise.
     async fn email(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
         let rc = request(ctx)?;
-        let visible = self.0.role != Role::Student
-            || rc.viewer.as_ref().is_some_and(|v| {
-                v.id() == self.0.id
-                    || v.is_admin()
-                    || self.0.organization_id.is_some_and(|org| v.coordinates(org))
-            });
+        let visible = visibility::may_see_email(rc.viewer.as_ref(), &self.0);
         Ok(visible.then_some(self.0.email.as_str()))
     }
 
@@ -54,11 +50,7 @@ impl User {
             return Ok(None);
         };
         let rc = request(ctx)?;
-        Ok(rc
-            .loader
-            .load_one(OrganizationKey(org))
-            .await?
-            .map(Organization))
+        rc.node(org).await
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
@@ -121,11 +113,11 @@ impl Organization {
 pub(crate) async fn users_in_order(rc: &RequestContext, ids: &[Uuid]) -> Result<Vec<User>> {
     let mut users = rc
         .loader
-        .load_many(ids.iter().map(|id| UserKey(*id)))
+        .load_many(ids.iter().map(|id| UserKey::new(*id)))
         .await?;
     Ok(ids
         .iter()
-        .filter_map(|id| users.remove(&UserKey(*id)))
+        .filter_map(|id| users.remove(&UserKey::new(*id)))
         .map(User)
         .collect())
 }

@@ -112,7 +112,7 @@ enum Source {
 }
 
 /// The cache of anonymous answers; see the module documentation.
-pub struct Answers {
+pub struct ResponseCache {
     source: Source,
     entries: Mutex<(HashMap<Key, Arc<Entry>>, usize)>,
 }
@@ -127,7 +127,7 @@ pub enum Lookup {
     Unavailable,
 }
 
-impl Answers {
+impl ResponseCache {
     /// A cache for `db`; `enabled: false` makes every lookup [`Lookup::Unavailable`].
     pub fn new(db: &DatabaseConnection, enabled: bool) -> Self {
         let source = match db.get_database_backend() {

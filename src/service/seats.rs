@@ -1,0 +1,147 @@
+//! The seat SQL: every change to a section's counters is one conditional update on the section
+//! row, whose row count decides (docs/design.md#invariants, 1 and 3). The update holds the row
+//! (PostgreSQL) or the database (SQLite) until commit, so what it decided stays true.
+
+use entity::{
+    section,
+    types::EnrollmentStatus::{self, *},
+};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    sea_query::{Expr, ExprTrait},
+};
+use uuid::Uuid;
+
+use crate::{domain::seats::Seats, error::ApiError};
+
+/// Capacity unlimited, or seats held (registered + pending) below it, for the section row in
+/// the statement's scope.
+pub(crate) fn has_free_seat() -> Condition {
+    Condition::any()
+        .add(Expr::col((section::Entity, section::Column::Capacity)).is_null())
+        .add(
+            Expr::col((section::Entity, section::Column::RegisteredCount))
+                .add(Expr::col((section::Entity, section::Column::PendingCount)))
+                .lt(Expr::col((section::Entity, section::Column::Capacity))),
+        )
+}
+
+/// Takes a seat for an enrollment entering `status` (REGISTERED or PENDING): the section is
+/// active, nobody is waiting (a newcomer never jumps the queue), and a seat is free.
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn take(
+    conn: &impl ConnectionTrait,
+    section_id: Uuid,
+    status: EnrollmentStatus,
+) -> Result<bool, ApiError> {
+    let Some(column) = counter(status) else {
+        return Ok(false);
+    };
+    let result = section::Entity::update_many()
+        .col_expr(column, Expr::col(column).add(1))
+        .filter(section::Column::Id.eq(section_id))
+        .filter(section::Column::IsActive.eq(true))
+        .filter(section::Column::WaitlistCount.eq(0))
+        .filter(has_free_seat())
+        .exec(conn)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Hands out the next waitlist ticket, if the section is still full or has people waiting:
+/// `None` when a seat has freed up since [`take`] failed (the caller tries the seat again).
+///
+/// The conditions sit in the update itself, so PostgreSQL checks them against the row as the
+/// last committed change left it, under the row lock.
+///
+/// # Errors
+/// `SECTION_FULL` when the section is full and has no waitlist; `SECTION_INACTIVE` if it was
+/// deactivated meanwhile.
+pub(crate) async fn join_waitlist(
+    conn: &impl ConnectionTrait,
+    section_id: Uuid,
+) -> Result<Option<i64>, ApiError> {
+    let result = section::Entity::update_many()
+        .col_expr(
+            section::Column::WaitlistCount,
+            Expr::col(section::Column::WaitlistCount).add(1),
+        )
+        .col_expr(
+            section::Column::WaitlistSeq,
+            Expr::col(section::Column::WaitlistSeq).add(1),
+        )
+        .filter(section::Column::Id.eq(section_id))
+        .filter(section::Column::IsActive.eq(true))
+        .filter(section::Column::WaitlistEnabled.eq(true))
+        .filter(
+            Condition::any()
+                .add(section::Column::WaitlistCount.gt(0))
+                .add(has_free_seat().not()),
+        )
+        .exec(conn)
+        .await?;
+    let row = section::Entity::find_by_id(section_id)
+        .one(conn)
+        .await?
+        .ok_or(ApiError::NotFound("section"))?;
+    if result.rows_affected == 1 {
+        return Ok(Some(row.waitlist_seq));
+    }
+    if !row.is_active {
+        return Err(ApiError::SectionInactive(
+            "the section is not active".into(),
+        ));
+    }
+    let seats = Seats::from(&row);
+    if seats.waitlisted > 0 || seats.is_full() {
+        // Full, and no waitlist to join.
+        return Err(ApiError::SectionFull);
+    }
+    Ok(None)
+}
+
+/// Moves `delta` enrollments into (or, negative, out of) `status`'s counter; statuses without
+/// one (final statuses) change nothing.
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn add(
+    conn: &impl ConnectionTrait,
+    section_id: Uuid,
+    status: EnrollmentStatus,
+    delta: i32,
+) -> Result<(), ApiError> {
+    if let Some(column) = counter(status) {
+        section::Entity::update_many()
+            .col_expr(column, Expr::col(column).add(delta))
+            .filter(section::Column::Id.eq(section_id))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Moves one enrollment from `from`'s counter to `to`'s.
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn moved(
+    conn: &impl ConnectionTrait,
+    section_id: Uuid,
+    from: EnrollmentStatus,
+    to: EnrollmentStatus,
+) -> Result<(), ApiError> {
+    add(conn, section_id, from, -1).await?;
+    add(conn, section_id, to, 1).await
+}
+
+fn counter(status: EnrollmentStatus) -> Option<section::Column> {
+    match status {
+        Registered => Some(section::Column::RegisteredCount),
+        Pending => Some(section::Column::PendingCount),
+        Waitlisted => Some(section::Column::WaitlistCount),
+        _ => None,
+    }
+}

@@ -1,0 +1,387 @@
+//! Status changes of an existing enrollment: withdraw, cancel, approve, complete, fail. They
+//! share one body ([`change`]): lock the section then the enrollment, check who may make the
+//! change, move the status with a conditional update, move the counters, record the event, and
+//! fill a freed seat from the waitlist — all in one write.
+//!
+//! Lock order is always the section row first, then enrollment rows, so that two transactions
+//! touching the same section queue on it instead of deadlocking. On SQLite the write
+//! transaction (`BEGIN IMMEDIATE`) already serializes writers.
+
+use entity::{
+    certification, course, enrollment, section,
+    types::EnrollmentStatus::{self, *},
+};
+use sea_orm::{
+    ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
+};
+use uuid::Uuid;
+
+use super::{for_update, promotion, seats};
+use crate::{
+    auth::Viewer,
+    domain::{status::can_transition, validate},
+    error::ApiError,
+    store::{Store, Transition, Tx},
+};
+
+/// The enrolled user (or staff of the course) leaves: WITHDRAWN, final. A freed seat goes to the
+/// earliest waitlisted enrollment in the same transaction.
+///
+/// # Errors
+/// `BAD_USER_INPUT` for an over-long reason; `NOT_FOUND`; `FORBIDDEN` for anyone else;
+/// `INVALID_TRANSITION` from a final status.
+pub async fn withdraw(
+    store: &Store,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+    reason: Option<String>,
+) -> Result<enrollment::Model, ApiError> {
+    with_reason(
+        store,
+        viewer,
+        enrollment_id,
+        Withdrawn,
+        Permitted::OwnerOrStaff,
+        reason,
+    )
+    .await
+}
+
+/// Staff cancel an enrollment (a refused approval is a cancelled PENDING one): CANCELLED, final;
+/// a freed seat is filled from the waitlist.
+///
+/// # Errors
+/// `BAD_USER_INPUT` for an empty reason; `NOT_FOUND`; `FORBIDDEN` unless staff of the course;
+/// `INVALID_TRANSITION`.
+pub async fn cancel(
+    store: &Store,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+    reason: String,
+) -> Result<enrollment::Model, ApiError> {
+    let reason = reason_text(Some(reason))?
+        .ok_or_else(|| ApiError::bad_input("reason", "a reason is required"))?;
+    let change = Change {
+        to: Cancelled,
+        by: Permitted::Staff("cancel enrollments"),
+        reason: Some(&reason),
+        evidence: None,
+    };
+    apply_change(store, viewer, enrollment_id, &change).await
+}
+
+/// Staff approve a PENDING enrollment; it keeps the seat it held and becomes REGISTERED.
+///
+/// # Errors
+/// `NOT_FOUND`; `FORBIDDEN` unless staff of the course; `INVALID_TRANSITION` unless PENDING.
+pub async fn approve(
+    store: &Store,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+) -> Result<enrollment::Model, ApiError> {
+    let change = Change {
+        to: Registered,
+        by: Permitted::Staff("approve enrollments"),
+        reason: None,
+        evidence: None,
+    };
+    apply_change(store, viewer, enrollment_id, &change).await
+}
+
+/// Staff confirm attendance: COMPLETED, with the evidence, who and when. A course with a
+/// certificate validity issues exactly one certification, expiring that many months later
+/// (invariant 5); concurrent or repeated confirmations find the enrollment completed and fail
+/// with `INVALID_TRANSITION`, and the unique index on `certifications.enrollment_id` backs that
+/// up.
+///
+/// # Errors
+/// `NOT_FOUND`; `FORBIDDEN` unless staff of the course, and always for one's own enrollment;
+/// `INVALID_TRANSITION`.
+pub async fn complete(
+    store: &Store,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+    evidence: Option<serde_json::Value>,
+) -> Result<enrollment::Model, ApiError> {
+    let change = Change {
+        to: Completed,
+        by: Permitted::StaffNotSelf("confirm attendance"),
+        reason: None,
+        evidence: evidence.as_ref(),
+    };
+    apply_change(store, viewer, enrollment_id, &change).await
+}
+
+/// Staff record that a registered student did not complete: FAILED, final.
+///
+/// # Errors
+/// `BAD_USER_INPUT` for an over-long reason; `NOT_FOUND`; `FORBIDDEN` unless staff of the course
+/// (never one's own); `INVALID_TRANSITION`.
+pub async fn fail(
+    store: &Store,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+    reason: Option<String>,
+) -> Result<enrollment::Model, ApiError> {
+    let by = Permitted::StaffNotSelf("record a failure");
+    with_reason(store, viewer, enrollment_id, Failed, by, reason).await
+}
+
+/// Who may make a change.
+#[derive(Clone, Copy)]
+enum Permitted {
+    /// The enrolled user or staff of the course.
+    OwnerOrStaff,
+    /// Staff of the course; the text says what they do, for the refusal.
+    Staff(&'static str),
+    /// Staff of the course, never for their own enrollment (attendance and completion are never
+    /// self-confirmed).
+    StaffNotSelf(&'static str),
+}
+
+/// One status change as the use case asks for it.
+struct Change<'a> {
+    to: EnrollmentStatus,
+    by: Permitted,
+    reason: Option<&'a str>,
+    evidence: Option<&'a serde_json::Value>,
+}
+
+/// A change whose only detail is an optional reason.
+async fn with_reason(
+    store: &Store,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+    to: EnrollmentStatus,
+    by: Permitted,
+    reason: Option<String>,
+) -> Result<enrollment::Model, ApiError> {
+    let reason = reason_text(reason)?;
+    let change = Change {
+        to,
+        by,
+        reason: reason.as_deref(),
+        evidence: None,
+    };
+    apply_change(store, viewer, enrollment_id, &change).await
+}
+
+async fn apply_change(
+    store: &Store,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+    change: &Change<'_>,
+) -> Result<enrollment::Model, ApiError> {
+    store
+        .write(|tx| Box::pin(change_in(tx, viewer, enrollment_id, change)))
+        .await
+}
+
+/// The shared body of every change: lock, check who, check the state machine, write the row,
+/// the counters, the event, the certification of a completion, and fill a freed seat.
+async fn change_in(
+    tx: &Tx<'_>,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+    change: &Change<'_>,
+) -> Result<enrollment::Model, ApiError> {
+    let locked = lock_for_change(tx, viewer, enrollment_id).await?;
+    locked.require(change.by, viewer)?;
+    let (row, to) = (&locked.row, change.to);
+    let from = row.status;
+    // Approval is the one way from PENDING to REGISTERED; the state machine also allows
+    // WAITLISTED to REGISTERED, but only as a promotion.
+    if !can_transition(from, to) || (to == Registered && from != Pending) {
+        return Err(invalid(from, to));
+    }
+    let at = tx.now();
+    let mut columns = enrollment::ActiveModel {
+        status: Set(to),
+        updated_at: Set(at),
+        ..Default::default()
+    };
+    match to {
+        Withdrawn => {
+            columns.withdrawn_at = Set(Some(at));
+            columns.reason = Set(change.reason.map(str::to_owned));
+        }
+        Cancelled => {
+            columns.cancelled_at = Set(Some(at));
+            columns.reason = Set(change.reason.map(str::to_owned));
+        }
+        Failed => columns.reason = Set(change.reason.map(str::to_owned)),
+        Completed => {
+            columns.completed_at = Set(Some(at));
+            columns.completed_by = Set(Some(viewer.id()));
+            columns.completion_evidence = Set(change.evidence.cloned());
+        }
+        _ => {}
+    }
+    if from == Waitlisted {
+        columns.waitlist_ticket = Set(None);
+    }
+    // A conditional update: a concurrent change makes this one fail rather than apply twice.
+    let updated = enrollment::Entity::update_many()
+        .set(columns)
+        .filter(enrollment::Column::Id.eq(row.id))
+        .filter(enrollment::Column::Status.eq(from))
+        .exec(tx)
+        .await?;
+    if updated.rows_affected != 1 {
+        return Err(invalid(from, to));
+    }
+    seats::moved(tx, locked.section.id, from, to).await?;
+    tx.record(Transition {
+        enrollment_id: row.id,
+        user_id: row.user_id,
+        course_id: row.course_id,
+        sections: vec![row.section_id],
+        from: Some(from),
+        to,
+        actor: Some(viewer.id()),
+        reason: change.reason.map(str::to_owned),
+        details: None,
+        at,
+    })
+    .await?;
+    if to == Completed {
+        issue_certification(tx, &locked, at).await?;
+    }
+    if from.holds_seat() && matches!(to, Withdrawn | Cancelled) {
+        promotion::fill_free_seats(tx, locked.section.id, Some(viewer.id())).await?;
+    }
+    enrollment::Entity::find_by_id(row.id)
+        .one(tx)
+        .await?
+        .ok_or(ApiError::NotFound("enrollment"))
+}
+
+/// The certification a completed enrollment earns, when its course issues one.
+async fn issue_certification(
+    tx: &Tx<'_>,
+    locked: &Locked,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
+    let Some(months) = locked.course.certificate_validity_months else {
+        return Ok(());
+    };
+    certification::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(locked.row.user_id),
+        course_id: Set(locked.row.course_id),
+        enrollment_id: Set(locked.row.id),
+        issued_at: Set(at),
+        expires_at: Set(at.checked_add_months(chrono::Months::new(months.unsigned_abs()))),
+    }
+    .insert(tx)
+    .await
+    .map_err(|e| ApiError::on_unique_violation(e, || invalid(Completed, Completed)))?;
+    Ok(())
+}
+
+/// Who is asking to change an enrollment.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Actor {
+    /// The enrolled user themself.
+    Owner,
+    /// Staff who manage the course.
+    Staff,
+}
+
+/// An enrollment locked for a change, with its section and course, and who the viewer is to it.
+pub(crate) struct Locked {
+    pub row: enrollment::Model,
+    pub section: section::Model,
+    pub course: course::Model,
+    pub actor: Option<Actor>,
+}
+
+impl Locked {
+    fn require(&self, permitted: Permitted, viewer: &Viewer) -> Result<(), ApiError> {
+        let (what, not_own) = match permitted {
+            Permitted::OwnerOrStaff => return self.require_owner_or_staff(),
+            Permitted::Staff(what) => (what, false),
+            Permitted::StaffNotSelf(what) => (what, true),
+        };
+        if self.actor != Some(Actor::Staff) || (not_own && self.row.user_id == viewer.id()) {
+            return Err(ApiError::forbidden(format!(
+                "only staff of the course {what}{}",
+                if not_own {
+                    ", never for themselves"
+                } else {
+                    ""
+                }
+            )));
+        }
+        Ok(())
+    }
+
+    /// The enrolled user or staff of the course.
+    pub(crate) fn require_owner_or_staff(&self) -> Result<(), ApiError> {
+        match self.actor {
+            Some(_) => Ok(()),
+            None => Err(ApiError::forbidden("not your enrollment")),
+        }
+    }
+}
+
+/// Loads an enrollment for a change by `viewer`, decides who they are to it, and locks the
+/// section row then the enrollment row (in that order). If a concurrent switch moved the
+/// enrollment between the read and the locks, it locks the new section too and reads again.
+pub(crate) async fn lock_for_change(
+    conn: &impl ConnectionTrait,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+) -> Result<Locked, ApiError> {
+    let backend = conn.get_database_backend();
+    let mut section_id = enrollment::Entity::find_by_id(enrollment_id)
+        .one(conn)
+        .await?
+        .ok_or(ApiError::NotFound("enrollment"))?
+        .section_id;
+    for _ in 0..3 {
+        let section = for_update(section::Entity::find_by_id(section_id), backend)
+            .one(conn)
+            .await?
+            .ok_or(ApiError::NotFound("section"))?;
+        let row = for_update(enrollment::Entity::find_by_id(enrollment_id), backend)
+            .one(conn)
+            .await?
+            .ok_or(ApiError::NotFound("enrollment"))?;
+        if row.section_id != section.id {
+            section_id = row.section_id;
+            continue;
+        }
+        let course = course::Entity::find_by_id(row.course_id)
+            .one(conn)
+            .await?
+            .ok_or(ApiError::NotFound("course"))?;
+        let actor = if viewer.can_manage_course(&course) {
+            Some(Actor::Staff)
+        } else if row.user_id == viewer.id() {
+            Some(Actor::Owner)
+        } else {
+            None
+        };
+        return Ok(Locked {
+            row,
+            section,
+            course,
+            actor,
+        });
+    }
+    Err(ApiError::Conflict(
+        "the enrollment kept changing sections meanwhile; try again".into(),
+    ))
+}
+
+pub(crate) fn invalid(from: EnrollmentStatus, to: EnrollmentStatus) -> ApiError {
+    ApiError::InvalidTransition {
+        from: from.to_value(),
+        to: to.to_value(),
+    }
+}
+
+fn reason_text(reason: Option<String>) -> Result<Option<String>, ApiError> {
+    validate::description("reason", reason.as_deref(), 2000)
+}

@@ -1,0 +1,262 @@
+//! What every use case runs on — the database, the clock and the change bus — and the one way to
+//! write: [`Store::write`] (docs/architecture.md#the-write-path).
+//!
+//! A write is a closure that receives a [`Tx`]. The store begins the transaction the backend
+//! needs, runs the closure, runs the whole attempt again when the database reports a lost race,
+//! and publishes what the closure recorded only once the transaction has committed. A use case
+//! therefore holds only its rule: it cannot forget to retry, to write the audit event, or to
+//! announce a change, and it cannot announce a change that rolled back.
+
+use std::{future::Future, marker::PhantomData, pin::Pin, sync::Mutex};
+
+use chrono::{DateTime, Utc};
+use entity::{enrollment_event, types::EnrollmentStatus};
+use sea_orm::{
+    ActiveEnum, ActiveModelTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, ExecResult, QueryResult, Set, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::{
+    clock::Clock,
+    error::ApiError,
+    events::{self, Bus, Notice},
+};
+
+/// How many times a write that lost a race (deadlock, serialization failure, SQLite busy) is
+/// attempted before the error is reported.
+const ATTEMPTS: usize = 3;
+
+/// The future a write's closure returns for one attempt.
+pub type Attempt<'t, T> = Pin<Box<dyn Future<Output = Result<T, ApiError>> + Send + 't>>;
+
+/// The database, the clock and the bus of one process. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    clock: Clock,
+    bus: Bus,
+    /// Whether this process publishes its own committed changes to `bus` (SQLite, one
+    /// process) rather than hearing them through PostgreSQL's `LISTEN`, as every replica does.
+    publishes_locally: bool,
+}
+
+impl Store {
+    pub fn new(db: DatabaseConnection, clock: Clock, bus: Bus) -> Self {
+        let publishes_locally = db.get_database_backend() != DatabaseBackend::Postgres;
+        Self {
+            db,
+            clock,
+            bus,
+            publishes_locally,
+        }
+    }
+
+    /// The connection pool, for reads.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Where committed changes reach this process's subscriptions.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    /// The clock's current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Runs `attempt` as one write transaction and returns what it returned.
+    ///
+    /// The transaction is `BEGIN IMMEDIATE` on SQLite, so two writers that read before they
+    /// write cannot deadlock on the lock upgrade, and a plain `BEGIN` on PostgreSQL, where row
+    /// locks and conditional updates do the rest. When the database reports a retryable
+    /// conflict the attempt is rolled back and run again from the start, up to [`ATTEMPTS`]
+    /// times; each attempt is a whole transaction, so a retry never sees half of an earlier
+    /// one. The notices the attempt recorded are delivered only after its commit: through
+    /// `pg_notify` inside the transaction on PostgreSQL (which PostgreSQL delivers only if it
+    /// commits, to every replica), to the in-process bus right after `COMMIT` on SQLite. A
+    /// failed attempt delivers nothing.
+    ///
+    /// Call it as `store.write(|tx| Box::pin(async move { … })).await`.
+    ///
+    /// # Errors
+    /// What the attempt returned, or `INTERNAL` when the database fails.
+    pub async fn write<'c, T, F>(&self, mut attempt: F) -> Result<T, ApiError>
+    where
+        F: for<'t> FnMut(&'t Tx<'c>) -> Attempt<'t, T> + Send,
+        T: Send,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let result = async {
+                let tx = Tx::begin(&self.db, self.clock.clone()).await?;
+                let value = attempt(&tx).await?;
+                let notices = tx.commit().await?;
+                Ok::<_, ApiError>((value, notices))
+            }
+            .await;
+            match result {
+                Ok((value, notices)) => {
+                    self.delivered(notices);
+                    return Ok(value);
+                }
+                Err(err) if tries < ATTEMPTS && err.is_retryable() => {
+                    tracing::debug!(error = ?err, tries, "retrying a write that lost a race");
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// A committed write's notices: counted, and published here when this process is the one
+    /// that publishes.
+    fn delivered(&self, notices: Vec<Notice>) {
+        for notice in notices {
+            if let Some(event) = &notice.event {
+                crate::metrics::record_transition(
+                    event.from.map(|s| s.to_value()).as_deref(),
+                    &event.to.to_value(),
+                );
+            }
+            if self.publishes_locally {
+                self.bus.publish(notice);
+            }
+        }
+    }
+}
+
+/// One attempt of a write: a transaction, the clock, and the notices recorded so far.
+///
+/// `Tx` is itself a connection: queries take `tx` as they would take a pool. The lifetime
+/// `'c` only ties the closure's borrows to the call of [`Store::write`].
+pub struct Tx<'c> {
+    txn: DatabaseTransaction,
+    clock: Clock,
+    notices: Mutex<Vec<Notice>>,
+    _borrows: PhantomData<&'c ()>,
+}
+
+impl Tx<'_> {
+    async fn begin(db: &DatabaseConnection, clock: Clock) -> Result<Self, DbErr> {
+        let mut options = TransactionOptions::default();
+        if db.get_database_backend() == DatabaseBackend::Sqlite {
+            options.sqlite_transaction_mode = Some(SqliteTransactionMode::Immediate);
+        }
+        Ok(Self {
+            txn: db.begin_with_options(options).await?,
+            clock,
+            notices: Mutex::default(),
+            _borrows: PhantomData,
+        })
+    }
+
+    /// The clock's current time. Read it after the locks a change needs are held, so that the
+    /// order of events and the order of their times agree (invariant 6).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Writes the audit event of one status change in this transaction (invariant 6) and
+    /// queues its notice for delivery after commit.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn record(
+        &self,
+        transition: Transition,
+    ) -> Result<enrollment_event::Model, ApiError> {
+        let event = enrollment_event::ActiveModel {
+            enrollment_id: Set(transition.enrollment_id),
+            from_status: Set(transition.from),
+            to_status: Set(transition.to),
+            actor_id: Set(transition.actor),
+            reason: Set(transition.reason),
+            details: Set(transition.details),
+            at: Set(transition.at),
+            ..Default::default()
+        }
+        .insert(&self.txn)
+        .await?;
+        self.announce(Notice::of_event(
+            &event,
+            transition.user_id,
+            transition.course_id,
+            transition.sections,
+        ));
+        Ok(event)
+    }
+
+    /// Queues a notice of a change that is not a status change (a section's capacity or
+    /// activity), delivered after commit.
+    pub fn announce(&self, notice: Notice) {
+        self.notices
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(notice);
+    }
+
+    /// Commits, handing the notices to PostgreSQL inside the transaction first; returns them.
+    async fn commit(self) -> Result<Vec<Notice>, DbErr> {
+        let notices = self
+            .notices
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.txn.get_database_backend() == DatabaseBackend::Postgres {
+            for notice in &notices {
+                events::pg_notify(&self.txn, notice).await?;
+            }
+        }
+        self.txn.commit().await?;
+        Ok(notices)
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Tx<'_> {
+    fn get_database_backend(&self) -> DatabaseBackend {
+        self.txn.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.txn.execute_raw(stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.txn.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.txn.query_one_raw(stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.txn.query_all_raw(stmt).await
+    }
+}
+
+/// One status change of an enrollment, as the audit trail records it.
+pub struct Transition {
+    pub enrollment_id: Uuid,
+    /// The enrolled user, the course, and the sections whose seats the change moves: what
+    /// subscribers are told about.
+    pub user_id: Uuid,
+    pub course_id: Uuid,
+    pub sections: Vec<Uuid>,
+    /// `None` when the enrollment is being created.
+    pub from: Option<EnrollmentStatus>,
+    pub to: EnrollmentStatus,
+    /// Who caused it.
+    pub actor: Option<Uuid>,
+    pub reason: Option<String>,
+    /// Extra facts, such as a capacity override or the sections of a switch.
+    pub details: Option<serde_json::Value>,
+    pub at: DateTime<Utc>,
+}
