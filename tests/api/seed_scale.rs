@@ -1,11 +1,9 @@
 //! `roster seed --scale N`: the benchmark data set, deterministic and with counters that match
 //! the rows, on both databases.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 
-use common::TestApp;
+use crate::helpers::TestApp;
 use entity::{course, enrollment, section, types::EnrollmentStatus, user};
 use sea_orm::{EntityTrait, PaginatorTrait, QueryOrder};
 

@@ -1,9 +1,7 @@
 //! Authorization scope, as a table: every mutation that acts on something, and the sensitive
 //! fields, by every role in and out of scope; allowed, or `FORBIDDEN` having changed nothing.
 
-mod common;
-
-use common::{Campus, TestApp, error_code, parse_id};
+use crate::helpers::{Campus, TestApp, error_code, parse_id};
 use entity::{course, enrollment, section, team, team_member, types::Role};
 use sea_orm::{EntityTrait, QueryOrder};
 use serde_json::{Value, json};

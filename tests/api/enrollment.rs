@@ -1,11 +1,9 @@
 //! The enrollment engine: seats, waitlists, promotions, checks and certifications, including
 //! under concurrency, on both databases.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{TestApp, error_code, parse_id};
+use crate::helpers::{TestApp, error_code, parse_id};
 use entity::{certification, enrollment, enrollment_event, section, types::EnrollmentStatus};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};

@@ -2,8 +2,6 @@
 //! and withdrawals, then started again on the same database. Every mutation that was answered
 //! successfully is there, the invariants hold, and the server serves again.
 
-mod common;
-
 use std::{
     collections::HashMap,
     net::SocketAddr,
@@ -11,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Server, parse_id};
+use crate::helpers::{Server, parse_id};
 use entity::{enrollment, types::EnrollmentStatus};
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};

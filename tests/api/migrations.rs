@@ -1,9 +1,7 @@
 //! The schema itself: migrations apply and roll back, and the database enforces the invariants
 //! it can (one active enrollment per user and course, case-insensitive team names, capacity ≥ 1).
 
-mod common;
-
-use common::TestApp;
+use crate::helpers::TestApp;
 use entity::{
     team,
     types::{EnrollmentStatus, Role},
@@ -15,10 +13,10 @@ use uuid::Uuid;
 
 async fn table_count(app: &TestApp) -> i64 {
     let sql = match app.backend {
-        common::Backend::Sqlite => {
+        crate::helpers::Backend::Sqlite => {
             "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'seaql_migrations'"
         }
-        common::Backend::Postgres => {
+        crate::helpers::Backend::Postgres => {
             "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> 'seaql_migrations'"
         }
     };

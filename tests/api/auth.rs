@@ -1,10 +1,8 @@
 //! Bearer tokens and viewers, over the GraphQL path and over a real socket.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{SECRET, error_code};
+use crate::helpers::{SECRET, error_code};
 use entity::{types::Role, user};
 use jsonwebtoken::{EncodingKey, Header};
 use roster::auth::TokenKeys;

@@ -1,8 +1,6 @@
 //! What operators and frontends rely on around the API: metrics, request ids, CORS,
 //! compression, automatic persisted queries, and a graceful stop.
 
-mod common;
-
 use std::{
     net::SocketAddr,
     process::Command,
@@ -10,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{SECRET, Server, TestApp};
+use crate::helpers::{SECRET, Server, TestApp};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::header;
 use roster::{
@@ -191,7 +189,7 @@ async fn sigterm_closes_websockets_with_a_close_frame_and_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_internal_error_shows_only_a_correlation_id_that_the_log_has() {
     use sea_orm::ConnectionTrait;
-    let app = TestApp::new(common::Backend::Sqlite).await;
+    let app = TestApp::new(crate::helpers::Backend::Sqlite).await;
     let campus = app.campus("Org").await;
     let t = campus.teacher_token.clone();
     let course = app

@@ -1,11 +1,9 @@
 //! Query limits: each exceeded limit is a `LIMIT_EXCEEDED` error naming it, and changes nothing.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::helpers::{SECRET, TestApp};
 use async_graphql::{BatchRequest, Request};
-use common::{SECRET, TestApp};
 use reqwest::{StatusCode, header};
 use roster::{
     app::{AppState, Settings},

@@ -45,16 +45,16 @@ macro_rules! backend_tests {
                 #[allow(unused_imports)]
                 use super::*;
 
-                async fn run($app: $crate::common::TestApp) $body
+                async fn run($app: $crate::helpers::TestApp) $body
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    run($crate::common::TestApp::new($crate::common::Backend::Sqlite).await).await
+                    run($crate::helpers::TestApp::new($crate::helpers::Backend::Sqlite).await).await
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    if let Some(app) = $crate::common::TestApp::postgres().await {
+                    if let Some(app) = $crate::helpers::TestApp::postgres().await {
                         run(app).await
                     }
                 }

@@ -2,15 +2,13 @@
 //! in `connection_init`, delivery after commit only, stalled subscribers, the active gauge, and
 //! (PostgreSQL) delivery across two `roster serve` processes.
 
-mod common;
-
 use std::{
     net::SocketAddr,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use common::{Backend, Server, TestApp, error_code, parse_id};
+use crate::helpers::{Backend, Server, TestApp, error_code, parse_id};
 use futures_util::{SinkExt, StreamExt};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};

@@ -1,9 +1,7 @@
 //! The response cache: anonymous query answers are served again only while the database has
 //! not changed, whoever changed it (this server, a direct write, another replica).
 
-mod common;
-
-use common::{Backend, Server, TestApp, parse_id};
+use crate::helpers::{Backend, Server, TestApp, parse_id};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
@@ -110,14 +108,14 @@ backend_tests! {
             "variables": { "id": course } });
         for _ in 0..2 {
             let (answer, cache) = post(&url, None, &failing).await;
-            assert_eq!(common::error_code(&answer), "UNAUTHENTICATED", "{answer}");
+            assert_eq!(crate::helpers::error_code(&answer), "UNAUTHENTICATED", "{answer}");
             assert_eq!(cache, None);
         }
         // A mutation is never answered from the cache.
         let mutation = json!({ "query": ENROLL, "variables": { "s": course } });
         for _ in 0..2 {
             let (answer, cache) = post(&url, None, &mutation).await;
-            assert_eq!(common::error_code(&answer), "UNAUTHENTICATED", "{answer}");
+            assert_eq!(crate::helpers::error_code(&answer), "UNAUTHENTICATED", "{answer}");
             assert_eq!(cache, None);
         }
         // Each response media type has its own entry; GET requests are kept too.

@@ -1,9 +1,7 @@
 //! Course discovery: the `courses` connection, its filters and cursors, `course`, `section`,
 //! and the number of SQL statements one discovery request costs.
 
-mod common;
-
-use common::{Backend, TestApp, error_code, parse_id};
+use crate::helpers::{Backend, TestApp, error_code, parse_id};
 use entity::types::{EnrollmentStatus, Role};
 use serde_json::{Value, json};
 

@@ -1,10 +1,8 @@
 //! Teams (seed 001) and who sees whose enrollments (seed 000), on both databases.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{TestApp, error_code, parse_id};
+use crate::helpers::{TestApp, error_code, parse_id};
 use entity::{team, team_member, types::Role, user};
 use sea_orm::{EntityTrait, Set};
 use serde_json::{Value, json};

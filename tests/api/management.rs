@@ -1,8 +1,6 @@
 //! Course and section management: who may do what, and validation that names the field.
 
-mod common;
-
-use common::{error_code, parse_id};
+use crate::helpers::{error_code, parse_id};
 use entity::{
     section,
     types::{EnrollmentStatus, Role},

@@ -1,11 +1,9 @@
 //! Random documents and variables thrown at the schema for a bounded time (a fixed seed, so a
 //! failure reproduces): no panic, every error has a code, and none is `INTERNAL`.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::parse_id;
+use crate::helpers::parse_id;
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -1,7 +1,5 @@
 //! GraphQL over HTTP: status codes, content types and methods, through the real router.
 
-mod common;
-
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
 

@@ -3,8 +3,6 @@
 //! concurrent enrollments and withdrawals on one section with the invariants sampled meanwhile
 //! and the audit trail replayed afterwards.
 
-mod common;
-
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::{
@@ -14,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Backend, TestApp, error_code, parse_id};
+use crate::helpers::{Backend, TestApp, error_code, parse_id};
 use entity::{
     enrollment, enrollment_event, section,
     types::EnrollmentStatus::{self, *},
