@@ -36,32 +36,32 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs a test body once per backend, as two test functions (`…::sqlite`, `…::postgres`).
-#[macro_export]
-macro_rules! backend_tests {
-    ($(async fn $name:ident($app:ident) $body:block)*) => {
+/// Runs each named test, an `async fn name(app: TestApp)` of the invoking module, once per
+/// backend: as `name::sqlite` and `name::postgres`, each on a fresh database of its own.
+///
+/// The test bodies stay ordinary functions that rustfmt formats; the invocation only names them:
+/// `both_backends!(withdrawing_a_seat_promotes_the_earliest_waiter, …);`.
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {
         $(
             mod $name {
-                #[allow(unused_imports)]
-                use super::*;
-
-                async fn run($app: $crate::helpers::TestApp) $body
-
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    run($crate::helpers::TestApp::new($crate::helpers::Backend::Sqlite).await).await
+                    let app = $crate::helpers::TestApp::new($crate::helpers::Backend::Sqlite).await;
+                    super::$name(app).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     if let Some(app) = $crate::helpers::TestApp::postgres().await {
-                        run(app).await
+                        super::$name(app).await;
                     }
                 }
             }
-        )*
+        )+
     };
 }
+pub(crate) use both_backends;
 
 /// The application under test, on its own database.
 pub struct TestApp {

@@ -4,7 +4,6 @@
 //! application, and linking them was most of the build. `helpers` is the harness they share: the
 //! application under test on a fresh SQLite or PostgreSQL database, and typed requests.
 
-#[macro_use]
 mod helpers;
 
 mod auth;

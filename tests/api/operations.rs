@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::helpers::{SECRET, Server, TestApp};
+use crate::helpers::{SECRET, Server, TestApp, both_backends};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::header;
 use roster::{
@@ -43,95 +43,210 @@ async fn serve(state: Arc<AppState>) -> SocketAddr {
     address
 }
 
-backend_tests! {
-    async fn metrics_count_operations_transitions_and_subscriptions(app) {
-        let address = app.serve().await;
-        let http = reqwest::Client::new();
-        let campus = app.campus("Org").await;
-        let (_, section) = app.course_with_section(&campus, "Metered", Some(5), "MONDAY").await;
-        let (_, token) = app.students(&campus, 1).await.remove(0);
-        let scrape = || async {
-            http.get(format!("http://{address}/metrics")).send().await.unwrap().text().await.unwrap()
-        };
-        let before = scrape().await;
-        // The recorder is the process's: a name of this run's own keeps the counts apart.
-        let operation = format!("Metered{:?}", app.backend);
-        let enroll = json!({ "query": format!("mutation {operation}($s: UUID!) {{ enroll(sectionId: $s) {{ id }} }}"),
-            "variables": { "s": section }, "operationName": operation });
-        for _ in 0..2 {
-            http.post(format!("http://{address}/graphql")).bearer_auth(&token).json(&enroll)
-                .send().await.unwrap();
-        }
-        let after = scrape().await;
-        let requests = |text: &str, outcome: &str| sample(text, "roster_graphql_requests_total",
-            &format!("operation=\"{operation}\",outcome=\"{outcome}\""));
-        assert_eq!(requests(&after, "ok") - requests(&before, "ok"), 1.0, "{after}");
-        assert_eq!(requests(&after, "error") - requests(&before, "error"), 1.0, "the second is ALREADY_ENROLLED");
-        let transitions = |text: &str| sample(text, "roster_enrollment_transitions_total", "from=\"NEW\",to=\"REGISTERED\"");
-        assert!(transitions(&after) - transitions(&before) >= 1.0, "{after}");
-        assert!(sample(&after, "roster_graphql_request_duration_seconds_count",
-            &format!("operation=\"{operation}\"")) >= 2.0);
-        assert!(after.contains("roster_db_pool_connections{state=\"in_use\"}"), "{after}");
-        assert!(after.contains("roster_subscriptions_active"), "{after}");
+async fn metrics_count_operations_transitions_and_subscriptions(app: TestApp) {
+    let address = app.serve().await;
+    let http = reqwest::Client::new();
+    let campus = app.campus("Org").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Metered", Some(5), "MONDAY")
+        .await;
+    let (_, token) = app.students(&campus, 1).await.remove(0);
+    let scrape = || async {
+        http.get(format!("http://{address}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = scrape().await;
+    // The recorder is the process's: a name of this run's own keeps the counts apart.
+    let operation = format!("Metered{:?}", app.backend);
+    let enroll = json!({ "query": format!("mutation {operation}($s: UUID!) {{ enroll(sectionId: $s) {{ id }} }}"),
+        "variables": { "s": section }, "operationName": operation });
+    for _ in 0..2 {
+        http.post(format!("http://{address}/graphql"))
+            .bearer_auth(&token)
+            .json(&enroll)
+            .send()
+            .await
+            .unwrap();
     }
+    let after = scrape().await;
+    let requests = |text: &str, outcome: &str| {
+        sample(
+            text,
+            "roster_graphql_requests_total",
+            &format!("operation=\"{operation}\",outcome=\"{outcome}\""),
+        )
+    };
+    assert_eq!(
+        requests(&after, "ok") - requests(&before, "ok"),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        requests(&after, "error") - requests(&before, "error"),
+        1.0,
+        "the second is ALREADY_ENROLLED"
+    );
+    let transitions = |text: &str| {
+        sample(
+            text,
+            "roster_enrollment_transitions_total",
+            "from=\"NEW\",to=\"REGISTERED\"",
+        )
+    };
+    assert!(transitions(&after) - transitions(&before) >= 1.0, "{after}");
+    assert!(
+        sample(
+            &after,
+            "roster_graphql_request_duration_seconds_count",
+            &format!("operation=\"{operation}\"")
+        ) >= 2.0
+    );
+    assert!(
+        after.contains("roster_db_pool_connections{state=\"in_use\"}"),
+        "{after}"
+    );
+    assert!(after.contains("roster_subscriptions_active"), "{after}");
+}
 
-    async fn request_ids_cors_and_compression(app) {
-        let keys = TokenKeys::new(SECRET).unwrap();
-        let state = AppState::with_settings(app.db.clone(), keys, Settings {
+async fn request_ids_cors_and_compression(app: TestApp) {
+    let keys = TokenKeys::new(SECRET).unwrap();
+    let state = AppState::with_settings(
+        app.db.clone(),
+        keys,
+        Settings {
             cors_origins: vec!["https://app.example".into()],
             ..Settings::default()
-        });
-        let address = serve(state).await;
-        let http = reqwest::Client::new();
-        let url = format!("http://{address}/graphql");
-        let query = json!({ "query": "{ courses(first: 100) { edges { node { id name description } } } }" });
+        },
+    );
+    let address = serve(state).await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{address}/graphql");
+    let query =
+        json!({ "query": "{ courses(first: 100) { edges { node { id name description } } } }" });
 
-        let response = http.post(&url).json(&query).send().await.unwrap();
-        let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
-        assert_eq!(id.len(), 36, "a generated UUID: {id}");
-        let response = http.post(&url).header("x-request-id", "abc-123").json(&query).send().await.unwrap();
-        assert_eq!(response.headers()["x-request-id"], "abc-123", "a client's id is kept");
+    let response = http.post(&url).json(&query).send().await.unwrap();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 36, "a generated UUID: {id}");
+    let response = http
+        .post(&url)
+        .header("x-request-id", "abc-123")
+        .json(&query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["x-request-id"],
+        "abc-123",
+        "a client's id is kept"
+    );
 
-        let preflight = http.request(reqwest::Method::OPTIONS, &url)
-            .header(header::ORIGIN, "https://app.example")
-            .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization, content-type")
-            .send().await.unwrap();
-        assert_eq!(preflight.headers()["access-control-allow-origin"], "https://app.example");
-        let stranger = http.post(&url).header(header::ORIGIN, "https://evil.example").json(&query)
-            .send().await.unwrap();
-        assert!(stranger.headers().get("access-control-allow-origin").is_none());
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header(header::ORIGIN, "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let stranger = http
+        .post(&url)
+        .header(header::ORIGIN, "https://evil.example")
+        .json(&query)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        stranger
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
 
-        // A big enough answer is compressed for clients that accept it.
-        for i in 0..40 {
-            app.create_course(&app.campus(&format!("Org {i}")).await.teacher_token,
-                json!({ "name": format!("Course {i}"), "description": "x".repeat(400) })).await;
-        }
-        let compressed = http.post(&url).header(header::ACCEPT_ENCODING, "gzip").json(&query)
-            .send().await.unwrap();
-        assert_eq!(compressed.headers()[header::CONTENT_ENCODING], "gzip");
+    // A big enough answer is compressed for clients that accept it.
+    for i in 0..40 {
+        app.create_course(
+            &app.campus(&format!("Org {i}")).await.teacher_token,
+            json!({ "name": format!("Course {i}"), "description": "x".repeat(400) }),
+        )
+        .await;
     }
-
-    async fn automatic_persisted_queries(app) {
-        let address = app.serve().await;
-        let http = reqwest::Client::new();
-        let url = format!("http://{address}/graphql");
-        let query = "{ courses(first: 3) { totalCount } }";
-        let hash = format!("{:x}", Sha256::digest(query.as_bytes()));
-        let extensions = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
-
-        let unknown: Value = http.post(&url).json(&json!({ "extensions": extensions })).send().await.unwrap()
-            .json().await.unwrap();
-        assert_eq!(unknown["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND", "{unknown}");
-        let registered: Value = http.post(&url).json(&json!({ "query": query, "extensions": extensions }))
-            .send().await.unwrap().json().await.unwrap();
-        assert_eq!(registered["data"]["courses"]["totalCount"], 0, "{registered}");
-        // Now the hash alone will do, over GET too (cacheable).
-        let by_hash: Value = http.get(&url).query(&[("extensions", extensions.to_string())])
-            .send().await.unwrap().json().await.unwrap();
-        assert_eq!(by_hash["data"]["courses"]["totalCount"], 0, "{by_hash}");
-    }
+    let compressed = http
+        .post(&url)
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .json(&query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(compressed.headers()[header::CONTENT_ENCODING], "gzip");
 }
+
+async fn automatic_persisted_queries(app: TestApp) {
+    let address = app.serve().await;
+    let http = reqwest::Client::new();
+    let url = format!("http://{address}/graphql");
+    let query = "{ courses(first: 3) { totalCount } }";
+    let hash = format!("{:x}", Sha256::digest(query.as_bytes()));
+    let extensions = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+
+    let unknown: Value = http
+        .post(&url)
+        .json(&json!({ "extensions": extensions }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        unknown["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
+        "{unknown}"
+    );
+    let registered: Value = http
+        .post(&url)
+        .json(&json!({ "query": query, "extensions": extensions }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        registered["data"]["courses"]["totalCount"], 0,
+        "{registered}"
+    );
+    // Now the hash alone will do, over GET too (cacheable).
+    let by_hash: Value = http
+        .get(&url)
+        .query(&[("extensions", extensions.to_string())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_hash["data"]["courses"]["totalCount"], 0, "{by_hash}");
+}
+
+both_backends!(
+    metrics_count_operations_transitions_and_subscriptions,
+    request_ids_cors_and_compression,
+    automatic_persisted_queries
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_websockets_with_a_close_frame_and_stops() {

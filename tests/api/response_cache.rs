@@ -1,7 +1,7 @@
 //! The response cache: anonymous query answers are served again only while the database has
 //! not changed, whoever changed it (this server, a direct write, another replica).
 
-use crate::helpers::{Backend, Server, TestApp, parse_id};
+use crate::helpers::{Backend, Server, TestApp, both_backends, parse_id};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
@@ -55,108 +55,148 @@ fn registered(answer: &Value) -> i64 {
 
 const ENROLL: &str = "mutation($s: UUID!) { enroll(sectionId: $s) { id status } }";
 
-backend_tests! {
-    async fn a_repeated_anonymous_query_is_answered_from_the_cache_until_a_write(app) {
-        let campus = app.campus("Cache U").await;
-        let (_, section) = app.course_with_section(&campus, "Cached", Some(10), "MONDAY").await;
-        let url = format!("http://{}/graphql", app.serve().await);
-        let query = json!({ "query": DISCOVERY });
+async fn a_repeated_anonymous_query_is_answered_from_the_cache_until_a_write(app: TestApp) {
+    let campus = app.campus("Cache U").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Cached", Some(10), "MONDAY")
+        .await;
+    let url = format!("http://{}/graphql", app.serve().await);
+    let query = json!({ "query": DISCOVERY });
 
-        let (first, cache) = post(&url, None, &query).await;
-        assert_eq!(cache.as_deref(), Some("miss"), "{first}");
-        let second = until_hit(&url, &query).await;
-        assert_eq!(first, second, "a hit answers exactly what was computed");
-        assert_eq!(registered(&second), 0);
+    let (first, cache) = post(&url, None, &query).await;
+    assert_eq!(cache.as_deref(), Some("miss"), "{first}");
+    let second = until_hit(&url, &query).await;
+    assert_eq!(first, second, "a hit answers exactly what was computed");
+    assert_eq!(registered(&second), 0);
 
-        // A write through the API: the next answer is computed again and shows it.
-        let students = app.students(&campus, 1).await;
-        let token = &students[0].1;
-        let (enrolled, _) = post(&url, Some(token), &json!({ "query": ENROLL, "variables": { "s": section } })).await;
-        assert_eq!(enrolled["data"]["enroll"]["status"], "REGISTERED", "{enrolled}");
-        let (third, cache) = post(&url, None, &query).await;
-        assert_eq!(cache.as_deref(), Some("miss"));
-        assert_eq!(registered(&third), 1);
-        assert_eq!(third["data"]["courses"]["edges"][0]["node"]["sections"][0]["seatsAvailable"], 9);
-        assert_eq!(until_hit(&url, &query).await, third);
+    // A write through the API: the next answer is computed again and shows it.
+    let students = app.students(&campus, 1).await;
+    let token = &students[0].1;
+    let (enrolled, _) = post(
+        &url,
+        Some(token),
+        &json!({ "query": ENROLL, "variables": { "s": section } }),
+    )
+    .await;
+    assert_eq!(
+        enrolled["data"]["enroll"]["status"], "REGISTERED",
+        "{enrolled}"
+    );
+    let (third, cache) = post(&url, None, &query).await;
+    assert_eq!(cache.as_deref(), Some("miss"));
+    assert_eq!(registered(&third), 1);
+    assert_eq!(
+        third["data"]["courses"]["edges"][0]["node"]["sections"][0]["seatsAvailable"],
+        9
+    );
+    assert_eq!(until_hit(&url, &query).await, third);
 
-        // A write straight to the database, not through this server, invalidates too.
-        app.db
-            .execute_unprepared("UPDATE courses SET name = 'Renamed outside'")
-            .await
-            .unwrap();
-        let (fourth, cache) = post(&url, None, &query).await;
-        assert_eq!(cache.as_deref(), Some("miss"));
-        assert_eq!(fourth["data"]["courses"]["edges"][0]["node"]["name"], "Renamed outside");
+    // A write straight to the database, not through this server, invalidates too.
+    app.db
+        .execute_unprepared("UPDATE courses SET name = 'Renamed outside'")
+        .await
+        .unwrap();
+    let (fourth, cache) = post(&url, None, &query).await;
+    assert_eq!(cache.as_deref(), Some("miss"));
+    assert_eq!(
+        fourth["data"]["courses"]["edges"][0]["node"]["name"],
+        "Renamed outside"
+    );
+}
+
+async fn only_anonymous_error_free_queries_are_kept(app: TestApp) {
+    let campus = app.campus("Cache V").await;
+    let (course, _) = app
+        .course_with_section(&campus, "Kept", None, "TUESDAY")
+        .await;
+    let url = format!("http://{}/graphql", app.serve().await);
+    let students = app.students(&campus, 1).await;
+    let token = &students[0].1;
+
+    // Signed in: what the viewer sees depends on who asks, so nothing is kept.
+    let mine = json!({ "query": "{ me { id } courses(first: 5) { edges { node { viewerEnrollment { id } } } } }" });
+    for _ in 0..2 {
+        let (answer, cache) = post(&url, Some(token), &mine).await;
+        assert!(answer.get("errors").is_none(), "{answer}");
+        assert_eq!(cache, None);
     }
-
-    async fn only_anonymous_error_free_queries_are_kept(app) {
-        let campus = app.campus("Cache V").await;
-        let (course, _) = app.course_with_section(&campus, "Kept", None, "TUESDAY").await;
-        let url = format!("http://{}/graphql", app.serve().await);
-        let students = app.students(&campus, 1).await;
-        let token = &students[0].1;
-
-        // Signed in: what the viewer sees depends on who asks, so nothing is kept.
-        let mine = json!({ "query": "{ me { id } courses(first: 5) { edges { node { viewerEnrollment { id } } } } }" });
-        for _ in 0..2 {
-            let (answer, cache) = post(&url, Some(token), &mine).await;
-            assert!(answer.get("errors").is_none(), "{answer}");
-            assert_eq!(cache, None);
-        }
-        // An answer with errors is not kept.
-        let failing = json!({ "query": "query($id: UUID!) { course(id: $id) { id } user(id: $id) { id } }",
-            "variables": { "id": course } });
-        for _ in 0..2 {
-            let (answer, cache) = post(&url, None, &failing).await;
-            assert_eq!(crate::helpers::error_code(&answer), "UNAUTHENTICATED", "{answer}");
-            assert_eq!(cache, None);
-        }
-        // A mutation is never answered from the cache.
-        let mutation = json!({ "query": ENROLL, "variables": { "s": course } });
-        for _ in 0..2 {
-            let (answer, cache) = post(&url, None, &mutation).await;
-            assert_eq!(crate::helpers::error_code(&answer), "UNAUTHENTICATED", "{answer}");
-            assert_eq!(cache, None);
-        }
-        // Each response media type has its own entry; GET requests are kept too.
-        let query = json!({ "query": "{ course(id: \"".to_owned() + &course.to_string() + "\") { name } }" });
-        let (_, cache) = post(&url, None, &query).await;
-        assert_eq!(cache.as_deref(), Some("miss"));
-        until_hit(&url, &query).await;
-        let other_media = reqwest::Client::new()
-            .post(&url)
-            .header("accept", "application/graphql-response+json")
-            .json(&query)
+    // An answer with errors is not kept.
+    let failing = json!({ "query": "query($id: UUID!) { course(id: $id) { id } user(id: $id) { id } }",
+        "variables": { "id": course } });
+    for _ in 0..2 {
+        let (answer, cache) = post(&url, None, &failing).await;
+        assert_eq!(
+            crate::helpers::error_code(&answer),
+            "UNAUTHENTICATED",
+            "{answer}"
+        );
+        assert_eq!(cache, None);
+    }
+    // A mutation is never answered from the cache.
+    let mutation = json!({ "query": ENROLL, "variables": { "s": course } });
+    for _ in 0..2 {
+        let (answer, cache) = post(&url, None, &mutation).await;
+        assert_eq!(
+            crate::helpers::error_code(&answer),
+            "UNAUTHENTICATED",
+            "{answer}"
+        );
+        assert_eq!(cache, None);
+    }
+    // Each response media type has its own entry; GET requests are kept too.
+    let query =
+        json!({ "query": "{ course(id: \"".to_owned() + &course.to_string() + "\") { name } }" });
+    let (_, cache) = post(&url, None, &query).await;
+    assert_eq!(cache.as_deref(), Some("miss"));
+    until_hit(&url, &query).await;
+    let other_media = reqwest::Client::new()
+        .post(&url)
+        .header("accept", "application/graphql-response+json")
+        .json(&query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_media.headers()["x-cache"], "miss");
+    assert!(
+        other_media.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/graphql-response+json")
+    );
+    let get = |url: String| async move {
+        let response = reqwest::Client::new()
+            .get(url)
+            .header("accept", "application/json")
             .send()
             .await
             .unwrap();
-        assert_eq!(other_media.headers()["x-cache"], "miss");
-        assert!(other_media.headers()["content-type"].to_str().unwrap().starts_with("application/graphql-response+json"));
-        let get = |url: String| async move {
-            let response = reqwest::Client::new()
-                .get(url)
-                .header("accept", "application/json")
-                .send()
-                .await
-                .unwrap();
-            let cache = response.headers().get("x-cache").map(|v| v.to_str().unwrap().to_owned());
-            (response.json::<Value>().await.unwrap(), cache)
-        };
-        let get_url = format!("{url}?query=%7B%20courses(first%3A%201)%20%7B%20edges%20%7B%20node%20%7B%20name%20%7D%20%7D%20%7D%20%7D");
-        let mut hit = false;
-        for _ in 0..100 {
-            let (first, cache) = get(get_url.clone()).await;
-            assert!(cache.is_some(), "{first}");
-            let (second, cache) = get(get_url.clone()).await;
-            assert_eq!(first, second);
-            if cache.as_deref() == Some("hit") {
-                hit = true;
-                break;
-            }
+        let cache = response
+            .headers()
+            .get("x-cache")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (response.json::<Value>().await.unwrap(), cache)
+    };
+    let get_url = format!(
+        "{url}?query=%7B%20courses(first%3A%201)%20%7B%20edges%20%7B%20node%20%7B%20name%20%7D%20%7D%20%7D%20%7D"
+    );
+    let mut hit = false;
+    for _ in 0..100 {
+        let (first, cache) = get(get_url.clone()).await;
+        assert!(cache.is_some(), "{first}");
+        let (second, cache) = get(get_url.clone()).await;
+        assert_eq!(first, second);
+        if cache.as_deref() == Some("hit") {
+            hit = true;
+            break;
         }
-        assert!(hit, "a GET query is answered from the cache");
     }
+    assert!(hit, "a GET query is answered from the cache");
 }
+
+both_backends!(
+    a_repeated_anonymous_query_is_answered_from_the_cache_until_a_write,
+    only_anonymous_error_free_queries_are_kept
+);
 
 /// Two replicas on one PostgreSQL database: a write through one is seen at once through the
 /// other's cache, with no notification needed.

@@ -1,7 +1,7 @@
 //! Authorization scope, as a table: every mutation that acts on something, and the sensitive
 //! fields, by every role in and out of scope; allowed, or `FORBIDDEN` having changed nothing.
 
-use crate::helpers::{Campus, TestApp, error_code, parse_id};
+use crate::helpers::{Campus, TestApp, both_backends, error_code, parse_id};
 use entity::{course, enrollment, section, team, team_member, types::Role};
 use sea_orm::{EntityTrait, QueryOrder};
 use serde_json::{Value, json};
@@ -252,53 +252,100 @@ async fn prepare(app: &TestApp, world: &World, row: &Row, serial: usize) -> (Val
     (variables, owner)
 }
 
-backend_tests! {
-    async fn every_mutation_by_every_role_in_and_out_of_scope(app) {
-        let world = world(&app).await;
-        let mut serial = 0;
-        let mut checked = 0;
-        for row in ROWS {
-            for who in EVERYONE {
-                serial += 1;
-                let (variables, owner) = prepare(&app, &world, row, serial).await;
-                let token = world.token(who, &owner);
-                let before = snapshot(&app).await;
-                let response = app.gql(Some(&token), row.document, variables).await;
-                if row.allowed.contains(&who) {
-                    assert!(response.get("errors").is_none(), "{} by {who:?} must be allowed: {response}", row.name);
-                } else {
-                    assert!(response.get("errors").is_some(), "{} by {who:?} must be refused: {response}", row.name);
-                    assert_eq!(error_code(&response), "FORBIDDEN", "{} by {who:?}: {response}", row.name);
-                    assert_eq!(snapshot(&app).await, before, "{} by {who:?} was refused but changed something", row.name);
-                }
-                checked += 1;
-            }
-        }
-        assert_eq!(checked, ROWS.len() * EVERYONE.len());
-    }
-
-    async fn sensitive_fields_by_every_role(app) {
-        let world = world(&app).await;
-        let (owner_id, owner) = app.students(&world.campus, 1).await.remove(0);
-        app.ok(Some(&owner), "mutation($s: UUID!) { enroll(sectionId: $s) { id } }",
-            json!({ "s": world.section })).await;
-        // Staff notes: never for the student, whoever else is not staff of the course.
+async fn every_mutation_by_every_role_in_and_out_of_scope(app: TestApp) {
+    let world = world(&app).await;
+    let mut serial = 0;
+    let mut checked = 0;
+    for row in ROWS {
         for who in EVERYONE {
+            serial += 1;
+            let (variables, owner) = prepare(&app, &world, row, serial).await;
             let token = world.token(who, &owner);
-            // Reach the enrollment through the owner's user, as any viewer would.
-            let notes = app.gql(Some(&token), "query($u: UUID!) { user(id: $u) { enrollments { id notes } } }",
-                json!({ "u": owner_id })).await;
-            let sees_enrollment = STAFF_IN_SCOPE.contains(&who) || who == Who::Owner;
-            match (who, sees_enrollment) {
-                (Who::Owner, _) => assert_eq!(error_code(&notes), "FORBIDDEN", "the student never sees notes"),
-                (_, true) => assert!(notes.get("errors").is_none(), "{who:?}: {notes}"),
-                (_, false) => assert_eq!(notes["data"]["user"]["enrollments"], json!([]), "{who:?} sees no enrollment"),
+            let before = snapshot(&app).await;
+            let response = app.gql(Some(&token), row.document, variables).await;
+            if row.allowed.contains(&who) {
+                assert!(
+                    response.get("errors").is_none(),
+                    "{} by {who:?} must be allowed: {response}",
+                    row.name
+                );
+            } else {
+                assert!(
+                    response.get("errors").is_some(),
+                    "{} by {who:?} must be refused: {response}",
+                    row.name
+                );
+                assert_eq!(
+                    error_code(&response),
+                    "FORBIDDEN",
+                    "{} by {who:?}: {response}",
+                    row.name
+                );
+                assert_eq!(
+                    snapshot(&app).await,
+                    before,
+                    "{} by {who:?} was refused but changed something",
+                    row.name
+                );
             }
-            // A student's e-mail: the student, coordinators of their organization and admins.
-            let email = app.ok(Some(&token), "query($u: UUID!) { user(id: $u) { email } }",
-                json!({ "u": owner_id })).await;
-            let shown = matches!(who, Who::Owner | Who::Coordinator | Who::Admin);
-            assert_eq!(email["user"]["email"].is_string(), shown, "{who:?}: {email}");
+            checked += 1;
         }
+    }
+    assert_eq!(checked, ROWS.len() * EVERYONE.len());
+}
+
+async fn sensitive_fields_by_every_role(app: TestApp) {
+    let world = world(&app).await;
+    let (owner_id, owner) = app.students(&world.campus, 1).await.remove(0);
+    app.ok(
+        Some(&owner),
+        "mutation($s: UUID!) { enroll(sectionId: $s) { id } }",
+        json!({ "s": world.section }),
+    )
+    .await;
+    // Staff notes: never for the student, whoever else is not staff of the course.
+    for who in EVERYONE {
+        let token = world.token(who, &owner);
+        // Reach the enrollment through the owner's user, as any viewer would.
+        let notes = app
+            .gql(
+                Some(&token),
+                "query($u: UUID!) { user(id: $u) { enrollments { id notes } } }",
+                json!({ "u": owner_id }),
+            )
+            .await;
+        let sees_enrollment = STAFF_IN_SCOPE.contains(&who) || who == Who::Owner;
+        match (who, sees_enrollment) {
+            (Who::Owner, _) => assert_eq!(
+                error_code(&notes),
+                "FORBIDDEN",
+                "the student never sees notes"
+            ),
+            (_, true) => assert!(notes.get("errors").is_none(), "{who:?}: {notes}"),
+            (_, false) => assert_eq!(
+                notes["data"]["user"]["enrollments"],
+                json!([]),
+                "{who:?} sees no enrollment"
+            ),
+        }
+        // A student's e-mail: the student, coordinators of their organization and admins.
+        let email = app
+            .ok(
+                Some(&token),
+                "query($u: UUID!) { user(id: $u) { email } }",
+                json!({ "u": owner_id }),
+            )
+            .await;
+        let shown = matches!(who, Who::Owner | Who::Coordinator | Who::Admin);
+        assert_eq!(
+            email["user"]["email"].is_string(),
+            shown,
+            "{who:?}: {email}"
+        );
     }
 }
+
+both_backends!(
+    every_mutation_by_every_role_in_and_out_of_scope,
+    sensitive_fields_by_every_role
+);

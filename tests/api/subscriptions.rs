@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::helpers::{Backend, Server, TestApp, error_code, parse_id};
+use crate::helpers::{Backend, Server, TestApp, both_backends, error_code, parse_id};
 use futures_util::{SinkExt, StreamExt};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
@@ -165,195 +165,371 @@ fn bearer(token: &str) -> Value {
     json!({ "Authorization": format!("Bearer {token}") })
 }
 
-backend_tests! {
-    async fn a_withdrawal_reaches_promotion_seat_and_position_subscribers(app) {
-        let (section, seated, people) = one_seat_one_waiting(&app).await;
-        let address = app.serve().await;
+async fn a_withdrawal_reaches_promotion_seat_and_position_subscribers(app: TestApp) {
+    let (section, seated, people) = one_seat_one_waiting(&app).await;
+    let address = app.serve().await;
 
-        let mut client = Client::ready(address, false, bearer(&people[1].1)).await;
-        client.subscribe("promotions", "subscription { waitlistPromotions { id status section { id } } }", json!({})).await;
-        client.subscribe("positions", "subscription { waitlistPositions { enrollmentId position } }", json!({})).await;
-        client.subscribe("seats", "subscription($s: UUID!) { sectionSeats(sectionId: $s) {
-            registeredCount waitlistCount seatsAvailable isFull } }", json!({ "s": section })).await;
-        let first = client.data_of("seats").await;
-        assert_eq!(first["sectionSeats"], json!({ "registeredCount": 1, "waitlistCount": 1, "seatsAvailable": 0, "isFull": true }));
-        let position = client.data_of("positions").await;
-        assert_eq!(position["waitlistPositions"]["position"], 1);
-        assert_eq!(app.state.bus.active_subscriptions(), 3);
+    let mut client = Client::ready(address, false, bearer(&people[1].1)).await;
+    client
+        .subscribe(
+            "promotions",
+            "subscription { waitlistPromotions { id status section { id } } }",
+            json!({}),
+        )
+        .await;
+    client
+        .subscribe(
+            "positions",
+            "subscription { waitlistPositions { enrollmentId position } }",
+            json!({}),
+        )
+        .await;
+    client
+        .subscribe(
+            "seats",
+            "subscription($s: UUID!) { sectionSeats(sectionId: $s) {
+        registeredCount waitlistCount seatsAvailable isFull } }",
+            json!({ "s": section }),
+        )
+        .await;
+    let first = client.data_of("seats").await;
+    assert_eq!(
+        first["sectionSeats"],
+        json!({ "registeredCount": 1, "waitlistCount": 1, "seatsAvailable": 0, "isFull": true })
+    );
+    let position = client.data_of("positions").await;
+    assert_eq!(position["waitlistPositions"]["position"], 1);
+    assert_eq!(app.state.bus.active_subscriptions(), 3);
 
-        let withdrawn_at = Instant::now();
-        app.ok(Some(&people[0].1), WITHDRAW, json!({ "e": seated })).await;
-        let mut seen = Vec::new();
-        while seen.len() < 3 {
-            let message = client.recv_within(Duration::from_secs(1)).await
-                .unwrap_or_else(|| panic!("[{:?}] only {seen:?} within 1 s of the withdrawal", app.backend));
-            let data = &message["payload"]["data"];
-            match message["id"].as_str() {
-                Some("promotions") => {
-                    assert_eq!(data["waitlistPromotions"]["status"], "REGISTERED");
-                    assert_eq!(data["waitlistPromotions"]["section"]["id"], section.to_string());
-                }
-                Some("seats") => assert_eq!(data["sectionSeats"],
-                    json!({ "registeredCount": 1, "waitlistCount": 0, "seatsAvailable": 0, "isFull": true })),
-                Some("positions") => assert_eq!(data["waitlistPositions"]["position"], Value::Null),
-                _ => panic!("unexpected {message}"),
+    let withdrawn_at = Instant::now();
+    app.ok(Some(&people[0].1), WITHDRAW, json!({ "e": seated }))
+        .await;
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let message = client
+            .recv_within(Duration::from_secs(1))
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "[{:?}] only {seen:?} within 1 s of the withdrawal",
+                    app.backend
+                )
+            });
+        let data = &message["payload"]["data"];
+        match message["id"].as_str() {
+            Some("promotions") => {
+                assert_eq!(data["waitlistPromotions"]["status"], "REGISTERED");
+                assert_eq!(
+                    data["waitlistPromotions"]["section"]["id"],
+                    section.to_string()
+                );
             }
-            seen.push(message["id"].as_str().unwrap().to_owned());
+            Some("seats") => assert_eq!(
+                data["sectionSeats"],
+                json!({ "registeredCount": 1, "waitlistCount": 0, "seatsAvailable": 0, "isFull": true })
+            ),
+            Some("positions") => assert_eq!(data["waitlistPositions"]["position"], Value::Null),
+            _ => panic!("unexpected {message}"),
         }
-        assert!(withdrawn_at.elapsed() < Duration::from_secs(1));
-
-        // Leaving frees every subscription.
-        client.socket.close(None).await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while app.state.bus.active_subscriptions() != 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(app.state.bus.active_subscriptions(), 0, "the gauge returns to zero");
+        seen.push(message["id"].as_str().unwrap().to_owned());
     }
+    assert!(withdrawn_at.elapsed() < Duration::from_secs(1));
 
-    async fn the_legacy_protocol_and_staff_only_event_streams(app) {
-        let campus = app.campus("Org").await;
-        let (course, section) = app.course_with_section(&campus, "Legacy", Some(5), "MONDAY").await;
-        let people = app.students(&campus, 2).await;
-        let address = app.serve().await;
-
-        // A student may not follow a course's events; the error names the code.
-        let mut student = Client::ready(address, true, json!({ "authorization": people[0].1.clone() })).await;
-        student.subscribe("events", "subscription($c: UUID!) { enrollmentEvents(courseId: $c) { id } }", json!({ "c": course })).await;
-        let refused = student.recv().await.expect("an answer");
-        assert_eq!(error_code_of(&refused), "FORBIDDEN");
-        assert_eq!(student.recv().await.expect("the end")["type"], "complete");
-
-        let mut teacher = Client::ready(address, true, bearer(&campus.teacher_token)).await;
-        teacher.subscribe("events", "subscription($c: UUID!) { enrollmentEvents(courseId: $c) {
-            from to actor { id } } }", json!({ "c": course })).await;
-        teacher.subscribe("seats", "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
-            json!({ "s": section })).await;
-        assert_eq!(teacher.data_of("seats").await["sectionSeats"]["registeredCount"], 0);
-        app.ok(Some(&people[1].1), ENROLL, json!({ "s": section })).await;
-        let event = teacher.data_of("events").await;
-        assert_eq!(event["enrollmentEvents"], json!({ "from": null, "to": "REGISTERED", "actor": { "id": people[1].0.to_string() } }));
-        assert_eq!(teacher.data_of("seats").await["sectionSeats"]["registeredCount"], 1);
+    // Leaving frees every subscription.
+    client.socket.close(None).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while app.state.bus.active_subscriptions() != 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(
+        app.state.bus.active_subscriptions(),
+        0,
+        "the gauge returns to zero"
+    );
+}
 
-    async fn bad_or_missing_tokens_get_the_protocols_errors(app) {
-        let campus = app.campus("Org").await;
-        let (_, section) = app.course_with_section(&campus, "Auth", Some(5), "MONDAY").await;
-        let address = app.serve().await;
+async fn the_legacy_protocol_and_staff_only_event_streams(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let (course, section) = app
+        .course_with_section(&campus, "Legacy", Some(5), "MONDAY")
+        .await;
+    let people = app.students(&campus, 2).await;
+    let address = app.serve().await;
 
-        // graphql-transport-ws: a bad token closes the connection with a protocol error and
-        // the reason.
-        let mut bad = Client::connect(address, false, bearer("not-a-token")).await;
-        let closed = bad.recv().await.expect("a close frame");
-        assert_eq!(closed["type"], "close", "{closed}");
-        assert_eq!(closed["code"], u16::from(CloseCode::Protocol));
-        assert!(closed["reason"].as_str().is_some_and(|r| r.contains("token")), "{closed}");
+    // A student may not follow a course's events; the error names the code.
+    let mut student = Client::ready(
+        address,
+        true,
+        json!({ "authorization": people[0].1.clone() }),
+    )
+    .await;
+    student
+        .subscribe(
+            "events",
+            "subscription($c: UUID!) { enrollmentEvents(courseId: $c) { id } }",
+            json!({ "c": course }),
+        )
+        .await;
+    let refused = student.recv().await.expect("an answer");
+    assert_eq!(error_code_of(&refused), "FORBIDDEN");
+    assert_eq!(student.recv().await.expect("the end")["type"], "complete");
 
-        // graphql-ws: a bad token is a connection_error.
-        let mut legacy = Client::connect(address, true, bearer("not-a-token")).await;
-        let refused = legacy.recv().await.expect("an answer");
-        assert_eq!(refused["type"], "connection_error", "{refused}");
+    let mut teacher = Client::ready(address, true, bearer(&campus.teacher_token)).await;
+    teacher
+        .subscribe(
+            "events",
+            "subscription($c: UUID!) { enrollmentEvents(courseId: $c) {
+        from to actor { id } } }",
+            json!({ "c": course }),
+        )
+        .await;
+    teacher
+        .subscribe(
+            "seats",
+            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
+            json!({ "s": section }),
+        )
+        .await;
+    assert_eq!(
+        teacher.data_of("seats").await["sectionSeats"]["registeredCount"],
+        0
+    );
+    app.ok(Some(&people[1].1), ENROLL, json!({ "s": section }))
+        .await;
+    let event = teacher.data_of("events").await;
+    assert_eq!(
+        event["enrollmentEvents"],
+        json!({ "from": null, "to": "REGISTERED", "actor": { "id": people[1].0.to_string() } })
+    );
+    assert_eq!(
+        teacher.data_of("seats").await["sectionSeats"]["registeredCount"],
+        1
+    );
+}
 
-        // No token: anonymous. Seats are public; a personal subscription is an error, not silence.
-        let mut anonymous = Client::ready(address, false, json!({})).await;
-        anonymous.subscribe("mine", "subscription { waitlistPromotions { id } }", json!({})).await;
-        // (The server sends errors as a result with `errors`, then `complete`.)
-        let error = anonymous.recv().await.expect("an answer");
-        assert_eq!(error_code_of(&error), "UNAUTHENTICATED", "{error}");
-        assert_eq!(anonymous.recv().await.expect("the end")["type"], "complete");
-        anonymous.subscribe("invalid", "subscription { noSuchField }", json!({})).await;
-        let invalid = anonymous.recv().await.expect("an answer");
-        assert_eq!(error_code_of(&invalid), "GRAPHQL_VALIDATION_FAILED", "{invalid}");
-        anonymous.subscribe("seats", "subscription($s: UUID!) { sectionSeats(sectionId: $s) { seatsAvailable } }",
-            json!({ "s": section })).await;
-        assert_eq!(anonymous.data_of("seats").await["sectionSeats"]["seatsAvailable"], 5);
-        anonymous.subscribe("nothing", "subscription($s: UUID!) { sectionSeats(sectionId: $s) { seatsAvailable } }",
-            json!({ "s": Uuid::new_v4() })).await;
-        let missing = anonymous.recv().await.expect("an answer");
-        assert_eq!(error_code_of(&missing), "NOT_FOUND", "{missing}");
+async fn bad_or_missing_tokens_get_the_protocols_errors(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Auth", Some(5), "MONDAY")
+        .await;
+    let address = app.serve().await;
+
+    // graphql-transport-ws: a bad token closes the connection with a protocol error and
+    // the reason.
+    let mut bad = Client::connect(address, false, bearer("not-a-token")).await;
+    let closed = bad.recv().await.expect("a close frame");
+    assert_eq!(closed["type"], "close", "{closed}");
+    assert_eq!(closed["code"], u16::from(CloseCode::Protocol));
+    assert!(
+        closed["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("token")),
+        "{closed}"
+    );
+
+    // graphql-ws: a bad token is a connection_error.
+    let mut legacy = Client::connect(address, true, bearer("not-a-token")).await;
+    let refused = legacy.recv().await.expect("an answer");
+    assert_eq!(refused["type"], "connection_error", "{refused}");
+
+    // No token: anonymous. Seats are public; a personal subscription is an error, not silence.
+    let mut anonymous = Client::ready(address, false, json!({})).await;
+    anonymous
+        .subscribe(
+            "mine",
+            "subscription { waitlistPromotions { id } }",
+            json!({}),
+        )
+        .await;
+    // (The server sends errors as a result with `errors`, then `complete`.)
+    let error = anonymous.recv().await.expect("an answer");
+    assert_eq!(error_code_of(&error), "UNAUTHENTICATED", "{error}");
+    assert_eq!(anonymous.recv().await.expect("the end")["type"], "complete");
+    anonymous
+        .subscribe("invalid", "subscription { noSuchField }", json!({}))
+        .await;
+    let invalid = anonymous.recv().await.expect("an answer");
+    assert_eq!(
+        error_code_of(&invalid),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{invalid}"
+    );
+    anonymous
+        .subscribe(
+            "seats",
+            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { seatsAvailable } }",
+            json!({ "s": section }),
+        )
+        .await;
+    assert_eq!(
+        anonymous.data_of("seats").await["sectionSeats"]["seatsAvailable"],
+        5
+    );
+    anonymous
+        .subscribe(
+            "nothing",
+            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { seatsAvailable } }",
+            json!({ "s": Uuid::new_v4() }),
+        )
+        .await;
+    let missing = anonymous.recv().await.expect("an answer");
+    assert_eq!(error_code_of(&missing), "NOT_FOUND", "{missing}");
+}
+
+async fn a_transaction_that_fails_after_its_event_delivers_nothing(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let t = campus.teacher_token.clone();
+    let course = app
+        .create_course(
+            &t,
+            json!({ "name": "Refused", "certificateValidityMonths": 6 }),
+        )
+        .await;
+    let section = app
+        .create_section(&t, json!({ "courseId": course, "name": "A" }))
+        .await;
+    let people = app.students(&campus, 2).await;
+    let first = parse_id(
+        &app.ok(Some(&people[0].1), ENROLL, json!({ "s": section }))
+            .await["enroll"]["id"],
+    );
+    let second = parse_id(
+        &app.ok(Some(&people[1].1), ENROLL, json!({ "s": section }))
+            .await["enroll"]["id"],
+    );
+    // Certifications are refused by the database: completion writes its COMPLETED event,
+    // then fails on the certificate and rolls everything back.
+    let refuse = match app.backend {
+        Backend::Sqlite => vec![
+            "CREATE TRIGGER refuse BEFORE INSERT ON certifications BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        ],
+        Backend::Postgres => vec![
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
+            "CREATE TRIGGER refuse BEFORE INSERT ON certifications FOR EACH ROW EXECUTE FUNCTION refuse()",
+        ],
+    };
+    for sql in refuse {
+        app.db.execute_unprepared(sql).await.unwrap();
     }
+    let address = app.serve().await;
+    let mut teacher = Client::ready(address, false, bearer(&t)).await;
+    teacher
+        .subscribe(
+            "events",
+            "subscription($c: UUID!) { enrollmentEvents(courseId: $c) { enrollmentId to } }",
+            json!({ "c": course }),
+        )
+        .await;
+    teacher
+        .subscribe(
+            "seats",
+            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
+            json!({ "s": section }),
+        )
+        .await;
+    assert_eq!(
+        teacher.data_of("seats").await["sectionSeats"]["registeredCount"],
+        2
+    );
 
-    async fn a_transaction_that_fails_after_its_event_delivers_nothing(app) {
-        let campus = app.campus("Org").await;
-        let t = campus.teacher_token.clone();
-        let course = app.create_course(&t, json!({ "name": "Refused", "certificateValidityMonths": 6 })).await;
-        let section = app.create_section(&t, json!({ "courseId": course, "name": "A" })).await;
-        let people = app.students(&campus, 2).await;
-        let first = parse_id(&app.ok(Some(&people[0].1), ENROLL, json!({ "s": section })).await["enroll"]["id"]);
-        let second = parse_id(&app.ok(Some(&people[1].1), ENROLL, json!({ "s": section })).await["enroll"]["id"]);
-        // Certifications are refused by the database: completion writes its COMPLETED event,
-        // then fails on the certificate and rolls everything back.
-        let refuse = match app.backend {
-            Backend::Sqlite => vec!["CREATE TRIGGER refuse BEFORE INSERT ON certifications BEGIN SELECT RAISE(ABORT, 'refused'); END"],
-            Backend::Postgres => vec![
-                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
-                "CREATE TRIGGER refuse BEFORE INSERT ON certifications FOR EACH ROW EXECUTE FUNCTION refuse()",
-            ],
-        };
-        for sql in refuse {
-            app.db.execute_unprepared(sql).await.unwrap();
-        }
-        let address = app.serve().await;
-        let mut teacher = Client::ready(address, false, bearer(&t)).await;
-        teacher.subscribe("events", "subscription($c: UUID!) { enrollmentEvents(courseId: $c) { enrollmentId to } }",
-            json!({ "c": course })).await;
-        teacher.subscribe("seats", "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
-            json!({ "s": section })).await;
-        assert_eq!(teacher.data_of("seats").await["sectionSeats"]["registeredCount"], 2);
+    let failed = app
+        .gql(
+            Some(&t),
+            "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e) { status } }",
+            json!({ "e": first }),
+        )
+        .await;
+    assert_eq!(error_code(&failed), "INTERNAL");
+    // The next thing the subscriber hears is the withdrawal that did commit.
+    app.ok(Some(&people[1].1), WITHDRAW, json!({ "e": second }))
+        .await;
+    let event = teacher.data_of("events").await;
+    assert_eq!(
+        event["enrollmentEvents"],
+        json!({ "enrollmentId": second.to_string(), "to": "WITHDRAWN" })
+    );
+    assert_eq!(
+        teacher.data_of("seats").await["sectionSeats"]["registeredCount"],
+        1
+    );
+}
 
-        let failed = app.gql(Some(&t), "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e) { status } }",
-            json!({ "e": first })).await;
-        assert_eq!(error_code(&failed), "INTERNAL");
-        // The next thing the subscriber hears is the withdrawal that did commit.
-        app.ok(Some(&people[1].1), WITHDRAW, json!({ "e": second })).await;
-        let event = teacher.data_of("events").await;
-        assert_eq!(event["enrollmentEvents"], json!({ "enrollmentId": second.to_string(), "to": "WITHDRAWN" }));
-        assert_eq!(teacher.data_of("seats").await["sectionSeats"]["registeredCount"], 1);
-    }
+async fn a_subscriber_that_never_reads_holds_nobody_up(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Burst", None, "MONDAY")
+        .await;
+    let people = app.students(&campus, 20).await;
+    let address = app.serve().await;
+    let mut stalled = Client::ready(address, false, json!({})).await;
+    stalled
+        .subscribe(
+            "seats",
+            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
+            json!({ "s": section }),
+        )
+        .await;
+    let mut reader = Client::ready(address, false, json!({})).await;
+    reader
+        .subscribe(
+            "seats",
+            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
+            json!({ "s": section }),
+        )
+        .await;
+    assert_eq!(
+        reader.data_of("seats").await["sectionSeats"]["registeredCount"],
+        0
+    );
 
-    async fn a_subscriber_that_never_reads_holds_nobody_up(app) {
-        let campus = app.campus("Org").await;
-        let (_, section) = app.course_with_section(&campus, "Burst", None, "MONDAY").await;
-        let people = app.students(&campus, 20).await;
-        let address = app.serve().await;
-        let mut stalled = Client::ready(address, false, json!({})).await;
-        stalled.subscribe("seats", "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
-            json!({ "s": section })).await;
-        let mut reader = Client::ready(address, false, json!({})).await;
-        reader.subscribe("seats", "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
-            json!({ "s": section })).await;
-        assert_eq!(reader.data_of("seats").await["sectionSeats"]["registeredCount"], 0);
-
-        // 1,000 mutations while `stalled` reads nothing: every one completes, and the reader
-        // keeps up to the end.
-        let app = Arc::new(app);
-        let workers: Vec<_> = people.into_iter().map(|(_, token)| {
-            let app = app.clone();
-            tokio::spawn(async move {
-                for _ in 0..25 {
-                    let id = parse_id(&app.ok(Some(&token), ENROLL, json!({ "s": section })).await["enroll"]["id"]);
-                    app.ok(Some(&token), WITHDRAW, json!({ "e": id })).await;
-                }
+    // 1,000 mutations while `stalled` reads nothing: every one completes, and the reader
+    // keeps up to the end.
+    let app = Arc::new(app);
+    let workers: Vec<_> =
+        people
+            .into_iter()
+            .map(|(_, token)| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    for _ in 0..25 {
+                        let id = parse_id(
+                            &app.ok(Some(&token), ENROLL, json!({ "s": section })).await["enroll"]
+                                ["id"],
+                        );
+                        app.ok(Some(&token), WITHDRAW, json!({ "e": id })).await;
+                    }
+                })
             })
-        }).collect();
-        for worker in workers {
-            worker.await.unwrap();
-        }
-        let mut last = None;
-        while let Some(message) = reader.recv_within(Duration::from_millis(500)).await {
-            last = Some(message["payload"]["data"]["sectionSeats"]["registeredCount"].clone());
-        }
-        assert_eq!(last, Some(json!(0)), "the reader saw the final count");
-        assert_eq!(app.state.bus.active_subscriptions(), 2, "the stalled one is still being served");
-        // It still gets what its buffers held, then its stream either goes on or ends with
-        // SUBSCRIBER_TOO_SLOW; never an internal error.
-        while let Some(message) = stalled.recv_within(Duration::from_millis(300)).await {
-            if message["type"] == "error" || message["payload"]["errors"].is_array() {
-                assert_eq!(error_code_of(&message), "SUBSCRIBER_TOO_SLOW", "{message}");
-            }
+            .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let mut last = None;
+    while let Some(message) = reader.recv_within(Duration::from_millis(500)).await {
+        last = Some(message["payload"]["data"]["sectionSeats"]["registeredCount"].clone());
+    }
+    assert_eq!(last, Some(json!(0)), "the reader saw the final count");
+    assert_eq!(
+        app.state.bus.active_subscriptions(),
+        2,
+        "the stalled one is still being served"
+    );
+    // It still gets what its buffers held, then its stream either goes on or ends with
+    // SUBSCRIBER_TOO_SLOW; never an internal error.
+    while let Some(message) = stalled.recv_within(Duration::from_millis(300)).await {
+        if message["type"] == "error" || message["payload"]["errors"].is_array() {
+            assert_eq!(error_code_of(&message), "SUBSCRIBER_TOO_SLOW", "{message}");
         }
     }
 }
+
+both_backends!(
+    a_withdrawal_reaches_promotion_seat_and_position_subscribers,
+    the_legacy_protocol_and_staff_only_event_streams,
+    bad_or_missing_tokens_get_the_protocols_errors,
+    a_transaction_that_fails_after_its_event_delivers_nothing,
+    a_subscriber_that_never_reads_holds_nobody_up
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promotion_caused_on_one_replica_reaches_a_subscriber_on_another() {
