@@ -4,8 +4,9 @@
 //! PostgreSQL comes from `ROSTER_TEST_DATABASE_URL` (a server URL whose user may create
 //! databases) or, by default, from a throwaway cluster this harness starts once per test
 //! binary with `initdb` and `pg_ctl` (as the `postgres` OS user when running as root). A
-//! migrated template database makes each test's database a cheap `CREATE DATABASE … TEMPLATE`.
-//! The cluster is stopped and deleted by a watchdog when the test process exits.
+//! migrated template database makes each test's database a cheap `CREATE DATABASE … TEMPLATE`;
+//! the database is dropped when its test ends, passed or failed. The cluster is stopped and
+//! deleted by a watchdog when the test process exits.
 //! `ROSTER_TEST_BACKENDS=sqlite` opts out of PostgreSQL; every skipped test then says so.
 #![allow(dead_code)]
 
@@ -72,18 +73,23 @@ pub struct TestApp {
     pub statements: Arc<AtomicUsize>,
     pub database_url: String,
     _dir: Option<tempfile::TempDir>,
+    /// Last, so that it goes after the pool: drops the PostgreSQL database.
+    _database: Option<PgDatabase>,
 }
 
 impl TestApp {
     /// A fresh app on `backend`. Panics with the reason when PostgreSQL cannot be had.
     pub async fn new(backend: Backend) -> Self {
-        let (url, dir) = match backend {
+        let (url, dir, database) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("roster.db").display());
-                (url, Some(dir))
+                (url, Some(dir), None)
             }
-            Backend::Postgres => (postgres_database().await, None),
+            Backend::Postgres => {
+                let database = postgres_database().await;
+                (database.url.clone(), None, Some(database))
+            }
         };
         let config = DbConfig {
             database_url: url.clone(),
@@ -111,6 +117,7 @@ impl TestApp {
             statements,
             database_url: url,
             _dir: dir,
+            _database: database,
         }
     }
 
@@ -255,28 +262,30 @@ struct PgServer {
     /// `postgres://…/` prefix to which a database name is appended.
     base_url: String,
     template: String,
+    /// Where test databases go to be dropped.
+    janitor: tokio::sync::mpsc::UnboundedSender<Dropping>,
+    /// Whether the server outlives this run (`ROSTER_TEST_DATABASE_URL`): then each test waits
+    /// until its database is gone, so that none is left behind when the run ends.
+    external: bool,
 }
 
 static PG: OnceLock<Result<PgServer, String>> = OnceLock::new();
 
-/// A new database cloned from the migrated template; returns its URL.
-async fn postgres_database() -> String {
-    let server = PG
-        .get_or_init(|| {
-            // Start-up runs blocking commands and its own runtime; keep it off this one.
-            std::thread::spawn(start_postgres)
-                .join()
-                .unwrap_or_else(|_| Err("PostgreSQL start-up panicked".into()))
-        })
-        .as_ref()
-        .unwrap_or_else(|why| {
-            panic!(
-                "PostgreSQL is required for this test run and could not be started: {why}\n\
-                 Install Debian's `postgresql` package (the server binaries in \
-                 /usr/lib/postgresql/15/bin), point ROSTER_TEST_DATABASE_URL at a server, or run \
-                 with ROSTER_TEST_BACKENDS=sqlite to test SQLite only."
-            )
-        });
+/// One test's PostgreSQL database, dropped when this is dropped (also when the test panics).
+struct PgDatabase {
+    url: String,
+    name: String,
+}
+
+/// A database for the janitor to drop, and whom to tell once it is gone.
+struct Dropping {
+    name: String,
+    done: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// A new database cloned from the migrated template.
+async fn postgres_database() -> PgDatabase {
+    let server = pg_server();
     let name = format!("roster_test_{}", Uuid::new_v4().simple());
     let admin = Database::connect(&server.admin_url)
         .await
@@ -289,22 +298,100 @@ async fn postgres_database() -> String {
         .await
         .expect("create test database");
     admin.close().await.ok();
-    format!("{}{name}", server.base_url)
+    PgDatabase {
+        url: format!("{}{name}", server.base_url),
+        name,
+    }
+}
+
+fn pg_server() -> &'static PgServer {
+    PG.get_or_init(|| {
+        // Start-up runs blocking commands and its own runtime; keep it off this one.
+        std::thread::spawn(start_postgres)
+            .join()
+            .unwrap_or_else(|_| Err("PostgreSQL start-up panicked".into()))
+    })
+    .as_ref()
+    .unwrap_or_else(|why| {
+        panic!(
+            "PostgreSQL is required for this test run and could not be started: {why}\n\
+             Install Debian's `postgresql` package (the server binaries in \
+             /usr/lib/postgresql/15/bin), point ROSTER_TEST_DATABASE_URL at a server, or run \
+             with ROSTER_TEST_BACKENDS=sqlite to test SQLite only."
+        )
+    })
+}
+
+impl Drop for PgDatabase {
+    /// Hands the database to the janitor. `Drop` cannot await, and every `DROP DATABASE` waits
+    /// for a checkpoint: the test does not wait for it, unless the server outlives the run.
+    fn drop(&mut self) {
+        let server = pg_server();
+        let (done, gone) = std::sync::mpsc::channel();
+        let dropping = Dropping {
+            name: self.name.clone(),
+            done: server.external.then_some(done),
+        };
+        if server.janitor.send(dropping).is_ok() && server.external {
+            let _ = gone.recv();
+        }
+    }
+}
+
+/// Drops the databases it is handed, one at a time, on a thread and a connection of its own.
+/// `FORCE` ends the connections that the app, its servers and its listener may still hold.
+/// Failures are reported, never raised: they must not fail or abort a test.
+fn spawn_janitor(admin_url: String) -> tokio::sync::mpsc::UnboundedSender<Dropping> {
+    let (janitor, mut queue) = tokio::sync::mpsc::unbounded_channel::<Dropping>();
+    std::thread::spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => return eprintln!("no runtime to drop test databases: {e}"),
+        };
+        runtime.block_on(async move {
+            let mut admin: Option<DatabaseConnection> = None;
+            while let Some(dropping) = queue.recv().await {
+                let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", dropping.name);
+                let connection = match &admin {
+                    Some(connection) => Ok(connection.clone()),
+                    None => Database::connect(&admin_url).await,
+                };
+                let dropped = match connection {
+                    Ok(connection) => {
+                        let dropped = connection.execute_unprepared(&sql).await;
+                        admin = dropped.is_ok().then_some(connection);
+                        dropped.map(drop)
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = dropped {
+                    eprintln!("could not drop the test database {}: {e}", dropping.name);
+                }
+                if let Some(done) = dropping.done {
+                    let _ = done.send(());
+                }
+            }
+        });
+    });
+    janitor
 }
 
 fn start_postgres() -> Result<PgServer, String> {
-    let (admin_url, base_url) = match std::env::var("ROSTER_TEST_DATABASE_URL") {
+    let (admin_url, base_url, external) = match std::env::var("ROSTER_TEST_DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => {
             let base = match url.rfind('/') {
                 Some(i) if i > url.find("://").map_or(0, |s| s + 2) => url[..=i].to_owned(),
                 _ => format!("{url}/"),
             };
-            (url, base)
+            (url, base, true)
         }
         _ => {
             let port = start_cluster()?;
             let base = format!("postgres://postgres@127.0.0.1:{port}/");
-            (format!("{base}postgres"), base)
+            (format!("{base}postgres"), base, false)
         }
     };
     let template = format!("roster_template_{}", std::process::id());
@@ -330,9 +417,11 @@ fn start_postgres() -> Result<PgServer, String> {
         db.close().await.map_err(|e| e.to_string())
     })?;
     Ok(PgServer {
+        janitor: spawn_janitor(admin_url.clone()),
         admin_url,
         base_url,
         template,
+        external,
     })
 }
 
