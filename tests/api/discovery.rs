@@ -1,7 +1,7 @@
 //! Course discovery: the `courses` connection, its filters and cursors, `course`, `section`,
 //! and the number of SQL statements one discovery request costs.
 
-use crate::helpers::{Backend, TestApp, both_backends, error_code, parse_id};
+use crate::helpers::{Backend, TestApp, both_backends, error_code, now, parse_id};
 use entity::types::{EnrollmentStatus, Role};
 use serde_json::{Value, json};
 
@@ -76,7 +76,7 @@ async fn rows_created_at_the_same_instant_page_by_id_without_loss(app: TestApp) 
             .await;
         ids.push(course_id);
     }
-    let instant = roster::db::now();
+    let instant = now();
     for id in &ids {
         let mut model = course::Entity::find_by_id(*id)
             .one(&app.db)

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::helpers::{TestApp, both_backends, error_code, parse_id};
+use crate::helpers::{TestApp, both_backends, error_code, now, parse_id};
 use entity::{certification, enrollment, enrollment_event, section, types::EnrollmentStatus};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
@@ -892,8 +892,8 @@ async fn a_certification_counts_as_prerequisite_only_until_it_expires(app: TestA
         .unwrap()
         .unwrap();
     let mut expired = row.into_active_model();
-    expired.issued_at = Set(roster::db::now() - chrono::Duration::days(32));
-    expired.expires_at = Set(Some(roster::db::now() - chrono::Duration::seconds(1)));
+    expired.issued_at = Set(now() - chrono::Duration::days(32));
+    expired.expires_at = Set(Some(now() - chrono::Duration::seconds(1)));
     expired.update(&app.db).await.unwrap();
     let again = app
         .gql(Some(&token), query, json!({ "s": advanced_section }))

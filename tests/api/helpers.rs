@@ -22,9 +22,14 @@ use std::{
 };
 
 use async_graphql::{BatchRequest, Request, Variables};
+use chrono::{DateTime, Utc};
 use entity::{organization, types::Role, user};
 use migration::{Migrator, MigratorTrait};
-use roster::{app::AppState, auth::TokenKeys, config::DbConfig};
+use roster::{
+    app::{AppState, Settings},
+    auth::TokenKeys,
+    config::DbConfig,
+};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -64,6 +69,11 @@ macro_rules! both_backends {
 }
 pub(crate) use both_backends;
 
+/// The time the tests write into rows and compare with: the only place they read the clock.
+pub fn now() -> DateTime<Utc> {
+    roster::db::now()
+}
+
 /// The application under test, on its own database.
 pub struct TestApp {
     pub backend: Backend,
@@ -79,6 +89,8 @@ pub struct TestApp {
 
 impl TestApp {
     /// A fresh app on `backend`. Panics with the reason when PostgreSQL cannot be had.
+    ///
+    /// This and [`TestApp::state_with`] are where the application under test is put together.
     pub async fn new(backend: Backend) -> Self {
         let (url, dir, database) = match backend {
             Backend::Sqlite => {
@@ -104,8 +116,7 @@ impl TestApp {
         db.set_metric_callback(move |_| {
             counter.fetch_add(1, Ordering::SeqCst);
         });
-        let keys = TokenKeys::new(SECRET).expect("keys");
-        let state = AppState::new(db.clone(), keys, 100);
+        let state = app_state(db.clone(), Settings::default());
         state
             .listen_for_changes(&url)
             .await
@@ -131,6 +142,11 @@ impl TestApp {
             return None;
         }
         Some(Self::new(Backend::Postgres).await)
+    }
+
+    /// Another application on this app's database, set up with `settings`.
+    pub fn state_with(&self, settings: Settings) -> Arc<AppState> {
+        app_state(self.db.clone(), settings)
     }
 
     pub fn reset_statements(&self) {
@@ -185,22 +201,14 @@ impl TestApp {
 
     /// Serves the app on a free loopback port and returns its address.
     pub async fn serve(&self) -> SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        let router = roster::app::router(self.state.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        address
+        serve(self.state.clone()).await
     }
 
     pub async fn organization(&self, name: &str) -> organization::Model {
         organization::ActiveModel {
             id: Set(Uuid::now_v7()),
             name: Set(name.into()),
-            created_at: Set(roster::db::now()),
+            created_at: Set(now()),
         }
         .insert(&self.db)
         .await
@@ -209,7 +217,7 @@ impl TestApp {
 
     pub async fn user(&self, role: Role, organization: Option<Uuid>) -> user::Model {
         let id = Uuid::now_v7();
-        let at = roster::db::now();
+        let at = now();
         user::ActiveModel {
             id: Set(id),
             email: Set(format!(
@@ -227,6 +235,23 @@ impl TestApp {
         .await
         .expect("insert user")
     }
+}
+
+/// The application's state on `db`, signing with [`SECRET`].
+fn app_state(db: DatabaseConnection, settings: Settings) -> Arc<AppState> {
+    AppState::with_settings(db, TokenKeys::new(SECRET).expect("keys"), settings)
+}
+
+/// Serves `state` on a free loopback port and returns its address.
+pub async fn serve(state: Arc<AppState>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, roster::app::router(state)).await;
+    });
+    address
 }
 
 /// Expects exactly one error and returns its `extensions.code`.
@@ -612,7 +637,7 @@ impl TestApp {
             .await
             .expect("section query")
             .expect("section exists");
-        let at = roster::db::now();
+        let at = now();
         let counter = match status {
             S::Registered => Some(section::Column::RegisteredCount),
             S::Pending => Some(section::Column::PendingCount),

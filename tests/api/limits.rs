@@ -2,14 +2,10 @@
 
 use std::time::Duration;
 
-use crate::helpers::{SECRET, TestApp, both_backends};
+use crate::helpers::{TestApp, both_backends};
 use async_graphql::{BatchRequest, Request};
 use reqwest::{StatusCode, header};
-use roster::{
-    app::{AppState, Settings},
-    auth::TokenKeys,
-    graphql::limits::Limits,
-};
+use roster::{app::Settings, graphql::limits::Limits};
 use serde_json::{Value, json};
 
 /// The `(code, limit)` of the first error.
@@ -27,14 +23,10 @@ fn exceeded(limit: &str) -> (String, String) {
 
 /// Runs `query` on a state with `limits`.
 async fn with_limits(app: &TestApp, limits: Limits, query: &str) -> Value {
-    let state = AppState::with_settings(
-        app.db.clone(),
-        TokenKeys::new(SECRET).unwrap(),
-        Settings {
-            limits,
-            ..Settings::default()
-        },
-    );
+    let state = app.state_with(Settings {
+        limits,
+        ..Settings::default()
+    });
     let response = state
         .execute(BatchRequest::Single(Request::new(query)), None)
         .await;

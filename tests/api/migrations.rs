@@ -1,7 +1,7 @@
 //! The schema itself: migrations apply and roll back, and the database enforces the invariants
 //! it can (one active enrollment per user and course, case-insensitive team names, capacity ≥ 1).
 
-use crate::helpers::{TestApp, both_backends};
+use crate::helpers::{TestApp, both_backends, now};
 use entity::{
     team,
     types::{EnrollmentStatus, Role},
@@ -77,8 +77,8 @@ async fn team_names_are_unique_case_insensitively(app: TestApp) {
         name: Set(name.into()),
         pass_key_hash: Set("$argon2id$placeholder".into()),
         coach_id: Set(coach.id),
-        created_at: Set(roster::db::now()),
-        updated_at: Set(roster::db::now()),
+        created_at: Set(now()),
+        updated_at: Set(now()),
     };
     team("Chess Club")
         .insert(&app.db)

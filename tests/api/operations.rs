@@ -2,19 +2,14 @@
 //! compression, automatic persisted queries, and a graceful stop.
 
 use std::{
-    net::SocketAddr,
     process::Command,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
-use crate::helpers::{SECRET, Server, TestApp, both_backends};
+use crate::helpers::{Server, TestApp, both_backends, serve};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::header;
-use roster::{
-    app::{AppState, Settings},
-    auth::TokenKeys,
-};
+use roster::app::Settings;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
@@ -32,15 +27,6 @@ fn sample(text: &str, name: &str, labels: &str) -> f64 {
             matches.then(|| value.parse().ok()).flatten()
         })
         .unwrap_or(0.0)
-}
-
-async fn serve(state: Arc<AppState>) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, roster::app::router(state)).await;
-    });
-    address
 }
 
 async fn metrics_count_operations_transitions_and_subscriptions(app: TestApp) {
@@ -114,16 +100,11 @@ async fn metrics_count_operations_transitions_and_subscriptions(app: TestApp) {
 }
 
 async fn request_ids_cors_and_compression(app: TestApp) {
-    let keys = TokenKeys::new(SECRET).unwrap();
-    let state = AppState::with_settings(
-        app.db.clone(),
-        keys,
-        Settings {
-            cors_origins: vec!["https://app.example".into()],
-            ..Settings::default()
-        },
-    );
-    let address = serve(state).await;
+    let address = serve(app.state_with(Settings {
+        cors_origins: vec!["https://app.example".into()],
+        ..Settings::default()
+    }))
+    .await;
     let http = reqwest::Client::new();
     let url = format!("http://{address}/graphql");
     let query =

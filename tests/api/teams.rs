@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::helpers::{TestApp, both_backends, error_code, parse_id};
+use crate::helpers::{TestApp, both_backends, error_code, now, parse_id};
 use entity::{team, team_member, types::Role, user};
 use sea_orm::{EntityTrait, Set};
 use serde_json::{Value, json};
@@ -338,7 +338,7 @@ async fn a_large_team_lists_with_a_constant_number_of_statements(app: TestApp) {
             .into_iter()
             .find(|t| t.name == name)
             .unwrap();
-        let at = roster::db::now();
+        let at = now();
         let members: Vec<Uuid> = (0..size).map(|_| Uuid::now_v7()).collect();
         for chunk in members.chunks(250) {
             user::Entity::insert_many(chunk.iter().map(|id| user::ActiveModel {
