@@ -10,8 +10,7 @@ use std::{
 };
 
 use crate::helpers::{Server, TestApp, both_backends, parse_id};
-use entity::{enrollment, types::EnrollmentStatus};
-use sea_orm::EntityTrait;
+use entity::types::EnrollmentStatus;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -96,12 +95,7 @@ async fn a_killed_server_loses_no_answered_mutation(app: TestApp) {
     let again = Server::start(&app.database_url, &[], None).await;
     let address = again.address;
     for (id, status) in &confirmed {
-        let row = enrollment::Entity::find_by_id(*id)
-            .one(&app.db)
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("[{:?}] the answered enrollment {id} is gone", app.backend));
-        let stored = format!("{:?}", row.status).to_uppercase();
+        let stored = format!("{:?}", app.enrollment_row(*id).await.status).to_uppercase();
         match status.as_str() {
             // A waiter may have been promoted by someone's later withdrawal.
             "WAITLISTED" => assert!(
@@ -118,8 +112,8 @@ async fn a_killed_server_loses_no_answered_mutation(app: TestApp) {
     app.assert_section_consistent(section).await;
 
     // And it serves again: a read and a write.
-    let newcomer = app.students(&campus, 1).await.remove(0);
-    let enrolled = call(&http, address, &newcomer.1, ENROLL, json!({ "s": section }))
+    let (_, newcomer) = app.student(&campus).await;
+    let enrolled = call(&http, address, &newcomer, ENROLL, json!({ "s": section }))
         .await
         .unwrap();
     assert!(
@@ -127,12 +121,9 @@ async fn a_killed_server_loses_no_answered_mutation(app: TestApp) {
         "{enrolled}"
     );
     let id = parse_id(&enrolled["data"]["enroll"]["id"]);
-    assert!(
-        enrollment::Entity::find_by_id(id)
-            .one(&app.db)
-            .await
-            .unwrap()
-            .is_some_and(|e| e.status != EnrollmentStatus::Withdrawn)
+    assert_ne!(
+        app.enrollment_row(id).await.status,
+        EnrollmentStatus::Withdrawn
     );
     app.assert_section_consistent(section).await;
     drop(again);

@@ -4,6 +4,7 @@
 use crate::helpers::{Backend, TestApp, both_backends, error_code, now, parse_id};
 use entity::types::{EnrollmentStatus, Role};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 const PAGE: &str = "query($first: Int, $after: String, $filter: CourseFilter) {
   courses(first: $first, after: $after, filter: $filter) {
@@ -21,13 +22,30 @@ fn names(data: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn page(app: &TestApp, first: i64, after: Option<&str>, filter: Value) -> Value {
-    app.ok(
-        None,
-        PAGE,
-        json!({ "first": first, "after": after, "filter": filter }),
-    )
-    .await
+/// One page of `courses`, as the tests read it.
+struct Page {
+    ids: Vec<Uuid>,
+    names: Vec<String>,
+    has_next_page: bool,
+    end_cursor: Option<String>,
+}
+
+async fn page(app: &TestApp, first: i64, after: Option<&str>, filter: Value) -> Page {
+    let variables = json!({ "first": first, "after": after, "filter": filter });
+    let data = app.ok(None, PAGE, variables).await;
+    let edges = data["courses"]["edges"].as_array().expect("edges");
+    let info = &data["courses"]["pageInfo"];
+    Page {
+        ids: edges.iter().map(|e| parse_id(&e["node"]["id"])).collect(),
+        names: names(&data),
+        has_next_page: info["hasNextPage"].as_bool().expect("hasNextPage"),
+        end_cursor: info["endCursor"].as_str().map(str::to_owned),
+    }
+}
+
+/// The names of the courses that `filter` finds, newest first.
+async fn found(app: &TestApp, filter: Value) -> Vec<String> {
+    page(app, 20, None, filter).await.names
 }
 
 async fn pages_are_newest_first_and_cursors_survive_inserts(app: TestApp) {
@@ -37,12 +55,8 @@ async fn pages_are_newest_first_and_cursors_survive_inserts(app: TestApp) {
             .await;
     }
     let first = page(&app, 3, None, Value::Null).await;
-    assert_eq!(names(&first), ["Course 7", "Course 6", "Course 5"]);
-    assert_eq!(first["courses"]["pageInfo"]["hasNextPage"], true);
-    let cursor = first["courses"]["pageInfo"]["endCursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    assert_eq!(first.names, ["Course 7", "Course 6", "Course 5"]);
+    assert!(first.has_next_page);
 
     // Newer courses appear between the two page requests: they belong before page one and
     // must not shift what page two shows.
@@ -51,18 +65,14 @@ async fn pages_are_newest_first_and_cursors_survive_inserts(app: TestApp) {
     app.course_with_section(&campus, "Course 9", Some(10), "MONDAY")
         .await;
 
-    let second = page(&app, 3, Some(&cursor), Value::Null).await;
-    assert_eq!(names(&second), ["Course 4", "Course 3", "Course 2"]);
-    let cursor = second["courses"]["pageInfo"]["endCursor"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let third = page(&app, 3, Some(&cursor), Value::Null).await;
-    assert_eq!(names(&third), ["Course 1"]);
-    assert_eq!(third["courses"]["pageInfo"]["hasNextPage"], false);
+    let second = page(&app, 3, first.end_cursor.as_deref(), Value::Null).await;
+    assert_eq!(second.names, ["Course 4", "Course 3", "Course 2"]);
+    let third = page(&app, 3, second.end_cursor.as_deref(), Value::Null).await;
+    assert_eq!(third.names, ["Course 1"]);
+    assert!(!third.has_next_page);
 
     let fresh = page(&app, 2, None, Value::Null).await;
-    assert_eq!(names(&fresh), ["Course 9", "Course 8"]);
+    assert_eq!(fresh.names, ["Course 9", "Course 8"]);
 }
 
 async fn rows_created_at_the_same_instant_page_by_id_without_loss(app: TestApp) {
@@ -90,16 +100,12 @@ async fn rows_created_at_the_same_instant_page_by_id_without_loss(app: TestApp) 
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let data = page(&app, 2, after.as_deref(), Value::Null).await;
-        for edge in data["courses"]["edges"].as_array().unwrap() {
-            seen.push(parse_id(&edge["node"]["id"]));
-        }
-        if data["courses"]["pageInfo"]["hasNextPage"] == false {
+        let page = page(&app, 2, after.as_deref(), Value::Null).await;
+        seen.extend(page.ids);
+        if !page.has_next_page {
             break;
         }
-        after = data["courses"]["pageInfo"]["endCursor"]
-            .as_str()
-            .map(str::to_owned);
+        after = page.end_cursor;
     }
     let mut expected = ids.clone();
     expected.sort();
@@ -160,72 +166,53 @@ async fn filters_search_teacher_open_seats_and_weekday(app: TestApp) {
     let campus = app.campus("Org").await;
     let other = app.user(Role::Teacher, Some(campus.organization.id)).await;
     let other_token = app.token(other.id);
-    let algebra = app.create_course(&campus.teacher_token,
-        json!({ "name": "Linear Algebra", "code": "MATH-220", "description": "Vectors and matrices" })).await;
-    app.create_section(
-        &campus.teacher_token,
-        json!({ "courseId": algebra, "name": "A", "capacity": 1,
-        "schedule": [{ "weekday": "MONDAY", "start": "09:00", "end": "10:00" }] }),
-    )
-    .await;
-    let poetry = app.create_course(&other_token,
-        json!({ "name": "Poetry", "code": "ENG-100", "description": "Sonnets, 100% fun_stuff" })).await;
-    app.create_section(
-        &other_token,
-        json!({ "courseId": poetry, "name": "A", "capacity": null,
-        "schedule": [{ "weekday": "TUESDAY", "start": "09:00", "end": "10:00" }] }),
-    )
-    .await;
+    let section = |capacity: Option<i32>, weekday: &str| {
+        let meeting = json!({ "weekday": weekday, "start": "09:00", "end": "10:00" });
+        json!({ "name": "A", "capacity": capacity, "schedule": [meeting] })
+    };
+    let algebra = json!({
+        "name": "Linear Algebra", "code": "MATH-220", "description": "Vectors and matrices",
+    });
+    let algebra = app.create_course(&campus.teacher_token, algebra).await;
+    let algebra_section = app
+        .create_section(&campus.teacher_token, algebra, section(Some(1), "MONDAY"))
+        .await;
+    let poetry = json!({
+        "name": "Poetry", "code": "ENG-100", "description": "Sonnets, 100% fun_stuff",
+    });
+    let poetry = app.create_course(&other_token, poetry).await;
+    app.create_section(&other_token, poetry, section(None, "TUESDAY"))
+        .await;
 
     let search = |text: &str| json!({ "search": text });
-    assert_eq!(
-        names(&page(&app, 20, None, search("ALGEBRA")).await),
-        ["Linear Algebra"]
-    );
-    assert_eq!(
-        names(&page(&app, 20, None, search("math-2")).await),
-        ["Linear Algebra"]
-    );
-    assert_eq!(
-        names(&page(&app, 20, None, search("SONNETS")).await),
-        ["Poetry"]
-    );
+    assert_eq!(found(&app, search("ALGEBRA")).await, ["Linear Algebra"]);
+    assert_eq!(found(&app, search("math-2")).await, ["Linear Algebra"]);
+    assert_eq!(found(&app, search("SONNETS")).await, ["Poetry"]);
     // LIKE wildcards in the search text are taken literally.
-    assert_eq!(
-        names(&page(&app, 20, None, search("100%")).await),
-        ["Poetry"]
-    );
-    assert!(names(&page(&app, 20, None, search("1_0")).await).is_empty());
-    assert!(names(&page(&app, 20, None, search("fun%stuff")).await).is_empty());
+    assert_eq!(found(&app, search("100%")).await, ["Poetry"]);
+    assert!(found(&app, search("1_0")).await.is_empty());
+    assert!(found(&app, search("fun%stuff")).await.is_empty());
 
     assert_eq!(
-        names(&page(&app, 20, None, json!({ "teacherId": other.id })).await),
+        found(&app, json!({ "teacherId": other.id })).await,
         ["Poetry"]
     );
     assert_eq!(
-        names(&page(&app, 20, None, json!({ "weekday": "MONDAY" })).await),
+        found(&app, json!({ "weekday": "MONDAY" })).await,
         ["Linear Algebra"]
     );
-    assert!(names(&page(&app, 20, None, json!({ "weekday": "SUNDAY" })).await).is_empty());
+    assert!(found(&app, json!({ "weekday": "SUNDAY" })).await.is_empty());
 
     // Fill the only seat of Algebra: it drops out of hasOpenSeats: true.
     let student = app.user(Role::Student, Some(campus.organization.id)).await;
-    let section = app
-        .ok(
-            None,
-            "query($id: UUID!) { course(id: $id) { sections { id } } }",
-            json!({ "id": algebra }),
-        )
-        .await;
-    let section_id = parse_id(&section["course"]["sections"][0]["id"]);
-    app.seat(student.id, section_id, EnrollmentStatus::Registered)
+    app.seat(student.id, algebra_section, EnrollmentStatus::Registered)
         .await;
     assert_eq!(
-        names(&page(&app, 20, None, json!({ "hasOpenSeats": true })).await),
+        found(&app, json!({ "hasOpenSeats": true })).await,
         ["Poetry"]
     );
     assert_eq!(
-        names(&page(&app, 20, None, json!({ "hasOpenSeats": false })).await),
+        found(&app, json!({ "hasOpenSeats": false })).await,
         ["Linear Algebra"]
     );
     let combined = app
@@ -271,26 +258,25 @@ async fn counts_and_the_enrolled_badge_come_from_the_rows(app: TestApp) {
     let (_, unlimited) = app
         .course_with_section(&campus, "Open", None, "WEDNESDAY")
         .await;
-    let mut students = Vec::new();
-    for _ in 0..4 {
-        students.push(app.user(Role::Student, Some(campus.organization.id)).await);
+    let students = app.students(&campus, 4).await;
+    for ((student, _), section, status) in [
+        (&students[0], section, EnrollmentStatus::Registered),
+        (&students[1], section, EnrollmentStatus::Pending),
+        (&students[2], section, EnrollmentStatus::Waitlisted),
+        (&students[3], unlimited, EnrollmentStatus::Registered),
+    ] {
+        app.seat(*student, section, status).await;
     }
-    app.seat(students[0].id, section, EnrollmentStatus::Registered)
-        .await;
-    app.seat(students[1].id, section, EnrollmentStatus::Pending)
-        .await;
-    app.seat(students[2].id, section, EnrollmentStatus::Waitlisted)
-        .await;
-    app.seat(students[3].id, unlimited, EnrollmentStatus::Registered)
-        .await;
 
     let query = "query($id: UUID!) { section(id: $id) {
         capacity registeredCount pendingCount waitlistCount seatsAvailable isFull } }";
     let data = app.ok(None, query, json!({ "id": section })).await;
     assert_eq!(
         data["section"],
-        json!({ "capacity": 2, "registeredCount": 1, "pendingCount": 1,
-        "waitlistCount": 1, "seatsAvailable": 0, "isFull": true })
+        json!({
+            "capacity": 2, "registeredCount": 1, "pendingCount": 1,
+            "waitlistCount": 1, "seatsAvailable": 0, "isFull": true,
+        })
     );
     let data = app.ok(None, query, json!({ "id": unlimited })).await;
     assert_eq!(data["section"]["seatsAvailable"], Value::Null);
@@ -299,22 +285,14 @@ async fn counts_and_the_enrolled_badge_come_from_the_rows(app: TestApp) {
     let badge =
         "query($id: UUID!) { course(id: $id) { viewerEnrollment { status waitlistPosition } } }";
     let waiting = app
-        .ok(
-            Some(&app.token(students[2].id)),
-            badge,
-            json!({ "id": course }),
-        )
+        .ok(Some(&students[2].1), badge, json!({ "id": course }))
         .await;
     assert_eq!(
         waiting["course"]["viewerEnrollment"],
         json!({ "status": "WAITLISTED", "waitlistPosition": 1 })
     );
     let stranger = app
-        .ok(
-            Some(&app.token(students[3].id)),
-            badge,
-            json!({ "id": course }),
-        )
+        .ok(Some(&students[3].1), badge, json!({ "id": course }))
         .await;
     assert_eq!(stranger["course"]["viewerEnrollment"], Value::Null);
     let anonymous = app.ok(None, badge, json!({ "id": course })).await;
@@ -331,13 +309,10 @@ async fn discovery_costs_the_same_few_statements_for_5_and_50_courses(app: TestA
             .await;
         let mut first_section = None;
         for s in 0..2 {
+            let meeting = json!({ "weekday": "THURSDAY", "start": "10:00", "end": "11:00" });
+            let section = json!({ "name": format!("S{s}"), "capacity": 30, "schedule": [meeting] });
             let id = app
-                .create_section(
-                    &campus.teacher_token,
-                    json!({
-                "courseId": course, "name": format!("S{s}"), "capacity": 30,
-                "schedule": [{ "weekday": "THURSDAY", "start": "10:00", "end": "11:00" }] }),
-                )
+                .create_section(&campus.teacher_token, course, section)
                 .await;
             first_section.get_or_insert(id);
         }

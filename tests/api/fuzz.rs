@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{TestApp, both_backends, parse_id};
+use crate::helpers::{TestApp, both_backends};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -365,21 +365,9 @@ async fn random_documents_never_panic_or_leak_internal_errors(app: TestApp) {
     let (course, section) = app
         .course_with_section(&campus, "Fuzz", Some(3), "MONDAY")
         .await;
-    let (student_id, student) = app.students(&campus, 1).await.remove(0);
-    let enrolled = app
-        .ok(
-            Some(&student),
-            "mutation($s: UUID!) { enroll(sectionId: $s) { id } }",
-            json!({ "s": section }),
-        )
-        .await;
-    let ids = vec![
-        course,
-        section,
-        student_id,
-        campus.teacher.id,
-        parse_id(&enrolled["enroll"]["id"]),
-    ];
+    let (student_id, student) = app.student(&campus).await;
+    let enrolled = app.enroll(&student, section).await.expect("enrolled");
+    let ids = vec![course, section, student_id, campus.teacher.id, enrolled.id];
     let tokens = [
         None,
         Some(student.clone()),

@@ -1,14 +1,13 @@
 //! Test harness: every test gets the real application against its own fresh database, on SQLite
-//! and on PostgreSQL.
+//! and on PostgreSQL, and typed requests for the operations tests repeat.
 //!
 //! PostgreSQL comes from `ROSTER_TEST_DATABASE_URL` (a server URL whose user may create
-//! databases) or, by default, from a throwaway cluster this harness starts once per test
-//! binary with `initdb` and `pg_ctl` (as the `postgres` OS user when running as root). A
-//! migrated template database makes each test's database a cheap `CREATE DATABASE … TEMPLATE`;
-//! the database is dropped when its test ends, passed or failed. The cluster is stopped and
-//! deleted by a watchdog when the test process exits.
-//! `ROSTER_TEST_BACKENDS=sqlite` opts out of PostgreSQL; every skipped test then says so.
-#![allow(dead_code)]
+//! databases) or, by default, from a throwaway cluster this harness starts once per test run
+//! with `initdb` and `pg_ctl` (as the `postgres` OS user when running as root). A migrated
+//! template database makes each test's database a cheap `CREATE DATABASE … TEMPLATE`; the
+//! database is dropped when its test ends, passed or failed. The cluster is stopped and deleted
+//! by a watchdog when the test process exits. `ROSTER_TEST_BACKENDS=sqlite` opts out of
+//! PostgreSQL; every skipped test then says so.
 
 use std::{
     net::SocketAddr,
@@ -23,14 +22,18 @@ use std::{
 
 use async_graphql::{BatchRequest, Request, Variables};
 use chrono::{DateTime, Utc};
-use entity::{organization, types::Role, user};
+use entity::{enrollment, enrollment_event, organization, section, types::Role, user};
 use migration::{Migrator, MigratorTrait};
 use roster::{
     app::{AppState, Settings},
     auth::TokenKeys,
     config::DbConfig,
 };
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, Set,
+};
+use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -199,6 +202,43 @@ impl TestApp {
         response["data"].clone()
     }
 
+    /// Runs an operation of one root field as `token`'s holder: that field's value as `T`, or
+    /// the code of the one error it was refused with.
+    pub async fn request<T: DeserializeOwned>(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Result<T, String> {
+        let response = self.gql(token, query, variables).await;
+        if response.get("errors").is_some() {
+            return Err(error_code(&response));
+        }
+        let field = match response["data"].as_object() {
+            Some(data) if data.len() == 1 => data.values().next().cloned(),
+            _ => None,
+        }
+        .unwrap_or_else(|| panic!("[{:?}] not one root field: {response:#}", self.backend));
+        Ok(serde_json::from_value(field).unwrap_or_else(|e| {
+            panic!("[{:?}] unexpected shape ({e}): {response:#}", self.backend)
+        }))
+    }
+
+    /// `enroll` in `section` as `token`'s holder: the enrollment, or the error code.
+    pub async fn enroll(&self, token: &str, section: Uuid) -> Result<EnrollmentView, String> {
+        let query = "mutation($s: UUID!) { enroll(sectionId: $s) { id status waitlistPosition } }";
+        self.request(Some(token), query, json!({ "s": section }))
+            .await
+    }
+
+    /// `withdraw` from `enrollment` as `token`'s holder: the status it leaves, or the error code.
+    pub async fn withdraw(&self, token: &str, enrollment: Uuid) -> Result<String, String> {
+        let query = "mutation($e: UUID!) { withdraw(enrollmentId: $e) { status } }";
+        self.request(Some(token), query, json!({ "e": enrollment }))
+            .await
+            .map(|answer: Status| answer.status)
+    }
+
     /// Serves the app on a free loopback port and returns its address.
     pub async fn serve(&self) -> SocketAddr {
         serve(self.state.clone()).await
@@ -235,6 +275,53 @@ impl TestApp {
         .await
         .expect("insert user")
     }
+
+    /// The enrollment row `id`, as stored.
+    pub async fn enrollment_row(&self, id: Uuid) -> enrollment::Model {
+        enrollment::Entity::find_by_id(id)
+            .one(&self.db)
+            .await
+            .expect("enrollment query")
+            .unwrap_or_else(|| panic!("[{:?}] no enrollment {id}", self.backend))
+    }
+
+    /// The section row `id`, as stored.
+    pub async fn section_row(&self, id: Uuid) -> section::Model {
+        section::Entity::find_by_id(id)
+            .one(&self.db)
+            .await
+            .expect("section query")
+            .unwrap_or_else(|| panic!("[{:?}] no section {id}", self.backend))
+    }
+
+    /// The audit trail of enrollment `id`, oldest first.
+    pub async fn events_of(&self, id: Uuid) -> Vec<enrollment_event::Model> {
+        enrollment_event::Entity::find()
+            .filter(enrollment_event::Column::EnrollmentId.eq(id))
+            .order_by_asc(enrollment_event::Column::Id)
+            .all(&self.db)
+            .await
+            .expect("events query")
+    }
+}
+
+/// Every row of `E`, in the order of `columns`.
+async fn rows<E: EntityTrait>(db: &DatabaseConnection, columns: &[E::Column]) -> Vec<E::Model> {
+    let mut query = E::find();
+    for column in columns {
+        query = query.order_by_asc(*column);
+    }
+    query.all(db).await.expect("rows")
+}
+
+/// POSTs `body` to `url` as JSON, as `token`'s holder when there is one; the JSON answer.
+pub async fn post_json(url: &str, token: Option<&str>, body: &Value) -> Value {
+    let mut request = reqwest::Client::new().post(url).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("an answer");
+    response.json().await.expect("a JSON answer")
 }
 
 /// The application's state on `db`, signing with [`SECRET`].
@@ -254,6 +341,21 @@ pub async fn serve(state: Arc<AppState>) -> SocketAddr {
     address
 }
 
+/// An enrollment as `enroll` answers it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollmentView {
+    pub id: Uuid,
+    pub status: String,
+    pub waitlist_position: Option<i64>,
+}
+
+/// `{ status }`, what a transition answers.
+#[derive(Deserialize)]
+struct Status {
+    status: String,
+}
+
 /// Expects exactly one error and returns its `extensions.code`.
 pub fn error_code(response: &Value) -> String {
     let errors = response["errors"]
@@ -266,9 +368,11 @@ pub fn error_code(response: &Value) -> String {
         .to_owned()
 }
 
-/// `{ "input": … }` shorthand for mutation variables.
-pub fn input(value: Value) -> Value {
-    json!({ "input": value })
+pub fn parse_id(value: &Value) -> Uuid {
+    value
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an id: {value}"))
 }
 
 fn postgres_enabled() -> bool {
@@ -569,27 +673,49 @@ impl TestApp {
     }
 
     /// Creates a course through `createCourse` as `token`'s holder; returns its id.
-    pub async fn create_course(&self, token: &str, input_value: Value) -> Uuid {
-        let data = self
-            .ok(
-                Some(token),
-                "mutation($input: CreateCourseInput!) { createCourse(input: $input) { id } }",
-                input(input_value),
-            )
-            .await;
-        parse_id(&data["createCourse"]["id"])
+    pub async fn create_course(&self, token: &str, input: Value) -> Uuid {
+        let mutation =
+            "mutation($input: CreateCourseInput!) { createCourse(input: $input) { id } }";
+        self.create(token, mutation, input).await
     }
 
-    /// Creates a section through `createSection`; returns its id.
-    pub async fn create_section(&self, token: &str, input_value: Value) -> Uuid {
-        let data = self
-            .ok(
-                Some(token),
-                "mutation($input: CreateSectionInput!) { createSection(input: $input) { id } }",
-                input(input_value),
-            )
+    /// Creates a section of `course` through `createSection`, with the other `fields` of its
+    /// input, as `token`'s holder; returns its id.
+    pub async fn create_section(&self, token: &str, course: Uuid, mut fields: Value) -> Uuid {
+        fields["courseId"] = json!(course);
+        let mutation =
+            "mutation($input: CreateSectionInput!) { createSection(input: $input) { id } }";
+        self.create(token, mutation, fields).await
+    }
+
+    /// Runs `mutation` with `input` as `token`'s holder; the id of what it created.
+    async fn create(&self, token: &str, mutation: &str, input: Value) -> Uuid {
+        #[derive(Deserialize)]
+        struct Created {
+            id: Uuid,
+        }
+        let created: Result<Created, String> = self
+            .request(Some(token), mutation, json!({ "input": input }))
             .await;
-        parse_id(&data["createSection"]["id"])
+        created
+            .unwrap_or_else(|code| panic!("[{:?}] {code}: {mutation}", self.backend))
+            .id
+    }
+
+    /// A course from `course` (its `createCourse` input) with a section for each of `sections`
+    /// (the rest of each `createSection` input), created as `token`'s holder; their ids.
+    pub async fn course_with_sections<const N: usize>(
+        &self,
+        token: &str,
+        course: Value,
+        sections: [Value; N],
+    ) -> (Uuid, [Uuid; N]) {
+        let course = self.create_course(token, course).await;
+        let mut ids = [Uuid::nil(); N];
+        for (id, fields) in ids.iter_mut().zip(sections) {
+            *id = self.create_section(token, course, fields).await;
+        }
+        (course, ids)
     }
 
     /// A course named `name` with one section of `capacity` seats meeting `weekday`.
@@ -600,21 +726,16 @@ impl TestApp {
         capacity: Option<i32>,
         weekday: &str,
     ) -> (Uuid, Uuid) {
+        let token = &campus.teacher_token;
         let course = self
-            .create_course(
-                &campus.teacher_token,
-                json!({ "name": name, "code": "C-1" }),
-            )
+            .create_course(token, json!({ "name": name, "code": "C-1" }))
             .await;
+        let meeting = json!({ "weekday": weekday, "start": "09:00", "end": "10:30", "room": "B2" });
         let section = self
             .create_section(
-                &campus.teacher_token,
-                json!({
-                    "courseId": course,
-                    "name": "Section A",
-                    "capacity": capacity,
-                    "schedule": [{ "weekday": weekday, "start": "09:00", "end": "10:30", "room": "B2" }],
-                }),
+                token,
+                course,
+                json!({ "name": "Section A", "capacity": capacity, "schedule": [meeting] }),
             )
             .await;
         (course, section)
@@ -627,16 +748,9 @@ impl TestApp {
         section_id: Uuid,
         status: entity::types::EnrollmentStatus,
     ) -> Uuid {
-        use entity::{enrollment, section, types::EnrollmentStatus as S};
-        use sea_orm::{
-            ColumnTrait, EntityTrait, QueryFilter,
-            sea_query::{Expr, ExprTrait},
-        };
-        let section_row = section::Entity::find_by_id(section_id)
-            .one(&self.db)
-            .await
-            .expect("section query")
-            .expect("section exists");
+        use entity::types::EnrollmentStatus as S;
+        use sea_orm::sea_query::{Expr, ExprTrait};
+        let section_row = self.section_row(section_id).await;
         let at = now();
         let counter = match status {
             S::Registered => Some(section::Column::RegisteredCount),
@@ -686,30 +800,56 @@ impl TestApp {
         .expect("insert enrollment");
         id
     }
-}
 
-impl TestApp {
+    /// A student of the campus's organization, with a token.
+    pub async fn student(&self, campus: &Campus) -> (Uuid, String) {
+        let student = self.user(Role::Student, Some(campus.organization.id)).await;
+        (student.id, self.token(student.id))
+    }
+
     /// `n` students of the campus's organization, with their tokens.
     pub async fn students(&self, campus: &Campus, n: usize) -> Vec<(Uuid, String)> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            let s = self.user(Role::Student, Some(campus.organization.id)).await;
-            out.push((s.id, self.token(s.id)));
+            out.push(self.student(campus).await);
         }
         out
+    }
+
+    /// Every row a mutation could change and how many events and certifications there are,
+    /// for "changed nothing" checks.
+    pub async fn snapshot(&self) -> String {
+        use entity::{certification, course, team, team_member};
+        use sea_orm::PaginatorTrait;
+        let db = &self.db;
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n{}",
+            rows::<enrollment::Entity>(db, &[enrollment::Column::Id]).await,
+            rows::<section::Entity>(db, &[section::Column::Id]).await,
+            rows::<course::Entity>(db, &[course::Column::Id]).await,
+            rows::<team::Entity>(db, &[team::Column::Id]).await,
+            rows::<team_member::Entity>(
+                db,
+                &[team_member::Column::TeamId, team_member::Column::UserId]
+            )
+            .await,
+            enrollment_event::Entity::find()
+                .count(db)
+                .await
+                .expect("events"),
+            certification::Entity::find()
+                .count(db)
+                .await
+                .expect("certifications"),
+        )
     }
 
     /// Invariants 1, 3 and 4 of DESIGN.md for one section, as it stands: the counters equal the
     /// rows, seats held stay within capacity, nobody waits while a seat is free, and the waitlist
     /// tickets are distinct.
     pub async fn assert_section_consistent(&self, section_id: Uuid) {
-        use entity::{enrollment, section, types::EnrollmentStatus as S};
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-        let section = section::Entity::find_by_id(section_id)
-            .one(&self.db)
-            .await
-            .expect("section query")
-            .expect("section exists");
+        use entity::types::EnrollmentStatus as S;
+        let section = self.section_row(section_id).await;
         let rows = enrollment::Entity::find()
             .filter(enrollment::Column::SectionId.eq(section_id))
             .all(&self.db)
@@ -750,13 +890,6 @@ impl TestApp {
             "one distinct ticket per waiter"
         );
     }
-}
-
-pub fn parse_id(value: &Value) -> Uuid {
-    value
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an id: {value}"))
 }
 
 /// A `roster serve` child process on `database_url` (signing with [`SECRET`], no demo data),

@@ -3,6 +3,7 @@
 use crate::helpers::{TestApp, both_backends};
 use reqwest::{StatusCode, header};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
@@ -25,8 +26,10 @@ async fn status_codes_and_media_types_follow_the_graphql_over_http_spec(app: Tes
     let ok = json!({ "query": "{ courses(first: 1) { totalCount } }" });
     let unparsable = json!({ "query": "{ courses(" });
     let invalid = json!({ "query": "{ noSuchField }" });
-    let uncoerced = json!({ "query": "query($n: Int) { courses(first: $n) { totalCount } }",
-        "variables": { "n": "many" } });
+    let uncoerced = json!({
+        "query": "query($n: Int) { courses(first: $n) { totalCount } }",
+        "variables": { "n": "many" },
+    });
 
     // application/graphql-response+json: request errors are 400, without `data`.
     let (status, media, body) = post(&url, Some(GRAPHQL_RESPONSE), ok.clone()).await;
@@ -46,8 +49,11 @@ async fn status_codes_and_media_types_follow_the_graphql_over_http_spec(app: Tes
         );
     }
     // An execution error is still 200: the operation ran.
-    let (status, _, body) = post(&url, Some(GRAPHQL_RESPONSE),
-        json!({ "query": "mutation { withdraw(enrollmentId: \"00000000-0000-0000-0000-000000000000\") { status } }" })).await;
+    let withdraw = format!(
+        "mutation {{ withdraw(enrollmentId: \"{}\") {{ status }} }}",
+        Uuid::nil()
+    );
+    let (status, _, body) = post(&url, Some(GRAPHQL_RESPONSE), json!({ "query": withdraw })).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
     // A bad token fails before execution: 401.

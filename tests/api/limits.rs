@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{TestApp, both_backends};
+use crate::helpers::{TestApp, both_backends, post_json};
 use async_graphql::{BatchRequest, Request};
 use reqwest::{StatusCode, header};
 use roster::{app::Settings, graphql::limits::Limits};
@@ -149,15 +149,7 @@ async fn body_size_and_batch_size_over_http(app: TestApp) {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(limit_of(&response.json().await.unwrap()), exceeded("batch"));
     let fine = Value::Array(vec![one; 10]);
-    let answers: Value = http
-        .post(&url)
-        .json(&fine)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answers = post_json(&url, None, &fine).await;
     assert_eq!(answers.as_array().map(Vec::len), Some(10));
 }
 

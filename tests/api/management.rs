@@ -1,6 +1,6 @@
 //! Course and section management: who may do what, and validation that names the field.
 
-use crate::helpers::{TestApp, both_backends, error_code, parse_id};
+use crate::helpers::{TestApp, both_backends, error_code};
 use entity::{
     section,
     types::{EnrollmentStatus, Role},
@@ -8,13 +8,21 @@ use entity::{
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
-const CREATE_COURSE: &str = "mutation($input: CreateCourseInput!) { createCourse(input: $input) { id name teacher { id } organization { id } } }";
+const CREATE_COURSE: &str = "mutation($input: CreateCourseInput!) {
+    createCourse(input: $input) { id name teacher { id } organization { id } } }";
 const UPDATE_COURSE: &str = "mutation($id: UUID!, $input: UpdateCourseInput!) {
-    updateCourse(id: $id, input: $input) { id name description code isActive certificateValidityMonths
-      teacher { id } prerequisites { id } } }";
-const CREATE_SECTION: &str = "mutation($input: CreateSectionInput!) { createSection(input: $input) { id capacity waitlistEnabled schedule { weekday start end room } } }";
+    updateCourse(id: $id, input: $input) {
+      id name description code isActive certificateValidityMonths
+      teacher { id } prerequisites { id }
+    } }";
+const CREATE_SECTION: &str = "mutation($input: CreateSectionInput!) {
+    createSection(input: $input) {
+      id capacity waitlistEnabled schedule { weekday start end room }
+    } }";
 const UPDATE_SECTION: &str = "mutation($id: UUID!, $input: UpdateSectionInput!) {
-    updateSection(id: $id, input: $input) { id capacity registeredCount waitlistCount seatsAvailable } }";
+    updateSection(id: $id, input: $input) {
+      id capacity registeredCount waitlistCount seatsAvailable
+    } }";
 
 fn field(response: &Value) -> &str {
     response["errors"][0]["extensions"]["field"]
@@ -32,7 +40,10 @@ async fn who_may_create_a_course(app: TestApp) {
     let foreign_coordinator = app.user(Role::Coordinator, Some(away.id)).await;
     let admin = app.user(Role::Admin, None).await;
     let student = app.user(Role::Student, Some(home.organization.id)).await;
-    let course = |teacher: Option<uuid::Uuid>, org: Option<uuid::Uuid>| json!({ "input": { "name": "Biology", "teacherId": teacher, "organizationId": org } });
+    let course = |teacher: Option<uuid::Uuid>, org: Option<uuid::Uuid>| {
+        let input = json!({ "name": "Biology", "teacherId": teacher, "organizationId": org });
+        json!({ "input": input })
+    };
 
     let own = app
         .gql(Some(&home.teacher_token), CREATE_COURSE, course(None, None))
@@ -137,8 +148,11 @@ async fn course_input_is_validated_field_by_field(app: TestApp) {
     }
     let unchanged = app.ok(token, "{ courses { totalCount } }", json!({})).await;
     assert_eq!(unchanged["courses"]["totalCount"], 0);
-    let ok = app.gql(token, CREATE_COURSE,
-        json!({ "input": { "name": "x".repeat(255), "code": "AB-12", "description": "d".repeat(5000) } })).await;
+    let longest =
+        json!({ "name": "x".repeat(255), "code": "AB-12", "description": "d".repeat(5000) });
+    let ok = app
+        .gql(token, CREATE_COURSE, json!({ "input": longest }))
+        .await;
     assert!(ok.get("errors").is_none(), "{ok}");
 }
 
@@ -152,7 +166,9 @@ async fn update_course_changes_only_what_is_given(app: TestApp) {
         .create_course(
             &campus.teacher_token,
             json!({
-        "name": "Algebra", "description": "Old", "code": "M-1", "certificateValidityMonths": 12 }),
+                "name": "Algebra", "description": "Old", "code": "M-1",
+                "certificateValidityMonths": 12,
+            }),
         )
         .await;
 
@@ -165,8 +181,16 @@ async fn update_course_changes_only_what_is_given(app: TestApp) {
         .await;
     assert_eq!(renamed["updateCourse"]["description"], "Old");
     assert_eq!(renamed["updateCourse"]["code"], "M-1");
-    let cleared = app.ok(token, UPDATE_COURSE, json!({ "id": course,
-        "input": { "description": null, "certificateValidityMonths": null, "prerequisiteIds": [intro] } })).await;
+    let clear = json!({
+        "description": null, "certificateValidityMonths": null, "prerequisiteIds": [intro],
+    });
+    let cleared = app
+        .ok(
+            token,
+            UPDATE_COURSE,
+            json!({ "id": course, "input": clear }),
+        )
+        .await;
     assert_eq!(cleared["updateCourse"]["name"], "Algebra II");
     assert_eq!(cleared["updateCourse"]["description"], Value::Null);
     assert_eq!(
@@ -284,12 +308,19 @@ async fn section_input_is_validated_and_defaults_apply(app: TestApp) {
         assert_eq!(error_code(&response), "BAD_USER_INPUT", "{input}");
         assert_eq!(field(&response), expected, "{input}");
     }
-    let bad_weekday = app.gql(token, CREATE_SECTION, json!({ "input":
-        { "courseId": course, "name": "A", "schedule": [{ "weekday": "FUNDAY", "start": "09:00", "end": "10:00" }] } })).await;
+    let funday = json!({ "weekday": "FUNDAY", "start": "09:00", "end": "10:00" });
+    let input = json!({ "courseId": course, "name": "A", "schedule": [funday] });
+    let bad_weekday = app
+        .gql(token, CREATE_SECTION, json!({ "input": input }))
+        .await;
     assert!(bad_weekday["errors"].is_array(), "{bad_weekday}");
 
-    let created = app.ok(token, CREATE_SECTION, json!({ "input": { "courseId": course, "name": "A",
-        "schedule": [{ "weekday": "TUESDAY", "start": "09:00", "end": "10:15", "room": " Lab 3 " }] } })).await;
+    let tuesday =
+        json!({ "weekday": "TUESDAY", "start": "09:00", "end": "10:15", "room": " Lab 3 " });
+    let input = json!({ "courseId": course, "name": "A", "schedule": [tuesday] });
+    let created = app
+        .ok(token, CREATE_SECTION, json!({ "input": input }))
+        .await;
     assert_eq!(
         created["createSection"]["capacity"],
         Value::Null,
@@ -317,14 +348,12 @@ async fn raising_capacity_promotes_the_earliest_waitlisted(app: TestApp) {
     let (_, section) = app
         .course_with_section(&campus, "Pottery", Some(1), "FRIDAY")
         .await;
-    let mut students = Vec::new();
-    for _ in 0..4 {
-        students.push(app.user(Role::Student, Some(campus.organization.id)).await);
-    }
-    app.seat(students[0].id, section, EnrollmentStatus::Registered)
+    let students = app.students(&campus, 4).await;
+    app.seat(students[0].0, section, EnrollmentStatus::Registered)
         .await;
-    for s in &students[1..] {
-        app.seat(s.id, section, EnrollmentStatus::Waitlisted).await;
+    for (student, _) in &students[1..] {
+        app.seat(*student, section, EnrollmentStatus::Waitlisted)
+            .await;
     }
     let raised = app
         .ok(
@@ -338,26 +367,22 @@ async fn raising_capacity_promotes_the_earliest_waitlisted(app: TestApp) {
     assert_eq!(raised["updateSection"]["seatsAvailable"], 0);
 
     let mine = "{ myEnrollments { status waitlistPosition history { from to actor { id } } } }";
-    for (student, status) in [
+    for ((_, token), status) in [
         (&students[1], "REGISTERED"),
         (&students[2], "REGISTERED"),
         (&students[3], "WAITLISTED"),
     ] {
-        let data = app.ok(Some(&app.token(student.id)), mine, json!({})).await;
+        let data = app.ok(Some(token), mine, json!({})).await;
         assert_eq!(data["myEnrollments"][0]["status"], status);
     }
-    let promoted = app
-        .ok(Some(&app.token(students[1].id)), mine, json!({}))
-        .await;
+    let promoted = app.ok(Some(&students[1].1), mine, json!({})).await;
     let history = promoted["myEnrollments"][0]["history"].as_array().unwrap();
     assert_eq!(history.last().unwrap()["from"], "WAITLISTED");
     assert_eq!(
         history.last().unwrap()["actor"]["id"],
         campus.teacher.id.to_string()
     );
-    let last = app
-        .ok(Some(&app.token(students[3].id)), mine, json!({}))
-        .await;
+    let last = app.ok(Some(&students[3].1), mine, json!({})).await;
     assert_eq!(last["myEnrollments"][0]["waitlistPosition"], 1);
 
     // Unlimited capacity admits everyone still waiting.
@@ -378,13 +403,8 @@ async fn raising_capacity_promotes_the_earliest_waitlisted(app: TestApp) {
         )
         .await;
     assert_eq!(error_code(&zero), "BAD_USER_INPUT");
-    let row = section::Entity::find_by_id(section)
-        .one(&app.db)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = app.section_row(section).await;
     assert_eq!(row.capacity, None, "the rejected update changed nothing");
-    let _ = parse_id(&json!(section.to_string()));
 }
 
 both_backends!(

@@ -1,7 +1,7 @@
 //! The schema itself: migrations apply and roll back, and the database enforces the invariants
 //! it can (one active enrollment per user and course, case-insensitive team names, capacity ≥ 1).
 
-use crate::helpers::{TestApp, both_backends, now};
+use crate::helpers::{Backend, TestApp, both_backends, now};
 use entity::{
     team,
     types::{EnrollmentStatus, Role},
@@ -13,11 +13,13 @@ use uuid::Uuid;
 
 async fn table_count(app: &TestApp) -> i64 {
     let sql = match app.backend {
-        crate::helpers::Backend::Sqlite => {
-            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'seaql_migrations'"
+        Backend::Sqlite => {
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' AND name <> 'seaql_migrations'"
         }
-        crate::helpers::Backend::Postgres => {
-            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> 'seaql_migrations'"
+        Backend::Postgres => {
+            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'public' \
+             AND table_name <> 'seaql_migrations'"
         }
     };
     let row = app
@@ -57,13 +59,7 @@ async fn one_active_enrollment_per_user_and_course(app: TestApp) {
     );
 
     // Once the first is final, a new enrollment is allowed (re-enrolling creates a new one).
-    use entity::enrollment;
-    let mut row: enrollment::ActiveModel = enrollment::Entity::find_by_id(first)
-        .one(&app.db)
-        .await
-        .unwrap()
-        .unwrap()
-        .into();
+    let mut row: entity::enrollment::ActiveModel = app.enrollment_row(first).await.into();
     row.status = Set(EnrollmentStatus::Withdrawn);
     row.update(&app.db).await.unwrap();
     app.seat(student.id, section_a, EnrollmentStatus::Registered)

@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::helpers::{Server, TestApp, both_backends, serve};
+use crate::helpers::{Backend, Server, TestApp, both_backends, post_json, serve};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::header;
 use roster::app::Settings;
@@ -36,7 +36,7 @@ async fn metrics_count_operations_transitions_and_subscriptions(app: TestApp) {
     let (_, section) = app
         .course_with_section(&campus, "Metered", Some(5), "MONDAY")
         .await;
-    let (_, token) = app.students(&campus, 1).await.remove(0);
+    let (_, token) = app.student(&campus).await;
     let scrape = || async {
         http.get(format!("http://{address}/metrics"))
             .send()
@@ -49,8 +49,10 @@ async fn metrics_count_operations_transitions_and_subscriptions(app: TestApp) {
     let before = scrape().await;
     // The recorder is the process's: a name of this run's own keeps the counts apart.
     let operation = format!("Metered{:?}", app.backend);
-    let enroll = json!({ "query": format!("mutation {operation}($s: UUID!) {{ enroll(sectionId: $s) {{ id }} }}"),
-        "variables": { "s": section }, "operationName": operation });
+    let query = format!("mutation {operation}($s: UUID!) {{ enroll(sectionId: $s) {{ id }} }}");
+    let enroll = json!({
+        "query": query, "variables": { "s": section }, "operationName": operation,
+    });
     for _ in 0..2 {
         http.post(format!("http://{address}/graphql"))
             .bearer_auth(&token)
@@ -177,41 +179,24 @@ async fn request_ids_cors_and_compression(app: TestApp) {
 }
 
 async fn automatic_persisted_queries(app: TestApp) {
-    let address = app.serve().await;
-    let http = reqwest::Client::new();
-    let url = format!("http://{address}/graphql");
+    let url = format!("http://{}/graphql", app.serve().await);
     let query = "{ courses(first: 3) { totalCount } }";
     let hash = format!("{:x}", Sha256::digest(query.as_bytes()));
     let extensions = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
 
-    let unknown: Value = http
-        .post(&url)
-        .json(&json!({ "extensions": extensions }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let unknown = post_json(&url, None, &json!({ "extensions": extensions })).await;
     assert_eq!(
         unknown["errors"][0]["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND",
         "{unknown}"
     );
-    let registered: Value = http
-        .post(&url)
-        .json(&json!({ "query": query, "extensions": extensions }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let registered = json!({ "query": query, "extensions": extensions });
+    let registered = post_json(&url, None, &registered).await;
     assert_eq!(
         registered["data"]["courses"]["totalCount"], 0,
         "{registered}"
     );
     // Now the hash alone will do, over GET too (cacheable).
-    let by_hash: Value = http
+    let by_hash: Value = reqwest::Client::new()
         .get(&url)
         .query(&[("extensions", extensions.to_string())])
         .send()
@@ -285,30 +270,19 @@ async fn sigterm_closes_websockets_with_a_close_frame_and_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_internal_error_shows_only_a_correlation_id_that_the_log_has() {
     use sea_orm::ConnectionTrait;
-    let app = TestApp::new(crate::helpers::Backend::Sqlite).await;
+    let app = TestApp::new(Backend::Sqlite).await;
     let campus = app.campus("Org").await;
     let t = campus.teacher_token.clone();
-    let course = app
-        .create_course(
-            &t,
-            json!({ "name": "Certified", "certificateValidityMonths": 6 }),
-        )
+    let course = json!({ "name": "Certified", "certificateValidityMonths": 6 });
+    let (_, [section]) = app
+        .course_with_sections(&t, course, [json!({ "name": "A" })])
         .await;
-    let section = app
-        .create_section(&t, json!({ "courseId": course, "name": "A" }))
-        .await;
-    let (_, student) = app.students(&campus, 1).await.remove(0);
-    let enrolled = app
-        .ok(
-            Some(&student),
-            "mutation($s: UUID!) { enroll(sectionId: $s) { id } }",
-            json!({ "s": section }),
-        )
-        .await;
+    let (_, student) = app.student(&campus).await;
+    let enrolled = app.enroll(&student, section).await.expect("enrolled");
     // The database refuses certificates, with a message a client must never see.
-    app.db.execute_unprepared(
-        "CREATE TRIGGER refuse BEFORE INSERT ON certifications BEGIN SELECT RAISE(ABORT, 'secret table detail'); END",
-    ).await.unwrap();
+    let refuse = "CREATE TRIGGER refuse BEFORE INSERT ON certifications \
+        BEGIN SELECT RAISE(ABORT, 'secret table detail'); END";
+    app.db.execute_unprepared(refuse).await.unwrap();
 
     let log = tempfile::NamedTempFile::new().unwrap();
     let server = Server::start(
@@ -317,13 +291,10 @@ async fn an_internal_error_shows_only_a_correlation_id_that_the_log_has() {
         Some(log.reopen().unwrap()),
     )
     .await;
-    let port = server.address.port();
-    let answer: Value = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/graphql"))
-        .bearer_auth(&t)
-        .json(&json!({ "query": "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e) { status } }",
-            "variables": { "e": enrolled["enroll"]["id"] } }))
-        .send().await.unwrap().json().await.unwrap();
+    let url = format!("http://{}/graphql", server.address);
+    let complete = "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e) { status } }";
+    let complete = json!({ "query": complete, "variables": { "e": enrolled.id } });
+    let answer = post_json(&url, Some(&t), &complete).await;
     drop(server);
     let error = &answer["errors"][0];
     assert_eq!(error["extensions"]["code"], "INTERNAL", "{answer}");

@@ -1,9 +1,12 @@
 //! The response cache: anonymous query answers are served again only while the database has
 //! not changed, whoever changed it (this server, a direct write, another replica).
 
-use crate::helpers::{Backend, Server, TestApp, both_backends, parse_id};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{Backend, Server, TestApp, both_backends, error_code, parse_id};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 const DISCOVERY: &str = "{ courses(first: 10) { edges { node { id name sections { id \
     registeredCount seatsAvailable } } } } }";
@@ -22,11 +25,21 @@ async fn post(url: &str, token: Option<&str>, body: &Value) -> (Value, Option<St
     (response.json().await.expect("JSON"), cache)
 }
 
+/// `enroll` in `section` through the server at `url`, as `token`'s holder.
+async fn enroll(url: &str, token: &str, section: Uuid) -> Value {
+    let body = json!({ "query": ENROLL, "variables": { "s": section } });
+    post(url, Some(token), &body).await.0
+}
+
+/// How long to keep asking for a hit. On PostgreSQL any transaction that completes in the
+/// cluster (other tests' databases included, and the tests share one cluster) moves the
+/// version, so a hit may take a while when a busy test runs alongside.
+const PATIENCE: Duration = Duration::from_secs(15);
+
 /// Asks `query` until an answer comes from the cache, and checks it matches the computed one.
-/// On PostgreSQL any transaction that completes in the cluster (other tests' databases
-/// included) moves the version, so a hit may take a few tries there.
 async fn until_hit(url: &str, query: &Value) -> Value {
-    for _ in 0..100 {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
         let (computed, cache) = post(url, None, query).await;
         assert!(
             cache.is_some(),
@@ -42,9 +55,9 @@ async fn until_hit(url: &str, query: &Value) -> Value {
             assert_eq!(now, again, "a hit answers what the database holds");
             return again;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("no answer came from the cache in 100 tries");
+    panic!("no answer came from the cache in {PATIENCE:?}");
 }
 
 fn registered(answer: &Value) -> i64 {
@@ -70,14 +83,8 @@ async fn a_repeated_anonymous_query_is_answered_from_the_cache_until_a_write(app
     assert_eq!(registered(&second), 0);
 
     // A write through the API: the next answer is computed again and shows it.
-    let students = app.students(&campus, 1).await;
-    let token = &students[0].1;
-    let (enrolled, _) = post(
-        &url,
-        Some(token),
-        &json!({ "query": ENROLL, "variables": { "s": section } }),
-    )
-    .await;
+    let (_, token) = app.student(&campus).await;
+    let enrolled = enroll(&url, &token, section).await;
     assert_eq!(
         enrolled["data"]["enroll"]["status"], "REGISTERED",
         "{enrolled}"
@@ -110,42 +117,33 @@ async fn only_anonymous_error_free_queries_are_kept(app: TestApp) {
         .course_with_section(&campus, "Kept", None, "TUESDAY")
         .await;
     let url = format!("http://{}/graphql", app.serve().await);
-    let students = app.students(&campus, 1).await;
-    let token = &students[0].1;
+    let (_, token) = app.student(&campus).await;
 
     // Signed in: what the viewer sees depends on who asks, so nothing is kept.
-    let mine = json!({ "query": "{ me { id } courses(first: 5) { edges { node { viewerEnrollment { id } } } } }" });
+    let mine = "{ me { id } courses(first: 5) { edges { node { viewerEnrollment { id } } } } }";
+    let mine = json!({ "query": mine });
     for _ in 0..2 {
-        let (answer, cache) = post(&url, Some(token), &mine).await;
+        let (answer, cache) = post(&url, Some(&token), &mine).await;
         assert!(answer.get("errors").is_none(), "{answer}");
         assert_eq!(cache, None);
     }
     // An answer with errors is not kept.
-    let failing = json!({ "query": "query($id: UUID!) { course(id: $id) { id } user(id: $id) { id } }",
-        "variables": { "id": course } });
+    let failing = "query($id: UUID!) { course(id: $id) { id } user(id: $id) { id } }";
+    let failing = json!({ "query": failing, "variables": { "id": course } });
     for _ in 0..2 {
         let (answer, cache) = post(&url, None, &failing).await;
-        assert_eq!(
-            crate::helpers::error_code(&answer),
-            "UNAUTHENTICATED",
-            "{answer}"
-        );
+        assert_eq!(error_code(&answer), "UNAUTHENTICATED", "{answer}");
         assert_eq!(cache, None);
     }
     // A mutation is never answered from the cache.
     let mutation = json!({ "query": ENROLL, "variables": { "s": course } });
     for _ in 0..2 {
         let (answer, cache) = post(&url, None, &mutation).await;
-        assert_eq!(
-            crate::helpers::error_code(&answer),
-            "UNAUTHENTICATED",
-            "{answer}"
-        );
+        assert_eq!(error_code(&answer), "UNAUTHENTICATED", "{answer}");
         assert_eq!(cache, None);
     }
     // Each response media type has its own entry; GET requests are kept too.
-    let query =
-        json!({ "query": "{ course(id: \"".to_owned() + &course.to_string() + "\") { name } }" });
+    let query = json!({ "query": format!("{{ course(id: \"{course}\") {{ name }} }}") });
     let (_, cache) = post(&url, None, &query).await;
     assert_eq!(cache.as_deref(), Some("miss"));
     until_hit(&url, &query).await;
@@ -177,10 +175,12 @@ async fn only_anonymous_error_free_queries_are_kept(app: TestApp) {
         (response.json::<Value>().await.unwrap(), cache)
     };
     let get_url = format!(
-        "{url}?query=%7B%20courses(first%3A%201)%20%7B%20edges%20%7B%20node%20%7B%20name%20%7D%20%7D%20%7D%20%7D"
+        "{url}?query=%7B%20courses(first%3A%201)%20%7B%20edges%20%7B%20node%20%7B%20name\
+         %20%7D%20%7D%20%7D%20%7D"
     );
     let mut hit = false;
-    for _ in 0..100 {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
         let (first, cache) = get(get_url.clone()).await;
         assert!(cache.is_some(), "{first}");
         let (second, cache) = get(get_url.clone()).await;
@@ -189,6 +189,7 @@ async fn only_anonymous_error_free_queries_are_kept(app: TestApp) {
             hit = true;
             break;
         }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(hit, "a GET query is answered from the cache");
 }
@@ -219,12 +220,7 @@ async fn a_write_through_another_replica_invalidates_at_once() {
     for (n, (_, token)) in students.iter().enumerate() {
         // The other replica holds an answer with the count so far…
         assert_eq!(registered(&until_hit(&other, &query).await), n as i64);
-        let (enrolled, _) = post(
-            &one,
-            Some(token),
-            &json!({ "query": ENROLL, "variables": { "s": section } }),
-        )
-        .await;
+        let enrolled = enroll(&one, token, section).await;
         parse_id(&enrolled["data"]["enroll"]["id"]);
         // …and straight after the other replica answered the mutation: no stale count.
         let (answer, _) = post(&other, None, &query).await;

@@ -2,8 +2,7 @@
 //! fields, by every role in and out of scope; allowed, or `FORBIDDEN` having changed nothing.
 
 use crate::helpers::{Campus, TestApp, both_backends, error_code, parse_id};
-use entity::{course, enrollment, section, team, team_member, types::Role};
-use sea_orm::{EntityTrait, QueryOrder};
+use entity::types::Role;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -58,18 +57,13 @@ impl World {
 async fn world(app: &TestApp) -> World {
     let campus = app.campus("North").await;
     let t = campus.teacher_token.clone();
-    let course = app.create_course(&t, json!({ "name": "Scoped" })).await;
-    let section = app
-        .create_section(&t, json!({ "courseId": course, "name": "A" }))
-        .await;
-    let other_section = app
-        .create_section(&t, json!({ "courseId": course, "name": "B" }))
-        .await;
-    let approval_section = app
-        .create_section(
-            &t,
-            json!({ "courseId": course, "name": "C", "requiresApproval": true }),
-        )
+    let sections = [
+        json!({ "name": "A" }),
+        json!({ "name": "B" }),
+        json!({ "name": "C", "requiresApproval": true }),
+    ];
+    let (course, [section, other_section, approval_section]) = app
+        .course_with_sections(&t, json!({ "name": "Scoped" }), sections)
         .await;
     let south = app.organization("South").await;
     let mut tokens = vec![(Who::Teacher, t)];
@@ -92,38 +86,6 @@ async fn world(app: &TestApp) -> World {
         approval_section,
         tokens,
     }
-}
-
-/// Every row a mutation here could change.
-async fn snapshot(app: &TestApp) -> String {
-    format!(
-        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
-        enrollment::Entity::find()
-            .order_by_asc(enrollment::Column::Id)
-            .all(&app.db)
-            .await
-            .unwrap(),
-        section::Entity::find()
-            .order_by_asc(section::Column::Id)
-            .all(&app.db)
-            .await
-            .unwrap(),
-        course::Entity::find()
-            .order_by_asc(course::Column::Id)
-            .all(&app.db)
-            .await
-            .unwrap(),
-        team::Entity::find()
-            .order_by_asc(team::Column::Id)
-            .all(&app.db)
-            .await
-            .unwrap(),
-        team_member::Entity::find()
-            .order_by_asc(team_member::Column::UserId)
-            .all(&app.db)
-            .await
-            .unwrap(),
-    )
 }
 
 /// A mutation of the table: its document, the roles allowed, and how to prepare a fresh target
@@ -210,45 +172,34 @@ const ROWS: &[Row] = &[
 
 /// A fresh target for `row`: `(variables, owner token)`.
 async fn prepare(app: &TestApp, world: &World, row: &Row, serial: usize) -> (Value, String) {
-    let (owner_id, owner) = app.students(&world.campus, 1).await.remove(0);
+    let (owner_id, owner) = app.student(&world.campus).await;
     let enroll_in = |section: Uuid| {
         let owner = owner.clone();
-        async move {
-            parse_id(
-                &app.ok(
-                    Some(&owner),
-                    "mutation($s: UUID!) { enroll(sectionId: $s) { id } }",
-                    json!({ "s": section }),
-                )
-                .await["enroll"]["id"],
-            )
-        }
+        async move { app.enroll(&owner, section).await.expect("enrolled").id }
     };
-    let variables =
-        match row.name {
-            "approveEnrollment" => json!({ "e": enroll_in(world.approval_section).await }),
-            "switchSection" => {
-                json!({ "e": enroll_in(world.section).await, "s": world.other_section })
-            }
-            "enroll (for someone else)" => json!({ "s": world.section, "u": owner_id }),
-            "enroll (over capacity)" => json!({ "s": world.section }),
-            "updateCourse" | "createSection" => json!({ "c": world.course }),
-            "updateSection" => json!({ "s": world.section }),
-            "removeTeamMember" | "updateTeam" => {
-                let team = app.ok(Some(&world.campus.teacher_token),
-                "mutation($n: String!) { createTeam(name: $n, passKey: \"team-key\") { id } }",
-                json!({ "n": format!("Team {serial}") })).await;
-                let team = parse_id(&team["createTeam"]["id"]);
-                app.ok(
-                    Some(&owner),
-                    "mutation($n: String!) { joinTeam(name: $n, passKey: \"team-key\") { id } }",
-                    json!({ "n": format!("Team {serial}") }),
-                )
+    let variables = match row.name {
+        "approveEnrollment" => json!({ "e": enroll_in(world.approval_section).await }),
+        "switchSection" => {
+            json!({ "e": enroll_in(world.section).await, "s": world.other_section })
+        }
+        "enroll (for someone else)" => json!({ "s": world.section, "u": owner_id }),
+        "enroll (over capacity)" => json!({ "s": world.section }),
+        "updateCourse" | "createSection" => json!({ "c": world.course }),
+        "updateSection" => json!({ "s": world.section }),
+        "removeTeamMember" | "updateTeam" => {
+            let name = json!({ "n": format!("Team {serial}") });
+            let create =
+                "mutation($n: String!) { createTeam(name: $n, passKey: \"team-key\") { id } }";
+            let team = app
+                .ok(Some(&world.campus.teacher_token), create, name.clone())
                 .await;
-                json!({ "t": team, "u": owner_id })
-            }
-            _ => json!({ "e": enroll_in(world.section).await }),
-        };
+            let team = parse_id(&team["createTeam"]["id"]);
+            let join = "mutation($n: String!) { joinTeam(name: $n, passKey: \"team-key\") { id } }";
+            app.ok(Some(&owner), join, name).await;
+            json!({ "t": team, "u": owner_id })
+        }
+        _ => json!({ "e": enroll_in(world.section).await }),
+    };
     (variables, owner)
 }
 
@@ -261,7 +212,7 @@ async fn every_mutation_by_every_role_in_and_out_of_scope(app: TestApp) {
             serial += 1;
             let (variables, owner) = prepare(&app, &world, row, serial).await;
             let token = world.token(who, &owner);
-            let before = snapshot(&app).await;
+            let before = app.snapshot().await;
             let response = app.gql(Some(&token), row.document, variables).await;
             if row.allowed.contains(&who) {
                 assert!(
@@ -282,7 +233,7 @@ async fn every_mutation_by_every_role_in_and_out_of_scope(app: TestApp) {
                     row.name
                 );
                 assert_eq!(
-                    snapshot(&app).await,
+                    app.snapshot().await,
                     before,
                     "{} by {who:?} was refused but changed something",
                     row.name
@@ -296,13 +247,8 @@ async fn every_mutation_by_every_role_in_and_out_of_scope(app: TestApp) {
 
 async fn sensitive_fields_by_every_role(app: TestApp) {
     let world = world(&app).await;
-    let (owner_id, owner) = app.students(&world.campus, 1).await.remove(0);
-    app.ok(
-        Some(&owner),
-        "mutation($s: UUID!) { enroll(sectionId: $s) { id } }",
-        json!({ "s": world.section }),
-    )
-    .await;
+    let (owner_id, owner) = app.student(&world.campus).await;
+    app.enroll(&owner, world.section).await.expect("enrolled");
     // Staff notes: never for the student, whoever else is not staff of the course.
     for who in EVERYONE {
         let token = world.token(who, &owner);

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::helpers::{Backend, Server, TestApp, both_backends, error_code, parse_id};
+use crate::helpers::{Backend, Server, TestApp, both_backends, error_code, post_json};
 use futures_util::{SinkExt, StreamExt};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
@@ -19,7 +19,6 @@ use tokio_tungstenite::{
 };
 use uuid::Uuid;
 
-const ENROLL: &str = "mutation($s: UUID!) { enroll(sectionId: $s) { id status } }";
 const WITHDRAW: &str = "mutation($e: UUID!) { withdraw(enrollmentId: $e) { status } }";
 
 /// A WebSocket client speaking one of the two GraphQL protocols.
@@ -76,8 +75,16 @@ impl Client {
 
     async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
         let kind = if self.legacy { "start" } else { "subscribe" };
-        self.send(json!({ "id": id, "type": kind, "payload": { "query": query, "variables": variables } }))
+        let payload = json!({ "query": query, "variables": variables });
+        self.send(json!({ "id": id, "type": kind, "payload": payload }))
             .await;
+    }
+
+    /// Subscribes `id` to `sectionSeats` of `section`, selecting `fields`.
+    async fn seats(&mut self, id: &str, section: Uuid, fields: &str) {
+        let query =
+            format!("subscription($s: UUID!) {{ sectionSeats(sectionId: $s) {{ {fields} }} }}");
+        self.subscribe(id, &query, json!({ "s": section })).await;
     }
 
     /// The next protocol message (keep-alives skipped), or `None` when the socket closed or
@@ -151,14 +158,23 @@ async fn one_seat_one_waiting(app: &TestApp) -> (Uuid, Uuid, Vec<(Uuid, String)>
         .course_with_section(&campus, "Live", Some(1), "MONDAY")
         .await;
     let people = app.students(&campus, 2).await;
-    let seated = app
-        .ok(Some(&people[0].1), ENROLL, json!({ "s": section }))
-        .await;
-    let waiting = app
-        .ok(Some(&people[1].1), ENROLL, json!({ "s": section }))
-        .await;
-    assert_eq!(waiting["enroll"]["status"], "WAITLISTED");
-    (section, parse_id(&seated["enroll"]["id"]), people)
+    let seated = app.enroll(&people[0].1, section).await.expect("enrolled");
+    let waiting = app.enroll(&people[1].1, section).await.expect("enrolled");
+    assert_eq!(waiting.status, "WAITLISTED");
+    (section, seated.id, people)
+}
+
+/// The waiter of [`one_seat_one_waiting`], connected to `address` and subscribed to its
+/// promotions (`promotions`) and to the section's waitlist count (`seats`), which it has read
+/// once.
+async fn waiter_following_promotions(address: SocketAddr, token: &str, section: Uuid) -> Client {
+    let mut client = Client::ready(address, false, bearer(token)).await;
+    let promotions = "subscription { waitlistPromotions { status } }";
+    client.subscribe("promotions", promotions, json!({})).await;
+    client.seats("seats", section, "waitlistCount").await;
+    let seats = client.data_of("seats").await;
+    assert_eq!(seats["sectionSeats"]["waitlistCount"], 1);
+    client
 }
 
 fn bearer(token: &str) -> Value {
@@ -184,26 +200,19 @@ async fn a_withdrawal_reaches_promotion_seat_and_position_subscribers(app: TestA
             json!({}),
         )
         .await;
-    client
-        .subscribe(
-            "seats",
-            "subscription($s: UUID!) { sectionSeats(sectionId: $s) {
-        registeredCount waitlistCount seatsAvailable isFull } }",
-            json!({ "s": section }),
-        )
-        .await;
+    let counts = "registeredCount waitlistCount seatsAvailable isFull";
+    client.seats("seats", section, counts).await;
     let first = client.data_of("seats").await;
     assert_eq!(
         first["sectionSeats"],
-        json!({ "registeredCount": 1, "waitlistCount": 1, "seatsAvailable": 0, "isFull": true })
+        json!({ "registeredCount": 1, "waitlistCount": 1, "seatsAvailable": 0, "isFull": true }),
     );
     let position = client.data_of("positions").await;
     assert_eq!(position["waitlistPositions"]["position"], 1);
     assert_eq!(app.state.bus.active_subscriptions(), 3);
 
     let withdrawn_at = Instant::now();
-    app.ok(Some(&people[0].1), WITHDRAW, json!({ "e": seated }))
-        .await;
+    app.withdraw(&people[0].1, seated).await.expect("withdrawn");
     let mut seen = Vec::new();
     while seen.len() < 3 {
         let message = client
@@ -224,10 +233,12 @@ async fn a_withdrawal_reaches_promotion_seat_and_position_subscribers(app: TestA
                     section.to_string()
                 );
             }
-            Some("seats") => assert_eq!(
-                data["sectionSeats"],
-                json!({ "registeredCount": 1, "waitlistCount": 0, "seatsAvailable": 0, "isFull": true })
-            ),
+            Some("seats") => {
+                let counts = json!({
+                    "registeredCount": 1, "waitlistCount": 0, "seatsAvailable": 0, "isFull": true,
+                });
+                assert_eq!(data["sectionSeats"], counts);
+            }
             Some("positions") => assert_eq!(data["waitlistPositions"]["position"], Value::Null),
             _ => panic!("unexpected {message}"),
         }
@@ -283,23 +294,17 @@ async fn the_legacy_protocol_and_staff_only_event_streams(app: TestApp) {
             json!({ "c": course }),
         )
         .await;
-    teacher
-        .subscribe(
-            "seats",
-            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
-            json!({ "s": section }),
-        )
-        .await;
+    teacher.seats("seats", section, "registeredCount").await;
     assert_eq!(
         teacher.data_of("seats").await["sectionSeats"]["registeredCount"],
         0
     );
-    app.ok(Some(&people[1].1), ENROLL, json!({ "s": section }))
-        .await;
+    app.enroll(&people[1].1, section).await.expect("enrolled");
     let event = teacher.data_of("events").await;
+    let actor = json!({ "id": people[1].0.to_string() });
     assert_eq!(
         event["enrollmentEvents"],
-        json!({ "from": null, "to": "REGISTERED", "actor": { "id": people[1].0.to_string() } })
+        json!({ "from": null, "to": "REGISTERED", "actor": actor }),
     );
     assert_eq!(
         teacher.data_of("seats").await["sectionSeats"]["registeredCount"],
@@ -354,23 +359,13 @@ async fn bad_or_missing_tokens_get_the_protocols_errors(app: TestApp) {
         "GRAPHQL_VALIDATION_FAILED",
         "{invalid}"
     );
-    anonymous
-        .subscribe(
-            "seats",
-            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { seatsAvailable } }",
-            json!({ "s": section }),
-        )
-        .await;
+    anonymous.seats("seats", section, "seatsAvailable").await;
     assert_eq!(
         anonymous.data_of("seats").await["sectionSeats"]["seatsAvailable"],
         5
     );
     anonymous
-        .subscribe(
-            "nothing",
-            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { seatsAvailable } }",
-            json!({ "s": Uuid::new_v4() }),
-        )
+        .seats("nothing", Uuid::new_v4(), "seatsAvailable")
         .await;
     let missing = anonymous.recv().await.expect("an answer");
     assert_eq!(error_code_of(&missing), "NOT_FOUND", "{missing}");
@@ -379,33 +374,25 @@ async fn bad_or_missing_tokens_get_the_protocols_errors(app: TestApp) {
 async fn a_transaction_that_fails_after_its_event_delivers_nothing(app: TestApp) {
     let campus = app.campus("Org").await;
     let t = campus.teacher_token.clone();
-    let course = app
-        .create_course(
-            &t,
-            json!({ "name": "Refused", "certificateValidityMonths": 6 }),
-        )
-        .await;
-    let section = app
-        .create_section(&t, json!({ "courseId": course, "name": "A" }))
+    let course = json!({ "name": "Refused", "certificateValidityMonths": 6 });
+    let (course, [section]) = app
+        .course_with_sections(&t, course, [json!({ "name": "A" })])
         .await;
     let people = app.students(&campus, 2).await;
-    let first = parse_id(
-        &app.ok(Some(&people[0].1), ENROLL, json!({ "s": section }))
-            .await["enroll"]["id"],
-    );
-    let second = parse_id(
-        &app.ok(Some(&people[1].1), ENROLL, json!({ "s": section }))
-            .await["enroll"]["id"],
-    );
+    let first = app.enroll(&people[0].1, section).await.expect("enrolled");
+    let second = app.enroll(&people[1].1, section).await.expect("enrolled");
     // Certifications are refused by the database: completion writes its COMPLETED event,
     // then fails on the certificate and rolls everything back.
     let refuse = match app.backend {
         Backend::Sqlite => vec![
-            "CREATE TRIGGER refuse BEFORE INSERT ON certifications BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            "CREATE TRIGGER refuse BEFORE INSERT ON certifications \
+             BEGIN SELECT RAISE(ABORT, 'refused'); END",
         ],
         Backend::Postgres => vec![
-            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
-            "CREATE TRIGGER refuse BEFORE INSERT ON certifications FOR EACH ROW EXECUTE FUNCTION refuse()",
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql \
+             AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
+            "CREATE TRIGGER refuse BEFORE INSERT ON certifications \
+             FOR EACH ROW EXECUTE FUNCTION refuse()",
         ],
     };
     for sql in refuse {
@@ -420,13 +407,7 @@ async fn a_transaction_that_fails_after_its_event_delivers_nothing(app: TestApp)
             json!({ "c": course }),
         )
         .await;
-    teacher
-        .subscribe(
-            "seats",
-            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
-            json!({ "s": section }),
-        )
-        .await;
+    teacher.seats("seats", section, "registeredCount").await;
     assert_eq!(
         teacher.data_of("seats").await["sectionSeats"]["registeredCount"],
         2
@@ -436,17 +417,18 @@ async fn a_transaction_that_fails_after_its_event_delivers_nothing(app: TestApp)
         .gql(
             Some(&t),
             "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e) { status } }",
-            json!({ "e": first }),
+            json!({ "e": first.id }),
         )
         .await;
     assert_eq!(error_code(&failed), "INTERNAL");
     // The next thing the subscriber hears is the withdrawal that did commit.
-    app.ok(Some(&people[1].1), WITHDRAW, json!({ "e": second }))
-        .await;
+    app.withdraw(&people[1].1, second.id)
+        .await
+        .expect("withdrawn");
     let event = teacher.data_of("events").await;
     assert_eq!(
         event["enrollmentEvents"],
-        json!({ "enrollmentId": second.to_string(), "to": "WITHDRAWN" })
+        json!({ "enrollmentId": second.id.to_string(), "to": "WITHDRAWN" })
     );
     assert_eq!(
         teacher.data_of("seats").await["sectionSeats"]["registeredCount"],
@@ -462,21 +444,9 @@ async fn a_subscriber_that_never_reads_holds_nobody_up(app: TestApp) {
     let people = app.students(&campus, 20).await;
     let address = app.serve().await;
     let mut stalled = Client::ready(address, false, json!({})).await;
-    stalled
-        .subscribe(
-            "seats",
-            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
-            json!({ "s": section }),
-        )
-        .await;
+    stalled.seats("seats", section, "registeredCount").await;
     let mut reader = Client::ready(address, false, json!({})).await;
-    reader
-        .subscribe(
-            "seats",
-            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { registeredCount } }",
-            json!({ "s": section }),
-        )
-        .await;
+    reader.seats("seats", section, "registeredCount").await;
     assert_eq!(
         reader.data_of("seats").await["sectionSeats"]["registeredCount"],
         0
@@ -485,22 +455,18 @@ async fn a_subscriber_that_never_reads_holds_nobody_up(app: TestApp) {
     // 1,000 mutations while `stalled` reads nothing: every one completes, and the reader
     // keeps up to the end.
     let app = Arc::new(app);
-    let workers: Vec<_> =
-        people
-            .into_iter()
-            .map(|(_, token)| {
-                let app = app.clone();
-                tokio::spawn(async move {
-                    for _ in 0..25 {
-                        let id = parse_id(
-                            &app.ok(Some(&token), ENROLL, json!({ "s": section })).await["enroll"]
-                                ["id"],
-                        );
-                        app.ok(Some(&token), WITHDRAW, json!({ "e": id })).await;
-                    }
-                })
+    let workers: Vec<_> = people
+        .into_iter()
+        .map(|(_, token)| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    let id = app.enroll(&token, section).await.expect("enrolled").id;
+                    app.withdraw(&token, id).await.expect("withdrawn");
+                }
             })
-            .collect();
+        })
+        .collect();
     for worker in workers {
         worker.await.unwrap();
     }
@@ -542,36 +508,11 @@ async fn a_promotion_caused_on_one_replica_reaches_a_subscriber_on_another() {
         Server::start(&app.database_url, &[], None).await,
     );
 
-    let mut client = Client::ready(first.address, false, bearer(&people[1].1)).await;
-    client
-        .subscribe(
-            "promotions",
-            "subscription { waitlistPromotions { status } }",
-            json!({}),
-        )
-        .await;
-    client
-        .subscribe(
-            "seats",
-            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { waitlistCount } }",
-            json!({ "s": section }),
-        )
-        .await;
-    assert_eq!(
-        client.data_of("seats").await["sectionSeats"]["waitlistCount"],
-        1
-    );
+    let mut client = waiter_following_promotions(first.address, &people[1].1, section).await;
 
-    let response: Value = reqwest::Client::new()
-        .post(format!("http://{}/graphql", second.address))
-        .bearer_auth(&people[0].1)
-        .json(&json!({ "query": WITHDRAW, "variables": { "e": seated } }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = format!("http://{}/graphql", second.address);
+    let withdraw = json!({ "query": WITHDRAW, "variables": { "e": seated } });
+    let response = post_json(&url, Some(&people[0].1), &withdraw).await;
     assert_eq!(
         response["data"]["withdraw"]["status"], "WITHDRAWN",
         "{response}"
@@ -591,38 +532,14 @@ async fn subscribers_survive_the_listener_losing_its_connection() {
     };
     let (section, seated, people) = one_seat_one_waiting(&app).await;
     let address = app.serve().await;
-    let mut client = Client::ready(address, false, bearer(&people[1].1)).await;
-    client
-        .subscribe(
-            "promotions",
-            "subscription { waitlistPromotions { status } }",
-            json!({}),
-        )
-        .await;
-    client
-        .subscribe(
-            "seats",
-            "subscription($s: UUID!) { sectionSeats(sectionId: $s) { waitlistCount } }",
-            json!({ "s": section }),
-        )
-        .await;
-    assert_eq!(
-        client.data_of("seats").await["sectionSeats"]["waitlistCount"],
-        1
-    );
+    let mut client = waiter_following_promotions(address, &people[1].1, section).await;
 
     // Cut the replica's LISTEN connection, and change something before it is back.
-    let cut = app
-        .db
-        .execute_unprepared(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE datname = current_database() AND query ILIKE 'listen%'",
-        )
-        .await
-        .unwrap();
+    let cut = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+        WHERE datname = current_database() AND query ILIKE 'listen%'";
+    let cut = app.db.execute_unprepared(cut).await.unwrap();
     assert_eq!(cut.rows_affected(), 1, "one listener connection");
-    app.ok(Some(&people[0].1), WITHDRAW, json!({ "e": seated }))
-        .await;
+    app.withdraw(&people[0].1, seated).await.expect("withdrawn");
 
     let promoted = client.data_of("promotions").await;
     assert_eq!(promoted["waitlistPromotions"]["status"], "REGISTERED");

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use crate::helpers::{TestApp, both_backends, error_code, now, parse_id};
 use entity::{team, team_member, types::Role, user};
 use sea_orm::{EntityTrait, Set};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -14,6 +15,8 @@ const JOIN: &str = "mutation($n: String!, $k: String!) { joinTeam(name: $n, pass
   id memberCount } }";
 const ENROLL: &str =
     "mutation($s: UUID!, $v: Boolean) { enroll(sectionId: $s, visibility: $v) { id } }";
+const VISIBILITY: &str = "mutation($e: UUID!, $v: Boolean!) {
+  setEnrollmentVisibility(enrollmentId: $e, visibility: $v) { id } }";
 
 /// The ids in `value[field]`, a list of objects with `id`.
 fn ids(value: &Value) -> BTreeSet<String> {
@@ -25,9 +28,17 @@ fn ids(value: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-async fn join(app: &TestApp, token: &str, name: &str, key: &str) -> Value {
-    app.gql(Some(token), JOIN, json!({ "n": name, "k": key }))
-        .await
+/// `joinTeam` as `token`'s holder: the team's member count, or the error code.
+async fn join(app: &TestApp, token: &str, name: &str, key: &str) -> Result<i64, String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Joined {
+        member_count: i64,
+    }
+    let joined: Joined = app
+        .request(Some(token), JOIN, json!({ "n": name, "k": key }))
+        .await?;
+    Ok(joined.member_count)
 }
 
 async fn pass_keys_uniqueness_membership_and_the_guessing_throttle(app: TestApp) {
@@ -75,51 +86,61 @@ async fn pass_keys_uniqueness_membership_and_the_guessing_throttle(app: TestApp)
         assert_eq!(error_code(&response), code, "{name}: {response}");
     }
     assert_eq!(
-        error_code(&join(&app, guesser, "No Such Team", "x").await),
+        join(&app, guesser, "No Such Team", "x").await.unwrap_err(),
         "NOT_FOUND"
     );
 
     // Five wrong keys, then even the right key is refused until the window passes.
     for _ in 0..5 {
         assert_eq!(
-            error_code(&join(&app, guesser, "Chess Club", "wrong").await),
+            join(&app, guesser, "Chess Club", "wrong")
+                .await
+                .unwrap_err(),
             "INVALID_PASS_KEY"
         );
     }
-    let locked = join(&app, guesser, "chess club", "knight-42").await;
+    let locked = app
+        .gql(
+            Some(guesser),
+            JOIN,
+            json!({ "n": "chess club", "k": "knight-42" }),
+        )
+        .await;
     assert_eq!(error_code(&locked), "TOO_MANY_ATTEMPTS");
     let retry = locked["errors"][0]["extensions"]["retryAfterSeconds"]
         .as_i64()
         .unwrap();
     assert!((1..=900).contains(&retry), "{retry}");
     // The lock is per user: someone else joins at once.
-    assert_eq!(
-        join(&app, other, "CHESS club", "knight-42").await["data"]["joinTeam"]["memberCount"],
-        1
-    );
+    assert_eq!(join(&app, other, "CHESS club", "knight-42").await, Ok(1));
     // Attempts while locked do not extend the lock.
     app.state.clock.advance(chrono::Duration::minutes(10));
     assert_eq!(
-        error_code(&join(&app, guesser, "Chess Club", "knight-42").await),
+        join(&app, guesser, "Chess Club", "knight-42")
+            .await
+            .unwrap_err(),
         "TOO_MANY_ATTEMPTS"
     );
     app.state
         .clock
         .advance(chrono::Duration::minutes(5) + chrono::Duration::seconds(1));
     let joined = join(&app, guesser, "Chess Club", "knight-42").await;
-    assert_eq!(joined["data"]["joinTeam"]["memberCount"], 2, "{joined}");
+    assert_eq!(joined, Ok(2));
     assert_eq!(
-        error_code(&join(&app, guesser, "Chess Club", "knight-42").await),
+        join(&app, guesser, "Chess Club", "knight-42")
+            .await
+            .unwrap_err(),
         "CONFLICT"
     );
 
     // Reads.
+    let read = "query($c: UUID!) {
+        team(name: \"cHeSs ClUb\") { name memberCount members { id } coach { id } }
+        teamsByCoach(coachId: $c) { name } }";
     let read = app
         .ok(
             Some(&students[2].1),
-            "query($c: UUID!) {
-        team(name: \"cHeSs ClUb\") { name memberCount members { id } coach { id } }
-        teamsByCoach(coachId: $c) { name } }",
+            read,
             json!({ "c": campus.teacher.id }),
         )
         .await;
@@ -148,7 +169,8 @@ async fn pass_keys_uniqueness_membership_and_the_guessing_throttle(app: TestApp)
         error_code(&app.gql(Some(other), leave, json!({ "t": team_id })).await),
         "NOT_FOUND"
     );
-    let remove = "mutation($t: UUID!, $u: UUID!) { removeTeamMember(teamId: $t, userId: $u) { memberCount } }";
+    let remove = "mutation($t: UUID!, $u: UUID!) {
+        removeTeamMember(teamId: $t, userId: $u) { memberCount } }";
     let by_student = app
         .gql(
             Some(other),
@@ -180,25 +202,22 @@ async fn pass_keys_uniqueness_membership_and_the_guessing_throttle(app: TestApp)
     );
     app.ok(Some(&coach), rotate, json!({ "t": team_id })).await;
     assert_eq!(
-        error_code(&join(&app, other, "Chess Club", "knight-42").await),
+        join(&app, other, "Chess Club", "knight-42")
+            .await
+            .unwrap_err(),
         "INVALID_PASS_KEY"
     );
-    assert_eq!(
-        join(&app, other, "Chess Club", "bishop-7").await["data"]["joinTeam"]["memberCount"],
-        1
-    );
+    assert_eq!(join(&app, other, "Chess Club", "bishop-7").await, Ok(1));
 }
 
 async fn who_sees_whose_enrollments(app: TestApp) {
     let campus = app.campus("North").await;
     let t = campus.teacher_token.clone();
-    let shown = app.create_course(&t, json!({ "name": "Shown" })).await;
-    let shown_section = app
-        .create_section(&t, json!({ "courseId": shown, "name": "A" }))
+    let (_, [shown_section]) = app
+        .course_with_sections(&t, json!({ "name": "Shown" }), [json!({ "name": "A" })])
         .await;
-    let hidden = app.create_course(&t, json!({ "name": "Hidden" })).await;
-    let hidden_section = app
-        .create_section(&t, json!({ "courseId": hidden, "name": "A" }))
+    let (_, [hidden_section]) = app
+        .course_with_sections(&t, json!({ "name": "Hidden" }), [json!({ "name": "A" })])
         .await;
 
     let students = app.students(&campus, 3).await;
@@ -211,26 +230,23 @@ async fn who_sees_whose_enrollments(app: TestApp) {
         json!({ "n": "Study Group", "k": "together" }),
     )
     .await;
-    join(&app, &owner.1, "Study Group", "together").await;
-    join(&app, &mate.1, "Study Group", "together").await;
+    join(&app, &owner.1, "Study Group", "together")
+        .await
+        .expect("joined");
+    join(&app, &mate.1, "Study Group", "together")
+        .await
+        .expect("joined");
 
-    let visible = parse_id(
-        &app.ok(
-            Some(&owner.1),
-            ENROLL,
-            json!({ "s": shown_section, "v": true }),
-        )
-        .await["enroll"]["id"],
-    );
-    let secret = parse_id(
-        &app.ok(
-            Some(&owner.1),
-            ENROLL,
-            json!({ "s": hidden_section, "v": false }),
-        )
-        .await["enroll"]["id"],
-    );
-    let (visible, secret) = (visible.to_string(), secret.to_string());
+    let enroll = |section: Uuid, visibility: bool| {
+        let (app, token) = (&app, owner.1.clone());
+        async move {
+            let variables = json!({ "s": section, "v": visibility });
+            let data = app.ok(Some(&token), ENROLL, variables).await;
+            parse_id(&data["enroll"]["id"]).to_string()
+        }
+    };
+    let visible = enroll(shown_section, true).await;
+    let secret = enroll(hidden_section, false).await;
 
     let coordinator = app
         .user(Role::Coordinator, Some(campus.organization.id))
@@ -284,9 +300,10 @@ async fn who_sees_whose_enrollments(app: TestApp) {
     let seen = |token: String, section: Uuid| {
         let app = &app;
         async move {
-            ids(&app
+            let data = app
                 .ok(Some(&token), classmates, json!({ "s": section }))
-                .await["section"]["classmates"])
+                .await;
+            ids(&data["section"]["classmates"])
         }
     };
     assert_eq!(
@@ -305,16 +322,21 @@ async fn who_sees_whose_enrollments(app: TestApp) {
     );
 
     // The owner hides it: from then on it is absent for the teammate, still there for staff.
-    app.ok(Some(&owner.1), "mutation($e: UUID!) { setEnrollmentVisibility(enrollmentId: $e, visibility: false) { id } }",
-        json!({ "e": visible })).await;
+    app.ok(
+        Some(&owner.1),
+        VISIBILITY,
+        json!({ "e": visible, "v": false }),
+    )
+    .await;
     let data = app.ok(Some(&mate.1), query, json!({ "u": owner.0 })).await;
     assert!(ids(&data["user"]["enrollments"]).is_empty());
     assert_eq!(seen(mate.1.clone(), shown_section).await, BTreeSet::new());
     let data = app.ok(Some(&t), query, json!({ "u": owner.0 })).await;
     assert_eq!(ids(&data["user"]["enrollments"]), everyone);
     // Only the owner sets visibility.
-    let by_teacher = app.gql(Some(&t), "mutation($e: UUID!) { setEnrollmentVisibility(enrollmentId: $e, visibility: true) { id } }",
-        json!({ "e": visible })).await;
+    let by_teacher = app
+        .gql(Some(&t), VISIBILITY, json!({ "e": visible, "v": true }))
+        .await;
     assert_eq!(error_code(&by_teacher), "FORBIDDEN");
 }
 
