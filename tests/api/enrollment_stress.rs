@@ -3,8 +3,6 @@
 //! concurrent enrollments and withdrawals on one section with the invariants sampled meanwhile
 //! and the audit trail replayed afterwards.
 
-mod common;
-
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::{
@@ -14,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Backend, TestApp, error_code, parse_id};
+use crate::helpers::{Backend, TestApp, both_backends, error_code, parse_id};
 use entity::{
     enrollment, enrollment_event, section,
     types::EnrollmentStatus::{self, *},
@@ -249,11 +247,7 @@ async fn database_state(
         .collect();
     let mut counters = Vec::new();
     for s in sections {
-        let row = section::Entity::find_by_id(s.id)
-            .one(&app.db)
-            .await
-            .unwrap()
-            .unwrap();
+        let row = app.section_row(s.id).await;
         counters.push((
             row.registered_count,
             row.pending_count,
@@ -264,233 +258,388 @@ async fn database_state(
     (enrollments, counters)
 }
 
-backend_tests! {
-    async fn random_operations_match_the_reference_model(app) {
-        let campus = app.campus("Org").await;
-        let t = campus.teacher_token.clone();
-        let mut model = Model::default();
-        // Two courses; sections with and without waitlists, approval, unlimited seats.
-        let shapes = [
-            (0, Some(2), true, false),
-            (0, Some(2), true, true),
-            (0, Some(2), false, false),
-            (1, None, true, false),
-            (1, Some(1), true, false),
-        ];
-        let courses = [
-            app.create_course(&t, json!({ "name": "Model A" })).await,
-            app.create_course(&t, json!({ "name": "Model B" })).await,
-        ];
-        for (i, (course, capacity, waitlist_enabled, requires_approval)) in shapes.into_iter().enumerate() {
-            let id = app.create_section(&t, json!({ "courseId": courses[course], "name": format!("S{i}"),
-                "capacity": capacity, "waitlistEnabled": waitlist_enabled,
-                "requiresApproval": requires_approval })).await;
-            model.sections.push(ModelSection { id, course, capacity, waitlist_enabled,
-                requires_approval, waitlist_seq: 0 });
-        }
-        let students = app.students(&campus, 12).await;
-        let mut rng = StdRng::seed_from_u64(0x5EA7_2026);
-        let mut seen: HashMap<String, usize> = HashMap::new();
+async fn random_operations_match_the_reference_model(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let t = campus.teacher_token.clone();
+    let mut model = Model::default();
+    // Two courses; sections with and without waitlists, approval, unlimited seats.
+    let shapes = [
+        (0, Some(2), true, false),
+        (0, Some(2), true, true),
+        (0, Some(2), false, false),
+        (1, None, true, false),
+        (1, Some(1), true, false),
+    ];
+    let courses = [
+        app.create_course(&t, json!({ "name": "Model A" })).await,
+        app.create_course(&t, json!({ "name": "Model B" })).await,
+    ];
+    for (i, (course, capacity, waitlist_enabled, requires_approval)) in
+        shapes.into_iter().enumerate()
+    {
+        let id = app
+            .create_section(
+                &t,
+                courses[course],
+                json!({
+                    "name": format!("S{i}"), "capacity": capacity,
+                    "waitlistEnabled": waitlist_enabled, "requiresApproval": requires_approval,
+                }),
+            )
+            .await;
+        model.sections.push(ModelSection {
+            id,
+            course,
+            capacity,
+            waitlist_enabled,
+            requires_approval,
+            waitlist_seq: 0,
+        });
+    }
+    let students = app.students(&campus, 12).await;
+    let mut rng = StdRng::seed_from_u64(0x5EA7_2026);
+    let mut seen: HashMap<String, usize> = HashMap::new();
 
-        for step in 0..STEPS {
-            // Mostly active enrollments, whose moves are the interesting ones; some final ones
-            // to exercise refusals.
-            let ids: Vec<Uuid> = model.enrollments.keys().copied().collect();
-            let active: Vec<Uuid> = model.enrollments.iter()
-                .filter(|(_, e)| EnrollmentStatus::ACTIVE.contains(&e.status))
-                .map(|(id, _)| *id).collect();
-            let pick = |rng: &mut StdRng| {
-                let from = if !active.is_empty() && rng.random_bool(0.85) { &active } else { &ids };
-                from[rng.random_range(0..from.len())]
-            };
-            // Switch targets mostly within the course.
-            let sibling = |rng: &mut StdRng, id: Uuid| {
-                let course = model.sections[model.enrollments[&id].section].course;
-                let same: Vec<usize> = (0..model.sections.len())
-                    .filter(|i| model.sections[*i].course == course).collect();
-                if rng.random_bool(0.9) { same[rng.random_range(0..same.len())] }
-                else { rng.random_range(0..model.sections.len()) }
-            };
-            let roll = rng.random_range(0..100);
-            let op = if ids.is_empty() || roll < 32 {
-                Op::Enroll { user: rng.random_range(0..students.len()),
-                    section: rng.random_range(0..model.sections.len()) }
-            } else if roll < 47 {
-                Op::Withdraw(pick(&mut rng))
-            } else if roll < 54 {
-                Op::Cancel(pick(&mut rng))
-            } else if roll < 62 {
-                Op::Approve(pick(&mut rng))
-            } else if roll < 68 {
-                Op::Complete(pick(&mut rng))
-            } else if roll < 72 {
-                Op::Fail(pick(&mut rng))
-            } else if roll < 97 {
-                let id = pick(&mut rng);
-                Op::Switch(id, sibling(&mut rng, id))
+    for step in 0..STEPS {
+        // Mostly active enrollments, whose moves are the interesting ones; some final ones
+        // to exercise refusals.
+        let ids: Vec<Uuid> = model.enrollments.keys().copied().collect();
+        let active: Vec<Uuid> = model
+            .enrollments
+            .iter()
+            .filter(|(_, e)| EnrollmentStatus::ACTIVE.contains(&e.status))
+            .map(|(id, _)| *id)
+            .collect();
+        let pick = |rng: &mut StdRng| {
+            let from = if !active.is_empty() && rng.random_bool(0.85) {
+                &active
             } else {
-                let capped = [0, 1, 2, 4];
-                Op::Capacity { section: capped[rng.random_range(0..capped.len())],
-                    capacity: rng.random_range(1..=3) }
+                &ids
             };
+            from[rng.random_range(0..from.len())]
+        };
+        // Switch targets mostly within the course.
+        let sibling = |rng: &mut StdRng, id: Uuid| {
+            let course = model.sections[model.enrollments[&id].section].course;
+            let same: Vec<usize> = (0..model.sections.len())
+                .filter(|i| model.sections[*i].course == course)
+                .collect();
+            if rng.random_bool(0.9) {
+                same[rng.random_range(0..same.len())]
+            } else {
+                rng.random_range(0..model.sections.len())
+            }
+        };
+        let roll = rng.random_range(0..100);
+        let op = if ids.is_empty() || roll < 32 {
+            Op::Enroll {
+                user: rng.random_range(0..students.len()),
+                section: rng.random_range(0..model.sections.len()),
+            }
+        } else if roll < 47 {
+            Op::Withdraw(pick(&mut rng))
+        } else if roll < 54 {
+            Op::Cancel(pick(&mut rng))
+        } else if roll < 62 {
+            Op::Approve(pick(&mut rng))
+        } else if roll < 68 {
+            Op::Complete(pick(&mut rng))
+        } else if roll < 72 {
+            Op::Fail(pick(&mut rng))
+        } else if roll < 97 {
+            let id = pick(&mut rng);
+            Op::Switch(id, sibling(&mut rng, id))
+        } else {
+            let capped = [0, 1, 2, 4];
+            Op::Capacity {
+                section: capped[rng.random_range(0..capped.len())],
+                capacity: rng.random_range(1..=3),
+            }
+        };
 
-            let (expected, response, key): (Outcome, Value, &str) = match &op {
-                Op::Enroll { user, section } => {
-                    let predicted = model.enroll(*user, *section);
-                    let response = app.gql(Some(&students[*user].1), ENROLL,
-                        json!({ "s": model.sections[*section].id })).await;
-                    let outcome = match predicted {
-                        Ok(row) => {
-                            let data = &response["data"]["enroll"];
-                            assert!(data.is_object(), "step {step} {op:?}: {response}");
-                            let id = parse_id(&data["id"]);
-                            let status = row.status;
-                            model.enrollments.insert(id, row);
-                            assert_eq!(data["waitlistPosition"], json!(model.rank(id)),
-                                "step {step}: the waitlist position is the rank");
-                            Ok(status)
+        let (expected, response, key): (Outcome, Value, &str) = match &op {
+            Op::Enroll { user, section } => {
+                let predicted = model.enroll(*user, *section);
+                let response = app
+                    .gql(
+                        Some(&students[*user].1),
+                        ENROLL,
+                        json!({ "s": model.sections[*section].id }),
+                    )
+                    .await;
+                let outcome = match predicted {
+                    Ok(row) => {
+                        let data = &response["data"]["enroll"];
+                        assert!(data.is_object(), "step {step} {op:?}: {response}");
+                        let id = parse_id(&data["id"]);
+                        let status = row.status;
+                        model.enrollments.insert(id, row);
+                        assert_eq!(
+                            data["waitlistPosition"],
+                            json!(model.rank(id)),
+                            "step {step}: the waitlist position is the rank"
+                        );
+                        Ok(status)
+                    }
+                    Err(code) => Err(code),
+                };
+                (outcome, response, "enroll")
+            }
+            Op::Withdraw(id)
+            | Op::Cancel(id)
+            | Op::Approve(id)
+            | Op::Complete(id)
+            | Op::Fail(id) => {
+                let owner = &students[model.enrollments[id].user].1;
+                let (mutation, token, allowed, to, name): (&str, &str, &[EnrollmentStatus], _, _) =
+                    match op {
+                        Op::Withdraw(_) => (
+                            WITHDRAW,
+                            owner,
+                            &EnrollmentStatus::ACTIVE,
+                            Withdrawn,
+                            "withdraw",
+                        ),
+                        Op::Cancel(_) => (
+                            CANCEL,
+                            &t,
+                            &EnrollmentStatus::ACTIVE,
+                            Cancelled,
+                            "cancelEnrollment",
+                        ),
+                        Op::Approve(_) => {
+                            (APPROVE, &t, &[Pending], Registered, "approveEnrollment")
                         }
-                        Err(code) => Err(code),
-                    };
-                    (outcome, response, "enroll")
-                }
-                Op::Withdraw(id) | Op::Cancel(id) | Op::Approve(id) | Op::Complete(id) | Op::Fail(id) => {
-                    let owner = &students[model.enrollments[id].user].1;
-                    let (mutation, token, allowed, to, name): (&str, &str, &[EnrollmentStatus], _, _) = match op {
-                        Op::Withdraw(_) => (WITHDRAW, owner, &EnrollmentStatus::ACTIVE, Withdrawn, "withdraw"),
-                        Op::Cancel(_) => (CANCEL, &t, &EnrollmentStatus::ACTIVE, Cancelled, "cancelEnrollment"),
-                        Op::Approve(_) => (APPROVE, &t, &[Pending], Registered, "approveEnrollment"),
-                        Op::Complete(_) => (COMPLETE, &t, &[Registered], Completed, "completeEnrollment"),
+                        Op::Complete(_) => {
+                            (COMPLETE, &t, &[Registered], Completed, "completeEnrollment")
+                        }
                         _ => (FAIL, &t, &[Registered], Failed, "failEnrollment"),
                     };
-                    let expected = model.change(*id, allowed, to);
-                    (expected, app.gql(Some(token), mutation, json!({ "e": id })).await, name)
-                }
-                Op::Switch(id, target) => {
-                    let owner = &students[model.enrollments[id].user].1;
-                    let expected = model.switch(*id, *target);
-                    let response = app.gql(Some(owner), SWITCH,
-                        json!({ "e": id, "s": model.sections[*target].id })).await;
-                    (expected, response, "switchSection")
-                }
-                Op::Capacity { section, capacity } => {
-                    model.set_capacity(*section, *capacity);
-                    let response = app.gql(Some(&t), CAPACITY,
-                        json!({ "s": model.sections[*section].id, "c": capacity })).await;
-                    (Ok(Registered), response, "updateSection")
-                }
-            };
-            match &expected {
-                Ok(status) => {
-                    assert!(response.get("errors").is_none(), "step {step} {op:?}: expected {status:?}, got {response}");
-                    if key != "updateSection" {
-                        let got = &response["data"][key];
-                        assert_eq!(got["status"], json!(format!("{status:?}").to_uppercase()), "step {step} {op:?}");
-                        if key == "switchSection" {
-                            assert_eq!(got["waitlistPosition"], Value::Null);
-                        }
+                let expected = model.change(*id, allowed, to);
+                (
+                    expected,
+                    app.gql(Some(token), mutation, json!({ "e": id })).await,
+                    name,
+                )
+            }
+            Op::Switch(id, target) => {
+                let owner = &students[model.enrollments[id].user].1;
+                let expected = model.switch(*id, *target);
+                let response = app
+                    .gql(
+                        Some(owner),
+                        SWITCH,
+                        json!({ "e": id, "s": model.sections[*target].id }),
+                    )
+                    .await;
+                (expected, response, "switchSection")
+            }
+            Op::Capacity { section, capacity } => {
+                model.set_capacity(*section, *capacity);
+                let response = app
+                    .gql(
+                        Some(&t),
+                        CAPACITY,
+                        json!({ "s": model.sections[*section].id, "c": capacity }),
+                    )
+                    .await;
+                (Ok(Registered), response, "updateSection")
+            }
+        };
+        match &expected {
+            Ok(status) => {
+                assert!(
+                    response.get("errors").is_none(),
+                    "step {step} {op:?}: expected {status:?}, got {response}"
+                );
+                if key != "updateSection" {
+                    let got = &response["data"][key];
+                    assert_eq!(
+                        got["status"],
+                        json!(format!("{status:?}").to_uppercase()),
+                        "step {step} {op:?}"
+                    );
+                    if key == "switchSection" {
+                        assert_eq!(got["waitlistPosition"], Value::Null);
                     }
                 }
-                Err(code) => assert_eq!(error_code(&response), *code, "step {step} {op:?}: {response}"),
             }
-            *seen.entry(format!("{key} {}", match &expected { Ok(_) => "ok", Err(c) => c })).or_default() += 1;
+            Err(code) => assert_eq!(
+                error_code(&response),
+                *code,
+                "step {step} {op:?}: {response}"
+            ),
+        }
+        *seen
+            .entry(format!(
+                "{key} {}",
+                match &expected {
+                    Ok(_) => "ok",
+                    Err(c) => c,
+                }
+            ))
+            .or_default() += 1;
 
-            let (rows, counters) = database_state(&app, &model.sections).await;
-            let mine: BTreeMap<Uuid, ModelEnrollment> = model.enrollments.iter()
-                .map(|(id, e)| (*id, ModelEnrollment { user: usize::MAX, ..e.clone() })).collect();
-            assert_eq!(rows, mine, "[{:?}] step {step} {op:?}: enrollments differ from the model", app.backend);
-            for (i, s) in model.sections.iter().enumerate() {
-                let expected = (model.count(i, Registered), model.count(i, Pending),
-                    model.count(i, Waitlisted), s.waitlist_seq);
-                assert_eq!(counters[i], expected, "[{:?}] step {step} {op:?}: section {i} counters", app.backend);
-            }
+        let (rows, counters) = database_state(&app, &model.sections).await;
+        let mine: BTreeMap<Uuid, ModelEnrollment> = model
+            .enrollments
+            .iter()
+            .map(|(id, e)| {
+                (
+                    *id,
+                    ModelEnrollment {
+                        user: usize::MAX,
+                        ..e.clone()
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows, mine,
+            "[{:?}] step {step} {op:?}: enrollments differ from the model",
+            app.backend
+        );
+        for (i, s) in model.sections.iter().enumerate() {
+            let expected = (
+                model.count(i, Registered),
+                model.count(i, Pending),
+                model.count(i, Waitlisted),
+                s.waitlist_seq,
+            );
+            assert_eq!(
+                counters[i], expected,
+                "[{:?}] step {step} {op:?}: section {i} counters",
+                app.backend
+            );
         }
-        // The walk must have reached every kind of outcome, or it proved little.
-        for must in ["enroll ok", "enroll ALREADY_ENROLLED", "enroll SECTION_FULL", "withdraw ok",
-            "withdraw INVALID_TRANSITION", "cancelEnrollment ok", "approveEnrollment ok",
-            "completeEnrollment ok", "failEnrollment ok", "switchSection ok", "switchSection SECTION_FULL",
-            "switchSection BAD_USER_INPUT", "switchSection INVALID_TRANSITION", "updateSection ok"] {
-            assert!(seen.get(must).copied().unwrap_or(0) > 0, "never saw {must}: {seen:?}");
-        }
-        assert!(model.promotions > 20, "too few promotions: {}", model.promotions);
-        eprintln!("[{:?}] {STEPS} steps matched the model, {} promotions; outcomes {seen:?}",
-            app.backend, model.promotions);
     }
+    // The walk must have reached every kind of outcome, or it proved little.
+    for must in [
+        "enroll ok",
+        "enroll ALREADY_ENROLLED",
+        "enroll SECTION_FULL",
+        "withdraw ok",
+        "withdraw INVALID_TRANSITION",
+        "cancelEnrollment ok",
+        "approveEnrollment ok",
+        "completeEnrollment ok",
+        "failEnrollment ok",
+        "switchSection ok",
+        "switchSection SECTION_FULL",
+        "switchSection BAD_USER_INPUT",
+        "switchSection INVALID_TRANSITION",
+        "updateSection ok",
+    ] {
+        assert!(
+            seen.get(must).copied().unwrap_or(0) > 0,
+            "never saw {must}: {seen:?}"
+        );
+    }
+    assert!(
+        model.promotions > 20,
+        "too few promotions: {}",
+        model.promotions
+    );
+    eprintln!(
+        "[{:?}] {STEPS} steps matched the model, {} promotions; outcomes {seen:?}",
+        app.backend, model.promotions
+    );
+}
 
-    async fn concurrent_withdrawals_and_enrollments_keep_the_invariants(app) {
-        const CAPACITY: i32 = 8;
-        const WORKERS: usize = 8;
-        const RUN_FOR: Duration = Duration::from_secs(4);
-        let campus = app.campus("Org").await;
-        let (_, section) = app.course_with_section(&campus, "Soak", Some(CAPACITY), "MONDAY").await;
-        let students = app.students(&campus, 40).await;
-        let app = Arc::new(app);
-        let stop = Arc::new(AtomicBool::new(false));
-        let operations = Arc::new(AtomicUsize::new(0));
+async fn concurrent_withdrawals_and_enrollments_keep_the_invariants(app: TestApp) {
+    const CAPACITY: i32 = 8;
+    const WORKERS: usize = 8;
+    const RUN_FOR: Duration = Duration::from_secs(4);
+    let campus = app.campus("Org").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Soak", Some(CAPACITY), "MONDAY")
+        .await;
+    let students = app.students(&campus, 40).await;
+    let app = Arc::new(app);
+    let stop = Arc::new(AtomicBool::new(false));
+    let operations = Arc::new(AtomicUsize::new(0));
 
-        let workers: Vec<_> = (0..WORKERS).map(|w| {
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
             let (app, stop, operations) = (app.clone(), stop.clone(), operations.clone());
-            let mine: Vec<(Uuid, String)> = students.iter().skip(w).step_by(WORKERS).cloned().collect();
+            let mine: Vec<(Uuid, String)> =
+                students.iter().skip(w).step_by(WORKERS).cloned().collect();
             tokio::spawn(async move {
                 let mut rng = StdRng::seed_from_u64(w as u64);
                 let mut active: HashMap<usize, Uuid> = HashMap::new();
                 while !stop.load(Ordering::Relaxed) {
                     let i = rng.random_range(0..mine.len());
                     let token = &mine[i].1;
-                    let response = match active.remove(&i) {
-                        Some(id) => app.gql(Some(token), WITHDRAW, json!({ "e": id })).await,
-                        None => {
-                            let r = app.gql(Some(token), ENROLL, json!({ "s": section })).await;
-                            if r.get("errors").is_none() {
-                                active.insert(i, parse_id(&r["data"]["enroll"]["id"]));
-                            }
-                            r
+                    match active.remove(&i) {
+                        Some(id) => {
+                            app.withdraw(token, id).await.expect("withdrawn");
                         }
-                    };
-                    assert!(response.get("errors").is_none(), "no error expected: {response}");
+                        None => {
+                            let enrolled = app.enroll(token, section).await.expect("enrolled");
+                            active.insert(i, enrolled.id);
+                        }
+                    }
                     operations.fetch_add(1, Ordering::Relaxed);
                 }
             })
-        }).collect();
+        })
+        .collect();
 
-        let sampler = {
-            let (app, stop) = (app.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut samples = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    tokio::time::sleep(Duration::from_millis(40)).await;
-                    sample_invariants(&app, section).await;
-                    samples += 1;
-                }
-                samples
-            })
-        };
-        let started = Instant::now();
-        tokio::time::sleep(RUN_FOR).await;
-        stop.store(true, Ordering::Relaxed);
-        for worker in workers {
-            worker.await.expect("worker");
-        }
-        let samples = sampler.await.expect("sampler");
-        app.assert_section_consistent(section).await;
-        let promotions = replay_audit_trail(&app, section, CAPACITY as usize).await;
-        let ops = operations.load(Ordering::Relaxed);
-        eprintln!("[{:?}] {ops} operations in {:.1}s, {samples} consistent samples, {promotions} promotions replayed",
-            app.backend, started.elapsed().as_secs_f64());
-        assert!(ops > 100 && samples > 10 && promotions > 10, "too little happened to prove anything");
-
-        // Invariant 4 as clients see it: positions are exactly 1..n in ticket order.
-        let mut positions = Vec::new();
-        for (_, token) in &students {
-            let mine = app.ok(Some(token), "{ myEnrollments(status: [WAITLISTED]) { waitlistPosition } }", json!({})).await;
-            if let Some(p) = mine["myEnrollments"][0]["waitlistPosition"].as_i64() {
-                positions.push(p);
+    let sampler = {
+        let (app, stop) = (app.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut samples = 0;
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                sample_invariants(&app, section).await;
+                samples += 1;
             }
-        }
-        positions.sort_unstable();
-        assert_eq!(positions, (1..=positions.len() as i64).collect::<Vec<_>>());
+            samples
+        })
+    };
+    let started = Instant::now();
+    tokio::time::sleep(RUN_FOR).await;
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.expect("worker");
     }
+    let samples = sampler.await.expect("sampler");
+    app.assert_section_consistent(section).await;
+    let promotions = replay_audit_trail(&app, section, CAPACITY as usize).await;
+    let ops = operations.load(Ordering::Relaxed);
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "[{:?}] {ops} operations in {seconds:.1}s, {samples} consistent samples, \
+         {promotions} promotions replayed",
+        app.backend
+    );
+    assert!(
+        ops > 100 && samples > 10 && promotions > 10,
+        "too little happened to prove anything"
+    );
+
+    // Invariant 4 as clients see it: positions are exactly 1..n in ticket order.
+    let mut positions = Vec::new();
+    for (_, token) in &students {
+        let mine = app
+            .ok(
+                Some(token),
+                "{ myEnrollments(status: [WAITLISTED]) { waitlistPosition } }",
+                json!({}),
+            )
+            .await;
+        if let Some(p) = mine["myEnrollments"][0]["waitlistPosition"].as_i64() {
+            positions.push(p);
+        }
+    }
+    positions.sort_unstable();
+    assert_eq!(positions, (1..=positions.len() as i64).collect::<Vec<_>>());
 }
+
+both_backends!(
+    random_operations_match_the_reference_model,
+    concurrent_withdrawals_and_enrollments_keep_the_invariants
+);
 
 /// Invariants 1, 3 and 4 in one consistent snapshot of the section and its enrollments.
 async fn sample_invariants(app: &TestApp, section_id: Uuid) {

@@ -1,11 +1,9 @@
 //! Random documents and variables thrown at the schema for a bounded time (a fixed seed, so a
 //! failure reproduces): no panic, every error has a code, and none is `INTERNAL`.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::parse_id;
+use crate::helpers::{TestApp, both_backends};
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -362,36 +360,61 @@ impl Fuzzer {
     }
 }
 
-backend_tests! {
-    async fn random_documents_never_panic_or_leak_internal_errors(app) {
-        let campus = app.campus("Org").await;
-        let (course, section) = app.course_with_section(&campus, "Fuzz", Some(3), "MONDAY").await;
-        let (student_id, student) = app.students(&campus, 1).await.remove(0);
-        let enrolled = app.ok(Some(&student), "mutation($s: UUID!) { enroll(sectionId: $s) { id } }",
-            json!({ "s": section })).await;
-        let ids = vec![course, section, student_id, campus.teacher.id, parse_id(&enrolled["enroll"]["id"])];
-        let tokens = [None, Some(student.clone()), Some(campus.teacher_token.clone())];
-        let mut fuzzer = Fuzzer { rng: StdRng::seed_from_u64(0xF022), ids };
-        let started = Instant::now();
-        let mut sent = 0;
-        let mut codes = std::collections::BTreeMap::<String, usize>::new();
-        while sent < ITERATIONS && started.elapsed() < TIME_LIMIT {
-            let document = if fuzzer.rng.random_bool(0.6) { fuzzer.templated() } else { fuzzer.document() };
-            let variables = fuzzer.variables();
-            let token = tokens.choose(&mut fuzzer.rng).unwrap().clone();
-            let response = app.gql(token.as_deref(), &document, variables.clone()).await;
-            for error in response["errors"].as_array().into_iter().flatten() {
-                let code = error["extensions"]["code"].as_str()
-                    .unwrap_or_else(|| panic!("an error without a code for {document} {variables}: {error}"));
-                assert_ne!(code, "INTERNAL", "[{:?}] {document} {variables}: {error}", app.backend);
-                *codes.entry(code.to_owned()).or_default() += 1;
-            }
-            sent += 1;
+async fn random_documents_never_panic_or_leak_internal_errors(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let (course, section) = app
+        .course_with_section(&campus, "Fuzz", Some(3), "MONDAY")
+        .await;
+    let (student_id, student) = app.student(&campus).await;
+    let enrolled = app.enroll(&student, section).await.expect("enrolled");
+    let ids = vec![course, section, student_id, campus.teacher.id, enrolled.id];
+    let tokens = [
+        None,
+        Some(student.clone()),
+        Some(campus.teacher_token.clone()),
+    ];
+    let mut fuzzer = Fuzzer {
+        rng: StdRng::seed_from_u64(0xF022),
+        ids,
+    };
+    let started = Instant::now();
+    let mut sent = 0;
+    let mut codes = std::collections::BTreeMap::<String, usize>::new();
+    while sent < ITERATIONS && started.elapsed() < TIME_LIMIT {
+        let document = if fuzzer.rng.random_bool(0.6) {
+            fuzzer.templated()
+        } else {
+            fuzzer.document()
+        };
+        let variables = fuzzer.variables();
+        let token = tokens.choose(&mut fuzzer.rng).unwrap().clone();
+        let response = app
+            .gql(token.as_deref(), &document, variables.clone())
+            .await;
+        for error in response["errors"].as_array().into_iter().flatten() {
+            let code = error["extensions"]["code"].as_str().unwrap_or_else(|| {
+                panic!("an error without a code for {document} {variables}: {error}")
+            });
+            assert_ne!(
+                code, "INTERNAL",
+                "[{:?}] {document} {variables}: {error}",
+                app.backend
+            );
+            *codes.entry(code.to_owned()).or_default() += 1;
         }
-        app.assert_section_consistent(section).await;
-        assert!(sent >= 200, "too few documents in the time: {sent}");
-        assert!(codes.len() >= 4, "the documents hit too few kinds of error: {codes:?}");
-        eprintln!("[{:?}] {sent} random documents in {:.1}s; error codes {codes:?}",
-            app.backend, started.elapsed().as_secs_f64());
+        sent += 1;
     }
+    app.assert_section_consistent(section).await;
+    assert!(sent >= 200, "too few documents in the time: {sent}");
+    assert!(
+        codes.len() >= 4,
+        "the documents hit too few kinds of error: {codes:?}"
+    );
+    eprintln!(
+        "[{:?}] {sent} random documents in {:.1}s; error codes {codes:?}",
+        app.backend,
+        started.elapsed().as_secs_f64()
+    );
 }
+
+both_backends!(random_documents_never_panic_or_leak_internal_errors);

@@ -1,13 +1,13 @@
 //! Test harness: every test gets the real application against its own fresh database, on SQLite
-//! and on PostgreSQL.
+//! and on PostgreSQL, and typed requests for the operations tests repeat.
 //!
 //! PostgreSQL comes from `ROSTER_TEST_DATABASE_URL` (a server URL whose user may create
-//! databases) or, by default, from a throwaway cluster this harness starts once per test
-//! binary with `initdb` and `pg_ctl` (as the `postgres` OS user when running as root). A
-//! migrated template database makes each test's database a cheap `CREATE DATABASE … TEMPLATE`.
-//! The cluster is stopped and deleted by a watchdog when the test process exits.
-//! `ROSTER_TEST_BACKENDS=sqlite` opts out of PostgreSQL; every skipped test then says so.
-#![allow(dead_code)]
+//! databases) or, by default, from a throwaway cluster this harness starts once per test run
+//! with `initdb` and `pg_ctl` (as the `postgres` OS user when running as root). A migrated
+//! template database makes each test's database a cheap `CREATE DATABASE … TEMPLATE`; the
+//! database is dropped when its test ends, passed or failed. The cluster is stopped and deleted
+//! by a watchdog when the test process exits. `ROSTER_TEST_BACKENDS=sqlite` opts out of
+//! PostgreSQL; every skipped test then says so.
 
 use std::{
     net::SocketAddr,
@@ -21,14 +21,19 @@ use std::{
 };
 
 use async_graphql::{BatchRequest, Request, Variables};
-use entity::{organization, types::Role, user};
+use chrono::{DateTime, Utc};
+use entity::{enrollment, enrollment_event, organization, section, types::Role, user};
 use migration::{Migrator, MigratorTrait};
 use roster::{
     app::{App, Settings},
     auth::TokenKeys,
     config::DbConfig,
 };
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, DatabaseConnection, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, Set,
+};
+use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -40,31 +45,36 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs a test body once per backend, as two test functions (`…::sqlite`, `…::postgres`).
-#[macro_export]
-macro_rules! backend_tests {
-    ($(async fn $name:ident($app:ident) $body:block)*) => {
+/// Runs each named test, an `async fn name(app: TestApp)` of the invoking module, once per
+/// backend: as `name::sqlite` and `name::postgres`, each on a fresh database of its own.
+///
+/// The test bodies stay ordinary functions that rustfmt formats; the invocation only names them:
+/// `both_backends!(withdrawing_a_seat_promotes_the_earliest_waiter, …);`.
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {
         $(
             mod $name {
-                #[allow(unused_imports)]
-                use super::*;
-
-                async fn run($app: $crate::common::TestApp) $body
-
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    run($crate::common::TestApp::new($crate::common::Backend::Sqlite).await).await
+                    let app = $crate::helpers::TestApp::new($crate::helpers::Backend::Sqlite).await;
+                    super::$name(app).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    if let Some(app) = $crate::common::TestApp::postgres().await {
-                        run(app).await
+                    if let Some(app) = $crate::helpers::TestApp::postgres().await {
+                        super::$name(app).await;
                     }
                 }
             }
-        )*
+        )+
     };
+}
+pub(crate) use both_backends;
+
+/// The time the tests write into rows and compare with: the only place they read the clock.
+pub fn now() -> DateTime<Utc> {
+    roster::clock::Clock::default().now()
 }
 
 /// The application under test, on its own database.
@@ -76,18 +86,25 @@ pub struct TestApp {
     pub statements: Arc<AtomicUsize>,
     pub database_url: String,
     _dir: Option<tempfile::TempDir>,
+    /// Last, so that it goes after the pool: drops the PostgreSQL database.
+    _database: Option<PgDatabase>,
 }
 
 impl TestApp {
     /// A fresh app on `backend`. Panics with the reason when PostgreSQL cannot be had.
+    ///
+    /// The application under test is built here, by [`App::build`] as `roster serve` builds it.
     pub async fn new(backend: Backend) -> Self {
-        let (url, dir) = match backend {
+        let (url, dir, database) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("roster.db").display());
-                (url, Some(dir))
+                (url, Some(dir), None)
             }
-            Backend::Postgres => (postgres_database().await, None),
+            Backend::Postgres => {
+                let database = postgres_database().await;
+                (database.url.clone(), None, Some(database))
+            }
         };
         let config = DbConfig {
             database_url: url.clone(),
@@ -95,12 +112,11 @@ impl TestApp {
         };
         let statements = Arc::new(AtomicUsize::new(0));
         let counter = statements.clone();
-        let keys = TokenKeys::new(SECRET).expect("keys");
         let state = App::build(Settings {
             on_statement: Some(Arc::new(move || {
                 counter.fetch_add(1, Ordering::SeqCst);
             })),
-            ..Settings::new(config, keys)
+            ..Settings::new(config, TokenKeys::new(SECRET).expect("keys"))
         })
         .await
         .expect("build the app");
@@ -112,6 +128,7 @@ impl TestApp {
             statements,
             database_url: url,
             _dir: dir,
+            _database: database,
         }
     }
 
@@ -127,8 +144,8 @@ impl TestApp {
         Some(Self::new(Backend::Postgres).await)
     }
 
-    /// Another app on this test's database, with `change` applied to the default settings.
-    pub async fn another(&self, change: impl FnOnce(&mut Settings)) -> Arc<App> {
+    /// Another application on this app's database, its default settings changed by `change`.
+    pub async fn state_with(&self, change: impl FnOnce(&mut Settings)) -> Arc<App> {
         let config = DbConfig {
             database_url: self.database_url.clone(),
             db_max_connections: Some(4),
@@ -188,24 +205,53 @@ impl TestApp {
         response["data"].clone()
     }
 
+    /// Runs an operation of one root field as `token`'s holder: that field's value as `T`, or
+    /// the code of the one error it was refused with.
+    pub async fn request<T: DeserializeOwned>(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Result<T, String> {
+        let response = self.gql(token, query, variables).await;
+        if response.get("errors").is_some() {
+            return Err(error_code(&response));
+        }
+        let field = match response["data"].as_object() {
+            Some(data) if data.len() == 1 => data.values().next().cloned(),
+            _ => None,
+        }
+        .unwrap_or_else(|| panic!("[{:?}] not one root field: {response:#}", self.backend));
+        Ok(serde_json::from_value(field).unwrap_or_else(|e| {
+            panic!("[{:?}] unexpected shape ({e}): {response:#}", self.backend)
+        }))
+    }
+
+    /// `enroll` in `section` as `token`'s holder: the enrollment, or the error code.
+    pub async fn enroll(&self, token: &str, section: Uuid) -> Result<EnrollmentView, String> {
+        let query = "mutation($s: UUID!) { enroll(sectionId: $s) { id status waitlistPosition } }";
+        self.request(Some(token), query, json!({ "s": section }))
+            .await
+    }
+
+    /// `withdraw` from `enrollment` as `token`'s holder: the status it leaves, or the error code.
+    pub async fn withdraw(&self, token: &str, enrollment: Uuid) -> Result<String, String> {
+        let query = "mutation($e: UUID!) { withdraw(enrollmentId: $e) { status } }";
+        self.request(Some(token), query, json!({ "e": enrollment }))
+            .await
+            .map(|answer: Status| answer.status)
+    }
+
     /// Serves the app on a free loopback port and returns its address.
     pub async fn serve(&self) -> SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        let router = roster::app::router(self.state.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        address
+        serve(self.state.clone()).await
     }
 
     pub async fn organization(&self, name: &str) -> organization::Model {
         organization::ActiveModel {
             id: Set(Uuid::now_v7()),
             name: Set(name.into()),
-            created_at: Set(roster::clock::Clock::default().now()),
+            created_at: Set(now()),
         }
         .insert(&self.db)
         .await
@@ -214,7 +260,7 @@ impl TestApp {
 
     pub async fn user(&self, role: Role, organization: Option<Uuid>) -> user::Model {
         let id = Uuid::now_v7();
-        let at = roster::clock::Clock::default().now();
+        let at = now();
         user::ActiveModel {
             id: Set(id),
             email: Set(format!(
@@ -232,6 +278,80 @@ impl TestApp {
         .await
         .expect("insert user")
     }
+
+    /// The enrollment row `id`, as stored.
+    pub async fn enrollment_row(&self, id: Uuid) -> enrollment::Model {
+        enrollment::Entity::find_by_id(id)
+            .one(&self.db)
+            .await
+            .expect("enrollment query")
+            .unwrap_or_else(|| panic!("[{:?}] no enrollment {id}", self.backend))
+    }
+
+    /// The section row `id`, as stored.
+    pub async fn section_row(&self, id: Uuid) -> section::Model {
+        section::Entity::find_by_id(id)
+            .one(&self.db)
+            .await
+            .expect("section query")
+            .unwrap_or_else(|| panic!("[{:?}] no section {id}", self.backend))
+    }
+
+    /// The audit trail of enrollment `id`, oldest first.
+    pub async fn events_of(&self, id: Uuid) -> Vec<enrollment_event::Model> {
+        enrollment_event::Entity::find()
+            .filter(enrollment_event::Column::EnrollmentId.eq(id))
+            .order_by_asc(enrollment_event::Column::Id)
+            .all(&self.db)
+            .await
+            .expect("events query")
+    }
+}
+
+/// Every row of `E`, in the order of `columns`.
+async fn rows<E: EntityTrait>(db: &DatabaseConnection, columns: &[E::Column]) -> Vec<E::Model> {
+    let mut query = E::find();
+    for column in columns {
+        query = query.order_by_asc(*column);
+    }
+    query.all(db).await.expect("rows")
+}
+
+/// POSTs `body` to `url` as JSON, as `token`'s holder when there is one; the JSON answer.
+pub async fn post_json(url: &str, token: Option<&str>, body: &Value) -> Value {
+    let mut request = reqwest::Client::new().post(url).json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("an answer");
+    response.json().await.expect("a JSON answer")
+}
+
+/// Serves `state` on a free loopback port and returns its address.
+pub async fn serve(state: Arc<App>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, roster::app::router(state)).await;
+    });
+    address
+}
+
+/// An enrollment as `enroll` answers it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollmentView {
+    pub id: Uuid,
+    pub status: String,
+    pub waitlist_position: Option<i64>,
+}
+
+/// `{ status }`, what a transition answers.
+#[derive(Deserialize)]
+struct Status {
+    status: String,
 }
 
 /// Expects exactly one error and returns its `extensions.code`.
@@ -246,9 +366,11 @@ pub fn error_code(response: &Value) -> String {
         .to_owned()
 }
 
-/// `{ "input": … }` shorthand for mutation variables.
-pub fn input(value: Value) -> Value {
-    json!({ "input": value })
+pub fn parse_id(value: &Value) -> Uuid {
+    value
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an id: {value}"))
 }
 
 fn postgres_enabled() -> bool {
@@ -267,28 +389,30 @@ struct PgServer {
     /// `postgres://…/` prefix to which a database name is appended.
     base_url: String,
     template: String,
+    /// Where test databases go to be dropped.
+    janitor: tokio::sync::mpsc::UnboundedSender<Dropping>,
+    /// Whether the server outlives this run (`ROSTER_TEST_DATABASE_URL`): then each test waits
+    /// until its database is gone, so that none is left behind when the run ends.
+    external: bool,
 }
 
 static PG: OnceLock<Result<PgServer, String>> = OnceLock::new();
 
-/// A new database cloned from the migrated template; returns its URL.
-async fn postgres_database() -> String {
-    let server = PG
-        .get_or_init(|| {
-            // Start-up runs blocking commands and its own runtime; keep it off this one.
-            std::thread::spawn(start_postgres)
-                .join()
-                .unwrap_or_else(|_| Err("PostgreSQL start-up panicked".into()))
-        })
-        .as_ref()
-        .unwrap_or_else(|why| {
-            panic!(
-                "PostgreSQL is required for this test run and could not be started: {why}\n\
-                 Install Debian's `postgresql` package (the server binaries in \
-                 /usr/lib/postgresql/15/bin), point ROSTER_TEST_DATABASE_URL at a server, or run \
-                 with ROSTER_TEST_BACKENDS=sqlite to test SQLite only."
-            )
-        });
+/// One test's PostgreSQL database, dropped when this is dropped (also when the test panics).
+struct PgDatabase {
+    url: String,
+    name: String,
+}
+
+/// A database for the janitor to drop, and whom to tell once it is gone.
+struct Dropping {
+    name: String,
+    done: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// A new database cloned from the migrated template.
+async fn postgres_database() -> PgDatabase {
+    let server = pg_server();
     let name = format!("roster_test_{}", Uuid::new_v4().simple());
     let admin = Database::connect(&server.admin_url)
         .await
@@ -301,22 +425,100 @@ async fn postgres_database() -> String {
         .await
         .expect("create test database");
     admin.close().await.ok();
-    format!("{}{name}", server.base_url)
+    PgDatabase {
+        url: format!("{}{name}", server.base_url),
+        name,
+    }
+}
+
+fn pg_server() -> &'static PgServer {
+    PG.get_or_init(|| {
+        // Start-up runs blocking commands and its own runtime; keep it off this one.
+        std::thread::spawn(start_postgres)
+            .join()
+            .unwrap_or_else(|_| Err("PostgreSQL start-up panicked".into()))
+    })
+    .as_ref()
+    .unwrap_or_else(|why| {
+        panic!(
+            "PostgreSQL is required for this test run and could not be started: {why}\n\
+             Install Debian's `postgresql` package (the server binaries in \
+             /usr/lib/postgresql/15/bin), point ROSTER_TEST_DATABASE_URL at a server, or run \
+             with ROSTER_TEST_BACKENDS=sqlite to test SQLite only."
+        )
+    })
+}
+
+impl Drop for PgDatabase {
+    /// Hands the database to the janitor. `Drop` cannot await, and every `DROP DATABASE` waits
+    /// for a checkpoint: the test does not wait for it, unless the server outlives the run.
+    fn drop(&mut self) {
+        let server = pg_server();
+        let (done, gone) = std::sync::mpsc::channel();
+        let dropping = Dropping {
+            name: self.name.clone(),
+            done: server.external.then_some(done),
+        };
+        if server.janitor.send(dropping).is_ok() && server.external {
+            let _ = gone.recv();
+        }
+    }
+}
+
+/// Drops the databases it is handed, one at a time, on a thread and a connection of its own.
+/// `FORCE` ends the connections that the app, its servers and its listener may still hold.
+/// Failures are reported, never raised: they must not fail or abort a test.
+fn spawn_janitor(admin_url: String) -> tokio::sync::mpsc::UnboundedSender<Dropping> {
+    let (janitor, mut queue) = tokio::sync::mpsc::unbounded_channel::<Dropping>();
+    std::thread::spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => return eprintln!("no runtime to drop test databases: {e}"),
+        };
+        runtime.block_on(async move {
+            let mut admin: Option<DatabaseConnection> = None;
+            while let Some(dropping) = queue.recv().await {
+                let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", dropping.name);
+                let connection = match &admin {
+                    Some(connection) => Ok(connection.clone()),
+                    None => Database::connect(&admin_url).await,
+                };
+                let dropped = match connection {
+                    Ok(connection) => {
+                        let dropped = connection.execute_unprepared(&sql).await;
+                        admin = dropped.is_ok().then_some(connection);
+                        dropped.map(drop)
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = dropped {
+                    eprintln!("could not drop the test database {}: {e}", dropping.name);
+                }
+                if let Some(done) = dropping.done {
+                    let _ = done.send(());
+                }
+            }
+        });
+    });
+    janitor
 }
 
 fn start_postgres() -> Result<PgServer, String> {
-    let (admin_url, base_url) = match std::env::var("ROSTER_TEST_DATABASE_URL") {
+    let (admin_url, base_url, external) = match std::env::var("ROSTER_TEST_DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => {
             let base = match url.rfind('/') {
                 Some(i) if i > url.find("://").map_or(0, |s| s + 2) => url[..=i].to_owned(),
                 _ => format!("{url}/"),
             };
-            (url, base)
+            (url, base, true)
         }
         _ => {
             let port = start_cluster()?;
             let base = format!("postgres://postgres@127.0.0.1:{port}/");
-            (format!("{base}postgres"), base)
+            (format!("{base}postgres"), base, false)
         }
     };
     let template = format!("roster_template_{}", std::process::id());
@@ -342,9 +544,11 @@ fn start_postgres() -> Result<PgServer, String> {
         db.close().await.map_err(|e| e.to_string())
     })?;
     Ok(PgServer {
+        janitor: spawn_janitor(admin_url.clone()),
         admin_url,
         base_url,
         template,
+        external,
     })
 }
 
@@ -467,27 +671,49 @@ impl TestApp {
     }
 
     /// Creates a course through `createCourse` as `token`'s holder; returns its id.
-    pub async fn create_course(&self, token: &str, input_value: Value) -> Uuid {
-        let data = self
-            .ok(
-                Some(token),
-                "mutation($input: CreateCourseInput!) { createCourse(input: $input) { id } }",
-                input(input_value),
-            )
-            .await;
-        parse_id(&data["createCourse"]["id"])
+    pub async fn create_course(&self, token: &str, input: Value) -> Uuid {
+        let mutation =
+            "mutation($input: CreateCourseInput!) { createCourse(input: $input) { id } }";
+        self.create(token, mutation, input).await
     }
 
-    /// Creates a section through `createSection`; returns its id.
-    pub async fn create_section(&self, token: &str, input_value: Value) -> Uuid {
-        let data = self
-            .ok(
-                Some(token),
-                "mutation($input: CreateSectionInput!) { createSection(input: $input) { id } }",
-                input(input_value),
-            )
+    /// Creates a section of `course` through `createSection`, with the other `fields` of its
+    /// input, as `token`'s holder; returns its id.
+    pub async fn create_section(&self, token: &str, course: Uuid, mut fields: Value) -> Uuid {
+        fields["courseId"] = json!(course);
+        let mutation =
+            "mutation($input: CreateSectionInput!) { createSection(input: $input) { id } }";
+        self.create(token, mutation, fields).await
+    }
+
+    /// Runs `mutation` with `input` as `token`'s holder; the id of what it created.
+    async fn create(&self, token: &str, mutation: &str, input: Value) -> Uuid {
+        #[derive(Deserialize)]
+        struct Created {
+            id: Uuid,
+        }
+        let created: Result<Created, String> = self
+            .request(Some(token), mutation, json!({ "input": input }))
             .await;
-        parse_id(&data["createSection"]["id"])
+        created
+            .unwrap_or_else(|code| panic!("[{:?}] {code}: {mutation}", self.backend))
+            .id
+    }
+
+    /// A course from `course` (its `createCourse` input) with a section for each of `sections`
+    /// (the rest of each `createSection` input), created as `token`'s holder; their ids.
+    pub async fn course_with_sections<const N: usize>(
+        &self,
+        token: &str,
+        course: Value,
+        sections: [Value; N],
+    ) -> (Uuid, [Uuid; N]) {
+        let course = self.create_course(token, course).await;
+        let mut ids = [Uuid::nil(); N];
+        for (id, fields) in ids.iter_mut().zip(sections) {
+            *id = self.create_section(token, course, fields).await;
+        }
+        (course, ids)
     }
 
     /// A course named `name` with one section of `capacity` seats meeting `weekday`.
@@ -498,21 +724,16 @@ impl TestApp {
         capacity: Option<i32>,
         weekday: &str,
     ) -> (Uuid, Uuid) {
+        let token = &campus.teacher_token;
         let course = self
-            .create_course(
-                &campus.teacher_token,
-                json!({ "name": name, "code": "C-1" }),
-            )
+            .create_course(token, json!({ "name": name, "code": "C-1" }))
             .await;
+        let meeting = json!({ "weekday": weekday, "start": "09:00", "end": "10:30", "room": "B2" });
         let section = self
             .create_section(
-                &campus.teacher_token,
-                json!({
-                    "courseId": course,
-                    "name": "Section A",
-                    "capacity": capacity,
-                    "schedule": [{ "weekday": weekday, "start": "09:00", "end": "10:30", "room": "B2" }],
-                }),
+                token,
+                course,
+                json!({ "name": "Section A", "capacity": capacity, "schedule": [meeting] }),
             )
             .await;
         (course, section)
@@ -525,17 +746,10 @@ impl TestApp {
         section_id: Uuid,
         status: entity::types::EnrollmentStatus,
     ) -> Uuid {
-        use entity::{enrollment, section, types::EnrollmentStatus as S};
-        use sea_orm::{
-            ColumnTrait, EntityTrait, QueryFilter,
-            sea_query::{Expr, ExprTrait},
-        };
-        let section_row = section::Entity::find_by_id(section_id)
-            .one(&self.db)
-            .await
-            .expect("section query")
-            .expect("section exists");
-        let at = roster::clock::Clock::default().now();
+        use entity::types::EnrollmentStatus as S;
+        use sea_orm::sea_query::{Expr, ExprTrait};
+        let section_row = self.section_row(section_id).await;
+        let at = now();
         let counter = match status {
             S::Registered => Some(section::Column::RegisteredCount),
             S::Pending => Some(section::Column::PendingCount),
@@ -584,30 +798,56 @@ impl TestApp {
         .expect("insert enrollment");
         id
     }
-}
 
-impl TestApp {
+    /// A student of the campus's organization, with a token.
+    pub async fn student(&self, campus: &Campus) -> (Uuid, String) {
+        let student = self.user(Role::Student, Some(campus.organization.id)).await;
+        (student.id, self.token(student.id))
+    }
+
     /// `n` students of the campus's organization, with their tokens.
     pub async fn students(&self, campus: &Campus, n: usize) -> Vec<(Uuid, String)> {
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            let s = self.user(Role::Student, Some(campus.organization.id)).await;
-            out.push((s.id, self.token(s.id)));
+            out.push(self.student(campus).await);
         }
         out
+    }
+
+    /// Every row a mutation could change and how many events and certifications there are,
+    /// for "changed nothing" checks.
+    pub async fn snapshot(&self) -> String {
+        use entity::{certification, course, team, team_member};
+        use sea_orm::PaginatorTrait;
+        let db = &self.db;
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{}\n{}",
+            rows::<enrollment::Entity>(db, &[enrollment::Column::Id]).await,
+            rows::<section::Entity>(db, &[section::Column::Id]).await,
+            rows::<course::Entity>(db, &[course::Column::Id]).await,
+            rows::<team::Entity>(db, &[team::Column::Id]).await,
+            rows::<team_member::Entity>(
+                db,
+                &[team_member::Column::TeamId, team_member::Column::UserId]
+            )
+            .await,
+            enrollment_event::Entity::find()
+                .count(db)
+                .await
+                .expect("events"),
+            certification::Entity::find()
+                .count(db)
+                .await
+                .expect("certifications"),
+        )
     }
 
     /// Invariants 1, 3 and 4 of DESIGN.md for one section, as it stands: the counters equal the
     /// rows, seats held stay within capacity, nobody waits while a seat is free, and the waitlist
     /// tickets are distinct.
     pub async fn assert_section_consistent(&self, section_id: Uuid) {
-        use entity::{enrollment, section, types::EnrollmentStatus as S};
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-        let section = section::Entity::find_by_id(section_id)
-            .one(&self.db)
-            .await
-            .expect("section query")
-            .expect("section exists");
+        use entity::types::EnrollmentStatus as S;
+        let section = self.section_row(section_id).await;
         let rows = enrollment::Entity::find()
             .filter(enrollment::Column::SectionId.eq(section_id))
             .all(&self.db)
@@ -648,13 +888,6 @@ impl TestApp {
             "one distinct ticket per waiter"
         );
     }
-}
-
-pub fn parse_id(value: &Value) -> Uuid {
-    value
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not an id: {value}"))
 }
 
 /// A `roster serve` child process on `database_url` (signing with [`SECRET`], no demo data),

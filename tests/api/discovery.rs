@@ -1,0 +1,387 @@
+//! Course discovery: the `courses` connection, its filters and cursors, `course`, `section`,
+//! and the number of SQL statements one discovery request costs.
+
+use crate::helpers::{Backend, TestApp, both_backends, error_code, now, parse_id};
+use entity::types::{EnrollmentStatus, Role};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const PAGE: &str = "query($first: Int, $after: String, $filter: CourseFilter) {
+  courses(first: $first, after: $after, filter: $filter) {
+    edges { cursor node { id name } }
+    pageInfo { hasNextPage endCursor }
+  }
+}";
+
+fn names(data: &Value) -> Vec<String> {
+    data["courses"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+/// One page of `courses`, as the tests read it.
+struct Page {
+    ids: Vec<Uuid>,
+    names: Vec<String>,
+    has_next_page: bool,
+    end_cursor: Option<String>,
+}
+
+async fn page(app: &TestApp, first: i64, after: Option<&str>, filter: Value) -> Page {
+    let variables = json!({ "first": first, "after": after, "filter": filter });
+    let data = app.ok(None, PAGE, variables).await;
+    let edges = data["courses"]["edges"].as_array().expect("edges");
+    let info = &data["courses"]["pageInfo"];
+    Page {
+        ids: edges.iter().map(|e| parse_id(&e["node"]["id"])).collect(),
+        names: names(&data),
+        has_next_page: info["hasNextPage"].as_bool().expect("hasNextPage"),
+        end_cursor: info["endCursor"].as_str().map(str::to_owned),
+    }
+}
+
+/// The names of the courses that `filter` finds, newest first.
+async fn found(app: &TestApp, filter: Value) -> Vec<String> {
+    page(app, 20, None, filter).await.names
+}
+
+async fn pages_are_newest_first_and_cursors_survive_inserts(app: TestApp) {
+    let campus = app.campus("Org").await;
+    for i in 1..=7 {
+        app.course_with_section(&campus, &format!("Course {i}"), Some(10), "MONDAY")
+            .await;
+    }
+    let first = page(&app, 3, None, Value::Null).await;
+    assert_eq!(first.names, ["Course 7", "Course 6", "Course 5"]);
+    assert!(first.has_next_page);
+
+    // Newer courses appear between the two page requests: they belong before page one and
+    // must not shift what page two shows.
+    app.course_with_section(&campus, "Course 8", Some(10), "MONDAY")
+        .await;
+    app.course_with_section(&campus, "Course 9", Some(10), "MONDAY")
+        .await;
+
+    let second = page(&app, 3, first.end_cursor.as_deref(), Value::Null).await;
+    assert_eq!(second.names, ["Course 4", "Course 3", "Course 2"]);
+    let third = page(&app, 3, second.end_cursor.as_deref(), Value::Null).await;
+    assert_eq!(third.names, ["Course 1"]);
+    assert!(!third.has_next_page);
+
+    let fresh = page(&app, 2, None, Value::Null).await;
+    assert_eq!(fresh.names, ["Course 9", "Course 8"]);
+}
+
+async fn rows_created_at_the_same_instant_page_by_id_without_loss(app: TestApp) {
+    use entity::course;
+    use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+    let campus = app.campus("Org").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let (course_id, _) = app
+            .course_with_section(&campus, &format!("Tie {i}"), None, "FRIDAY")
+            .await;
+        ids.push(course_id);
+    }
+    let instant = now();
+    for id in &ids {
+        let mut model = course::Entity::find_by_id(*id)
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .into_active_model();
+        model.created_at = Set(instant);
+        model.update(&app.db).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = page(&app, 2, after.as_deref(), Value::Null).await;
+        seen.extend(page.ids);
+        if !page.has_next_page {
+            break;
+        }
+        after = page.end_cursor;
+    }
+    let mut expected = ids.clone();
+    expected.sort();
+    expected.reverse();
+    assert_eq!(
+        seen, expected,
+        "ties ordered by id, descending, each exactly once"
+    );
+}
+
+async fn only_active_courses_with_an_active_section_are_discoverable(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let token = campus.teacher_token.clone();
+    app.course_with_section(&campus, "Visible", Some(5), "MONDAY")
+        .await;
+    app.create_course(&token, json!({ "name": "No sections" }))
+        .await;
+    let (inactive_course, _) = app
+        .course_with_section(&campus, "Inactive course", Some(5), "MONDAY")
+        .await;
+    app.ok(
+        Some(&token),
+        "mutation($id: UUID!) { updateCourse(id: $id, input: { isActive: false }) { id } }",
+        json!({ "id": inactive_course }),
+    )
+    .await;
+    let (_, inactive_section) = app
+        .course_with_section(&campus, "Inactive section", Some(5), "MONDAY")
+        .await;
+    app.ok(
+        Some(&token),
+        "mutation($id: UUID!) { updateSection(id: $id, input: { isActive: false }) { id } }",
+        json!({ "id": inactive_section }),
+    )
+    .await;
+
+    let data = app
+        .ok(
+            None,
+            "{ courses { totalCount edges { node { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(names(&data), ["Visible"]);
+    assert_eq!(data["courses"]["totalCount"], 1);
+
+    // The inactive course is hidden from strangers but visible to its teacher.
+    let query = "query($id: UUID!) { course(id: $id) { name isActive } }";
+    let anonymous = app.ok(None, query, json!({ "id": inactive_course })).await;
+    assert_eq!(anonymous["course"], Value::Null);
+    let teacher = app
+        .ok(Some(&token), query, json!({ "id": inactive_course }))
+        .await;
+    assert_eq!(teacher["course"]["isActive"], false);
+}
+
+async fn filters_search_teacher_open_seats_and_weekday(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let other = app.user(Role::Teacher, Some(campus.organization.id)).await;
+    let other_token = app.token(other.id);
+    let section = |capacity: Option<i32>, weekday: &str| {
+        let meeting = json!({ "weekday": weekday, "start": "09:00", "end": "10:00" });
+        json!({ "name": "A", "capacity": capacity, "schedule": [meeting] })
+    };
+    let algebra = json!({
+        "name": "Linear Algebra", "code": "MATH-220", "description": "Vectors and matrices",
+    });
+    let algebra = app.create_course(&campus.teacher_token, algebra).await;
+    let algebra_section = app
+        .create_section(&campus.teacher_token, algebra, section(Some(1), "MONDAY"))
+        .await;
+    let poetry = json!({
+        "name": "Poetry", "code": "ENG-100", "description": "Sonnets, 100% fun_stuff",
+    });
+    let poetry = app.create_course(&other_token, poetry).await;
+    app.create_section(&other_token, poetry, section(None, "TUESDAY"))
+        .await;
+
+    let search = |text: &str| json!({ "search": text });
+    assert_eq!(found(&app, search("ALGEBRA")).await, ["Linear Algebra"]);
+    assert_eq!(found(&app, search("math-2")).await, ["Linear Algebra"]);
+    assert_eq!(found(&app, search("SONNETS")).await, ["Poetry"]);
+    // LIKE wildcards in the search text are taken literally.
+    assert_eq!(found(&app, search("100%")).await, ["Poetry"]);
+    assert!(found(&app, search("1_0")).await.is_empty());
+    assert!(found(&app, search("fun%stuff")).await.is_empty());
+
+    assert_eq!(
+        found(&app, json!({ "teacherId": other.id })).await,
+        ["Poetry"]
+    );
+    assert_eq!(
+        found(&app, json!({ "weekday": "MONDAY" })).await,
+        ["Linear Algebra"]
+    );
+    assert!(found(&app, json!({ "weekday": "SUNDAY" })).await.is_empty());
+
+    // Fill the only seat of Algebra: it drops out of hasOpenSeats: true.
+    let student = app.user(Role::Student, Some(campus.organization.id)).await;
+    app.seat(student.id, algebra_section, EnrollmentStatus::Registered)
+        .await;
+    assert_eq!(
+        found(&app, json!({ "hasOpenSeats": true })).await,
+        ["Poetry"]
+    );
+    assert_eq!(
+        found(&app, json!({ "hasOpenSeats": false })).await,
+        ["Linear Algebra"]
+    );
+    let combined = app
+        .ok(
+            None,
+            "query($f: CourseFilter) { courses(filter: $f) { totalCount } }",
+            json!({ "f": { "search": "o", "hasOpenSeats": true, "weekday": "TUESDAY" } }),
+        )
+        .await;
+    assert_eq!(combined["courses"]["totalCount"], 1);
+}
+
+async fn first_is_capped_and_bad_cursors_are_rejected(app: TestApp) {
+    let over = app
+        .gql(None, "{ courses(first: 101) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(error_code(&over), "BAD_USER_INPUT");
+    assert_eq!(over["errors"][0]["extensions"]["field"], "first");
+    let negative = app
+        .gql(None, "{ courses(first: -1) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(error_code(&negative), "BAD_USER_INPUT");
+    let at_cap = app
+        .gql(None, "{ courses(first: 100) { totalCount } }", json!({}))
+        .await;
+    assert!(at_cap.get("errors").is_none(), "{at_cap}");
+    let cursor = app
+        .gql(
+            None,
+            "{ courses(after: \"bm9wZQ\") { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&cursor), "BAD_USER_INPUT");
+    assert_eq!(cursor["errors"][0]["extensions"]["field"], "after");
+}
+
+async fn counts_and_the_enrolled_badge_come_from_the_rows(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let (course, section) = app
+        .course_with_section(&campus, "Chemistry", Some(2), "WEDNESDAY")
+        .await;
+    let (_, unlimited) = app
+        .course_with_section(&campus, "Open", None, "WEDNESDAY")
+        .await;
+    let students = app.students(&campus, 4).await;
+    for ((student, _), section, status) in [
+        (&students[0], section, EnrollmentStatus::Registered),
+        (&students[1], section, EnrollmentStatus::Pending),
+        (&students[2], section, EnrollmentStatus::Waitlisted),
+        (&students[3], unlimited, EnrollmentStatus::Registered),
+    ] {
+        app.seat(*student, section, status).await;
+    }
+
+    let query = "query($id: UUID!) { section(id: $id) {
+        capacity registeredCount pendingCount waitlistCount seatsAvailable isFull } }";
+    let data = app.ok(None, query, json!({ "id": section })).await;
+    assert_eq!(
+        data["section"],
+        json!({
+            "capacity": 2, "registeredCount": 1, "pendingCount": 1,
+            "waitlistCount": 1, "seatsAvailable": 0, "isFull": true,
+        })
+    );
+    let data = app.ok(None, query, json!({ "id": unlimited })).await;
+    assert_eq!(data["section"]["seatsAvailable"], Value::Null);
+    assert_eq!(data["section"]["isFull"], false);
+
+    let badge =
+        "query($id: UUID!) { course(id: $id) { viewerEnrollment { status waitlistPosition } } }";
+    let waiting = app
+        .ok(Some(&students[2].1), badge, json!({ "id": course }))
+        .await;
+    assert_eq!(
+        waiting["course"]["viewerEnrollment"],
+        json!({ "status": "WAITLISTED", "waitlistPosition": 1 })
+    );
+    let stranger = app
+        .ok(Some(&students[3].1), badge, json!({ "id": course }))
+        .await;
+    assert_eq!(stranger["course"]["viewerEnrollment"], Value::Null);
+    let anonymous = app.ok(None, badge, json!({ "id": course })).await;
+    assert_eq!(anonymous["course"]["viewerEnrollment"], Value::Null);
+}
+
+async fn discovery_costs_the_same_few_statements_for_5_and_50_courses(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let student = app.user(Role::Student, Some(campus.organization.id)).await;
+    let token = app.token(student.id);
+    for i in 0..55 {
+        let course = app
+            .create_course(&campus.teacher_token, json!({ "name": format!("C{i}") }))
+            .await;
+        let mut first_section = None;
+        for s in 0..2 {
+            let meeting = json!({ "weekday": "THURSDAY", "start": "10:00", "end": "11:00" });
+            let section = json!({ "name": format!("S{s}"), "capacity": 30, "schedule": [meeting] });
+            let id = app
+                .create_section(&campus.teacher_token, course, section)
+                .await;
+            first_section.get_or_insert(id);
+        }
+        if i % 3 == 0 {
+            app.seat(
+                student.id,
+                first_section.unwrap(),
+                EnrollmentStatus::Registered,
+            )
+            .await;
+        }
+    }
+    let query = "query($first: Int) { courses(first: $first) { edges { node {
+        id name code description createdAt
+        teacher { id name email picture }
+        sections { id name capacity registeredCount waitlistCount seatsAvailable isFull
+                   schedule { weekday start end room } }
+        viewerEnrollment { id status }
+    } } } }";
+    let mut counts = Vec::new();
+    for first in [5, 50] {
+        app.reset_statements();
+        let data = app.ok(Some(&token), query, json!({ "first": first })).await;
+        counts.push(app.statement_count());
+        let edges = data["courses"]["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), first);
+        assert!(
+            edges
+                .iter()
+                .all(|e| e["node"]["sections"].as_array().unwrap().len() == 2)
+        );
+        assert!(
+            edges
+                .iter()
+                .all(|e| e["node"]["teacher"]["email"].is_string())
+        );
+        assert!(
+            edges
+                .iter()
+                .any(|e| e["node"]["viewerEnrollment"]["status"] == "REGISTERED")
+        );
+    }
+    assert_eq!(
+        counts[0], counts[1],
+        "statement count grows with the page: {counts:?}"
+    );
+    assert!(counts[0] <= 5, "too many statements: {counts:?}");
+
+    // Anonymous: no viewer lookup and no enrollment lookup.
+    app.reset_statements();
+    app.ok(None, query, json!({ "first": 50 })).await;
+    assert!(
+        app.statement_count() <= 3,
+        "anonymous discovery took {}",
+        app.statement_count()
+    );
+}
+
+both_backends!(
+    pages_are_newest_first_and_cursors_survive_inserts,
+    rows_created_at_the_same_instant_page_by_id_without_loss,
+    only_active_courses_with_an_active_section_are_discoverable,
+    filters_search_teacher_open_seats_and_weekday,
+    first_is_capped_and_bad_cursors_are_rejected,
+    counts_and_the_enrolled_badge_come_from_the_rows,
+    discovery_costs_the_same_few_statements_for_5_and_50_courses
+);
+
+#[test]
+fn backend_enum_is_used() {
+    assert_ne!(Backend::Sqlite, Backend::Postgres);
+}

@@ -1,0 +1,177 @@
+//! GraphQL over HTTP: status codes, content types and methods, through the real router.
+
+use crate::helpers::{TestApp, both_backends};
+use reqwest::{StatusCode, header};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+async fn post(app_url: &str, accept: Option<&str>, body: Value) -> (StatusCode, String, Value) {
+    let mut request = reqwest::Client::new().post(app_url).json(&body);
+    if let Some(accept) = accept {
+        request = request.header(header::ACCEPT, accept);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let content_type = response.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (status, content_type, response.json().await.unwrap())
+}
+
+async fn status_codes_and_media_types_follow_the_graphql_over_http_spec(app: TestApp) {
+    let url = format!("http://{}/graphql", app.serve().await);
+    let ok = json!({ "query": "{ courses(first: 1) { totalCount } }" });
+    let unparsable = json!({ "query": "{ courses(" });
+    let invalid = json!({ "query": "{ noSuchField }" });
+    let uncoerced = json!({
+        "query": "query($n: Int) { courses(first: $n) { totalCount } }",
+        "variables": { "n": "many" },
+    });
+
+    // application/graphql-response+json: request errors are 400, without `data`.
+    let (status, media, body) = post(&url, Some(GRAPHQL_RESPONSE), ok.clone()).await;
+    assert_eq!(
+        (status, media.starts_with(GRAPHQL_RESPONSE)),
+        (StatusCode::OK, true)
+    );
+    assert_eq!(body["data"]["courses"]["totalCount"], 0);
+    for request in [&unparsable, &invalid, &uncoerced] {
+        let (status, media, body) = post(&url, Some(GRAPHQL_RESPONSE), request.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{request}: {body}");
+        assert!(media.starts_with(GRAPHQL_RESPONSE));
+        assert!(body.get("data").is_none(), "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"],
+            "GRAPHQL_VALIDATION_FAILED"
+        );
+    }
+    // An execution error is still 200: the operation ran.
+    let withdraw = format!(
+        "mutation {{ withdraw(enrollmentId: \"{}\") {{ status }} }}",
+        Uuid::nil()
+    );
+    let (status, _, body) = post(&url, Some(GRAPHQL_RESPONSE), json!({ "query": withdraw })).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    // A bad token fails before execution: 401.
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header(header::ACCEPT, GRAPHQL_RESPONSE)
+        .bearer_auth("nonsense")
+        .json(&ok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // application/json (and no Accept at all): always 200, for older clients.
+    for accept in [Some("application/json"), None, Some("*/*")] {
+        let (status, media, body) = post(&url, accept, unparsable.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{accept:?}");
+        assert!(media.starts_with("application/json"), "{accept:?}: {media}");
+        assert!(body["errors"].is_array());
+    }
+
+    // POST needs a JSON body; GET runs queries, never mutations.
+    let response = reqwest::Client::new()
+        .post(&url)
+        .body(ok.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("{ not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let query = reqwest::Client::new()
+        .get(&url)
+        .query(&[("query", "{ courses(first: 1) { totalCount } }")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(query.status(), StatusCode::OK);
+    let mutation = reqwest::Client::new()
+        .get(&url)
+        .query(&[(
+            "query",
+            "mutation { createCourse(input: { name: \"X\" }) { id } }",
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mutation.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(mutation.headers()[header::ALLOW], "POST");
+    let named = reqwest::Client::new()
+        .get(&url)
+        .query(&[
+            (
+                "query",
+                "query Q { me { id } } mutation M { createCourse(input: { name: \"X\" }) { id } }",
+            ),
+            ("operationName", "Q"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        named.status(),
+        StatusCode::OK,
+        "the query of a mixed document may run over GET"
+    );
+    let _ = app;
+}
+
+both_backends!(status_codes_and_media_types_follow_the_graphql_over_http_spec);
+
+async fn graphiql_comes_from_the_server_itself(app: TestApp) {
+    let base = format!("http://{}", app.serve().await);
+    let http = reqwest::Client::new();
+    let page = http
+        .get(format!("{base}/graphql"))
+        .header(header::ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("GraphiQL"), "{page}");
+    assert!(
+        !page.contains("https://") && !page.contains("http://"),
+        "no outside URL in the page"
+    );
+    let assets: Vec<&str> = page
+        .split(['"', '\''])
+        .filter(|s| s.starts_with("/graphiql/assets/"))
+        .collect();
+    assert_eq!(assets.len(), 5, "{assets:?}");
+    for asset in assets {
+        let response = http.get(format!("{base}{asset}")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        let kind = response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            kind.starts_with("text/javascript") || kind.starts_with("text/css"),
+            "{asset}: {kind}"
+        );
+        assert!(response.bytes().await.unwrap().len() > 5000, "{asset}");
+    }
+    let missing = http
+        .get(format!("{base}/graphiql/assets/nope.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+both_backends!(graphiql_comes_from_the_server_itself);

@@ -1,0 +1,27 @@
+//! Roster's integration tests, in one test binary.
+//!
+//! Each module was once a test file of its own; every such file was a crate that linked the whole
+//! application, and linking them was most of the build. `helpers` is the harness they share: the
+//! application under test on a fresh SQLite or PostgreSQL database, and typed requests.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod crash;
+mod discovery;
+mod enrollment;
+mod enrollment_stress;
+mod fuzz;
+mod http;
+mod limits;
+mod management;
+mod migrations;
+mod operations;
+mod response_cache;
+mod schema;
+mod scope;
+mod seed_scale;
+mod subscriptions;
+mod teams;
+mod write_path;
