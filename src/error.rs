@@ -38,7 +38,8 @@ pub enum ApiError {
     /// The section's meetings overlap a section the user is registered in. `SCHEDULE_CONFLICT`.
     #[error("schedule conflicts with {0}")]
     ScheduleConflict(String),
-    /// The enrollment's status does not allow this change. `INVALID_TRANSITION`.
+    /// The enrollment's status does not allow this change (or is not the one the client
+    /// expected); `extensions.currentStatus` says where it stands. `INVALID_TRANSITION`.
     #[error("cannot go from {from} to {to}")]
     InvalidTransition { from: String, to: String },
     /// The team pass key does not match. `INVALID_PASS_KEY`.

@@ -20,7 +20,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::{error::ApiError, store::Store};
+use crate::{domain::seats::Seats, error::ApiError, store::Store};
 
 pub const DEMO_STUDENT_EMAIL: &str = "student1@demo.roster.dev";
 pub const DEMO_TEACHER_EMAIL: &str = "teacher1@demo.roster.dev";
@@ -388,6 +388,7 @@ impl Demo {
                     registered_count: 0,
                     pending_count: 0,
                     waitlist_count: 0,
+                    finished_count: 0,
                     waitlist_seq: 0,
                     is_active: !(i == 2 && s == 2),
                     requires_approval: i == 7,
@@ -501,12 +502,9 @@ fn first_open_section(
     code: &str,
 ) -> Option<usize> {
     let course = courses.iter().find(|c| c.code.as_deref() == Some(code))?;
-    sections.iter().position(|s| {
-        s.course_id == course.id
-            && s.is_active
-            && s.capacity
-                .is_none_or(|cap| s.registered_count + s.pending_count < cap)
-    })
+    sections
+        .iter()
+        .position(|s| s.course_id == course.id && s.is_active && !Seats::from(s).is_full())
 }
 
 /// Enrollments being generated, with the rules of the engine applied to counters in memory.
@@ -533,8 +531,7 @@ impl Book {
         if !section.is_active || !self.taken.insert((student.id, section.course_id)) {
             return None;
         }
-        let seats_taken = section.registered_count + section.pending_count;
-        let status = if section.capacity.is_none_or(|c| seats_taken < c) {
+        let status = if !Seats::from(&*section).is_full() {
             if section.requires_approval {
                 section.pending_count += 1;
                 EnrollmentStatus::Pending
@@ -572,6 +569,8 @@ impl Book {
             withdrawn_at: None,
             reason: None,
             notes: None,
+            skip_reason: None,
+            skipped_at: None,
             created_at: at,
             updated_at: at,
         };
@@ -587,11 +586,12 @@ impl Book {
         course: &course::Model,
         ids: &mut Ids,
     ) {
-        // Enroll (taking a seat), then confirm attendance, which gives the seat back.
+        // Enroll (taking a seat), then confirm attendance; the finished enrollment keeps its seat.
         if self.enroll(student, section, ids) != Some(EnrollmentStatus::Registered) {
             return;
         }
         section.registered_count -= 1;
+        section.finished_count += 1;
         self.taken.remove(&(student.id, section.course_id));
         let at = self.tick();
         let Some(row) = self.enrollments.last_mut() else {
@@ -735,6 +735,7 @@ pub async fn load_scale(store: &Store, scale: f64) -> Result<usize, ApiError> {
                 registered_count: 0,
                 pending_count: 0,
                 waitlist_count: 0,
+                finished_count: 0,
                 waitlist_seq: 0,
                 is_active: true,
                 requires_approval: false,
@@ -797,6 +798,8 @@ pub async fn load_scale(store: &Store, scale: f64) -> Result<usize, ApiError> {
                 withdrawn_at: withdrawn.then_some(at),
                 reason: None,
                 notes: None,
+                skip_reason: None,
+                skipped_at: None,
                 created_at: at,
                 updated_at: at,
             };

@@ -330,6 +330,7 @@ pub mod data {
                     registered_count: Set(0),
                     pending_count: Set(0),
                     waitlist_count: Set(0),
+                    finished_count: Set(0),
                     waitlist_seq: Set(0),
                     is_active: Set(true),
                     requires_approval: Set(false),

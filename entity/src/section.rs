@@ -26,6 +26,8 @@ pub struct Model {
     pub pending_count: i32,
     /// Enrollments in WAITLISTED.
     pub waitlist_count: i32,
+    /// Enrollments in COMPLETED or FAILED: finished, they keep their seat.
+    pub finished_count: i32,
     /// The last waitlist ticket handed out; tickets give first-come-first-served order.
     pub waitlist_seq: i64,
     pub is_active: bool,

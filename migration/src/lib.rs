@@ -1,4 +1,5 @@
-//! Roster's schema, one migration per table, applied in order at start-up.
+//! Roster's schema, one migration per table (and one per later change), applied in order at
+//! start-up.
 //!
 //! Plain column types, CHECK constraints and foreign keys go through SeaQuery's builder; partial
 //! and expression indexes are written in the SQL that SQLite and PostgreSQL share.
@@ -16,6 +17,7 @@ mod m20261123_000008_create_certifications;
 mod m20261123_000009_create_teams;
 mod m20261123_000010_create_team_members;
 mod m20261123_000011_create_team_join_failures;
+mod m20261125_000012_add_finished_seats_and_skips;
 
 pub struct Migrator;
 
@@ -34,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000009_create_teams::Migration),
             Box::new(m20261123_000010_create_team_members::Migration),
             Box::new(m20261123_000011_create_team_join_failures::Migration),
+            Box::new(m20261125_000012_add_finished_seats_and_skips::Migration),
         ]
     }
 }

@@ -11,13 +11,15 @@ pub struct Seats {
     pub registered: i32,
     /// PENDING enrollments hold a seat while they await approval.
     pub pending: i32,
+    /// COMPLETED and FAILED enrollments keep the seat they had (invariant 1).
+    pub finished: i32,
     pub waitlisted: i32,
 }
 
 impl Seats {
-    /// Seats held: REGISTERED plus PENDING.
+    /// Seats held: REGISTERED, PENDING, and the finished enrollments (COMPLETED, FAILED).
     pub fn taken(&self) -> i32 {
-        self.registered + self.pending
+        self.registered + self.pending + self.finished
     }
 
     /// Free seats, never negative (a staff override can take a section beyond its capacity);
@@ -48,6 +50,7 @@ impl From<&section::Model> for Seats {
             capacity: section.capacity,
             registered: section.registered_count,
             pending: section.pending_count,
+            finished: section.finished_count,
             waitlisted: section.waitlist_count,
         }
     }
@@ -62,8 +65,19 @@ mod tests {
             capacity,
             registered,
             pending,
+            finished: 0,
             waitlisted,
         }
+    }
+
+    #[test]
+    fn finished_enrollments_keep_their_seats() {
+        let s = Seats {
+            finished: 2,
+            ..seats(Some(3), 1, 0, 1)
+        };
+        assert!(s.is_full());
+        assert_eq!(s.promotable(), 0);
     }
 
     #[test]

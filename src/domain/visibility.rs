@@ -80,6 +80,21 @@ pub fn may_see_certified_enrollment(
     viewer.id() == holder || course.is_some_and(|c| viewer.can_manage_course(c))
 }
 
+/// Another user's teams (and so their teammates): for those teammates and for staff over the
+/// user (an admin, a coordinator of the user's organization).
+pub fn may_see_teams(
+    viewer: &Viewer,
+    user: &user::Model,
+    viewer_teammates: &HashSet<Uuid>,
+) -> bool {
+    viewer.id() == user.id
+        || viewer_teammates.contains(&user.id)
+        || viewer.is_admin()
+        || user
+            .organization_id
+            .is_some_and(|org| viewer.coordinates(org))
+}
+
 /// A user's e-mail: public for staff (a course's teacher is a contact); a student's only for
 /// the student, admins and coordinators of the student's organization.
 pub fn may_see_email(viewer: Option<&Viewer>, user: &user::Model) -> bool {

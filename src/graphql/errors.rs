@@ -85,6 +85,7 @@ fn describe(error: &mut ServerError, api: &ApiError) {
         ApiError::TooManyAttempts {
             retry_after_seconds,
         } => set(error, "retryAfterSeconds", *retry_after_seconds),
+        ApiError::InvalidTransition { from, .. } => set(error, "currentStatus", from.clone()),
         ApiError::PrerequisitesMissing { ids, .. } => set(
             error,
             "missingCourseIds",

@@ -1,4 +1,5 @@
 use async_graphql::{Context, Json, MergedObject, Object, Result};
+use entity::types::EnrollmentStatus;
 use uuid::Uuid;
 
 use super::{
@@ -8,6 +9,7 @@ use super::{
 };
 use crate::service::{
     courses,
+    eligibility::Schedule,
     enroll::{self, EnrollRequest},
     enrollments, sections, switch, teams, transitions,
 };
@@ -74,22 +76,39 @@ impl EnrollmentMutation {
         ctx: &Context<'_>,
         enrollment_id: Uuid,
         reason: String,
+        #[graphql(
+            desc = "Cancel only if the enrollment is still in this status (else INVALID_TRANSITION \
+                    with `extensions.currentStatus`), e.g. PENDING to refuse a request."
+        )]
+        expected_status: Option<EnrollmentStatus>,
     ) -> Result<Enrollment> {
         let (store, viewer) = signed_in(ctx)?;
         Ok(Enrollment(
-            transitions::cancel(store, viewer, enrollment_id, reason).await?,
+            transitions::cancel(store, viewer, enrollment_id, reason, expected_status).await?,
         ))
     }
 
-    /// Staff approve a PENDING enrollment: REGISTERED.
+    /// Staff approve a PENDING enrollment: REGISTERED. The seat is checked again as a new one
+    /// would be: SECTION_INACTIVE, PREREQUISITES_MISSING, or SCHEDULE_CONFLICT when it now
+    /// overlaps another of the student's seats (unless `overrideScheduleConflict`).
     async fn approve_enrollment(
         &self,
         ctx: &Context<'_>,
         enrollment_id: Uuid,
+        #[graphql(
+            default_with = "Some(false)",
+            desc = "Approve despite overlapping meetings (recorded on the event)."
+        )]
+        override_schedule_conflict: Option<bool>,
     ) -> Result<Enrollment> {
         let (store, viewer) = signed_in(ctx)?;
+        let schedule = if override_schedule_conflict.unwrap_or(false) {
+            Schedule::Overridden
+        } else {
+            Schedule::Checked
+        };
         Ok(Enrollment(
-            transitions::approve(store, viewer, enrollment_id).await?,
+            transitions::approve(store, viewer, enrollment_id, schedule).await?,
         ))
     }
 

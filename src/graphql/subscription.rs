@@ -37,6 +37,8 @@ pub struct SeatUpdate {
     pub capacity: Option<i32>,
     pub registered_count: i32,
     pub pending_count: i32,
+    /// COMPLETED and FAILED enrollments, which keep their seats.
+    pub finished_count: i32,
     pub waitlist_count: i32,
     /// Free seats; null when the capacity is unlimited.
     pub seats_available: Option<i32>,
@@ -51,6 +53,7 @@ impl From<section::Model> for SeatUpdate {
             capacity: seats.capacity,
             registered_count: seats.registered,
             pending_count: seats.pending,
+            finished_count: seats.finished,
             waitlist_count: seats.waitlisted,
             seats_available: seats.available(),
             is_full: seats.is_full(),

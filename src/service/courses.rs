@@ -10,6 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::promotion;
 use crate::{
     auth::Viewer,
     domain::validate,
@@ -221,7 +222,31 @@ async fn update_course_in(
     if let Some(prerequisites) = &changes.prerequisite_ids {
         replace_prerequisites(tx, id, prerequisites).await?;
     }
+    if course.is_active && !existing.is_active {
+        fill_sections(tx, &course).await?;
+    }
     Ok(course)
+}
+
+/// A reactivated course fills the free seats of its active sections from their waitlists
+/// (invariant 8), each section locked in id order.
+async fn fill_sections(tx: &Tx<'_>, course: &course::Model) -> Result<(), ApiError> {
+    let sections = section::Entity::find()
+        .filter(section::Column::CourseId.eq(course.id))
+        .filter(section::Column::IsActive.eq(true))
+        .order_by_asc(section::Column::Id)
+        .all(tx)
+        .await?;
+    for section in sections {
+        super::for_update(
+            section::Entity::find_by_id(section.id),
+            tx.get_database_backend(),
+        )
+        .one(tx)
+        .await?;
+        promotion::fill_free_seats(tx, section.id).await?;
+    }
+    Ok(())
 }
 
 /// A course by id as the viewer may see it: inactive courses only for those who manage them.

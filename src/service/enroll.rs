@@ -1,15 +1,14 @@
 //! `enroll`: a seat, a place on the waitlist, or a clear refusal (docs/design.md#enrollment-checks).
 
 use entity::{
-    enrollment,
+    course, enrollment, section,
     types::EnrollmentStatus::{Pending, Registered, Waitlisted},
-    user,
 };
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{eligibility, seats, section_with_course};
+use super::{eligibility, for_update, promotion, seats};
 use crate::{
     auth::Viewer,
     error::ApiError,
@@ -29,19 +28,17 @@ pub struct EnrollRequest {
     pub override_schedule_conflict: bool,
 }
 
-/// How often a seat and a waitlist place may each slip away (a seat frees between the two
-/// conditional updates, then is taken again) before `enroll` gives up with `CONFLICT`.
-const SEAT_ROUNDS: usize = 10;
-
 /// Enrolls a user in a section: a seat (REGISTERED, or PENDING when the section requires
 /// approval), else a place on the waitlist, else `SECTION_FULL`.
 ///
-/// Every check runs inside the write transaction, in docs/design.md's order: the section and
-/// course are active; every prerequisite has an unexpired certification; no active enrollment
-/// in the course; no schedule conflict with the user's registered sections; then the seat.
+/// Every check runs inside the write transaction, under the section's and the user's locks, in
+/// docs/design.md's order: the section and course are active; every prerequisite has an
+/// unexpired certification; no active enrollment in the course; no schedule conflict with the
+/// user's other active seats; then the seat.
 ///
 /// # Errors
-/// `FORBIDDEN` for proxy enrollment or overrides by anyone who does not manage the course;
+/// `FORBIDDEN` for proxy enrollment or overrides by anyone who does not manage the course, and
+/// for proxy enrollment of a user of another organization (admins excepted);
 /// `NOT_FOUND`; `SECTION_INACTIVE`; `PREREQUISITES_MISSING`; `ALREADY_ENROLLED`;
 /// `SCHEDULE_CONFLICT`; `SECTION_FULL`.
 pub async fn enroll(
@@ -60,7 +57,8 @@ async fn enroll_in(
     viewer: &Viewer,
     request: &EnrollRequest,
 ) -> Result<enrollment::Model, ApiError> {
-    let (section, course) = section_with_course(tx, request.section_id).await?;
+    // Lock order: the section, then the user (docs/architecture.md#the-write-path).
+    let (section, course) = locked_section(tx, request.section_id).await?;
     let user_id = request.user_id.unwrap_or(viewer.id());
     let proxy = user_id != viewer.id();
     let overrides = request.override_capacity || request.override_schedule_conflict;
@@ -69,8 +67,11 @@ async fn enroll_in(
             "only staff of the course may enroll someone else or override its limits",
         ));
     }
-    if proxy && user::Entity::find_by_id(user_id).one(tx).await?.is_none() {
-        return Err(ApiError::NotFound("user"));
+    let user = eligibility::lock_user(tx, user_id).await?;
+    if proxy && !viewer.is_admin() && user.organization_id != Some(course.organization_id) {
+        return Err(ApiError::forbidden(
+            "staff enroll only users of the course's organization",
+        ));
     }
     if !section.is_active || !course.is_active {
         return Err(ApiError::SectionInactive(
@@ -95,27 +96,20 @@ async fn enroll_in(
         Registered
     };
     let mut details = serde_json::Map::new();
-    // A seat, else (staff override) a seat beyond capacity, else a waitlist ticket.
-    // A seat can free up between the two conditional updates (someone withdraws and
-    // commits); the waitlist update then refuses and the seat is tried again, so
-    // nobody ever waits while a seat is free.
-    let mut rounds = 0;
-    let (status, ticket) = loop {
-        rounds += 1;
-        if seats::take(tx, section.id, seat_status).await? {
-            break (seat_status, None);
-        }
-        if request.override_capacity {
-            seats::add(tx, section.id, seat_status, 1).await?;
-            details.insert("capacityOverride".into(), json!(true));
-            break (seat_status, None);
-        }
+    // A seat, else (staff override) a seat beyond capacity, else a waitlist ticket. The section
+    // row is locked, so what the conditional updates decide stays true until commit.
+    let (status, ticket) = if seats::take(tx, section.id, seat_status).await? {
+        (seat_status, None)
+    } else if request.override_capacity {
+        seats::add(tx, section.id, seat_status, 1).await?;
+        details.insert("capacityOverride".into(), json!(true));
+        (seat_status, None)
+    } else {
         match seats::join_waitlist(tx, section.id).await? {
-            Some(ticket) => break (Waitlisted, Some(ticket)),
-            None if rounds < SEAT_ROUNDS => continue,
+            Some(ticket) => (Waitlisted, Some(ticket)),
             None => {
                 return Err(ApiError::Conflict(
-                    "the section kept changing; try again".into(),
+                    "the section changed meanwhile; try again".into(),
                 ));
             }
         }
@@ -144,6 +138,8 @@ async fn enroll_in(
         withdrawn_at: Set(None),
         reason: Set(None),
         notes: Set(None),
+        skip_reason: Set(None),
+        skipped_at: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
     }
@@ -165,5 +161,32 @@ async fn enroll_in(
         at,
     })
     .await?;
+    if status == Waitlisted {
+        // Free seats behind waiters who may not take them now: the newcomer joins the queue, and
+        // the earliest eligible waiter (perhaps the newcomer) takes the seat.
+        let promoted = promotion::fill_free_seats(tx, section.id).await?;
+        if let Some(row) = promoted.into_iter().find(|p| p.id == row.id) {
+            return Ok(row);
+        }
+    }
     Ok(row)
+}
+
+/// The section, locked for the write, and its course.
+async fn locked_section(
+    tx: &Tx<'_>,
+    section_id: Uuid,
+) -> Result<(section::Model, course::Model), ApiError> {
+    let section = for_update(
+        section::Entity::find_by_id(section_id),
+        tx.get_database_backend(),
+    )
+    .one(tx)
+    .await?
+    .ok_or(ApiError::NotFound("section"))?;
+    let course = course::Entity::find_by_id(section.course_id)
+        .one(tx)
+        .await?
+        .ok_or(ApiError::NotFound("section"))?;
+    Ok((section, course))
 }

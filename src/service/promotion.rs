@@ -1,87 +1,144 @@
-//! Filling freed seats from the waitlist, first come first served (docs/design.md#invariants, 3),
-//! inside the transaction that freed them.
+//! Filling freed seats from the waitlist, first come first served among the *eligible*
+//! (docs/design.md#invariants, 3), inside the transaction that freed them.
 
 use entity::{
-    enrollment, section,
-    types::EnrollmentStatus::{Registered, Waitlisted},
+    course, enrollment, section,
+    types::EnrollmentStatus::{Pending, Registered, Waitlisted},
 };
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    sea_query::{Expr, ExprTrait},
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
+use super::{
+    eligibility::{self, Schedule},
+    seats,
+};
 use crate::{
     domain::seats::Seats,
     error::ApiError,
     store::{Transition, Tx},
 };
 
-/// Promotes the earliest waitlisted enrollments of the section into its free seats, as many as
-/// there are, and returns them. Reads the section as it stands now, after the change that freed
-/// the seats; the caller holds the section's row lock (or SQLite's write lock). An inactive
-/// section promotes nobody (invariant 8).
+/// The reason a promotion's event gives.
+pub const PROMOTED: &str = "promoted from the waitlist";
+
+/// Promotes the earliest eligible waitlisted enrollments of the section into its free seats, as
+/// many as there are, and returns them as they now stand. The caller holds the section's row
+/// lock (or SQLite's write lock) and has already written the change that freed the seats.
+///
+/// A waiter who may not take the seat now (the section or course inactive, a prerequisite
+/// certification expired, a meeting overlapping another of their seats) keeps their place, and
+/// the reason is recorded on their enrollment (`skip_reason`); the seat goes to the next
+/// eligible one. Nobody is promoted while the section or its course is inactive (invariant 8).
+/// Into a section that requires approval, a promotion gives PENDING. A promotion is the
+/// system's action: its event names no actor.
 ///
 /// # Errors
 /// `NOT_FOUND` for an unknown section; the database fails.
 pub(crate) async fn fill_free_seats(
     tx: &Tx<'_>,
     section_id: Uuid,
-    actor: Option<Uuid>,
 ) -> Result<Vec<enrollment::Model>, ApiError> {
     let section = section::Entity::find_by_id(section_id)
         .one(tx)
         .await?
         .ok_or(ApiError::NotFound("section"))?;
-    let free = Seats::from(&section).promotable();
-    if free == 0 || !section.is_active {
+    let seats = Seats::from(&section);
+    if seats.promotable() == 0 || !section.is_active {
+        return Ok(Vec::new());
+    }
+    let course = course::Entity::find_by_id(section.course_id)
+        .one(tx)
+        .await?
+        .ok_or(ApiError::NotFound("course"))?;
+    if !course.is_active {
         return Ok(Vec::new());
     }
     let waiting = enrollment::Entity::find()
         .filter(enrollment::Column::SectionId.eq(section.id))
         .filter(enrollment::Column::Status.eq(Waitlisted))
         .order_by_asc(enrollment::Column::WaitlistTicket)
-        .limit(free)
         .all(tx)
         .await?;
-    let at = tx.now();
-    let mut promoted = Vec::with_capacity(waiting.len());
+    let to = if section.requires_approval {
+        Pending
+    } else {
+        Registered
+    };
+    let mut free = seats
+        .available()
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(0));
+    let mut promoted = Vec::new();
     for row in waiting {
-        let mut model: enrollment::ActiveModel = row.into();
-        model.status = Set(Registered);
-        model.waitlist_ticket = Set(None);
-        model.seat_reserved_at = Set(Some(at));
-        model.updated_at = Set(at);
-        let row = model.update(tx).await?;
+        if free == 0 {
+            break;
+        }
+        eligibility::lock_user(tx, row.user_id).await?;
+        let at = tx.now();
+        let check = eligibility::check_seat(
+            tx,
+            row.user_id,
+            &section,
+            &course,
+            Some(row.id),
+            Schedule::Checked,
+            at,
+        )
+        .await;
+        match check {
+            Ok(()) => {}
+            Err(err) if eligibility::is_ineligible(&err) => {
+                skip(tx, &row, &err, at).await?;
+                continue;
+            }
+            Err(err) => return Err(err),
+        }
+        // The section's lock keeps every other change of this enrollment out meanwhile.
+        let row = enrollment::Entity::update(enrollment::ActiveModel {
+            id: Set(row.id),
+            status: Set(to),
+            waitlist_ticket: Set(None),
+            seat_reserved_at: Set(Some(at)),
+            skip_reason: Set(None),
+            skipped_at: Set(None),
+            updated_at: Set(at),
+            ..Default::default()
+        })
+        .exec(tx)
+        .await?;
+        seats::moved(tx, section.id, Waitlisted, to).await?;
         tx.record(Transition {
             enrollment_id: row.id,
             user_id: row.user_id,
             course_id: row.course_id,
             sections: vec![row.section_id],
             from: Some(Waitlisted),
-            to: Registered,
-            actor,
-            reason: Some("promoted from the waitlist".into()),
+            to,
+            actor: None,
+            reason: Some(PROMOTED.into()),
             details: None,
             at,
         })
         .await?;
+        free -= 1;
         promoted.push(row);
     }
-    if !promoted.is_empty() {
-        let n = i32::try_from(promoted.len()).unwrap_or(i32::MAX);
-        section::Entity::update_many()
-            .col_expr(
-                section::Column::RegisteredCount,
-                Expr::col(section::Column::RegisteredCount).add(n),
-            )
-            .col_expr(
-                section::Column::WaitlistCount,
-                Expr::col(section::Column::WaitlistCount).sub(n),
-            )
-            .filter(section::Column::Id.eq(section.id))
-            .exec(tx)
-            .await?;
-    }
     Ok(promoted)
+}
+
+/// Records why a waiter was passed over; they keep their place.
+async fn skip(
+    tx: &Tx<'_>,
+    row: &enrollment::Model,
+    why: &ApiError,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ApiError> {
+    enrollment::Entity::update(enrollment::ActiveModel {
+        id: Set(row.id),
+        skip_reason: Set(Some(why.to_string())),
+        skipped_at: Set(Some(at)),
+        ..Default::default()
+    })
+    .exec_without_returning(tx)
+    .await?;
+    Ok(())
 }

@@ -14,15 +14,18 @@ use uuid::Uuid;
 
 use crate::{domain::seats::Seats, error::ApiError};
 
-/// Capacity unlimited, or seats held (registered + pending) below it, for the section row in
-/// the statement's scope.
+/// Capacity unlimited, or seats held (registered, pending and finished; see
+/// [`crate::domain::seats::Seats::taken`]) below it, for the section row in the statement's
+/// scope.
 pub(crate) fn has_free_seat() -> Condition {
+    let column = |c: section::Column| Expr::col((section::Entity, c));
     Condition::any()
-        .add(Expr::col((section::Entity, section::Column::Capacity)).is_null())
+        .add(column(section::Column::Capacity).is_null())
         .add(
-            Expr::col((section::Entity, section::Column::RegisteredCount))
-                .add(Expr::col((section::Entity, section::Column::PendingCount)))
-                .lt(Expr::col((section::Entity, section::Column::Capacity))),
+            column(section::Column::RegisteredCount)
+                .add(column(section::Column::PendingCount))
+                .add(column(section::Column::FinishedCount))
+                .lt(column(section::Column::Capacity)),
         )
 }
 
@@ -102,8 +105,8 @@ pub(crate) async fn join_waitlist(
     Ok(None)
 }
 
-/// Moves `delta` enrollments into (or, negative, out of) `status`'s counter; statuses without
-/// one (final statuses) change nothing.
+/// Moves `delta` enrollments into (or, negative, out of) `status`'s counter; WITHDRAWN and
+/// CANCELLED have none and change nothing.
 ///
 /// # Errors
 /// The database fails.
@@ -142,6 +145,7 @@ fn counter(status: EnrollmentStatus) -> Option<section::Column> {
         Registered => Some(section::Column::RegisteredCount),
         Pending => Some(section::Column::PendingCount),
         Waitlisted => Some(section::Column::WaitlistCount),
-        _ => None,
+        Completed | Failed => Some(section::Column::FinishedCount),
+        Withdrawn | Cancelled => None,
     }
 }

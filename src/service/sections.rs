@@ -75,6 +75,7 @@ pub async fn create_section(
                     registered_count: Set(0),
                     pending_count: Set(0),
                     waitlist_count: Set(0),
+                    finished_count: Set(0),
                     waitlist_seq: Set(0),
                     is_active: Set(true),
                     requires_approval: Set(new.requires_approval),
@@ -149,7 +150,7 @@ async fn update_section_in(
     let updated = model.update(tx).await?;
     // Capacity and activity change what `sectionSeats` subscribers see.
     tx.announce(Notice::of_section(id, updated.course_id));
-    let promoted = promotion::fill_free_seats(tx, id, Some(viewer.id())).await?;
+    let promoted = promotion::fill_free_seats(tx, id).await?;
     let updated = if promoted.is_empty() {
         updated
     } else {

@@ -89,6 +89,7 @@ async fn switch_in(
             "the section or its course is not active".into(),
         ));
     }
+    eligibility::lock_user(tx, row.user_id).await?;
     eligibility::check_schedule(tx, row.user_id, &target, Some(row.id)).await?;
     if !seats::take(tx, target.id, to).await? {
         return Err(ApiError::SectionFull);
@@ -129,7 +130,7 @@ async fn switch_in(
     })
     .await?;
     if row.status.holds_seat() {
-        promotion::fill_free_seats(tx, locked.section.id, Some(viewer.id())).await?;
+        promotion::fill_free_seats(tx, locked.section.id).await?;
     }
     enrollment::Entity::find_by_id(row.id)
         .one(tx)

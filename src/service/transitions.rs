@@ -14,9 +14,13 @@ use entity::{
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
 };
+use serde_json::json;
 use uuid::Uuid;
 
-use super::{for_update, promotion, seats};
+use super::{
+    eligibility::{self, Schedule},
+    for_update, promotion, seats,
+};
 use crate::{
     auth::Viewer,
     domain::{status::can_transition, validate},
@@ -48,16 +52,18 @@ pub async fn withdraw(
 }
 
 /// Staff cancel an enrollment (a refused approval is a cancelled PENDING one): CANCELLED, final;
-/// a freed seat is filled from the waitlist.
+/// a freed seat is filled from the waitlist. With `expected`, only an enrollment still in that
+/// status is cancelled, so a client never acts on one that changed since it looked.
 ///
 /// # Errors
 /// `BAD_USER_INPUT` for an empty reason; `NOT_FOUND`; `FORBIDDEN` unless staff of the course;
-/// `INVALID_TRANSITION`.
+/// `INVALID_TRANSITION` (also when the status is not `expected`).
 pub async fn cancel(
     store: &Store,
     viewer: &Viewer,
     enrollment_id: Uuid,
     reason: String,
+    expected: Option<EnrollmentStatus>,
 ) -> Result<enrollment::Model, ApiError> {
     let reason = reason_text(Some(reason))?
         .ok_or_else(|| ApiError::bad_input("reason", "a reason is required"))?;
@@ -66,24 +72,33 @@ pub async fn cancel(
         by: Permitted::Staff("cancel enrollments"),
         reason: Some(&reason),
         evidence: None,
+        expected,
+        schedule: Schedule::Checked,
     };
     apply_change(store, viewer, enrollment_id, &change).await
 }
 
-/// Staff approve a PENDING enrollment; it keeps the seat it held and becomes REGISTERED.
+/// Staff approve a PENDING enrollment; it keeps the seat it held and becomes REGISTERED. The
+/// seat is checked again as a new one would be (invariants 3, 7 and 8): the section and course
+/// active, prerequisites unexpired, no overlap with the user's other seats unless `schedule`
+/// says staff override it (recorded on the event).
 ///
 /// # Errors
-/// `NOT_FOUND`; `FORBIDDEN` unless staff of the course; `INVALID_TRANSITION` unless PENDING.
+/// `NOT_FOUND`; `FORBIDDEN` unless staff of the course; `INVALID_TRANSITION` unless PENDING;
+/// `SECTION_INACTIVE`; `PREREQUISITES_MISSING`; `SCHEDULE_CONFLICT`.
 pub async fn approve(
     store: &Store,
     viewer: &Viewer,
     enrollment_id: Uuid,
+    schedule: Schedule,
 ) -> Result<enrollment::Model, ApiError> {
     let change = Change {
         to: Registered,
         by: Permitted::Staff("approve enrollments"),
         reason: None,
         evidence: None,
+        expected: None,
+        schedule,
     };
     apply_change(store, viewer, enrollment_id, &change).await
 }
@@ -108,6 +123,8 @@ pub async fn complete(
         by: Permitted::StaffNotSelf("confirm attendance"),
         reason: None,
         evidence: evidence.as_ref(),
+        expected: None,
+        schedule: Schedule::Checked,
     };
     apply_change(store, viewer, enrollment_id, &change).await
 }
@@ -145,6 +162,10 @@ struct Change<'a> {
     by: Permitted,
     reason: Option<&'a str>,
     evidence: Option<&'a serde_json::Value>,
+    /// The status the client saw: a change from any other fails with `INVALID_TRANSITION`.
+    expected: Option<EnrollmentStatus>,
+    /// For a change that confirms a seat (approval): whether overlapping meetings are checked.
+    schedule: Schedule,
 }
 
 /// A change whose only detail is an optional reason.
@@ -162,6 +183,8 @@ async fn with_reason(
         by,
         reason: reason.as_deref(),
         evidence: None,
+        expected: None,
+        schedule: Schedule::Checked,
     };
     apply_change(store, viewer, enrollment_id, &change).await
 }
@@ -189,10 +212,32 @@ async fn change_in(
     locked.require(change.by, viewer)?;
     let (row, to) = (&locked.row, change.to);
     let from = row.status;
+    if change.expected.is_some_and(|expected| expected != from) {
+        return Err(invalid(from, to));
+    }
     // Approval is the one way from PENDING to REGISTERED; the state machine also allows
     // WAITLISTED to REGISTERED, but only as a promotion.
     if !can_transition(from, to) || (to == Registered && from != Pending) {
         return Err(invalid(from, to));
+    }
+    let mut details = None;
+    if to == Registered {
+        eligibility::lock_user(tx, row.user_id).await?;
+        let (section, course) = (&locked.section, &locked.course);
+        let at = tx.now();
+        eligibility::check_seat(
+            tx,
+            row.user_id,
+            section,
+            course,
+            Some(row.id),
+            change.schedule,
+            at,
+        )
+        .await?;
+        if change.schedule == Schedule::Overridden {
+            details = Some(json!({ "scheduleConflictOverride": true }));
+        }
     }
     let at = tx.now();
     let mut columns = enrollment::ActiveModel {
@@ -240,7 +285,7 @@ async fn change_in(
         to,
         actor: Some(viewer.id()),
         reason: change.reason.map(str::to_owned),
-        details: None,
+        details,
         at,
     })
     .await?;
@@ -248,7 +293,7 @@ async fn change_in(
         issue_certification(tx, &locked, at).await?;
     }
     if from.holds_seat() && matches!(to, Withdrawn | Cancelled) {
-        promotion::fill_free_seats(tx, locked.section.id, Some(viewer.id())).await?;
+        promotion::fill_free_seats(tx, locked.section.id).await?;
     }
     enrollment::Entity::find_by_id(row.id)
         .one(tx)

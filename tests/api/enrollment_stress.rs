@@ -81,9 +81,15 @@ impl Model {
 
     fn seat_free(&self, section: usize) -> bool {
         let s = &self.sections[section];
-        self.count(section, Waitlisted) == 0
-            && s.capacity
-                .is_none_or(|c| self.count(section, Registered) + self.count(section, Pending) < c)
+        self.count(section, Waitlisted) == 0 && s.capacity.is_none_or(|c| self.taken(section) < c)
+    }
+
+    /// Seats taken: REGISTERED, PENDING, and the finished enrollments, which keep their seat.
+    fn taken(&self, section: usize) -> i32 {
+        [Registered, Pending, Completed, Failed]
+            .into_iter()
+            .map(|status| self.count(section, status))
+            .sum()
     }
 
     fn seat_status(&self, section: usize) -> EnrollmentStatus {
@@ -119,11 +125,12 @@ impl Model {
         let waiting = self.waiting(section);
         let free = match s.capacity {
             None => waiting.len() as i32,
-            Some(c) => c - self.count(section, Registered) - self.count(section, Pending),
+            Some(c) => c - self.taken(section),
         };
+        let status = self.seat_status(section);
         for id in waiting.into_iter().take(free.max(0) as usize) {
             let e = self.enrollments.get_mut(&id).expect("waiter");
-            e.status = Registered;
+            e.status = status;
             e.ticket = None;
             self.promotions += 1;
         }
@@ -535,8 +542,10 @@ async fn random_operations_match_the_reference_model(app: TestApp) {
             "never saw {must}: {seen:?}"
         );
     }
+    // Finished enrollments keep their seats, so completions free none: fewer promotions than
+    // withdrawals alone would give.
     assert!(
-        model.promotions > 20,
+        model.promotions > 10,
         "too few promotions: {}",
         model.promotions
     );

@@ -306,6 +306,15 @@ impl TestApp {
             .await
             .expect("events query")
     }
+
+    /// The whole audit trail, oldest first.
+    pub async fn events(&self) -> Vec<enrollment_event::Model> {
+        enrollment_event::Entity::find()
+            .order_by_asc(enrollment_event::Column::Id)
+            .all(&self.db)
+            .await
+            .expect("events query")
+    }
 }
 
 /// Every row of `E`, in the order of `columns`.
@@ -754,6 +763,7 @@ impl TestApp {
             S::Registered => Some(section::Column::RegisteredCount),
             S::Pending => Some(section::Column::PendingCount),
             S::Waitlisted => Some(section::Column::WaitlistCount),
+            S::Completed | S::Failed => Some(section::Column::FinishedCount),
             _ => None,
         };
         let ticket = (status == S::Waitlisted).then_some(section_row.waitlist_seq + 1);
@@ -790,6 +800,8 @@ impl TestApp {
             withdrawn_at: Set(None),
             reason: Set(None),
             notes: Set(None),
+            skip_reason: Set(None),
+            skipped_at: Set(None),
             created_at: Set(at),
             updated_at: Set(at),
         }
@@ -842,9 +854,9 @@ impl TestApp {
         )
     }
 
-    /// Invariants 1, 3 and 4 of DESIGN.md for one section, as it stands: the counters equal the
-    /// rows, seats held stay within capacity, nobody waits while a seat is free, and the waitlist
-    /// tickets are distinct.
+    /// Invariants 1, 3 and 4 of docs/design.md for one section, as it stands: the counters equal
+    /// the rows, seats taken (finished enrollments included) stay within capacity, nobody
+    /// eligible waits while a seat is free, and the waitlist tickets are distinct.
     pub async fn assert_section_consistent(&self, section_id: Uuid) {
         use entity::types::EnrollmentStatus as S;
         let section = self.section_row(section_id).await;
@@ -859,23 +871,37 @@ impl TestApp {
             count(S::Pending),
             count(S::Waitlisted),
         );
+        let finished = count(S::Completed) + count(S::Failed);
         assert_eq!(
             (
                 section.registered_count,
                 section.pending_count,
-                section.waitlist_count
+                section.waitlist_count,
+                section.finished_count,
             ),
-            (registered, pending, waiting),
+            (registered, pending, waiting, finished),
             "[{:?}] counters equal the rows",
             self.backend
         );
         if let Some(capacity) = section.capacity {
-            assert!(registered + pending <= capacity, "overbooked");
-            if waiting > 0 {
-                assert_eq!(
-                    registered + pending,
-                    capacity,
-                    "someone waits while a seat is free"
+            let taken = registered + pending + finished;
+            assert!(taken <= capacity, "[{:?}] overbooked", self.backend);
+            let course = entity::course::Entity::find_by_id(section.course_id)
+                .one(&self.db)
+                .await
+                .expect("course query")
+                .expect("course exists");
+            // Nobody eligible waits while a seat is free: whoever waits then was passed over,
+            // with the reason recorded (or the section or its course is inactive).
+            if waiting > 0 && taken < capacity && section.is_active && course.is_active {
+                let passed_over = rows
+                    .iter()
+                    .filter(|e| e.status == S::Waitlisted)
+                    .all(|e| e.skip_reason.is_some());
+                assert!(
+                    passed_over,
+                    "[{:?}] an eligible waiter waits while a seat is free",
+                    self.backend
                 );
             }
         }

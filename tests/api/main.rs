@@ -19,6 +19,7 @@ mod management;
 mod migrations;
 mod operations;
 mod response_cache;
+mod rules;
 mod schema;
 mod scope;
 mod seed_scale;

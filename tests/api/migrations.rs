@@ -113,7 +113,36 @@ async fn the_database_rejects_a_zero_capacity(app: TestApp) {
     );
 }
 
+/// A database from before finished enrollments kept their seats gets its counters from the rows.
+async fn upgrading_counts_the_finished_seats_of_existing_sections(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Welding", Some(3), "MONDAY")
+        .await;
+    for _ in 0..2 {
+        let (_, token) = app.student(&campus).await;
+        let seat = app.enroll(&token, section).await.expect("a seat");
+        let complete = "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e) { status } }";
+        app.ok(
+            Some(&campus.teacher_token),
+            complete,
+            json!({ "e": seat.id }),
+        )
+        .await;
+    }
+    Migrator::down(&app.db, Some(1)).await.expect("down one");
+    Migrator::up(&app.db, None).await.expect("up again");
+    let row = app.section_row(section).await;
+    assert_eq!(
+        (row.finished_count, row.registered_count),
+        (2, 0),
+        "[{:?}] the completed enrollments hold their seats after the upgrade",
+        app.backend
+    );
+}
+
 both_backends!(
+    upgrading_counts_the_finished_seats_of_existing_sections,
     migrations_roll_back_and_apply_again,
     one_active_enrollment_per_user_and_course,
     team_names_are_unique_case_insensitively,

@@ -16,6 +16,21 @@ use crate::{
 /// One user's enrollment in one section of a course.
 pub struct Enrollment(pub enrollment::Model);
 
+impl Enrollment {
+    /// Whether the viewer is the enrolled user or staff of the course.
+    async fn for_owner_or_staff(&self, ctx: &Context<'_>) -> Result<bool> {
+        let rc = request(ctx)?;
+        let Some(viewer) = &rc.viewer else {
+            return Ok(false);
+        };
+        if viewer.id() == self.0.user_id {
+            return Ok(true);
+        }
+        let course = rc.loader.load_one(CourseKey::new(self.0.course_id)).await?;
+        Ok(visibility::may_read_notes(viewer, course.as_ref()))
+    }
+}
+
 #[Object]
 impl Enrollment {
     async fn id(&self) -> Uuid {
@@ -119,6 +134,21 @@ impl Enrollment {
     /// Why it was cancelled, withdrawn or failed.
     async fn reason(&self) -> Option<&str> {
         self.0.reason.as_deref()
+    }
+
+    /// Why the waitlist last passed this enrollment over when a seat freed (it keeps its place):
+    /// a prerequisite certification expired, a meeting overlaps another of the student's seats,
+    /// or the section is inactive. For the student and staff of the course; null otherwise, and
+    /// once promoted.
+    async fn skip_reason(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        let visible = self.for_owner_or_staff(ctx).await?;
+        Ok(self.0.skip_reason.as_deref().filter(|_| visible))
+    }
+
+    /// When the waitlist last passed this enrollment over; see `skipReason`.
+    async fn skipped_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        let visible = self.for_owner_or_staff(ctx).await?;
+        Ok(self.0.skipped_at.filter(|_| visible))
     }
 
     /// The certification this enrollment earned, if any.

@@ -55,6 +55,11 @@ impl Section {
         self.0.pending_count
     }
 
+    /// Enrollments finished (COMPLETED or FAILED): each keeps its seat.
+    async fn finished_count(&self) -> i32 {
+        self.0.finished_count
+    }
+
     /// Enrollments on the waitlist.
     async fn waitlist_count(&self) -> i32 {
         self.0.waitlist_count

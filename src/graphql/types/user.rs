@@ -11,7 +11,7 @@ use super::{Enrollment, Team, visible_to_viewer};
 use crate::domain::visibility;
 use crate::graphql::{
     RequestContext,
-    loaders::{EnrollmentsOf, TeamsOf, UserKey},
+    loaders::{EnrollmentsOf, TeammatesOf, TeamsOf, UserKey},
     request,
 };
 
@@ -57,9 +57,23 @@ impl User {
         self.0.created_at
     }
 
-    /// The teams the user belongs to or coaches.
+    /// The teams the user belongs to or coaches: for the user, their teammates, and staff over
+    /// them (an admin, a coordinator of their organization); empty for anyone else.
     async fn teams(&self, ctx: &Context<'_>) -> Result<Vec<Team>> {
         let rc = request(ctx)?;
+        let Some(viewer) = &rc.viewer else {
+            return Ok(Vec::new());
+        };
+        if viewer.id() != self.0.id {
+            let mates = rc
+                .loader
+                .load_one(TeammatesOf(viewer.id()))
+                .await?
+                .unwrap_or_default();
+            if !visibility::may_see_teams(viewer, &self.0, &mates) {
+                return Ok(Vec::new());
+            }
+        }
         Ok(rc
             .loader
             .load_one(TeamsOf(self.0.id))
