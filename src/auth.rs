@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use entity::{course, types::Role, user};
+use entity::{course, section, types::Role, user};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use sea_orm::{DatabaseConnection, EntityTrait};
 use serde::{Deserialize, Serialize};
@@ -120,6 +120,17 @@ impl Viewer {
         self.is_admin()
             || self.coordinates(course.organization_id)
             || (self.user.role == Role::Teacher && course.teacher_id == self.user.id)
+    }
+
+    /// Whether the viewer is the section's teaching assistant.
+    pub fn assists(&self, section: &section::Model) -> bool {
+        section.assistant_id == Some(self.user.id)
+    }
+
+    /// Staff of the section: staff of its course, or its teaching assistant. Sees its roster,
+    /// approves, confirms attendance and writes notes there.
+    pub fn staffs_section(&self, course: &course::Model, section: &section::Model) -> bool {
+        self.can_manage_course(course) || self.assists(section)
     }
 
     /// Whether the viewer is staff of some kind (teacher, coordinator or admin).

@@ -136,6 +136,19 @@ pub fn is_retryable(err: &DbErr) -> bool {
 }
 
 impl ApiError {
+    /// What a client may read of this error: its message, except for an internal error, whose
+    /// cause is logged under a correlation id that the message names instead.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Internal(cause) => {
+                let id = Uuid::new_v4();
+                tracing::error!(correlation_id = %id, error = %cause, "internal error");
+                format!("internal error (correlation id {id})")
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// Whether the failure was a lost race the database asks us to retry (see [`is_retryable`]).
     pub fn is_retryable(&self) -> bool {
         match self {

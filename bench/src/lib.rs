@@ -331,6 +331,7 @@ pub mod data {
                     pending_count: Set(0),
                     waitlist_count: Set(0),
                     finished_count: Set(0),
+                    assistant_id: Set(None),
                     waitlist_seq: Set(0),
                     is_active: Set(true),
                     requires_approval: Set(false),

@@ -38,6 +38,9 @@ pub struct Model {
     /// Internal staff notes; never shown to the student.
     #[sea_orm(column_type = "Text", nullable)]
     pub notes: Option<String>,
+    /// When and by whom `notes` was last written.
+    pub notes_updated_at: Option<DateTimeUtc>,
+    pub notes_updated_by: Option<Uuid>,
     /// Why promotion last passed this waitlisted enrollment over (it keeps its place).
     pub skip_reason: Option<String>,
     pub skipped_at: Option<DateTimeUtc>,

@@ -31,6 +31,9 @@ pub struct Model {
     /// The last waitlist ticket handed out; tickets give first-come-first-served order.
     pub waitlist_seq: i64,
     pub is_active: bool,
+    /// The teaching assistant (seed 004's `assistantId`): sees this section's roster, approves,
+    /// confirms attendance and writes notes here, and nothing more.
+    pub assistant_id: Option<Uuid>,
     pub requires_approval: bool,
     pub waitlist_enabled: bool,
     pub created_at: DateTimeUtc,

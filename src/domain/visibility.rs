@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use entity::{course, enrollment, types::Role, user};
+use entity::{course, enrollment, section, types::Role, user};
 use uuid::Uuid;
 
 use crate::auth::Viewer;
@@ -66,9 +66,15 @@ pub fn classmates(
         .collect()
 }
 
-/// Internal notes are for the staff of the course, never the enrolled student.
-pub fn may_read_notes(viewer: &Viewer, course: Option<&course::Model>) -> bool {
+/// Staff of an enrollment's section: staff of its course, or the section's teaching assistant.
+/// Internal notes (and who wrote them) are theirs alone, never the enrolled student's.
+pub fn is_section_staff(
+    viewer: &Viewer,
+    course: Option<&course::Model>,
+    section: Option<&section::Model>,
+) -> bool {
     course.is_some_and(|c| viewer.can_manage_course(c))
+        || section.is_some_and(|s| viewer.assists(s))
 }
 
 /// A certification's enrollment: for its holder and the staff of its course.

@@ -2,13 +2,15 @@
 //! take: services never see a GraphQL type.
 
 use async_graphql::{InputObject, MaybeUndefined};
-use entity::types::{Meeting, Weekday};
+use chrono::{DateTime, Utc};
+use entity::types::{EnrollmentStatus, Meeting, Role, Weekday};
 use uuid::Uuid;
 
 use crate::service::{
     courses::{CourseChanges, NewCourse},
-    discovery,
+    discovery, rosters,
     sections::{NewSection, SectionChanges},
+    users,
 };
 
 /// Narrows discovery. Every condition given must hold.
@@ -99,6 +101,9 @@ pub struct CreateSectionInput {
     /// When full, new enrollments join a waitlist instead of failing with SECTION_FULL.
     #[graphql(default = true)]
     pub waitlist_enabled: bool,
+    /// The teaching assistant: a user of the course's organization who sees this section's
+    /// roster, approves, confirms attendance and writes notes here, and nothing more.
+    pub assistant_id: Option<Uuid>,
 }
 
 /// Changes to a section; fields left out stay as they are. Raising the capacity promotes the
@@ -112,6 +117,8 @@ pub struct UpdateSectionInput {
     pub requires_approval: Option<bool>,
     pub waitlist_enabled: Option<bool>,
     pub is_active: Option<bool>,
+    /// Null removes the assistant.
+    pub assistant_id: MaybeUndefined<Uuid>,
 }
 
 impl From<CourseFilter> for discovery::CourseFilter {
@@ -163,6 +170,7 @@ impl From<CreateSectionInput> for NewSection {
             schedule: i.schedule.into_iter().map(Meeting::from).collect(),
             requires_approval: i.requires_approval,
             waitlist_enabled: i.waitlist_enabled,
+            assistant_id: i.assistant_id,
         }
     }
 }
@@ -178,6 +186,7 @@ impl From<UpdateSectionInput> for SectionChanges {
             requires_approval: i.requires_approval,
             waitlist_enabled: i.waitlist_enabled,
             is_active: i.is_active,
+            assistant_id: change(i.assistant_id),
         }
     }
 }
@@ -188,5 +197,60 @@ fn change<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
         MaybeUndefined::Undefined => None,
         MaybeUndefined::Null => Some(None),
         MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
+/// Narrows a listing of enrollments (`enrollments`). Every condition given must hold.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct EnrollmentFilter {
+    pub course_id: Option<Uuid>,
+    pub section_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    /// The course's organization.
+    pub organization_id: Option<Uuid>,
+    /// Any of these statuses.
+    pub status: Option<Vec<EnrollmentStatus>>,
+    /// Proxy enrollments made by this staff member.
+    pub enrolled_by: Option<Uuid>,
+    /// Enrolled at or after this time.
+    pub enrolled_after: Option<DateTime<Utc>>,
+    /// Enrolled before this time.
+    pub enrolled_before: Option<DateTime<Utc>>,
+    /// The enrolled user's name or e-mail, case-insensitively.
+    pub search: Option<String>,
+}
+
+impl From<EnrollmentFilter> for rosters::EnrollmentFilter {
+    fn from(f: EnrollmentFilter) -> Self {
+        Self {
+            course_id: f.course_id,
+            section_id: f.section_id,
+            user_id: f.user_id,
+            organization_id: f.organization_id,
+            statuses: f.status,
+            enrolled_by: f.enrolled_by,
+            enrolled_after: f.enrolled_after,
+            enrolled_before: f.enrolled_before,
+            search: f.search,
+        }
+    }
+}
+
+/// Narrows the user directory (`users`). Every condition given must hold.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct UserFilter {
+    /// Name or e-mail, case-insensitively.
+    pub search: Option<String>,
+    pub role: Option<Role>,
+    pub organization_id: Option<Uuid>,
+}
+
+impl From<UserFilter> for users::UserFilter {
+    fn from(f: UserFilter) -> Self {
+        Self {
+            search: f.search,
+            role: f.role,
+            organization_id: f.organization_id,
+        }
     }
 }

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::{
     inputs::{CreateCourseInput, CreateSectionInput, UpdateCourseInput, UpdateSectionInput},
     signed_in,
-    types::{Course, Enrollment, Section, Team},
+    types::{BulkResult, Course, Enrollment, Section, Team},
 };
 use crate::service::{
     courses,
@@ -152,6 +152,38 @@ impl EnrollmentMutation {
         Ok(Enrollment(
             switch::switch_section(store, viewer, enrollment_id, to_section_id).await?,
         ))
+    }
+
+    /// Staff of the section (of its course, or its teaching assistant) write the enrollment's
+    /// internal notes (at most 5000 characters; null clears them). Who and when are recorded.
+    async fn set_enrollment_notes(
+        &self,
+        ctx: &Context<'_>,
+        enrollment_id: Uuid,
+        notes: Option<String>,
+    ) -> Result<Enrollment> {
+        let (store, viewer) = signed_in(ctx)?;
+        Ok(Enrollment(
+            enrollments::set_notes(store, viewer, enrollment_id, notes).await?,
+        ))
+    }
+
+    /// Attendance for a whole session: confirms each enrollment as `completeEnrollment` does
+    /// (its own event, its certification once), at most 500, with one result per id in order.
+    async fn complete_enrollments(
+        &self,
+        ctx: &Context<'_>,
+        enrollment_ids: Vec<Uuid>,
+        evidence: Option<Json<serde_json::Value>>,
+    ) -> Result<Vec<BulkResult>> {
+        let (store, viewer) = signed_in(ctx)?;
+        let results =
+            transitions::complete_many(store, viewer, enrollment_ids, evidence.map(|e| e.0))
+                .await?;
+        Ok(results
+            .into_iter()
+            .map(|(id, result)| BulkResult::of(id, result))
+            .collect())
     }
 
     /// The enrolled user shows or hides the enrollment from fellow team members.

@@ -7,12 +7,12 @@ use uuid::Uuid;
 
 use super::{
     RequestContext,
-    inputs::CourseFilter,
+    inputs::{CourseFilter, EnrollmentFilter, UserFilter},
     loaders::UserKey,
     request,
     types::{
-        Certification, Course, CourseConnection, CourseConnectionFields, Enrollment, Section, Team,
-        User,
+        Certification, Course, CourseConnection, CourseConnectionFields, Enrollment,
+        EnrollmentConnection, Section, Team, User, UserConnection, enrollment_page, user_page,
     },
 };
 use crate::{
@@ -23,7 +23,7 @@ use crate::{
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(CatalogQuery, AccountQuery, TeamQuery);
+pub struct QueryRoot(CatalogQuery, AccountQuery, TeamQuery, StaffQuery);
 
 /// Course discovery, open to anonymous visitors.
 #[derive(Default)]
@@ -172,5 +172,42 @@ impl TeamQuery {
         let teams = teams::by_coach(&rc.store, coach_id).await?;
         Team::prime(ctx, &ctx.look_ahead(), &teams).await?;
         Ok(teams.into_iter().map(Team).collect())
+    }
+}
+
+/// The staff side: rosters and the people to enroll, each within the viewer's scope.
+#[derive(Default)]
+pub struct StaffQuery;
+
+#[Object]
+impl StaffQuery {
+    /// Enrollments, newest first, within the viewer's scope: an admin sees all; a coordinator
+    /// their organization's courses; a teacher the courses they teach; a teaching assistant
+    /// their section; everyone their own. Out of scope is absent, not an error.
+    async fn enrollments(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<EnrollmentFilter>,
+        #[graphql(default = 50, desc = "Page size, at most the server's limit (100).")]
+        first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+    ) -> Result<EnrollmentConnection> {
+        let filter = filter.unwrap_or_default().into();
+        enrollment_page(ctx, filter, first.unwrap_or(50), after).await
+    }
+
+    /// The directory to find the person to enroll, alphabetical: an admin sees everyone, a
+    /// coordinator their organization, a teacher their organization and those of the courses
+    /// they teach; FORBIDDEN for students.
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<UserFilter>,
+        #[graphql(default = 50, desc = "Page size, at most the server's limit (100).")]
+        first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+    ) -> Result<UserConnection> {
+        let filter = filter.unwrap_or_default().into();
+        user_page(ctx, filter, first.unwrap_or(50), after).await
     }
 }

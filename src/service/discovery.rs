@@ -152,7 +152,7 @@ fn active_sections_of_outer_course() -> SelectStatement {
         .to_owned()
 }
 
-fn escape_like(text: &str) -> String {
+pub(crate) fn escape_like(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {

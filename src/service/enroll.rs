@@ -139,6 +139,8 @@ async fn enroll_in(
         reason: Set(None),
         notes: Set(None),
         skip_reason: Set(None),
+        notes_updated_at: Set(None),
+        notes_updated_by: Set(None),
         skipped_at: Set(None),
         created_at: Set(at),
         updated_at: Set(at),

@@ -5,7 +5,7 @@ use entity::{certification, enrollment, enrollment_event, types::EnrollmentStatu
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
-use crate::{auth::Viewer, error::ApiError, store::Store};
+use crate::{auth::Viewer, domain::validate, error::ApiError, store::Store};
 
 /// The user's enrollments, newest first, optionally only those in `statuses`.
 ///
@@ -105,4 +105,45 @@ pub async fn waitlisted(store: &Store, user_id: Uuid) -> Result<Vec<enrollment::
         .filter(enrollment::Column::Status.eq(EnrollmentStatus::Waitlisted))
         .all(store.db())
         .await?)
+}
+
+/// The longest internal note.
+pub const NOTES_MAX: usize = 5000;
+
+/// Staff of the section (of its course, or its teaching assistant) write the enrollment's
+/// internal notes; who and when are recorded. `None` (or blank) clears them.
+///
+/// # Errors
+/// `BAD_USER_INPUT` for notes over [`NOTES_MAX`] characters; `NOT_FOUND`; `FORBIDDEN` for
+/// anyone else, the enrolled student included.
+pub async fn set_notes(
+    store: &Store,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+    notes: Option<String>,
+) -> Result<enrollment::Model, ApiError> {
+    let notes = &validate::description("notes", notes.as_deref(), NOTES_MAX)?;
+    store
+        .write(|tx| {
+            Box::pin(async move {
+                let row = enrollment::Entity::find_by_id(enrollment_id)
+                    .one(tx)
+                    .await?
+                    .ok_or(ApiError::NotFound("enrollment"))?;
+                let (section, course) = super::section_with_course(tx, row.section_id).await?;
+                if !viewer.staffs_section(&course, &section) {
+                    return Err(ApiError::forbidden(
+                        "only staff of the section write its notes",
+                    ));
+                }
+                let at = tx.now();
+                let mut model: enrollment::ActiveModel = row.into();
+                model.notes = Set(notes.clone());
+                model.notes_updated_at = Set(Some(at));
+                model.notes_updated_by = Set(Some(viewer.id()));
+                model.updated_at = Set(at);
+                Ok(model.update(tx).await?)
+            })
+        })
+        .await
 }

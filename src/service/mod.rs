@@ -12,6 +12,7 @@ pub mod eligibility;
 pub mod enroll;
 pub mod enrollments;
 pub mod promotion;
+pub mod rosters;
 pub mod seats;
 pub mod sections;
 pub mod switch;

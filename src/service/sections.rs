@@ -4,6 +4,7 @@
 use entity::{
     course, enrollment, section,
     types::{Meeting, Schedule},
+    user,
 };
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
 use uuid::Uuid;
@@ -27,6 +28,8 @@ pub struct NewSection {
     pub schedule: Vec<Meeting>,
     pub requires_approval: bool,
     pub waitlist_enabled: bool,
+    /// The teaching assistant, a user of the course's organization.
+    pub assistant_id: Option<Uuid>,
 }
 
 /// Changes to a section: `None` leaves a field as it is; `capacity: Some(None)` makes the
@@ -39,6 +42,8 @@ pub struct SectionChanges {
     pub requires_approval: Option<bool>,
     pub waitlist_enabled: Option<bool>,
     pub is_active: Option<bool>,
+    /// `Some(None)` removes the assistant.
+    pub assistant_id: Option<Option<Uuid>>,
 }
 
 /// Adds a section to a course.
@@ -64,6 +69,9 @@ pub async fn create_section(
                 let name = validate::name("name", &new.name, validate::SECTION_NAME_MAX)?;
                 let capacity = validate::capacity(new.capacity)?;
                 let schedule = validate::schedule(new.schedule.clone())?;
+                if let Some(assistant) = new.assistant_id {
+                    check_assistant(tx, assistant, &course).await?;
+                }
                 let at = tx.now();
                 Ok(section::ActiveModel {
                     id: Set(Uuid::now_v7()),
@@ -80,6 +88,7 @@ pub async fn create_section(
                     is_active: Set(true),
                     requires_approval: Set(new.requires_approval),
                     waitlist_enabled: Set(new.waitlist_enabled),
+                    assistant_id: Set(new.assistant_id),
                     created_at: Set(at),
                     updated_at: Set(at),
                 }
@@ -146,6 +155,12 @@ async fn update_section_in(
     if let Some(v) = changes.is_active {
         model.is_active = Set(v);
     }
+    if let Some(assistant) = changes.assistant_id {
+        if let Some(id) = assistant {
+            check_assistant(tx, id, &course).await?;
+        }
+        model.assistant_id = Set(assistant);
+    }
     model.updated_at = Set(tx.now());
     let updated = model.update(tx).await?;
     // Capacity and activity change what `sectionSeats` subscribers see.
@@ -160,6 +175,21 @@ async fn update_section_in(
             .ok_or(ApiError::NotFound("section"))?
     };
     Ok((updated, promoted))
+}
+
+/// An assistant must be a user of the course's organization.
+async fn check_assistant(tx: &Tx<'_>, id: Uuid, course: &course::Model) -> Result<(), ApiError> {
+    let user = user::Entity::find_by_id(id)
+        .one(tx)
+        .await?
+        .ok_or_else(|| ApiError::bad_input("assistantId", "no such user"))?;
+    if user.organization_id != Some(course.organization_id) {
+        return Err(ApiError::bad_input(
+            "assistantId",
+            "the assistant belongs to another organization",
+        ));
+    }
+    Ok(())
 }
 
 /// A section by id as the viewer may see it: an inactive section, or one of an inactive course,

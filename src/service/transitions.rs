@@ -94,7 +94,7 @@ pub async fn approve(
 ) -> Result<enrollment::Model, ApiError> {
     let change = Change {
         to: Registered,
-        by: Permitted::Staff("approve enrollments"),
+        by: Permitted::SectionStaff("approve enrollments"),
         reason: None,
         evidence: None,
         expected: None,
@@ -120,13 +120,41 @@ pub async fn complete(
 ) -> Result<enrollment::Model, ApiError> {
     let change = Change {
         to: Completed,
-        by: Permitted::StaffNotSelf("confirm attendance"),
+        by: Permitted::SectionStaffNotSelf("confirm attendance"),
         reason: None,
         evidence: evidence.as_ref(),
         expected: None,
         schedule: Schedule::Checked,
     };
     apply_change(store, viewer, enrollment_id, &change).await
+}
+
+/// The most enrollments one bulk confirmation takes.
+pub const BULK_MAX: usize = 500;
+
+/// Attendance for a whole session at once: [`complete`] for each enrollment, each its own
+/// write with its own event and certification, and one result per id in the order given.
+///
+/// # Errors
+/// `BAD_USER_INPUT` for more than [`BULK_MAX`] ids; each id's own error is in its result.
+pub async fn complete_many(
+    store: &Store,
+    viewer: &Viewer,
+    enrollment_ids: Vec<Uuid>,
+    evidence: Option<serde_json::Value>,
+) -> Result<Vec<(Uuid, Result<enrollment::Model, ApiError>)>, ApiError> {
+    if enrollment_ids.len() > BULK_MAX {
+        return Err(ApiError::bad_input(
+            "enrollmentIds",
+            format!("at most {BULK_MAX} at once"),
+        ));
+    }
+    let mut results = Vec::with_capacity(enrollment_ids.len());
+    for id in enrollment_ids {
+        let result = complete(store, viewer, id, evidence.clone()).await;
+        results.push((id, result));
+    }
+    Ok(results)
 }
 
 /// Staff record that a registered student did not complete: FAILED, final.
@@ -154,6 +182,10 @@ enum Permitted {
     /// Staff of the course, never for their own enrollment (attendance and completion are never
     /// self-confirmed).
     StaffNotSelf(&'static str),
+    /// Staff of the course or the section's teaching assistant.
+    SectionStaff(&'static str),
+    /// The same, never for their own enrollment.
+    SectionStaffNotSelf(&'static str),
 }
 
 /// One status change as the use case asks for it.
@@ -339,18 +371,24 @@ pub(crate) struct Locked {
     pub section: section::Model,
     pub course: course::Model,
     pub actor: Option<Actor>,
+    /// The viewer is the section's teaching assistant.
+    pub assistant: bool,
 }
 
 impl Locked {
     fn require(&self, permitted: Permitted, viewer: &Viewer) -> Result<(), ApiError> {
-        let (what, not_own) = match permitted {
+        let (what, not_own, assistant_too) = match permitted {
             Permitted::OwnerOrStaff => return self.require_owner_or_staff(),
-            Permitted::Staff(what) => (what, false),
-            Permitted::StaffNotSelf(what) => (what, true),
+            Permitted::Staff(what) => (what, false, false),
+            Permitted::StaffNotSelf(what) => (what, true, false),
+            Permitted::SectionStaff(what) => (what, false, true),
+            Permitted::SectionStaffNotSelf(what) => (what, true, true),
         };
-        if self.actor != Some(Actor::Staff) || (not_own && self.row.user_id == viewer.id()) {
+        let staff = self.actor == Some(Actor::Staff) || (assistant_too && self.assistant);
+        if !staff || (not_own && self.row.user_id == viewer.id()) {
             return Err(ApiError::forbidden(format!(
-                "only staff of the course {what}{}",
+                "only staff of the {} {what}{}",
+                if assistant_too { "section" } else { "course" },
                 if not_own {
                     ", never for themselves"
                 } else {
@@ -409,6 +447,7 @@ pub(crate) async fn lock_for_change(
             None
         };
         return Ok(Locked {
+            assistant: viewer.assists(&section),
             row,
             section,
             course,

@@ -1,10 +1,16 @@
-//! Users and organizations, as the command line creates them.
+//! Users and organizations: as the command line creates them, and the directory staff search.
 
-use entity::{organization, types::Role, user};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use entity::{course, organization, types::Role, user};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, Set, sea_query::Query,
+};
 use uuid::Uuid;
 
-use crate::{domain::validate, error::ApiError, store::Store};
+use super::rosters::{Page, name_or_email_like, search_pattern};
+use crate::{
+    auth::Viewer, domain::cursor::NameCursor, domain::validate, error::ApiError, store::Store,
+};
 
 /// What `roster user add` asks for.
 #[derive(Clone, Debug)]
@@ -87,4 +93,102 @@ pub async fn by_email(store: &Store, email: &str) -> Result<user::Model, ApiErro
         .one(store.db())
         .await?
         .ok_or(ApiError::NotFound("user"))
+}
+
+/// Narrows the user directory. Every condition given must hold.
+#[derive(Clone, Debug, Default)]
+pub struct UserFilter {
+    /// Name or e-mail, case-insensitively.
+    pub search: Option<String>,
+    pub role: Option<Role>,
+    pub organization_id: Option<Uuid>,
+}
+
+/// The directory staff search to find the person to enroll, alphabetical (ties by id): an admin
+/// sees everyone; a coordinator their organization; a teacher their own organization and those of
+/// the courses they teach.
+///
+/// # Errors
+/// `FORBIDDEN` for students (teaching assistants included: they enroll nobody);
+/// `BAD_USER_INPUT` for an over-long search; `INTERNAL` when the database fails.
+pub async fn directory(
+    store: &Store,
+    viewer: &Viewer,
+    filter: &UserFilter,
+    first: u64,
+    after: Option<NameCursor>,
+) -> Result<Page<user::Model>, ApiError> {
+    let mut select = listing(viewer, filter)?;
+    if let Some(after) = after {
+        select = select.filter(
+            Condition::any()
+                .add(user::Column::Name.gt(after.name.clone()))
+                .add(
+                    Condition::all()
+                        .add(user::Column::Name.eq(after.name))
+                        .add(user::Column::Id.gt(after.id)),
+                ),
+        );
+    }
+    let mut rows = select
+        .order_by_asc(user::Column::Name)
+        .order_by_asc(user::Column::Id)
+        .limit(first + 1)
+        .all(store.db())
+        .await?;
+    let has_next_page = rows.len() as u64 > first;
+    rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
+    Ok(Page {
+        rows,
+        has_next_page,
+    })
+}
+
+/// How many users [`directory`] lists over all pages.
+///
+/// # Errors
+/// As [`directory`].
+pub async fn count_directory(
+    store: &Store,
+    viewer: &Viewer,
+    filter: &UserFilter,
+) -> Result<u64, ApiError> {
+    Ok(listing(viewer, filter)?.count(store.db()).await?)
+}
+
+fn listing(viewer: &Viewer, filter: &UserFilter) -> Result<Select<user::Entity>, ApiError> {
+    let mut select = user::Entity::find();
+    match (viewer.role(), viewer.user.organization_id) {
+        (Role::Admin, _) => {}
+        (Role::Coordinator, Some(org)) => {
+            select = select.filter(user::Column::OrganizationId.eq(org))
+        }
+        (Role::Teacher, own) => {
+            let taught = Query::select()
+                .column(course::Column::OrganizationId)
+                .from(course::Entity)
+                .and_where(course::Column::TeacherId.eq(viewer.id()))
+                .to_owned();
+            let mut scope = Condition::any().add(user::Column::OrganizationId.in_subquery(taught));
+            if let Some(own) = own {
+                scope = scope.add(user::Column::OrganizationId.eq(own));
+            }
+            select = select.filter(scope);
+        }
+        _ => {
+            return Err(ApiError::forbidden(
+                "the user directory is for teachers, coordinators and admins",
+            ));
+        }
+    }
+    if let Some(role) = filter.role {
+        select = select.filter(user::Column::Role.eq(role));
+    }
+    if let Some(org) = filter.organization_id {
+        select = select.filter(user::Column::OrganizationId.eq(org));
+    }
+    if let Some(pattern) = search_pattern(filter.search.as_deref())? {
+        select = select.filter(name_or_email_like(&pattern));
+    }
+    Ok(select)
 }

@@ -801,6 +801,8 @@ impl TestApp {
             reason: Set(None),
             notes: Set(None),
             skip_reason: Set(None),
+            notes_updated_at: Set(None),
+            notes_updated_by: Set(None),
             skipped_at: Set(None),
             created_at: Set(at),
             updated_at: Set(at),

@@ -23,6 +23,7 @@ mod rules;
 mod schema;
 mod scope;
 mod seed_scale;
+mod staff;
 mod subscriptions;
 mod teams;
 mod write_path;

@@ -17,9 +17,11 @@ enum Who {
     Coordinator,
     OtherCoordinator,
     Admin,
+    /// A student of the organization who assists the section (and the approval section).
+    Assistant,
 }
 
-const EVERYONE: [Who; 7] = [
+const EVERYONE: [Who; 8] = [
     Who::Owner,
     Who::OtherStudent,
     Who::Teacher,
@@ -27,8 +29,10 @@ const EVERYONE: [Who; 7] = [
     Who::Coordinator,
     Who::OtherCoordinator,
     Who::Admin,
+    Who::Assistant,
 ];
 const STAFF_IN_SCOPE: &[Who] = &[Who::Teacher, Who::Coordinator, Who::Admin];
+const SECTION_STAFF: &[Who] = &[Who::Teacher, Who::Coordinator, Who::Admin, Who::Assistant];
 const OWNER_OR_STAFF: &[Who] = &[Who::Owner, Who::Teacher, Who::Coordinator, Who::Admin];
 
 struct World {
@@ -78,6 +82,17 @@ async fn world(app: &TestApp) -> World {
     }
     let admin = app.user(Role::Admin, None).await;
     tokens.push((Who::Admin, app.token(admin.id)));
+    let (assistant, assistant_token) = app.student(&campus).await;
+    tokens.push((Who::Assistant, assistant_token));
+    let assign = "mutation($s: UUID!, $a: UUID!) { updateSection(id: $s, input: { assistantId: $a }) { id } }";
+    for s in [section, approval_section] {
+        app.ok(
+            Some(&campus.teacher_token),
+            assign,
+            json!({ "s": s, "a": assistant }),
+        )
+        .await;
+    }
     World {
         campus,
         course,
@@ -110,12 +125,17 @@ const ROWS: &[Row] = &[
     Row {
         name: "approveEnrollment",
         document: "mutation($e: UUID!) { approveEnrollment(enrollmentId: $e) { id } }",
-        allowed: STAFF_IN_SCOPE,
+        allowed: SECTION_STAFF,
     },
     Row {
         name: "completeEnrollment",
         document: "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e) { id } }",
-        allowed: STAFF_IN_SCOPE,
+        allowed: SECTION_STAFF,
+    },
+    Row {
+        name: "setEnrollmentNotes",
+        document: "mutation($e: UUID!) { setEnrollmentNotes(enrollmentId: $e, notes: \"n\") { id } }",
+        allowed: SECTION_STAFF,
     },
     Row {
         name: "failEnrollment",
@@ -262,11 +282,14 @@ async fn sensitive_fields_by_every_role(app: TestApp) {
             .await;
         let sees_enrollment = STAFF_IN_SCOPE.contains(&who) || who == Who::Owner;
         match (who, sees_enrollment) {
-            (Who::Owner, _) => assert_eq!(
-                error_code(&notes),
-                "FORBIDDEN",
-                "the student never sees notes"
-            ),
+            (Who::Owner, _) => {
+                assert!(notes.get("errors").is_none(), "{notes}");
+                assert_eq!(
+                    notes["data"]["user"]["enrollments"][0]["notes"],
+                    Value::Null,
+                    "the student never sees notes, and gets no error for asking"
+                );
+            }
             (_, true) => assert!(notes.get("errors").is_none(), "{who:?}: {notes}"),
             (_, false) => assert_eq!(
                 notes["data"]["user"]["enrollments"],
@@ -291,7 +314,70 @@ async fn sensitive_fields_by_every_role(app: TestApp) {
     }
 }
 
+/// The staff side's reads by every role: the scoped `enrollments` listing, a section's roster,
+/// waitlist and pending approvals, and the user directory.
+async fn staff_queries_by_every_role(app: TestApp) {
+    let world = world(&app).await;
+    let (_, owner) = app.student(&world.campus).await;
+    app.enroll(&owner, world.section).await.expect("enrolled");
+    for who in EVERYONE {
+        let token = world.token(who, &owner);
+        let listed = app
+            .ok(
+                Some(&token),
+                "query($s: UUID!) { enrollments(filter: { sectionId: $s }) { totalCount edges { node { id } } } }",
+                json!({ "s": world.section }),
+            )
+            .await;
+        let in_scope = SECTION_STAFF.contains(&who) || who == Who::Owner;
+        assert_eq!(
+            listed["enrollments"]["totalCount"],
+            u64::from(in_scope),
+            "{who:?}: out of scope is absent, not an error: {listed}"
+        );
+        for field in [
+            "enrollments { totalCount }",
+            "waitlist { id }",
+            "pendingApprovals { id }",
+        ] {
+            let query = format!("query($s: UUID!) {{ section(id: $s) {{ {field} }} }}");
+            let response = app
+                .gql(Some(&token), &query, json!({ "s": world.section }))
+                .await;
+            if SECTION_STAFF.contains(&who) {
+                assert!(
+                    response.get("errors").is_none(),
+                    "{who:?} {field}: {response}"
+                );
+            } else {
+                assert_eq!(
+                    error_code(&response),
+                    "FORBIDDEN",
+                    "{who:?} {field}: {response}"
+                );
+            }
+        }
+        let directory = app
+            .gql(Some(&token), "{ users { totalCount } }", json!({}))
+            .await;
+        let staff_role = matches!(
+            who,
+            Who::Teacher
+                | Who::OtherTeacher
+                | Who::Coordinator
+                | Who::OtherCoordinator
+                | Who::Admin
+        );
+        if staff_role {
+            assert!(directory.get("errors").is_none(), "{who:?}: {directory}");
+        } else {
+            assert_eq!(error_code(&directory), "FORBIDDEN", "{who:?}: {directory}");
+        }
+    }
+}
+
 both_backends!(
     every_mutation_by_every_role_in_and_out_of_scope,
-    sensitive_fields_by_every_role
+    sensitive_fields_by_every_role,
+    staff_queries_by_every_role,
 );

@@ -1,9 +1,9 @@
 use async_graphql::{Context, Object, Result, connection::Connection};
 use chrono::{DateTime, Utc};
-use entity::course;
+use entity::{course, types::EnrollmentStatus};
 use uuid::Uuid;
 
-use super::{Enrollment, Organization, Section, User};
+use super::{Enrollment, EnrollmentConnection, Organization, Section, User, enrollment_page};
 use crate::{
     graphql::{
         loaders::{ActiveSectionsOf, PrerequisitesOf, UserKey, ViewerEnrollmentIn},
@@ -12,6 +12,7 @@ use crate::{
     service::{
         courses,
         discovery::{self, CourseFilter},
+        rosters::{self, Approvals, EnrollmentFilter},
     },
 };
 
@@ -141,6 +142,36 @@ impl Course {
             .into_iter()
             .map(Course)
             .collect())
+    }
+
+    /// The course's enrollments, newest first, optionally only those in `status`: for staff of
+    /// the course; FORBIDDEN for anyone else.
+    async fn enrollments(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<Vec<EnrollmentStatus>>,
+        #[graphql(default = 50)] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<EnrollmentConnection> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        rosters::require_course_staff(viewer, &self.0, "see its roster")?;
+        let filter = EnrollmentFilter {
+            course_id: Some(self.0.id),
+            statuses: status,
+            ..Default::default()
+        };
+        enrollment_page(ctx, filter, first.unwrap_or(50), after).await
+    }
+
+    /// PENDING enrollments of every section awaiting approval, oldest request first: for staff
+    /// of the course; FORBIDDEN for anyone else.
+    async fn pending_approvals(&self, ctx: &Context<'_>) -> Result<Vec<Enrollment>> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        let rows =
+            rosters::pending_approvals(&rc.store, viewer, Approvals::Course(&self.0)).await?;
+        Ok(rows.into_iter().map(Enrollment).collect())
     }
 
     /// The viewer's active (pending, registered or waitlisted) enrollment in this course: the

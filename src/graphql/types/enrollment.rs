@@ -6,9 +6,8 @@ use uuid::Uuid;
 use super::{Course, Section, User};
 use crate::{
     domain::visibility,
-    error::ApiError,
     graphql::{
-        loaders::{CertificationOf, CourseKey, EventsOf, WaitlistRank},
+        loaders::{CertificationOf, CourseKey, EventsOf, SectionKey, UserKey, WaitlistRank},
         request,
     },
 };
@@ -17,17 +16,84 @@ use crate::{
 pub struct Enrollment(pub enrollment::Model);
 
 impl Enrollment {
-    /// Whether the viewer is the enrolled user or staff of the course.
-    async fn for_owner_or_staff(&self, ctx: &Context<'_>) -> Result<bool> {
+    /// Loads, in one batch per relation, what the selection under `node` asks of `rows`, so
+    /// that a roster page costs the same few statements whatever its size (see
+    /// `Course::prime`).
+    pub async fn prime(
+        ctx: &Context<'_>,
+        node: &async_graphql::Lookahead<'_>,
+        rows: &[enrollment::Model],
+    ) -> Result<()> {
+        let rc = request(ctx)?;
+        let wants = |field: &str| node.field(field).exists();
+        let staff_only = [
+            "notes",
+            "notesUpdatedAt",
+            "notesUpdatedBy",
+            "skipReason",
+            "skippedAt",
+        ];
+        let courses = async {
+            if wants("course") || staff_only.iter().any(|f| wants(f)) {
+                let keys: std::collections::HashSet<_> =
+                    rows.iter().map(|e| CourseKey::new(e.course_id)).collect();
+                rc.loader.load_many(keys).await?;
+            }
+            Ok::<_, std::sync::Arc<sea_orm::DbErr>>(())
+        };
+        let sections = async {
+            if wants("section") || staff_only.iter().any(|f| wants(f)) {
+                let keys: std::collections::HashSet<_> =
+                    rows.iter().map(|e| SectionKey::new(e.section_id)).collect();
+                rc.loader.load_many(keys).await?;
+            }
+            Ok(())
+        };
+        let users = async {
+            if wants("user") {
+                let keys: std::collections::HashSet<_> =
+                    rows.iter().map(|e| UserKey::new(e.user_id)).collect();
+                rc.loader.load_many(keys).await?;
+            }
+            Ok(())
+        };
+        let history = async {
+            if wants("history") {
+                rc.loader
+                    .load_many(rows.iter().map(|e| EventsOf(e.id)))
+                    .await?;
+            }
+            Ok(())
+        };
+        futures_util::try_join!(courses, sections, users, history)?;
+        Ok(())
+    }
+
+    /// Whether the viewer is staff of this enrollment's section (docs/design.md#who-may-do-what).
+    async fn for_staff(&self, ctx: &Context<'_>) -> Result<bool> {
         let rc = request(ctx)?;
         let Some(viewer) = &rc.viewer else {
             return Ok(false);
         };
-        if viewer.id() == self.0.user_id {
+        let course = rc.loader.load_one(CourseKey::new(self.0.course_id)).await?;
+        let section = rc
+            .loader
+            .load_one(SectionKey::new(self.0.section_id))
+            .await?;
+        Ok(visibility::is_section_staff(
+            viewer,
+            course.as_ref(),
+            section.as_ref(),
+        ))
+    }
+
+    /// Whether the viewer is the enrolled user or staff of the section.
+    async fn for_owner_or_staff(&self, ctx: &Context<'_>) -> Result<bool> {
+        let rc = request(ctx)?;
+        if rc.viewer.as_ref().is_some_and(|v| v.id() == self.0.user_id) {
             return Ok(true);
         }
-        let course = rc.loader.load_one(CourseKey::new(self.0.course_id)).await?;
-        Ok(visibility::may_read_notes(viewer, course.as_ref()))
+        self.for_staff(ctx).await
     }
 }
 
@@ -161,16 +227,25 @@ impl Enrollment {
             .map(Certification))
     }
 
-    /// Internal staff notes. FORBIDDEN to anyone who does not manage the course, the enrolled
-    /// student included.
+    /// Internal staff notes, for staff of the section (of its course, or its teaching
+    /// assistant); null for anyone else, the enrolled student included.
     async fn notes(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
-        let course = rc.loader.load_one(CourseKey::new(self.0.course_id)).await?;
-        if !visibility::may_read_notes(viewer, course.as_ref()) {
-            return Err(ApiError::forbidden("notes are for the staff of the course").into());
+        let staff = self.for_staff(ctx).await?;
+        Ok(self.0.notes.as_deref().filter(|_| staff))
+    }
+
+    /// When the notes were last written; for staff of the section, null for anyone else.
+    async fn notes_updated_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        let staff = self.for_staff(ctx).await?;
+        Ok(self.0.notes_updated_at.filter(|_| staff))
+    }
+
+    /// Who last wrote the notes; for staff of the section, null for anyone else.
+    async fn notes_updated_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        match self.0.notes_updated_by {
+            Some(id) if self.for_staff(ctx).await? => request(ctx)?.node(id).await,
+            _ => Ok(None),
         }
-        Ok(self.0.notes.as_deref())
     }
 
     /// Every status change, oldest first.

@@ -12,12 +12,15 @@ use super::{
 mod course;
 mod enrollment;
 mod section;
+mod staff;
 mod team;
 mod user;
 
 pub use course::{Course, CourseConnection, CourseConnectionFields};
 pub use enrollment::{Certification, Enrollment, EnrollmentEvent};
 pub use section::Section;
+pub use staff::{BulkResult, EnrollmentConnection, UserConnection};
+pub(crate) use staff::{enrollment_page, user_page};
 pub use team::Team;
 pub(crate) use team::visible_to_viewer;
 pub(crate) use user::users_in_order;

@@ -1,14 +1,18 @@
 use async_graphql::{Context, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::{section, types::Meeting};
+use entity::{
+    section,
+    types::{EnrollmentStatus, Meeting},
+};
 use uuid::Uuid;
 
-use super::{Course, User, users_in_order};
+use super::{Course, Enrollment, EnrollmentConnection, User, enrollment_page, users_in_order};
 use crate::domain::{seats::Seats, visibility};
 use crate::graphql::{
     loaders::{RegisteredIn, TeammatesOf},
     request,
 };
+use crate::service::rosters::{self, Approvals, EnrollmentFilter};
 
 /// A section of a course: a schedule, a room, and a number of seats.
 pub struct Section(pub section::Model);
@@ -107,6 +111,54 @@ impl Section {
             .await?
             .unwrap_or_default();
         users_in_order(rc, &visibility::classmates(viewer, &registered, &mates)).await
+    }
+
+    /// The teaching assistant: sees this section's roster, approves, confirms attendance and
+    /// writes notes here.
+    async fn assistant(&self, ctx: &Context<'_>) -> Result<Option<User>> {
+        match self.0.assistant_id {
+            Some(id) => request(ctx)?.node(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The section's enrollments, newest first, optionally only those in `status`: for staff of
+    /// the section (of its course, or its teaching assistant); FORBIDDEN for anyone else.
+    async fn enrollments(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<Vec<EnrollmentStatus>>,
+        #[graphql(default = 50)] first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<EnrollmentConnection> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        rosters::require_section_staff(&rc.store, viewer, &self.0, "see its roster").await?;
+        let filter = EnrollmentFilter {
+            section_id: Some(self.0.id),
+            statuses: status,
+            ..Default::default()
+        };
+        enrollment_page(ctx, filter, first.unwrap_or(50), after).await
+    }
+
+    /// Who waits, in position order (each with its `waitlistPosition`): for staff of the
+    /// section; FORBIDDEN for anyone else.
+    async fn waitlist(&self, ctx: &Context<'_>) -> Result<Vec<Enrollment>> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        let rows = rosters::waitlist(&rc.store, viewer, &self.0).await?;
+        Ok(rows.into_iter().map(Enrollment).collect())
+    }
+
+    /// PENDING enrollments awaiting approval, oldest request first: for staff of the section;
+    /// FORBIDDEN for anyone else.
+    async fn pending_approvals(&self, ctx: &Context<'_>) -> Result<Vec<Enrollment>> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        let rows =
+            rosters::pending_approvals(&rc.store, viewer, Approvals::Section(&self.0)).await?;
+        Ok(rows.into_iter().map(Enrollment).collect())
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

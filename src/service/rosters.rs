@@ -1,0 +1,316 @@
+//! The staff side's reads (docs/design.md#who-may-do-what): enrollments listed, filtered and
+//! paginated within the viewer's scope, and a section's waitlist and pending approvals.
+//!
+//! Scope is one rule, applied in SQL: an admin lists every enrollment; anyone else the union of
+//! their own, those of the courses they teach, those of their organization's courses when they
+//! coordinate it, and those of the sections they assist. Out of scope is absent, never an error.
+
+use chrono::{DateTime, Utc};
+use entity::{
+    course, enrollment, section,
+    types::{EnrollmentStatus, Role},
+    user,
+};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
+};
+use uuid::Uuid;
+
+use crate::{
+    auth::Viewer,
+    domain::{cursor::Cursor, validate},
+    error::ApiError,
+    store::Store,
+};
+
+/// Narrows a listing of enrollments. Every condition given must hold.
+#[derive(Clone, Debug, Default)]
+pub struct EnrollmentFilter {
+    pub course_id: Option<Uuid>,
+    pub section_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+    pub organization_id: Option<Uuid>,
+    pub statuses: Option<Vec<EnrollmentStatus>>,
+    /// Proxy enrollments made by this staff member.
+    pub enrolled_by: Option<Uuid>,
+    /// Enrolled at or after.
+    pub enrolled_after: Option<DateTime<Utc>>,
+    /// Enrolled before.
+    pub enrolled_before: Option<DateTime<Utc>>,
+    /// The enrolled user's name or e-mail, case-insensitively.
+    pub search: Option<String>,
+}
+
+/// One page of a listing.
+pub struct Page<T> {
+    pub rows: Vec<T>,
+    pub has_next_page: bool,
+}
+
+/// The enrollments in the viewer's scope that match `filter`, newest first (ties by id), at
+/// most `first` after `after`.
+///
+/// # Errors
+/// `BAD_USER_INPUT` for an over-long search; `INTERNAL` when the database fails.
+pub async fn enrollments(
+    store: &Store,
+    viewer: &Viewer,
+    filter: &EnrollmentFilter,
+    first: u64,
+    after: Option<Cursor>,
+) -> Result<Page<enrollment::Model>, ApiError> {
+    let mut select = listing(viewer, filter)?;
+    if let Some(after) = after {
+        select = select.filter(
+            Condition::any()
+                .add(enrollment::Column::EnrolledAt.lt(after.created_at))
+                .add(
+                    Condition::all()
+                        .add(enrollment::Column::EnrolledAt.eq(after.created_at))
+                        .add(enrollment::Column::Id.lt(after.id)),
+                ),
+        );
+    }
+    let mut rows = select
+        .order_by_desc(enrollment::Column::EnrolledAt)
+        .order_by_desc(enrollment::Column::Id)
+        .limit(first + 1)
+        .all(store.db())
+        .await?;
+    let has_next_page = rows.len() as u64 > first;
+    rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
+    Ok(Page {
+        rows,
+        has_next_page,
+    })
+}
+
+/// How many enrollments [`enrollments`] lists over all pages.
+///
+/// # Errors
+/// As [`enrollments`].
+pub async fn count_enrollments(
+    store: &Store,
+    viewer: &Viewer,
+    filter: &EnrollmentFilter,
+) -> Result<u64, ApiError> {
+    Ok(listing(viewer, filter)?.count(store.db()).await?)
+}
+
+/// The cursor of an enrollment in [`enrollments`]' order.
+pub fn cursor_of(row: &enrollment::Model) -> Cursor {
+    Cursor {
+        created_at: row.enrolled_at,
+        id: row.id,
+    }
+}
+
+/// The section's waitlist in position order, for its staff.
+///
+/// # Errors
+/// `NOT_FOUND`; `FORBIDDEN` unless staff of the section; `INTERNAL` when the database fails.
+pub async fn waitlist(
+    store: &Store,
+    viewer: &Viewer,
+    section: &section::Model,
+) -> Result<Vec<enrollment::Model>, ApiError> {
+    require_section_staff(store, viewer, section, "see its waitlist").await?;
+    Ok(enrollment::Entity::find()
+        .filter(enrollment::Column::SectionId.eq(section.id))
+        .filter(enrollment::Column::Status.eq(EnrollmentStatus::Waitlisted))
+        .order_by_asc(enrollment::Column::WaitlistTicket)
+        .all(store.db())
+        .await?)
+}
+
+/// The PENDING enrollments of a section (or, with `course`, of every section of a course),
+/// oldest request first, for those who approve them.
+///
+/// # Errors
+/// `FORBIDDEN` unless staff of the section (of the course, for a course); `INTERNAL` when the
+/// database fails.
+pub async fn pending_approvals(
+    store: &Store,
+    viewer: &Viewer,
+    scope: Approvals<'_>,
+) -> Result<Vec<enrollment::Model>, ApiError> {
+    let select =
+        enrollment::Entity::find().filter(enrollment::Column::Status.eq(EnrollmentStatus::Pending));
+    let select = match scope {
+        Approvals::Section(section) => {
+            require_section_staff(store, viewer, section, "see its pending approvals").await?;
+            select.filter(enrollment::Column::SectionId.eq(section.id))
+        }
+        Approvals::Course(course) => {
+            require_course_staff(viewer, course, "see its pending approvals")?;
+            select.filter(enrollment::Column::CourseId.eq(course.id))
+        }
+    };
+    Ok(select
+        .order_by_asc(enrollment::Column::EnrolledAt)
+        .order_by_asc(enrollment::Column::Id)
+        .all(store.db())
+        .await?)
+}
+
+/// Whose pending approvals.
+#[derive(Clone, Copy)]
+pub enum Approvals<'a> {
+    Section(&'a section::Model),
+    Course(&'a course::Model),
+}
+
+/// `FORBIDDEN` unless the viewer is staff of the section (of its course, or its assistant).
+///
+/// # Errors
+/// As said; `NOT_FOUND` for a section without its course; `INTERNAL` when the database fails.
+pub async fn require_section_staff(
+    store: &Store,
+    viewer: &Viewer,
+    section: &section::Model,
+    what: &str,
+) -> Result<(), ApiError> {
+    if viewer.assists(section) {
+        return Ok(());
+    }
+    let course = course::Entity::find_by_id(section.course_id)
+        .one(store.db())
+        .await?
+        .ok_or(ApiError::NotFound("course"))?;
+    require_course_staff(viewer, &course, what)
+}
+
+/// `FORBIDDEN` unless the viewer is staff of the course.
+///
+/// # Errors
+/// As said.
+pub fn require_course_staff(
+    viewer: &Viewer,
+    course: &course::Model,
+    what: &str,
+) -> Result<(), ApiError> {
+    if viewer.can_manage_course(course) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "only staff of the course {what}"
+        )))
+    }
+}
+
+/// The enrollments of `filter` within the viewer's scope.
+fn listing(
+    viewer: &Viewer,
+    filter: &EnrollmentFilter,
+) -> Result<Select<enrollment::Entity>, ApiError> {
+    let mut select = enrollment::Entity::find();
+    if let Some(scope) = scope(viewer) {
+        select = select.filter(scope);
+    }
+    if let Some(id) = filter.course_id {
+        select = select.filter(enrollment::Column::CourseId.eq(id));
+    }
+    if let Some(id) = filter.section_id {
+        select = select.filter(enrollment::Column::SectionId.eq(id));
+    }
+    if let Some(id) = filter.user_id {
+        select = select.filter(enrollment::Column::UserId.eq(id));
+    }
+    if let Some(id) = filter.organization_id {
+        select = select.filter(
+            enrollment::Column::CourseId
+                .in_subquery(courses_where(course::Column::OrganizationId.eq(id))),
+        );
+    }
+    if let Some(statuses) = &filter.statuses {
+        select = select.filter(enrollment::Column::Status.is_in(statuses.iter().copied()));
+    }
+    if let Some(id) = filter.enrolled_by {
+        select = select.filter(enrollment::Column::EnrolledBy.eq(id));
+    }
+    if let Some(at) = filter.enrolled_after {
+        select = select.filter(enrollment::Column::EnrolledAt.gte(at));
+    }
+    if let Some(at) = filter.enrolled_before {
+        select = select.filter(enrollment::Column::EnrolledAt.lt(at));
+    }
+    if let Some(pattern) = search_pattern(filter.search.as_deref())? {
+        let matching = Query::select()
+            .column(user::Column::Id)
+            .from(user::Entity)
+            .cond_where(name_or_email_like(&pattern))
+            .to_owned();
+        select = select.filter(enrollment::Column::UserId.in_subquery(matching));
+    }
+    Ok(select)
+}
+
+/// The viewer's scope as a condition on enrollments; `None` for an admin (everything).
+fn scope(viewer: &Viewer) -> Option<Condition> {
+    if viewer.is_admin() {
+        return None;
+    }
+    let mut any = Condition::any()
+        .add(enrollment::Column::UserId.eq(viewer.id()))
+        .add(
+            enrollment::Column::CourseId
+                .in_subquery(courses_where(course::Column::TeacherId.eq(viewer.id()))),
+        )
+        .add(
+            enrollment::Column::SectionId.in_subquery(
+                Query::select()
+                    .column(section::Column::Id)
+                    .from(section::Entity)
+                    .and_where(section::Column::AssistantId.eq(viewer.id()))
+                    .to_owned(),
+            ),
+        );
+    if let (Role::Coordinator, Some(org)) = (viewer.role(), viewer.user.organization_id) {
+        any = any.add(
+            enrollment::Column::CourseId
+                .in_subquery(courses_where(course::Column::OrganizationId.eq(org))),
+        );
+    }
+    Some(any)
+}
+
+fn courses_where(condition: sea_orm::sea_query::SimpleExpr) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column(course::Column::Id)
+        .from(course::Entity)
+        .and_where(condition)
+        .to_owned()
+}
+
+/// `%text%`, lower-cased with LIKE's wildcards escaped; `None` for no search.
+///
+/// # Errors
+/// `BAD_USER_INPUT` for an over-long search.
+pub(crate) fn search_pattern(search: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(search) = search.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    if search.chars().count() > validate::SEARCH_MAX {
+        return Err(ApiError::bad_input(
+            "filter.search",
+            format!("must be at most {} characters", validate::SEARCH_MAX),
+        ));
+    }
+    Ok(Some(format!(
+        "%{}%",
+        super::discovery::escape_like(&search.to_lowercase())
+    )))
+}
+
+/// A user's name or e-mail contains the pattern, case-insensitively.
+pub(crate) fn name_or_email_like(pattern: &str) -> Condition {
+    let like = |column: user::Column| {
+        Expr::expr(Func::lower(Expr::col((user::Entity, column))))
+            .like(LikeExpr::new(pattern).escape('\\'))
+    };
+    Condition::any()
+        .add(like(user::Column::Name))
+        .add(like(user::Column::Email))
+}
