@@ -49,6 +49,24 @@ pub struct Page<T> {
     pub has_next_page: bool,
 }
 
+impl<M: sea_orm::FromQueryResult + Send + Sync> Page<M> {
+    /// At most `first` rows of `select` (already ordered and past the cursor), and whether more
+    /// follow: one row more is read to know.
+    pub(crate) async fn read<E: EntityTrait<Model = M>>(
+        store: &Store,
+        select: Select<E>,
+        first: u64,
+    ) -> Result<Self, ApiError> {
+        let mut rows = select.limit(first + 1).all(store.db()).await?;
+        let has_next_page = rows.len() as u64 > first;
+        rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
+        Ok(Self {
+            rows,
+            has_next_page,
+        })
+    }
+}
+
 /// The enrollments in the viewer's scope that match `filter`, newest first (ties by id), at
 /// most `first` after `after`.
 ///
@@ -73,18 +91,10 @@ pub async fn enrollments(
                 ),
         );
     }
-    let mut rows = select
+    let ordered = select
         .order_by_desc(enrollment::Column::EnrolledAt)
-        .order_by_desc(enrollment::Column::Id)
-        .limit(first + 1)
-        .all(store.db())
-        .await?;
-    let has_next_page = rows.len() as u64 > first;
-    rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
-    Ok(Page {
-        rows,
-        has_next_page,
-    })
+        .order_by_desc(enrollment::Column::Id);
+    Page::read(store, ordered, first).await
 }
 
 /// How many enrollments [`enrollments`] lists over all pages.

@@ -3,7 +3,7 @@
 use entity::{course, organization, types::Role, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, Set, sea_query::Query,
+    Select, Set, sea_query::Query,
 };
 use uuid::Uuid;
 
@@ -130,18 +130,10 @@ pub async fn directory(
                 ),
         );
     }
-    let mut rows = select
+    let ordered = select
         .order_by_asc(user::Column::Name)
-        .order_by_asc(user::Column::Id)
-        .limit(first + 1)
-        .all(store.db())
-        .await?;
-    let has_next_page = rows.len() as u64 > first;
-    rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
-    Ok(Page {
-        rows,
-        has_next_page,
-    })
+        .order_by_asc(user::Column::Id);
+    Page::read(store, ordered, first).await
 }
 
 /// How many users [`directory`] lists over all pages.
