@@ -39,7 +39,7 @@ use crate::{
     config::DbConfig,
     db,
     events::{self, Bus},
-    graphiql,
+    export, graphiql,
     graphql::{
         self, AppSchema, Caching, RequestContext,
         errors::to_server_error,
@@ -302,6 +302,7 @@ pub fn router(state: Arc<App>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/export/enrollments.csv", get(export::enrollments))
         .layer(DefaultBodyLimit::max(state.limits.body_bytes))
         .layer(CompressionLayer::new())
         .layer(

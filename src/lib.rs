@@ -12,6 +12,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod graphiql;
 pub mod graphql;
 pub mod http;

@@ -324,3 +324,95 @@ pub(crate) fn name_or_email_like(pattern: &str) -> Condition {
         .add(like(user::Column::Name))
         .add(like(user::Column::Email))
 }
+
+/// One line of the enrollment report: the enrollment with the names the report shows.
+pub struct ReportRow {
+    pub enrollment: enrollment::Model,
+    pub user: Option<user::Model>,
+    pub course: String,
+    pub section: String,
+    pub enrolled_by: Option<user::Model>,
+    pub completed_by: Option<user::Model>,
+    pub certification_expires_at: Option<DateTime<Utc>>,
+}
+
+/// A page of [`enrollments`] with what the report shows of each, read in one statement per
+/// relation, however long the page.
+///
+/// # Errors
+/// As [`enrollments`].
+pub async fn report_page(
+    store: &Store,
+    viewer: &Viewer,
+    filter: &EnrollmentFilter,
+    first: u64,
+    after: Option<Cursor>,
+) -> Result<Page<ReportRow>, ApiError> {
+    use std::collections::HashMap;
+    let page = enrollments(store, viewer, filter, first, after).await?;
+    let rows = &page.rows;
+    let people: Vec<Uuid> = rows
+        .iter()
+        .flat_map(|e| [Some(e.user_id), e.enrolled_by, e.completed_by])
+        .flatten()
+        .collect();
+    let users: HashMap<Uuid, user::Model> = by_id(
+        user::Entity::find()
+            .filter(user::Column::Id.is_in(people))
+            .all(store.db())
+            .await?,
+        |u| u.id,
+    );
+    let courses: HashMap<Uuid, course::Model> = by_id(
+        course::Entity::find()
+            .filter(course::Column::Id.is_in(rows.iter().map(|e| e.course_id)))
+            .all(store.db())
+            .await?,
+        |c| c.id,
+    );
+    let sections: HashMap<Uuid, section::Model> = by_id(
+        section::Entity::find()
+            .filter(section::Column::Id.is_in(rows.iter().map(|e| e.section_id)))
+            .all(store.db())
+            .await?,
+        |s| s.id,
+    );
+    let certifications: HashMap<Uuid, entity::certification::Model> = by_id(
+        entity::certification::Entity::find()
+            .filter(entity::certification::Column::EnrollmentId.is_in(rows.iter().map(|e| e.id)))
+            .all(store.db())
+            .await?,
+        |c| c.enrollment_id,
+    );
+    let person = |id: Option<Uuid>| id.and_then(|id| users.get(&id).cloned());
+    let report = page
+        .rows
+        .into_iter()
+        .map(|e| ReportRow {
+            user: person(Some(e.user_id)),
+            course: courses
+                .get(&e.course_id)
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
+            section: sections
+                .get(&e.section_id)
+                .map(|s| s.name.clone())
+                .unwrap_or_default(),
+            enrolled_by: person(e.enrolled_by),
+            completed_by: person(e.completed_by),
+            certification_expires_at: certifications.get(&e.id).and_then(|c| c.expires_at),
+            enrollment: e,
+        })
+        .collect();
+    Ok(Page {
+        rows: report,
+        has_next_page: page.has_next_page,
+    })
+}
+
+fn by_id<K: std::hash::Hash + Eq, V>(
+    rows: Vec<V>,
+    key: impl Fn(&V) -> K,
+) -> std::collections::HashMap<K, V> {
+    rows.into_iter().map(|row| (key(&row), row)).collect()
+}

@@ -297,6 +297,14 @@ impl TestApp {
             .unwrap_or_else(|| panic!("[{:?}] no section {id}", self.backend))
     }
 
+    pub async fn user_row(&self, id: Uuid) -> user::Model {
+        user::Entity::find_by_id(id)
+            .one(&self.db)
+            .await
+            .expect("user query")
+            .unwrap_or_else(|| panic!("[{:?}] no user {id}", self.backend))
+    }
+
     /// The audit trail of enrollment `id`, oldest first.
     pub async fn events_of(&self, id: Uuid) -> Vec<enrollment_event::Model> {
         enrollment_event::Entity::find()

@@ -12,6 +12,7 @@ mod crash;
 mod discovery;
 mod enrollment;
 mod enrollment_stress;
+mod export;
 mod fuzz;
 mod http;
 mod limits;

@@ -1,0 +1,115 @@
+//! `GET /export/enrollments.csv`: the staff listing as RFC 4180 CSV, with its filters and
+//! scope, streamed page by page; refused without a token (401), for students (403) and for a
+//! parameter that does not parse (400).
+
+use entity::{types::EnrollmentStatus, user};
+use sea_orm::{ActiveModelTrait, Set};
+
+use crate::helpers::{TestApp, both_backends};
+
+/// The export as `token`'s holder: status and body.
+async fn export(app: &TestApp, token: Option<&str>, query: &str) -> (u16, String) {
+    let address = app.serve().await;
+    let mut request =
+        reqwest::Client::new().get(format!("http://{address}/export/enrollments.csv{query}"));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("an answer");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("a body"))
+}
+
+/// The CSV's records, header first, parsed by a CSV reader.
+fn records(body: &str) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(body.as_bytes())
+        .records()
+        .map(|r| r.expect("a CSV record").iter().map(str::to_owned).collect())
+        .collect()
+}
+
+async fn the_export_parses_back_with_awkward_names_and_keeps_its_scope(app: TestApp) {
+    let campus = app.campus("North").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Welding, advanced", Some(10), "MONDAY")
+        .await;
+    let awkward = "Ng, \"Ada\"\nÉlodie Ø";
+    let (student, token) = app.student(&campus).await;
+    let mut row: user::ActiveModel = app.user_row(student).await.into();
+    row.name = Set(awkward.to_owned());
+    row.update(&app.db).await.expect("renamed");
+    let seat = app.enroll(&token, section).await.expect("enrolled");
+    let complete = "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e) { id } }";
+    app.ok(
+        Some(&campus.teacher_token),
+        complete,
+        serde_json::json!({ "e": seat.id }),
+    )
+    .await;
+    let (_, other) = app.student(&campus).await;
+    app.enroll(&other, section).await.expect("enrolled");
+
+    let (status, body) = export(&app, Some(&campus.teacher_token), "").await;
+    assert_eq!(status, 200, "{body}");
+    let rows = records(&body);
+    assert_eq!(rows[0][0], "person");
+    assert_eq!(rows[0].len(), 11);
+    assert_eq!(rows.len(), 3, "a header and two enrollments: {body}");
+    let ada = rows
+        .iter()
+        .find(|r| r[0] == awkward)
+        .expect("the awkward name, intact");
+    assert_eq!(ada[2], "Welding, advanced");
+    assert_eq!(ada[4], "COMPLETED");
+    assert_eq!(ada[8], campus.teacher.name, "confirmed by");
+
+    let (_, completed) = export(&app, Some(&campus.teacher_token), "?status=COMPLETED").await;
+    assert_eq!(records(&completed).len(), 2, "the status filter applies");
+    let stranger = app.campus("South").await;
+    let (status, outside) = export(&app, Some(&stranger.teacher_token), "").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        records(&outside).len(),
+        1,
+        "out of scope is absent: {outside}"
+    );
+}
+
+async fn the_export_refuses_what_it_must(app: TestApp) {
+    let campus = app.campus("North").await;
+    let (_, student) = app.student(&campus).await;
+    assert_eq!(export(&app, None, "").await.0, 401);
+    assert_eq!(export(&app, Some("not-a-token"), "").await.0, 401);
+    assert_eq!(export(&app, Some(&student), "").await.0, 403);
+    let teacher = Some(campus.teacher_token.as_str());
+    assert_eq!(export(&app, teacher, "?status=NOPE").await.0, 400);
+    assert_eq!(export(&app, teacher, "?courseId=not-a-uuid").await.0, 400);
+    assert_eq!(export(&app, teacher, "?colour=blue").await.0, 400);
+}
+
+async fn the_export_streams_every_page(app: TestApp) {
+    let campus = app.campus("North").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Crowded", None, "MONDAY")
+        .await;
+    let students = app.students(&campus, 1005).await;
+    for (id, _) in &students {
+        app.seat(*id, section, EnrollmentStatus::Registered).await;
+    }
+    let (status, body) = export(&app, Some(&campus.teacher_token), "").await;
+    assert_eq!(status, 200);
+    let rows = records(&body);
+    assert_eq!(rows.len(), 1006, "a header and every row, across pages");
+    let mut people: Vec<&String> = rows[1..].iter().map(|r| &r[1]).collect();
+    people.sort();
+    people.dedup();
+    assert_eq!(people.len(), 1005, "each enrollment once");
+}
+
+both_backends!(
+    the_export_parses_back_with_awkward_names_and_keeps_its_scope,
+    the_export_refuses_what_it_must,
+    the_export_streams_every_page,
+);
