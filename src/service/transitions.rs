@@ -84,7 +84,8 @@ pub async fn cancel(
 /// says staff override it (recorded on the event).
 ///
 /// # Errors
-/// `NOT_FOUND`; `FORBIDDEN` unless staff of the course; `INVALID_TRANSITION` unless PENDING;
+/// `NOT_FOUND`; `FORBIDDEN` unless staff of the section (of its course, or its teaching assistant);
+/// `INVALID_TRANSITION` unless PENDING;
 /// `SECTION_INACTIVE`; `PREREQUISITES_MISSING`; `SCHEDULE_CONFLICT`.
 pub async fn approve(
     store: &Store,
@@ -110,7 +111,8 @@ pub async fn approve(
 /// up.
 ///
 /// # Errors
-/// `NOT_FOUND`; `FORBIDDEN` unless staff of the course, and always for one's own enrollment;
+/// `NOT_FOUND`; `FORBIDDEN` unless staff of the section (of its course, or its teaching assistant),
+/// and always for one's own enrollment;
 /// `INVALID_TRANSITION`.
 pub async fn complete(
     store: &Store,
