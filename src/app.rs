@@ -303,6 +303,7 @@ pub fn router(state: Arc<App>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/export/enrollments.csv", get(export::enrollments))
+        .route("/export/certifications.csv", get(export::certifications))
         .layer(DefaultBodyLimit::max(state.limits.body_bytes))
         .layer(CompressionLayer::new())
         .layer(

@@ -1,7 +1,8 @@
-//! Exports for compliance (docs/design.md#who-may-do-what): `GET /export/enrollments.csv`, the
-//! staff listing's rows as RFC 4180 CSV, with the same filters (query-string parameters) and the
-//! same scope as `enrollments(filter)`. The body is streamed a page at a time, so memory stays
-//! constant whatever the row count.
+//! Exports for compliance (docs/design.md#who-may-do-what): `GET /export/enrollments.csv` and
+//! `GET /export/certifications.csv`, the rows of the staff listings `enrollments(filter)` and
+//! `certifications(filter)` as RFC 4180 CSV, with the same filters (query-string parameters)
+//! and the same scope. The body is streamed a page at a time, so memory stays constant whatever
+//! the row count.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
-use entity::types::{EnrollmentStatus, Role};
+use entity::types::EnrollmentStatus;
 use futures_util::stream;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -20,15 +21,19 @@ use uuid::Uuid;
 use crate::{
     app::App,
     auth::{self, Viewer},
+    domain::cursor::Cursor,
     error::ApiError,
-    service::rosters::{self, EnrollmentFilter, ReportRow},
+    service::{
+        compliance::{self, CertificationFilter, CertificationRow},
+        rosters::{self, EnrollmentFilter, ReportRow},
+    },
 };
 
 /// Rows read per page of the stream.
 const PAGE: u64 = 1000;
 
-/// The columns seeds 002 and 003 name, in order.
-const COLUMNS: [&str; 11] = [
+/// The columns of the enrollment report that seeds 002 and 003 name, in order.
+const ENROLLMENT_COLUMNS: [&str; 11] = [
     "person",
     "email",
     "course",
@@ -42,10 +47,24 @@ const COLUMNS: [&str; 11] = [
     "reason",
 ];
 
-/// The query string: the fields of `EnrollmentFilter`, statuses comma-separated.
+/// The columns of the certification report, in order.
+const CERTIFICATION_COLUMNS: [&str; 9] = [
+    "person",
+    "email",
+    "course",
+    "section",
+    "issued_at",
+    "expires_at",
+    "valid",
+    "completed_at",
+    "confirmed_by",
+];
+
+/// The query string of the enrollment report: the fields of `EnrollmentFilter`, statuses
+/// comma-separated.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Params {
+pub struct EnrollmentParams {
     course_id: Option<Uuid>,
     section_id: Option<Uuid>,
     user_id: Option<Uuid>,
@@ -57,8 +76,8 @@ pub struct Params {
     search: Option<String>,
 }
 
-impl Params {
-    fn filter(self) -> Result<EnrollmentFilter, ApiError> {
+impl EnrollmentParams {
+    fn report(self) -> Result<Report, ApiError> {
         let statuses = self
             .status
             .map(|list| {
@@ -72,7 +91,7 @@ impl Params {
                     .collect::<Result<Vec<_>, _>>()
             })
             .transpose()?;
-        Ok(EnrollmentFilter {
+        Ok(Report::Enrollments(EnrollmentFilter {
             course_id: self.course_id,
             section_id: self.section_id,
             user_id: self.user_id,
@@ -82,17 +101,135 @@ impl Params {
             enrolled_after: self.enrolled_after,
             enrolled_before: self.enrolled_before,
             search: self.search,
+        }))
+    }
+}
+
+/// The query string of the certification report: the fields of `CertificationFilter`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertificationParams {
+    course_id: Option<Uuid>,
+    organization_id: Option<Uuid>,
+    user_id: Option<Uuid>,
+    expires_before: Option<DateTime<Utc>>,
+    issued_after: Option<DateTime<Utc>>,
+    issued_before: Option<DateTime<Utc>>,
+    search: Option<String>,
+}
+
+impl CertificationParams {
+    fn report(self) -> Report {
+        Report::Certifications(CertificationFilter {
+            course_id: self.course_id,
+            organization_id: self.organization_id,
+            user_id: self.user_id,
+            expires_before: self.expires_before,
+            issued_after: self.issued_after,
+            issued_before: self.issued_before,
+            search: self.search,
         })
     }
 }
 
-/// `GET /export/enrollments.csv`: 401 without a valid bearer token, 403 for students (the
-/// export is a staff report), 400 for a parameter that does not parse.
+/// `GET /export/enrollments.csv`: see [`export`] for what is refused.
 pub async fn enrollments(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<EnrollmentParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    let report = params
+        .map_err(|e| ApiError::bad_input("query", e.body_text()))
+        .and_then(|Query(params)| params.report());
+    export(app, &headers, report).await
+}
+
+/// `GET /export/certifications.csv`: as [`enrollments`], for `certifications(filter)`.
+pub async fn certifications(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    params: Result<Query<CertificationParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let report = params
+        .map_err(|e| ApiError::bad_input("query", e.body_text()))
+        .map(|Query(params)| params.report());
+    export(app, &headers, report).await
+}
+
+/// Which report, with its filter.
+enum Report {
+    Enrollments(EnrollmentFilter),
+    Certifications(CertificationFilter),
+}
+
+impl Report {
+    fn file_name(&self) -> &'static str {
+        match self {
+            Self::Enrollments(_) => "enrollments.csv",
+            Self::Certifications(_) => "certifications.csv",
+        }
+    }
+
+    fn columns(&self) -> &'static [&'static str] {
+        match self {
+            Self::Enrollments(_) => &ENROLLMENT_COLUMNS,
+            Self::Certifications(_) => &CERTIFICATION_COLUMNS,
+        }
+    }
+
+    /// The course, section and organization the filter names.
+    fn targets(&self) -> (Option<Uuid>, Option<Uuid>, Option<Uuid>) {
+        match self {
+            Self::Enrollments(f) => (f.course_id, f.section_id, f.organization_id),
+            Self::Certifications(f) => (f.course_id, None, f.organization_id),
+        }
+    }
+
+    fn search(&self) -> Option<&str> {
+        match self {
+            Self::Enrollments(filter) => filter.search.as_deref(),
+            Self::Certifications(filter) => filter.search.as_deref(),
+        }
+    }
+
+    /// One page of records after `after`, the cursor of its last row, and whether more follow.
+    async fn page(
+        &self,
+        app: &App,
+        viewer: &Viewer,
+        after: Option<Cursor>,
+    ) -> Result<(Vec<Vec<String>>, Option<Cursor>, bool), ApiError> {
+        match self {
+            Self::Enrollments(filter) => {
+                let page = rosters::report_page(&app.store, viewer, filter, PAGE, after).await?;
+                let last = page.rows.last().map(|r| rosters::cursor_of(&r.enrollment));
+                let records = page.rows.iter().map(enrollment_record).collect();
+                Ok((records, last, page.has_next_page))
+            }
+            Self::Certifications(filter) => {
+                let page =
+                    compliance::certification_report_page(&app.store, viewer, filter, PAGE, after)
+                        .await?;
+                let last = page
+                    .rows
+                    .last()
+                    .map(|r| compliance::certification_cursor(&r.certification));
+                let now = app.store.now();
+                let records = page
+                    .rows
+                    .iter()
+                    .map(|row| certification_record(row, now))
+                    .collect();
+                Ok((records, last, page.has_next_page))
+            }
+        }
+    }
+}
+
+/// 401 without a valid bearer token; 403 for someone who staffs nothing (the exports are staff
+/// reports) or whose filter names a course, section or organization they do not staff; 400 for
+/// a parameter that does not parse; otherwise the report, streamed.
+async fn export(app: Arc<App>, headers: &HeaderMap, report: Result<Report, ApiError>) -> Response {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -104,25 +241,27 @@ pub async fn enrollments(
         }
         Err(err) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, &err.public_message()),
     };
-    if viewer.role() == Role::Student {
-        return refuse(StatusCode::FORBIDDEN, "the export is for staff");
-    }
-    let filter = match params.map_err(|e| ApiError::bad_input("query", e.body_text())) {
-        Ok(Query(params)) => params.filter(),
-        Err(err) => Err(err),
-    };
-    let filter = match filter {
-        Ok(filter) => filter,
+    let report = match report {
+        Ok(report) => report,
         Err(err) => return refuse(StatusCode::BAD_REQUEST, &err.to_string()),
     };
+    let (course, section, organization) = report.targets();
+    match rosters::require_report_scope(&app.store, &viewer, course, section, organization).await {
+        Ok(()) => {}
+        Err(err) if err.code() == "FORBIDDEN" || err.code() == "NOT_FOUND" => {
+            return refuse(StatusCode::FORBIDDEN, &err.to_string());
+        }
+        Err(err) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, &err.public_message()),
+    }
     // Checked before the first byte goes out: a bad search is a 400, not a cut stream.
-    if let Err(err) = rosters::search_pattern(filter.search.as_deref()) {
+    if let Err(err) = rosters::search_pattern(report.search()) {
         return refuse(StatusCode::BAD_REQUEST, &err.to_string());
     }
+    let disposition = format!("attachment; filename=\"{}\"", report.file_name());
     let state = Stream {
         app,
         viewer,
-        filter,
+        report,
         after: None,
         started: false,
         done: false,
@@ -133,11 +272,8 @@ pub async fn enrollments(
     });
     (
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"enrollments.csv\"",
-            ),
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
         ],
         Body::from_stream(body),
     )
@@ -148,8 +284,8 @@ pub async fn enrollments(
 struct Stream {
     app: Arc<App>,
     viewer: Viewer,
-    filter: EnrollmentFilter,
-    after: Option<crate::domain::cursor::Cursor>,
+    report: Report,
+    after: Option<Cursor>,
     started: bool,
     done: bool,
 }
@@ -164,19 +300,12 @@ impl Stream {
         let mut writer = csv::Writer::from_writer(Vec::new());
         if !self.started {
             self.started = true;
-            if let Err(err) = writer.write_record(COLUMNS) {
+            if let Err(err) = writer.write_record(self.report.columns()) {
                 return Some(Err(std::io::Error::other(err)));
             }
         }
-        let page = rosters::report_page(
-            &self.app.store,
-            &self.viewer,
-            &self.filter,
-            PAGE,
-            self.after,
-        )
-        .await;
-        let page = match page {
+        let page = self.report.page(&self.app, &self.viewer, self.after).await;
+        let (records, last, more) = match page {
             Ok(page) => page,
             Err(err) => {
                 self.done = true;
@@ -185,13 +314,10 @@ impl Stream {
                 return Some(Err(std::io::Error::other(message)));
             }
         };
-        self.done = !page.has_next_page;
-        self.after = page
-            .rows
-            .last()
-            .map(|row| rosters::cursor_of(&row.enrollment));
-        for row in &page.rows {
-            if let Err(err) = writer.write_record(record(row)) {
+        self.done = !more;
+        self.after = last;
+        for record in &records {
+            if let Err(err) = writer.write_record(record) {
                 return Some(Err(std::io::Error::other(err)));
             }
         }
@@ -203,17 +329,23 @@ impl Stream {
     }
 }
 
-fn record(row: &ReportRow) -> [String; 11] {
-    let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
-    let name =
-        |u: &Option<entity::user::Model>| u.as_ref().map(|u| u.name.clone()).unwrap_or_default();
+fn time(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.to_rfc3339()).unwrap_or_default()
+}
+
+fn name(user: Option<&entity::user::Model>) -> String {
+    user.map(|u| u.name.clone()).unwrap_or_default()
+}
+
+fn email(user: Option<&entity::user::Model>) -> String {
+    user.map(|u| u.email.clone()).unwrap_or_default()
+}
+
+fn enrollment_record(row: &ReportRow) -> Vec<String> {
     let e = &row.enrollment;
-    [
-        name(&row.user),
-        row.user
-            .as_ref()
-            .map(|u| u.email.clone())
-            .unwrap_or_default(),
+    vec![
+        name(row.user.as_ref()),
+        email(row.user.as_ref()),
         row.course.clone(),
         row.section.clone(),
         serde_json::to_value(e.status)
@@ -221,11 +353,26 @@ fn record(row: &ReportRow) -> [String; 11] {
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default(),
         time(Some(e.enrolled_at)),
-        name(&row.enrolled_by),
+        name(row.enrolled_by.as_ref()),
         time(e.completed_at),
-        name(&row.completed_by),
+        name(row.completed_by.as_ref()),
         time(row.certification_expires_at),
         e.reason.clone().unwrap_or_default(),
+    ]
+}
+
+fn certification_record(row: &CertificationRow, now: DateTime<Utc>) -> Vec<String> {
+    let c = &row.certification;
+    vec![
+        name(row.user.as_ref()),
+        email(row.user.as_ref()),
+        row.course.clone(),
+        row.section.clone(),
+        time(Some(c.issued_at)),
+        time(c.expires_at),
+        c.expires_at.is_none_or(|at| at > now).to_string(),
+        time(row.completed_at),
+        name(row.confirmed_by.as_ref()),
     ]
 }
 

@@ -7,6 +7,7 @@ use entity::types::{EnrollmentStatus, Meeting, Role, Weekday};
 use uuid::Uuid;
 
 use crate::service::{
+    compliance,
     courses::{CourseChanges, NewCourse},
     discovery, rosters,
     sections::{NewSection, SectionChanges},
@@ -251,6 +252,75 @@ impl From<UserFilter> for users::UserFilter {
             search: f.search,
             role: f.role,
             organization_id: f.organization_id,
+        }
+    }
+}
+
+/// Narrows a listing of certifications (`certifications`). Every condition given must hold.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct CertificationFilter {
+    pub course_id: Option<Uuid>,
+    /// The course's organization.
+    pub organization_id: Option<Uuid>,
+    /// The holder.
+    pub user_id: Option<Uuid>,
+    /// Expiring before this time, already expired ones included (recertification);
+    /// certifications that never expire are left out.
+    pub expires_before: Option<DateTime<Utc>>,
+    /// Issued at or after this time.
+    pub issued_after: Option<DateTime<Utc>>,
+    /// Issued before this time.
+    pub issued_before: Option<DateTime<Utc>>,
+    /// The holder's name or e-mail, case-insensitively.
+    pub search: Option<String>,
+}
+
+impl From<CertificationFilter> for compliance::CertificationFilter {
+    fn from(f: CertificationFilter) -> Self {
+        Self {
+            course_id: f.course_id,
+            organization_id: f.organization_id,
+            user_id: f.user_id,
+            expires_before: f.expires_before,
+            issued_after: f.issued_after,
+            issued_before: f.issued_before,
+            search: f.search,
+        }
+    }
+}
+
+/// Narrows the audit trail (`enrollmentEvents`). Every condition given must hold.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct EnrollmentEventFilter {
+    pub course_id: Option<Uuid>,
+    pub section_id: Option<Uuid>,
+    /// The course's organization.
+    pub organization_id: Option<Uuid>,
+    /// Changes of this user's enrollments.
+    pub user_id: Option<Uuid>,
+    pub enrollment_id: Option<Uuid>,
+    /// Changes made by this person (for a promotion, whoever freed the seat).
+    pub actor_id: Option<Uuid>,
+    /// Changes into any of these statuses.
+    pub to: Option<Vec<EnrollmentStatus>>,
+    /// At or after this time.
+    pub occurred_after: Option<DateTime<Utc>>,
+    /// Before this time.
+    pub occurred_before: Option<DateTime<Utc>>,
+}
+
+impl From<EnrollmentEventFilter> for compliance::EventFilter {
+    fn from(f: EnrollmentEventFilter) -> Self {
+        Self {
+            course_id: f.course_id,
+            section_id: f.section_id,
+            organization_id: f.organization_id,
+            user_id: f.user_id,
+            enrollment_id: f.enrollment_id,
+            actor_id: f.actor_id,
+            statuses: f.to,
+            occurred_after: f.occurred_after,
+            occurred_before: f.occurred_before,
         }
     }
 }

@@ -7,18 +7,21 @@ use uuid::Uuid;
 
 use super::{
     RequestContext,
-    inputs::{CourseFilter, EnrollmentFilter, UserFilter},
+    inputs::{
+        CertificationFilter, CourseFilter, EnrollmentEventFilter, EnrollmentFilter, UserFilter,
+    },
     loaders::UserKey,
     request,
     types::{
-        Certification, Course, CourseConnection, CourseConnectionFields, Enrollment,
-        EnrollmentConnection, Section, Team, User, UserConnection, enrollment_page, user_page,
+        Certification, CertificationConnection, Course, CourseConnection, CourseConnectionFields,
+        Enrollment, EnrollmentConnection, EnrollmentEventConnection, Oversight, Section, Team,
+        User, UserConnection, certification_page, enrollment_page, event_page, user_page,
     },
 };
 use crate::{
     domain::cursor::Cursor,
     error::ApiError,
-    service::{courses, discovery, enrollments, sections, teams},
+    service::{courses, discovery, enrollments, oversight, sections, teams},
 };
 
 #[derive(MergedObject, Default)]
@@ -209,5 +212,59 @@ impl StaffQuery {
     ) -> Result<UserConnection> {
         let filter = filter.unwrap_or_default().into();
         user_page(ctx, filter, first.unwrap_or(50), after).await
+    }
+
+    /// Certifications, newest first, within the viewer's scope (as `enrollments`); with
+    /// `filter.expiresBefore`, those due for recertification.
+    async fn certifications(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<CertificationFilter>,
+        #[graphql(default = 50, desc = "Page size, at most the server's limit (100).")]
+        first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+    ) -> Result<CertificationConnection> {
+        let filter = filter.unwrap_or_default().into();
+        certification_page(ctx, filter, first.unwrap_or(50), after).await
+    }
+
+    /// The audit trail: every status change, newest first, within the viewer's scope (as
+    /// `enrollments`). The live feed is the subscription of the same name.
+    async fn enrollment_events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<EnrollmentEventFilter>,
+        #[graphql(default = 50, desc = "Page size, at most the server's limit (100).")]
+        first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+    ) -> Result<EnrollmentEventConnection> {
+        let filter = filter.unwrap_or_default().into();
+        event_page(ctx, filter, first.unwrap_or(50), after).await
+    }
+
+    /// Participation in one course (for its staff) or one organization (for its coordinators
+    /// and admins): give exactly one of the two ids.
+    async fn oversight(
+        &self,
+        ctx: &Context<'_>,
+        course_id: Option<Uuid>,
+        organization_id: Option<Uuid>,
+    ) -> Result<Oversight> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        let scope = match (course_id, organization_id) {
+            (Some(id), None) => oversight::Scope::Course(id),
+            (None, Some(id)) => oversight::Scope::Organization(id),
+            _ => {
+                return Err(ApiError::bad_input(
+                    "courseId",
+                    "give exactly one of courseId and organizationId",
+                )
+                .into());
+            }
+        };
+        Ok(Oversight(
+            oversight::oversee(&rc.store, viewer, scope).await?,
+        ))
     }
 }

@@ -6,11 +6,13 @@
 //! [`Store`]: crate::store::Store
 //! [`Store::write`]: crate::store::Store::write
 
+pub mod compliance;
 pub mod courses;
 pub mod discovery;
 pub mod eligibility;
 pub mod enroll;
 pub mod enrollments;
+pub mod oversight;
 pub mod promotion;
 pub mod rosters;
 pub mod seats;

@@ -13,7 +13,7 @@ use entity::{
 };
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select,
+    QueryTrait, Select,
     sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
 };
 use uuid::Uuid;
@@ -192,6 +192,65 @@ pub async fn require_section_staff(
     require_course_staff(viewer, &course, what)
 }
 
+/// The check before a staff report: the viewer staffs something (a course, an organization, or
+/// at least a section they assist), and each course, section or organization the report's
+/// filter names is theirs to see. A listing leaves out what is out of scope; a report that asks
+/// for it by name is refused instead, so that an empty file never passes for a complete one.
+///
+/// # Errors
+/// `FORBIDDEN` as said; `NOT_FOUND` for an unknown course, section or organization;
+/// `INTERNAL` when the database fails.
+pub async fn require_report_scope(
+    store: &Store,
+    viewer: &Viewer,
+    course_id: Option<Uuid>,
+    section_id: Option<Uuid>,
+    organization_id: Option<Uuid>,
+) -> Result<(), ApiError> {
+    let db = store.db();
+    if viewer.role() == Role::Student {
+        let assists = section::Entity::find()
+            .filter(section::Column::AssistantId.eq(viewer.id()))
+            .count(db)
+            .await?;
+        if assists == 0 {
+            return Err(ApiError::forbidden("the reports are for staff"));
+        }
+    }
+    if let Some(id) = section_id {
+        let section = section::Entity::find_by_id(id)
+            .one(db)
+            .await?
+            .ok_or(ApiError::NotFound("section"))?;
+        require_section_staff(store, viewer, &section, "report on it").await?;
+    }
+    if let Some(id) = course_id {
+        let course = course::Entity::find_by_id(id)
+            .one(db)
+            .await?
+            .ok_or(ApiError::NotFound("course"))?;
+        if !viewer.can_manage_course(&course) {
+            let assisted = section::Entity::find()
+                .filter(section::Column::CourseId.eq(id))
+                .filter(section::Column::AssistantId.eq(viewer.id()))
+                .count(db)
+                .await?;
+            if assisted == 0 {
+                return Err(ApiError::forbidden("only staff of the course report on it"));
+            }
+        }
+    }
+    if let Some(id) = organization_id
+        && !viewer.is_admin()
+        && viewer.user.organization_id != Some(id)
+    {
+        return Err(ApiError::forbidden(
+            "only the organization's own staff report on it",
+        ));
+    }
+    Ok(())
+}
+
 /// `FORBIDDEN` unless the viewer is staff of the course.
 ///
 /// # Errors
@@ -257,6 +316,36 @@ fn listing(
     Ok(select)
 }
 
+/// The ids of the enrollments that [`enrollments`] would list for `filter`, as a subquery for
+/// the records that hang off an enrollment (its certification, its events), so that those are
+/// scoped exactly like the enrollments; `None` when that is every enrollment (an admin with no
+/// filter).
+///
+/// # Errors
+/// `BAD_USER_INPUT` for an over-long search.
+pub(crate) fn enrollment_ids(
+    viewer: &Viewer,
+    filter: &EnrollmentFilter,
+) -> Result<Option<sea_orm::sea_query::SelectStatement>, ApiError> {
+    let select = listing(viewer, filter)?;
+    let everything = viewer.is_admin()
+        && filter.course_id.is_none()
+        && filter.section_id.is_none()
+        && filter.user_id.is_none()
+        && filter.organization_id.is_none()
+        && filter.statuses.is_none()
+        && filter.enrolled_by.is_none()
+        && filter.enrolled_after.is_none()
+        && filter.enrolled_before.is_none()
+        && search_pattern(filter.search.as_deref())?.is_none();
+    Ok((!everything).then(|| {
+        select
+            .select_only()
+            .column(enrollment::Column::Id)
+            .into_query()
+    }))
+}
+
 /// The viewer's scope as a condition on enrollments; `None` for an admin (everything).
 fn scope(viewer: &Viewer) -> Option<Condition> {
     if viewer.is_admin() {
@@ -286,7 +375,9 @@ fn scope(viewer: &Viewer) -> Option<Condition> {
     Some(any)
 }
 
-fn courses_where(condition: sea_orm::sea_query::SimpleExpr) -> sea_orm::sea_query::SelectStatement {
+pub(crate) fn courses_where(
+    condition: sea_orm::sea_query::SimpleExpr,
+) -> sea_orm::sea_query::SelectStatement {
     Query::select()
         .column(course::Column::Id)
         .from(course::Entity)
@@ -410,7 +501,7 @@ pub async fn report_page(
     })
 }
 
-fn by_id<K: std::hash::Hash + Eq, V>(
+pub(crate) fn by_id<K: std::hash::Hash + Eq, V>(
     rows: Vec<V>,
     key: impl Fn(&V) -> K,
 ) -> std::collections::HashMap<K, V> {

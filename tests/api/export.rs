@@ -1,17 +1,23 @@
-//! `GET /export/enrollments.csv`: the staff listing as RFC 4180 CSV, with its filters and
-//! scope, streamed page by page; refused without a token (401), for students (403) and for a
-//! parameter that does not parse (400).
+//! `GET /export/enrollments.csv` and `GET /export/certifications.csv`: the staff listings as
+//! RFC 4180 CSV, with their filters and scope, streamed page by page; refused without a token
+//! (401), for those who staff nothing or name what they do not staff (403), and for a parameter
+//! that does not parse (400).
 
 use entity::{types::EnrollmentStatus, user};
 use sea_orm::{ActiveModelTrait, Set};
 
 use crate::helpers::{TestApp, both_backends};
 
-/// The export as `token`'s holder: status and body.
+/// The enrollment export as `token`'s holder: status and body.
 async fn export(app: &TestApp, token: Option<&str>, query: &str) -> (u16, String) {
+    export_file(app, "enrollments", token, query).await
+}
+
+/// The export `file` as `token`'s holder: status and body.
+async fn export_file(app: &TestApp, file: &str, token: Option<&str>, query: &str) -> (u16, String) {
     let address = app.serve().await;
     let mut request =
-        reqwest::Client::new().get(format!("http://{address}/export/enrollments.csv{query}"));
+        reqwest::Client::new().get(format!("http://{address}/export/{file}.csv{query}"));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -32,7 +38,7 @@ fn records(body: &str) -> Vec<Vec<String>> {
 
 async fn the_export_parses_back_with_awkward_names_and_keeps_its_scope(app: TestApp) {
     let campus = app.campus("North").await;
-    let (_, section) = app
+    let (course, section) = app
         .course_with_section(&campus, "Welding, advanced", Some(10), "MONDAY")
         .await;
     let awkward = "Ng, \"Ada\"\nÉlodie Ø";
@@ -75,6 +81,102 @@ async fn the_export_parses_back_with_awkward_names_and_keeps_its_scope(app: Test
         1,
         "out of scope is absent: {outside}"
     );
+    let named = format!("?courseId={course}");
+    let (status, _) = export(&app, Some(&stranger.teacher_token), &named).await;
+    assert_eq!(status, 403, "naming a course one does not staff is refused");
+    let (status, _) = export(
+        &app,
+        Some(&stranger.teacher_token),
+        &format!("?sectionId={section}"),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let own_org = format!("?organizationId={}", campus.organization.id);
+    assert_eq!(
+        export(&app, Some(&stranger.teacher_token), &own_org)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        export(&app, Some(&campus.teacher_token), &own_org).await.0,
+        200
+    );
+}
+
+async fn the_certification_export_parses_back_and_says_what_is_valid(app: TestApp) {
+    let campus = app.campus("North").await;
+    let t = campus.teacher_token.clone();
+    let (course, [section]) = app
+        .course_with_sections(
+            &t,
+            serde_json::json!({ "name": "CPR, \"refresher\"", "certificateValidityMonths": 1 }),
+            [serde_json::json!({ "name": "Évening\nGroup" })],
+        )
+        .await;
+    let complete = "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e) { id } }";
+    let mut people = Vec::new();
+    for _ in 0..3 {
+        let (id, token) = app.student(&campus).await;
+        let seat = app.enroll(&token, section).await.expect("enrolled");
+        app.ok(Some(&t), complete, serde_json::json!({ "e": seat.id }))
+            .await;
+        people.push(app.user_row(id).await);
+    }
+    let (status, body) = export_file(&app, "certifications", Some(&t), "").await;
+    assert_eq!(status, 200, "{body}");
+    let rows = records(&body);
+    assert_eq!(
+        rows[0],
+        [
+            "person",
+            "email",
+            "course",
+            "section",
+            "issued_at",
+            "expires_at",
+            "valid",
+            "completed_at",
+            "confirmed_by",
+        ]
+    );
+    assert_eq!(rows.len(), 4, "{body}");
+    for row in &rows[1..] {
+        assert!(people.iter().any(|p| p.name == row[0] && p.email == row[1]));
+        assert_eq!(row[2], "CPR, \"refresher\"");
+        assert_eq!(row[3], "Évening\nGroup");
+        assert!(!row[5].is_empty(), "an expiry");
+        assert_eq!(row[6], "true");
+        assert_eq!(row[8], campus.teacher.name);
+    }
+    app.state.store.clock().advance(chrono::Duration::days(40));
+    let (_, later) = export_file(
+        &app,
+        "certifications",
+        Some(&t),
+        &format!("?courseId={course}"),
+    )
+    .await;
+    assert!(
+        records(&later)[1..].iter().all(|r| r[6] == "false"),
+        "{later}"
+    );
+    let horizon = (app.state.store.now() - chrono::Duration::days(60)).to_rfc3339();
+    let query = format!("?expiresBefore={}", horizon.replace('+', "%2B"));
+    let (status, none_due) = export_file(&app, "certifications", Some(&t), &query).await;
+    assert_eq!(status, 200, "{none_due}");
+    assert_eq!(records(&none_due).len(), 1, "none expired 60 days ago");
+    let stranger = app.campus("South").await;
+    let (status, _) = export_file(
+        &app,
+        "certifications",
+        Some(&stranger.teacher_token),
+        &format!("?courseId={course}"),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = export_file(&app, "certifications", Some(&t), "?expiresBefore=soon").await;
+    assert_eq!(status, 400);
 }
 
 async fn the_export_refuses_what_it_must(app: TestApp) {
@@ -112,4 +214,5 @@ both_backends!(
     the_export_parses_back_with_awkward_names_and_keeps_its_scope,
     the_export_refuses_what_it_must,
     the_export_streams_every_page,
+    the_certification_export_parses_back_and_says_what_is_valid,
 );

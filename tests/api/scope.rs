@@ -67,7 +67,11 @@ async fn world(app: &TestApp) -> World {
         json!({ "name": "C", "requiresApproval": true }),
     ];
     let (course, [section, other_section, approval_section]) = app
-        .course_with_sections(&t, json!({ "name": "Scoped" }), sections)
+        .course_with_sections(
+            &t,
+            json!({ "name": "Scoped", "certificateValidityMonths": 12 }),
+            sections,
+        )
         .await;
     let south = app.organization("South").await;
     let mut tokens = vec![(Who::Teacher, t)];
@@ -376,8 +380,91 @@ async fn staff_queries_by_every_role(app: TestApp) {
     }
 }
 
+/// The compliance reads by every role: certifications, the audit trail, oversight of a course
+/// and of an organization, and both CSV exports (asked for one course by name).
+async fn compliance_queries_by_every_role(app: TestApp) {
+    let world = world(&app).await;
+    let (_, owner) = app.student(&world.campus).await;
+    let seat = app.enroll(&owner, world.section).await.expect("enrolled");
+    app.ok(
+        Some(&world.campus.teacher_token),
+        "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e) { id } }",
+        json!({ "e": seat.id }),
+    )
+    .await;
+    let address = app.serve().await;
+    let organization = world.campus.organization.id;
+    for who in EVERYONE {
+        let token = world.token(who, &owner);
+        let in_scope = SECTION_STAFF.contains(&who) || who == Who::Owner;
+        let listed = app
+            .ok(
+                Some(&token),
+                "query($c: UUID!) {
+                    certifications(filter: { courseId: $c }) { totalCount }
+                    enrollmentEvents(filter: { courseId: $c }) { totalCount } }",
+                json!({ "c": world.course }),
+            )
+            .await;
+        assert_eq!(
+            listed["certifications"]["totalCount"],
+            u64::from(in_scope),
+            "{who:?}: {listed}"
+        );
+        assert_eq!(
+            listed["enrollmentEvents"]["totalCount"],
+            if in_scope { 2 } else { 0 },
+            "{who:?}: enrolled and completed, or nothing: {listed}"
+        );
+        for (argument, id, allowed) in [
+            ("courseId", world.course, STAFF_IN_SCOPE),
+            (
+                "organizationId",
+                organization,
+                &[Who::Coordinator, Who::Admin][..],
+            ),
+        ] {
+            let query =
+                format!("query($id: UUID!) {{ oversight({argument}: $id) {{ enrollmentCount }} }}");
+            let response = app.gql(Some(&token), &query, json!({ "id": id })).await;
+            if allowed.contains(&who) {
+                assert_eq!(
+                    response["data"]["oversight"]["enrollmentCount"], 1,
+                    "{who:?} {argument}: {response}"
+                );
+            } else {
+                assert_eq!(
+                    error_code(&response),
+                    "FORBIDDEN",
+                    "{who:?} {argument}: {response}"
+                );
+            }
+        }
+        for file in ["enrollments", "certifications"] {
+            let status = reqwest::Client::new()
+                .get(format!(
+                    "http://{address}/export/{file}.csv?courseId={}",
+                    world.course
+                ))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("an answer")
+                .status()
+                .as_u16();
+            let expected = if SECTION_STAFF.contains(&who) {
+                200
+            } else {
+                403
+            };
+            assert_eq!(status, expected, "{who:?} exporting {file}");
+        }
+    }
+}
+
 both_backends!(
     every_mutation_by_every_role_in_and_out_of_scope,
     sensitive_fields_by_every_role,
     staff_queries_by_every_role,
+    compliance_queries_by_every_role,
 );

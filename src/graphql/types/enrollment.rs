@@ -1,3 +1,5 @@
+use std::collections::HashSet;
+
 use async_graphql::{Context, ID, Json, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::{certification, enrollment, enrollment_event, types::EnrollmentStatus};
@@ -7,7 +9,9 @@ use super::{Course, Section, User};
 use crate::{
     domain::visibility,
     graphql::{
-        loaders::{CertificationOf, CourseKey, EventsOf, SectionKey, UserKey, WaitlistRank},
+        loaders::{
+            CertificationOf, CourseKey, EnrollmentKey, EventsOf, SectionKey, UserKey, WaitlistRank,
+        },
         request,
     },
 };
@@ -265,6 +269,26 @@ impl Enrollment {
 /// One status change of an enrollment.
 pub struct EnrollmentEvent(pub enrollment_event::Model);
 
+impl EnrollmentEvent {
+    /// Loads the actors the selection under `node` asks for in one batch (see
+    /// `Enrollment::prime`).
+    pub async fn prime(
+        ctx: &Context<'_>,
+        node: &async_graphql::Lookahead<'_>,
+        rows: &[enrollment_event::Model],
+    ) -> Result<()> {
+        if node.field("actor").exists() {
+            let keys: HashSet<_> = rows
+                .iter()
+                .filter_map(|e| e.actor_id)
+                .map(UserKey::new)
+                .collect();
+            request(ctx)?.loader.load_many(keys).await?;
+        }
+        Ok(())
+    }
+}
+
 #[Object]
 impl EnrollmentEvent {
     /// Increases with every event written.
@@ -310,6 +334,45 @@ impl EnrollmentEvent {
 
 /// A certification earned by completing a course.
 pub struct Certification(pub certification::Model);
+
+impl Certification {
+    /// Loads, in one batch per relation, what the selection under `node` asks of `rows` (see
+    /// `Enrollment::prime`).
+    pub async fn prime(
+        ctx: &Context<'_>,
+        node: &async_graphql::Lookahead<'_>,
+        rows: &[certification::Model],
+    ) -> Result<()> {
+        let rc = request(ctx)?;
+        let wants = |field: &str| node.field(field).exists();
+        let users = async {
+            if wants("user") {
+                let keys: HashSet<_> = rows.iter().map(|c| UserKey::new(c.user_id)).collect();
+                rc.loader.load_many(keys).await?;
+            }
+            Ok::<_, std::sync::Arc<sea_orm::DbErr>>(())
+        };
+        let courses = async {
+            if wants("course") || wants("enrollment") {
+                let keys: HashSet<_> = rows.iter().map(|c| CourseKey::new(c.course_id)).collect();
+                rc.loader.load_many(keys).await?;
+            }
+            Ok(())
+        };
+        let enrollments = async {
+            if !wants("enrollment") {
+                return Ok(Vec::new());
+            }
+            let keys: HashSet<_> = rows
+                .iter()
+                .map(|c| EnrollmentKey::new(c.enrollment_id))
+                .collect();
+            Ok(rc.loader.load_many(keys).await?.into_values().collect())
+        };
+        let ((), (), enrollments) = futures_util::try_join!(users, courses, enrollments)?;
+        Enrollment::prime(ctx, &node.field("enrollment"), &enrollments).await
+    }
+}
 
 #[Object]
 impl Certification {

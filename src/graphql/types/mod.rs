@@ -11,6 +11,7 @@ use super::{
 
 mod course;
 mod enrollment;
+mod oversight;
 mod section;
 mod staff;
 mod team;
@@ -18,9 +19,13 @@ mod user;
 
 pub use course::{Course, CourseConnection, CourseConnectionFields};
 pub use enrollment::{Certification, Enrollment, EnrollmentEvent};
+pub use oversight::Oversight;
 pub use section::Section;
-pub use staff::{BulkResult, EnrollmentConnection, UserConnection};
-pub(crate) use staff::{enrollment_page, user_page};
+pub use staff::{
+    BulkResult, CertificationConnection, EnrollmentConnection, EnrollmentEventConnection,
+    UserConnection,
+};
+pub(crate) use staff::{certification_page, enrollment_page, event_page, user_page};
 pub use team::Team;
 pub(crate) use team::visible_to_viewer;
 pub(crate) use user::users_in_order;

@@ -1,5 +1,6 @@
-//! What the staff side reads and answers: connections of enrollments and users, with their
-//! totals, and the per-id results of a bulk confirmation.
+//! What the staff side reads and answers: connections of enrollments, users, certifications and
+//! status changes (the audit trail), with their totals, and the per-id results of a bulk
+//! confirmation.
 
 use async_graphql::{
     Context, Object, Result, SimpleObject,
@@ -7,12 +8,13 @@ use async_graphql::{
 };
 use uuid::Uuid;
 
-use super::{Enrollment, User};
+use super::{Certification, Enrollment, EnrollmentEvent, User};
 use crate::{
-    domain::cursor::{Cursor, NameCursor},
+    domain::cursor::{Cursor, NameCursor, SerialCursor},
     error::ApiError,
     graphql::{query::page_size, request},
     service::{
+        compliance::{self, CertificationFilter, EventFilter},
         rosters::{self, EnrollmentFilter},
         users::{self, UserFilter},
     },
@@ -45,12 +47,7 @@ pub(crate) async fn enrollment_page(
     let rc = request(ctx)?;
     let viewer = rc.require_viewer()?;
     let first = page_size(rc, first)?;
-    let after = after
-        .map(|text| {
-            Cursor::decode(&text)
-                .ok_or_else(|| ApiError::bad_input("after", "not a cursor from this API"))
-        })
-        .transpose()?;
+    let after = cursor(after, Cursor::decode)?;
     let page = rosters::enrollments(&rc.store, viewer, &filter, first, after).await?;
     let node = ctx.look_ahead().field("edges").field("node");
     Enrollment::prime(ctx, &node, &page.rows).await?;
@@ -94,12 +91,7 @@ pub(crate) async fn user_page(
     let rc = request(ctx)?;
     let viewer = rc.require_viewer()?;
     let first = page_size(rc, first)?;
-    let after = after
-        .map(|text| {
-            NameCursor::decode(&text)
-                .ok_or_else(|| ApiError::bad_input("after", "not a cursor from this API"))
-        })
-        .transpose()?;
+    let after = cursor(after, NameCursor::decode)?;
     let has_previous = after.is_some();
     let page = users::directory(&rc.store, viewer, &filter, first, after).await?;
     let mut connection = Connection::with_additional_fields(
@@ -156,4 +148,106 @@ impl BulkResult {
             },
         }
     }
+}
+
+/// Reads an `after` argument with `decode`; `BAD_USER_INPUT` for text no page of this listing
+/// handed out.
+fn cursor<C>(after: Option<String>, decode: impl Fn(&str) -> Option<C>) -> Result<Option<C>> {
+    Ok(after
+        .map(|text| {
+            decode(&text).ok_or_else(|| ApiError::bad_input("after", "not a cursor from this API"))
+        })
+        .transpose()?)
+}
+
+/// A page of certifications, newest first.
+pub type CertificationConnection = Connection<String, Certification, CertificationConnectionFields>;
+
+pub struct CertificationConnectionFields {
+    filter: CertificationFilter,
+}
+
+#[Object]
+impl CertificationConnectionFields {
+    /// How many certifications match, over all pages, within the viewer's scope.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        Ok(compliance::count_certifications(&rc.store, viewer, &self.filter).await?)
+    }
+}
+
+/// One page of the certifications matching `filter` within the viewer's scope.
+pub(crate) async fn certification_page(
+    ctx: &Context<'_>,
+    filter: CertificationFilter,
+    first: i32,
+    after: Option<String>,
+) -> Result<CertificationConnection> {
+    let rc = request(ctx)?;
+    let viewer = rc.require_viewer()?;
+    let first = page_size(rc, first)?;
+    let after = cursor(after, Cursor::decode)?;
+    let page = compliance::certifications(&rc.store, viewer, &filter, first, after).await?;
+    let node = ctx.look_ahead().field("edges").field("node");
+    Certification::prime(ctx, &node, &page.rows).await?;
+    let mut connection = Connection::with_additional_fields(
+        after.is_some(),
+        page.has_next_page,
+        CertificationConnectionFields { filter },
+    );
+    connection.edges = page
+        .rows
+        .into_iter()
+        .map(|row| {
+            let cursor = compliance::certification_cursor(&row).encode();
+            Edge::new(cursor, Certification(row))
+        })
+        .collect();
+    Ok(connection)
+}
+
+/// A page of the audit trail, newest first.
+pub type EnrollmentEventConnection =
+    Connection<String, EnrollmentEvent, EnrollmentEventConnectionFields>;
+
+pub struct EnrollmentEventConnectionFields {
+    filter: EventFilter,
+}
+
+#[Object]
+impl EnrollmentEventConnectionFields {
+    /// How many status changes match, over all pages, within the viewer's scope.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        Ok(compliance::count_events(&rc.store, viewer, &self.filter).await?)
+    }
+}
+
+/// One page of the status changes matching `filter` within the viewer's scope.
+pub(crate) async fn event_page(
+    ctx: &Context<'_>,
+    filter: EventFilter,
+    first: i32,
+    after: Option<String>,
+) -> Result<EnrollmentEventConnection> {
+    let rc = request(ctx)?;
+    let viewer = rc.require_viewer()?;
+    let first = page_size(rc, first)?;
+    let after = cursor(after, SerialCursor::decode)?;
+    let page = compliance::events(&rc.store, viewer, &filter, first, after).await?;
+    let node = ctx.look_ahead().field("edges").field("node");
+    EnrollmentEvent::prime(ctx, &node, &page.rows).await?;
+    let mut connection = Connection::with_additional_fields(
+        after.is_some(),
+        page.has_next_page,
+        EnrollmentEventConnectionFields { filter },
+    );
+    connection.edges = page
+        .rows
+        .into_iter()
+        .map(|row| Edge::new(SerialCursor(row.id).encode(), EnrollmentEvent(row)))
+        .collect();
+    Ok(connection)
 }
