@@ -11,6 +11,8 @@
 #                           discovery (anonymous and signed in), a course page, myEnrollments and
 #                           an enroll/withdraw mix, beside PostGraphile 5 (the anchor, from npm)
 #                           on the anchor's data set in the same cluster, measured by the same wrk
+#   bench/run.sh export     the compliance CSV exports on `roster seed --scale 1` (100,000
+#                           enrollments) as an admin and a coordinator: rows/s and the server's RSS
 #
 # Starts a throwaway PostgreSQL 15 cluster on a free loopback port with default (durable)
 # settings, like the anchor; everything runs on 127.0.0.1 and stops by itself.
@@ -135,10 +137,22 @@ discovery() {
   machine
 }
 
+export_csv() {
+  echo "## export: the compliance CSV exports, streamed, on the scale-1 data set"
+  echo
+  echo "| database | as | file | rows | seconds | rows/s | MB sent | RSS before MB | RSS peak MB |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  target/release/export-bench --label PostgreSQL --database-url "$PG/roster"
+  target/release/export-bench --label SQLite --database-url "sqlite://$DIR/export.db"
+  echo
+  machine
+}
+
 case "$WHAT" in
   enroll) enroll ;;
+  export) export_csv ;;
   load) load ;;
   fanout) fanout ;;
   discovery) discovery ;;
-  *) echo "unknown benchmark: $WHAT (try: discovery, enroll, fanout, load)" >&2; exit 2 ;;
+  *) echo "unknown benchmark: $WHAT (try: discovery, enroll, export, fanout, load)" >&2; exit 2 ;;
 esac

@@ -63,6 +63,11 @@ impl Server {
     pub fn rss_kb(&self) -> Option<u64> {
         rss_kb(self.child.id())
     }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 /// A process's resident set size in kB, read from `/proc`.
@@ -188,6 +193,38 @@ pub struct Target {
     /// The `roster` binary to serve with.
     #[arg(long, default_value = "target/release/roster")]
     pub roster: std::path::PathBuf,
+}
+
+/// Seeds `roster seed --scale` into the target's database unless the data set is already
+/// there; says what it did.
+///
+/// # Errors
+/// The seed command fails.
+pub fn seed_scale(target: &Target, scale: f64) -> anyhow::Result<String> {
+    let probe = Command::new(&target.roster)
+        .args(["token", "--email", "student0@scale.roster.dev"])
+        .env("ROSTER_DATABASE_URL", &target.database_url)
+        .env("ROSTER_JWT_SECRET", SECRET)
+        .env("ROSTER_LOG", "error")
+        .output()
+        .with_context(|| format!("running {}", target.roster.display()))?;
+    if probe.status.success() {
+        return Ok("nothing (data set already there)".into());
+    }
+    let started = Instant::now();
+    let status = Command::new(&target.roster)
+        .args(["seed", "--scale", &scale.to_string()])
+        .env("ROSTER_DATABASE_URL", &target.database_url)
+        .env("ROSTER_JWT_SECRET", SECRET)
+        .env("ROSTER_LOG", "warn")
+        .status()?;
+    if !status.success() {
+        bail!("roster seed --scale {scale} failed");
+    }
+    Ok(format!(
+        "scale {scale} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ))
 }
 
 /// The secret the benchmarks sign tokens with and start `roster serve` with.

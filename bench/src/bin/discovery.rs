@@ -134,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
         db_max_connections: Some(2),
     })
     .await?;
-    let seeded = seed_if_empty(&args).await?;
+    let seeded = roster_bench::seed_scale(&args.target, args.scale)?;
     if postgres {
         db.execute_unprepared("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             .await
@@ -308,36 +308,6 @@ async fn main() -> anyhow::Result<()> {
 
 /// Loads `roster seed --scale` when the database holds no benchmark data set yet; says what it
 /// did.
-async fn seed_if_empty(args: &Args) -> anyhow::Result<String> {
-    let probe = Command::new(&args.target.roster)
-        .args(["token", "--email", "student0@scale.roster.dev"])
-        .env("ROSTER_DATABASE_URL", &args.target.database_url)
-        .env("ROSTER_JWT_SECRET", SECRET)
-        .env("ROSTER_LOG", "error")
-        .output()
-        .with_context(|| format!("running {}", args.target.roster.display()))?;
-    if probe.status.success() {
-        return Ok("nothing (data set already there)".into());
-    }
-    let started = Instant::now();
-    let status = Command::new(&args.target.roster)
-        .args(["seed", "--scale", &args.scale.to_string()])
-        .env("ROSTER_DATABASE_URL", &args.target.database_url)
-        .env("ROSTER_JWT_SECRET", SECRET)
-        .env("ROSTER_LOG", "warn")
-        .status()?;
-    ensure!(
-        status.success(),
-        "roster seed --scale {} failed",
-        args.scale
-    );
-    Ok(format!(
-        "scale {} in {:.1} s",
-        args.scale,
-        started.elapsed().as_secs_f64()
-    ))
-}
-
 async fn ids(db: &DatabaseConnection, sql: &str) -> anyhow::Result<Vec<Uuid>> {
     let rows = db
         .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
