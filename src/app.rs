@@ -119,6 +119,8 @@ impl App {
     /// # Errors
     /// The database cannot be opened or migrated, or the listener cannot start within 10 s.
     pub async fn build(settings: Settings) -> anyhow::Result<Arc<Self>> {
+        // Installed now, so that `/metrics` shows what happened before its first scrape.
+        crate::metrics::handle();
         let url = &settings.database.database_url;
         let mut db = db::connect(&settings.database)
             .await

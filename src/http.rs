@@ -192,6 +192,7 @@ pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 /// A stored answer: always a 200 with data and no errors.
 fn cached(body: Bytes, media: Media) -> Response {
+    crate::metrics::record_operation("cached", true, 0.0);
     let mut response = into_response(StatusCode::OK, HeaderMap::new(), body, media);
     response
         .headers_mut()
@@ -277,9 +278,15 @@ async fn run(state: &App, request: Request, media: Media, json: bool) -> Respons
     if let BatchRequest::Batch(many) = &batch
         && many.len() > state.limits.batch
     {
+        // A request error: 400 under application/graphql-response+json; under
+        // application/json the GraphQL-over-HTTP specification answers it with 200.
+        let status = match media {
+            Media::GraphqlResponseJson => StatusCode::BAD_REQUEST,
+            Media::Json => StatusCode::OK,
+        };
         return limit_failure(
             media,
-            StatusCode::BAD_REQUEST,
+            status,
             "batch",
             &format!(
                 "the batch holds {} operations; the limit is {}",

@@ -17,8 +17,41 @@ pub const SEARCH_MAX: usize = 200;
 pub const TEAM_NAME_MAX: usize = 100;
 pub const PASS_KEY_MIN: usize = 4;
 pub const PASS_KEY_MAX: usize = 200;
+/// Completion evidence, as compact JSON: a note, a few fields, links to files kept elsewhere.
+pub const EVIDENCE_MAX_BYTES: usize = 16 * 1024;
 
-/// A required name: trimmed, 1 to `max` characters.
+/// Whether `c` may appear in stored text: no control character but tab, line feed and carriage
+/// return (SQLite's `length()` stops at a NUL; PostgreSQL refuses it in `text`).
+pub fn storable(c: char) -> bool {
+    !c.is_control() || matches!(c, '\t' | '\n' | '\r')
+}
+
+/// Zero-width and other invisible characters that leave a name looking blank.
+fn invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{034F}'
+                | '\u{061C}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{17B4}'
+                | '\u{17B5}'
+                | '\u{180B}'..='\u{180F}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{3164}'
+                | '\u{FE00}'..='\u{FE0F}'
+                | '\u{FEFF}'
+                | '\u{FFA0}'
+        )
+}
+
+/// A required name: trimmed, 1 to `max` characters, at least one of them visible (a lone
+/// control or zero-width character is not a name).
 pub fn name(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     let value = value.trim();
     let len = value.chars().count();
@@ -28,7 +61,25 @@ pub fn name(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
             format!("must be 1 to {max} characters"),
         ));
     }
+    if value.chars().all(invisible) {
+        return Err(ApiError::bad_input(
+            field,
+            "must contain a visible character",
+        ));
+    }
     Ok(value.to_owned())
+}
+
+/// Completion evidence: at most [`EVIDENCE_MAX_BYTES`] as JSON.
+pub fn evidence(value: Option<&serde_json::Value>) -> Result<(), ApiError> {
+    let size = value.map_or(0, |v| v.to_string().len());
+    if size > EVIDENCE_MAX_BYTES {
+        return Err(ApiError::bad_input(
+            "evidence",
+            format!("must be at most {EVIDENCE_MAX_BYTES} bytes as JSON (it is {size})"),
+        ));
+    }
+    Ok(())
 }
 
 /// An optional description: at most `max` characters; blank becomes `None`.

@@ -48,6 +48,7 @@ fn normalize(error: &mut ServerError) {
         .as_ref()
         .is_some_and(|ext| ext.get("code").is_some());
     if !has_code {
+        one_line(&mut error.message);
         // Errors without a source come from async-graphql itself: a document that does not
         // parse or validate (no path), or an argument value it could not coerce (a path).
         // async-graphql's own limits, named like ours.
@@ -71,6 +72,22 @@ fn normalize(error: &mut ServerError) {
         };
         set(error, "code", code);
     }
+}
+
+/// The parser renders a syntax error over several lines with a picture of the document; the
+/// position is already in `locations`, so the message keeps only what was expected, on one line.
+fn one_line(message: &mut String) {
+    if !message.contains('\n') {
+        return;
+    }
+    let expected = message
+        .lines()
+        .map(str::trim)
+        .find_map(|line| line.strip_prefix("= "));
+    *message = match expected {
+        Some(what) => format!("syntax error: {what}"),
+        None => message.split_whitespace().collect::<Vec<_>>().join(" "),
+    };
 }
 
 fn describe(error: &mut ServerError, api: &ApiError) {

@@ -3,10 +3,17 @@
 //! async-graphql wraps the resolution of every field in every registered extension, whether or
 //! not the extension looks at fields. A discovery page resolves a few thousand fields, so the
 //! hooks share one extension: errors get their codes ([`super::errors`]), documents are checked
-//! against the shape limits ([`super::limits`]), operations are observed
+//! against the shape limits ([`super::limits`]) and for text no column stores
+//! ([`super::strings`]), operations are observed
 //! ([`super::observe`]).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use async_graphql::{
     Response, ServerResult, Variables,
@@ -18,7 +25,7 @@ use async_graphql::{
     parser::types::ExecutableDocument,
 };
 
-use super::{errors, limits, observe};
+use super::{errors, limits, observe, strings};
 
 /// The extension to register on the schema.
 #[derive(Clone)]
@@ -29,19 +36,36 @@ pub struct Hooks {
     pub root_fields: usize,
     /// Most aliases per document.
     pub aliases: usize,
+    /// Whether introspection is answered; when not, a document that asks for it is refused.
+    pub introspection: bool,
 }
 
 impl ExtensionFactory for Hooks {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(self.clone())
+        Arc::new(Request {
+            hooks: self.clone(),
+            executed: AtomicBool::new(false),
+        })
     }
 }
 
+/// The hooks of one request.
+struct Request {
+    hooks: Hooks,
+    /// Whether the operation reached execution (and so was counted there).
+    executed: AtomicBool,
+}
+
 #[async_trait::async_trait]
-impl Extension for Hooks {
+impl Extension for Request {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let started = Instant::now();
         let mut response = next.run(ctx).await;
         errors::normalize_all(&mut response);
+        if !self.executed.load(Ordering::Relaxed) {
+            // Refused before execution (parse, validation, limits, coercion): a request too.
+            crate::metrics::record_operation("refused", false, started.elapsed().as_secs_f64());
+        }
         response
     }
 
@@ -67,7 +91,11 @@ impl Extension for Hooks {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        limits::check_shape(&document, self.root_fields, self.aliases)?;
+        limits::check_shape(&document, self.hooks.root_fields, self.hooks.aliases)?;
+        if !self.hooks.introspection {
+            limits::refuse_introspection(&document)?;
+        }
+        strings::check(&document, variables)?;
         Ok(document)
     }
 
@@ -77,6 +105,12 @@ impl Extension for Hooks {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
-        observe::observed(operation_name, self.slow, next.run(ctx, operation_name)).await
+        self.executed.store(true, Ordering::Relaxed);
+        observe::observed(
+            operation_name,
+            self.hooks.slow,
+            next.run(ctx, operation_name),
+        )
+        .await
     }
 }

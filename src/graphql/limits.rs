@@ -93,6 +93,43 @@ pub fn check_shape(
     Ok(())
 }
 
+/// With introspection off, a document that selects `__schema` or `__type` anywhere is refused
+/// with an error (not answered with a silent null). `__typename` stays: clients add it to every
+/// selection.
+///
+/// # Errors
+/// `GRAPHQL_VALIDATION_FAILED`.
+pub fn refuse_introspection(document: &ExecutableDocument) -> ServerResult<()> {
+    let asks = document
+        .operations
+        .iter()
+        .any(|(_, op)| introspects(&op.node.selection_set.node))
+        || document
+            .fragments
+            .values()
+            .any(|f| introspects(&f.node.selection_set.node));
+    if asks {
+        let mut error = ServerError::new("introspection is disabled on this server", None);
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", "GRAPHQL_VALIDATION_FAILED");
+        return Err(error);
+    }
+    Ok(())
+}
+
+fn introspects(set: &SelectionSet) -> bool {
+    set.items.iter().any(|item| match &item.node {
+        Selection::Field(field) => {
+            matches!(field.node.name.node.as_str(), "__schema" | "__type")
+                || introspects(&field.node.selection_set.node)
+        }
+        Selection::InlineFragment(fragment) => introspects(&fragment.node.selection_set.node),
+        Selection::FragmentSpread(_) => false,
+    })
+}
+
 fn count_aliases(set: &SelectionSet) -> usize {
     set.items
         .iter()

@@ -8,6 +8,7 @@ pub mod loaders;
 mod mutation;
 mod observe;
 mod query;
+pub mod strings;
 mod subscription;
 pub mod types;
 
@@ -44,6 +45,7 @@ pub fn build_schema_with(slow: Duration, limits: &Limits) -> AppSchema {
         slow,
         root_fields: limits.root_fields,
         aliases: limits.aliases,
+        introspection: limits.introspection,
     })
     .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
         PERSISTED_QUERIES,
@@ -53,7 +55,11 @@ pub fn build_schema_with(slow: Duration, limits: &Limits) -> AppSchema {
     if limits.introspection {
         builder.finish()
     } else {
-        builder.disable_introspection().finish()
+        // Off means off: no schema, and no "did you mean" naming fields in error messages.
+        builder
+            .disable_introspection()
+            .disable_suggestions()
+            .finish()
     }
 }
 

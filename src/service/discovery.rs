@@ -67,7 +67,8 @@ pub async fn discover(
         .limit(first + 1)
         .all(store.db())
         .await?;
-    let has_next_page = courses.len() as u64 > first;
+    // No next page after an empty one: there is no cursor to continue from.
+    let has_next_page = first > 0 && courses.len() as u64 > first;
     courses.truncate(first as usize);
     Ok(CoursePage {
         courses,

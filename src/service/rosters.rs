@@ -58,7 +58,8 @@ impl<M: sea_orm::FromQueryResult + Send + Sync> Page<M> {
         first: u64,
     ) -> Result<Self, ApiError> {
         let mut rows = select.limit(first + 1).all(store.db()).await?;
-        let has_next_page = rows.len() as u64 > first;
+        // No next page after an empty one: there is no cursor to continue from.
+        let has_next_page = first > 0 && rows.len() as u64 > first;
         rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
         Ok(Self {
             rows,
@@ -393,6 +394,12 @@ pub(crate) fn search_pattern(search: Option<&str>) -> Result<Option<String>, Api
     let Some(search) = search.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
+    if !search.chars().all(validate::storable) {
+        return Err(ApiError::bad_input(
+            "filter.search",
+            "control characters (such as NUL) are not allowed in text",
+        ));
+    }
     if search.chars().count() > validate::SEARCH_MAX {
         return Err(ApiError::bad_input(
             "filter.search",

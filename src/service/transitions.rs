@@ -120,6 +120,7 @@ pub async fn complete(
     enrollment_id: Uuid,
     evidence: Option<serde_json::Value>,
 ) -> Result<enrollment::Model, ApiError> {
+    validate::evidence(evidence.as_ref())?;
     let change = Change {
         to: Completed,
         by: Permitted::SectionStaffNotSelf("confirm attendance"),
@@ -151,6 +152,7 @@ pub async fn complete_many(
             format!("at most {BULK_MAX} at once"),
         ));
     }
+    validate::evidence(evidence.as_ref())?;
     let mut results = Vec::with_capacity(enrollment_ids.len());
     for id in enrollment_ids {
         let result = complete(store, viewer, id, evidence.clone()).await;

@@ -109,9 +109,38 @@ async fn time_limit_and_introspection_switch(app: TestApp) {
         introspect,
     )
     .await;
+    assert_eq!(
+        closed["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+        "introspection off is refused with an error, not a silent null: {closed}"
+    );
+    assert!(closed.get("data").is_none_or(Value::is_null), "{closed}");
+    let off = Limits {
+        introspection: false,
+        ..Limits::default()
+    };
+    let hidden =
+        "query { me { id } ...F } fragment F on Query { __type(name: \"Course\") { name } }";
+    let refused = with_limits(&app, off.clone(), hidden).await;
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+        "{refused}"
+    );
+    // __typename stays; a misspelt field names no other field.
+    let typename = with_limits(&app, off.clone(), "{ __typename }").await;
+    assert_eq!(typename["data"]["__typename"], "Query", "{typename}");
+    let misspelt = with_limits(&app, off.clone(), "{ coursez { totalCount } }").await;
+    let message = misspelt["errors"][0]["message"].as_str().unwrap();
     assert!(
-        closed["data"]["__schema"].is_null(),
-        "no schema when introspection is off: {closed}"
+        !message.contains("courses") && !message.contains("Did you mean"),
+        "no suggestions: {message}"
+    );
+    let suggested = with_limits(&app, Limits::default(), "{ coursez { totalCount } }").await;
+    assert!(
+        suggested["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("courses"),
+        "with introspection on, suggestions help: {suggested}"
     );
 }
 
@@ -136,21 +165,75 @@ async fn body_size_and_batch_size_over_http(app: TestApp) {
 
     let one = json!({ "query": "{ courses { totalCount } }" });
     let batch = Value::Array(vec![one.clone(); 11]);
-    let response = http
-        .post(&url)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(batch.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(limit_of(&response.json().await.unwrap()), exceeded("batch"));
+    // A request error: 400 under application/graphql-response+json, 200 under
+    // application/json (GraphQL over HTTP), the same error either way.
+    for (accept, status) in [
+        ("application/graphql-response+json", StatusCode::BAD_REQUEST),
+        ("application/json", StatusCode::OK),
+    ] {
+        let response = http
+            .post(&url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, accept)
+            .body(batch.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{accept}");
+        assert_eq!(limit_of(&response.json().await.unwrap()), exceeded("batch"));
+    }
     let fine = Value::Array(vec![one; 10]);
     let answers = post_json(&url, None, &fine).await;
     assert_eq!(answers.as_array().map(Vec::len), Some(10));
 }
 
+/// A syntax error is one line with its position in `locations`; an empty page has no next page
+/// (there is no cursor to continue from).
+async fn syntax_errors_and_empty_pages(app: TestApp) {
+    let broken = with_limits(
+        &app,
+        Limits::default(),
+        "{ courses(first: ) { totalCount } }",
+    )
+    .await;
+    let error = &broken["errors"][0];
+    let message = error["message"].as_str().unwrap();
+    assert!(!message.contains('\n'), "one line: {message:?}");
+    assert!(message.starts_with("syntax error: "), "{message}");
+    assert_eq!(error["locations"][0]["line"], 1, "{broken}");
+    assert_eq!(error["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED");
+
+    let campus = app.campus("Org").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Paged", Some(5), "MONDAY")
+        .await;
+    let (_, student) = app.student(&campus).await;
+    app.enroll(&student, section).await.unwrap();
+    let empty = app
+        .ok(
+            None,
+            "{ courses(first: 0) { totalCount edges { cursor } pageInfo { hasNextPage endCursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(empty["courses"]["totalCount"], 1);
+    assert_eq!(
+        empty["courses"]["pageInfo"],
+        json!({ "hasNextPage": false, "endCursor": null })
+    );
+    let mine = app
+        .ok(
+            Some(&campus.teacher_token),
+            "{ enrollments(first: 0) { totalCount pageInfo { hasNextPage endCursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(mine["enrollments"]["totalCount"], 1);
+    assert_eq!(mine["enrollments"]["pageInfo"]["hasNextPage"], false);
+}
+
 both_backends!(
+    syntax_errors_and_empty_pages,
     depth_complexity_root_fields_and_aliases,
     time_limit_and_introspection_switch,
     body_size_and_batch_size_over_http

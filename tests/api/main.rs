@@ -28,4 +28,5 @@ mod seed_scale;
 mod staff;
 mod subscriptions;
 mod teams;
+mod text;
 mod write_path;

@@ -318,3 +318,68 @@ async fn an_internal_error_shows_only_a_correlation_id_that_the_log_has() {
         "ROSTER_LOG_FORMAT=json writes JSON lines: {line}"
     );
 }
+
+/// `/metrics` shows what happened before its first scrape, and counts every GraphQL request:
+/// refused documents and answers from the response cache too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_from_start_up_including_refusals_and_cached_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    let server = Server::start(&url, &[], None).await;
+    let base = format!("http://{}", server.address);
+    let http = reqwest::Client::new();
+    let early =
+        json!({ "query": "query Early { courses { totalCount } }", "operationName": "Early" });
+    http.post(format!("{base}/graphql"))
+        .json(&early)
+        .send()
+        .await
+        .unwrap();
+    for document in ["{ nope }", "{ courses(", "{ __schema { types { nope } } }"] {
+        http.post(format!("{base}/graphql"))
+            .json(&json!({ "query": document }))
+            .send()
+            .await
+            .unwrap();
+    }
+    let get = format!("{base}/graphql?query=%7B%20courses%20%7B%20totalCount%20%7D%20%7D");
+    let mut hits = 0.0;
+    for _ in 0..3 {
+        let response = http.get(&get).send().await.unwrap();
+        if response
+            .headers()
+            .get("x-cache")
+            .is_some_and(|v| v == "hit")
+        {
+            hits += 1.0;
+        }
+    }
+    assert!(
+        hits >= 1.0,
+        "the repeated anonymous GET is answered from the cache"
+    );
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let requests = |labels: &str| sample(&text, "roster_graphql_requests_total", labels);
+    assert_eq!(
+        requests("operation=\"Early\",outcome=\"ok\""),
+        1.0,
+        "counted before the first scrape: {text}"
+    );
+    assert_eq!(
+        requests("operation=\"refused\",outcome=\"error\""),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(
+        requests("operation=\"cached\",outcome=\"ok\""),
+        hits,
+        "{text}"
+    );
+}
