@@ -449,12 +449,19 @@ async fn graphql_get(state: State<Arc<App>>, request: Request) -> Response {
 }
 
 /// Ready when the database answers.
+/// How long `/readyz` waits for the database: probes have short timeouts of their own.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
 async fn readyz(State(state): State<Arc<App>>) -> Response {
-    match state.store.db().ping().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(err) => {
+    match tokio::time::timeout(READINESS_TIMEOUT, state.store.db().ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
+        Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+        Err(_) => {
+            tracing::warn!("readiness check timed out");
+            (StatusCode::SERVICE_UNAVAILABLE, "database not answering").into_response()
         }
     }
 }

@@ -17,6 +17,11 @@ pub struct DbConfig {
     /// Largest number of pooled database connections (default: 16 on PostgreSQL, 8 on SQLite).
     #[arg(long, env = "ROSTER_DB_MAX_CONNECTIONS", global = true)]
     pub db_max_connections: Option<u32>,
+
+    /// Longest wait for a pooled connection (default 3s). When the database does not answer,
+    /// requests fail with `UNAVAILABLE` after this instead of waiting for the request timeout.
+    #[arg(long, env = "ROSTER_DB_ACQUIRE_TIMEOUT", value_parser = humantime::parse_duration, global = true)]
+    pub db_acquire_timeout: Option<Duration>,
 }
 
 /// Settings for signing and checking bearer tokens.
@@ -124,6 +129,15 @@ pub struct ServeConfig {
 }
 
 impl DbConfig {
+    /// A configuration for `database_url` with the defaults.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            db_max_connections: None,
+            db_acquire_timeout: None,
+        }
+    }
+
     /// The SQLite file this configuration points at, if it is a file-backed SQLite URL.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         sqlite_path(&self.database_url)

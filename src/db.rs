@@ -14,6 +14,10 @@ use crate::config::DbConfig;
 /// milliseconds, so reaching this means the machine is overloaded, not that two writers raced.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a request waits for a pooled connection by default. A database that does not answer
+/// within it is reported as `UNAVAILABLE`, well within the request timeout.
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Opens a pool for `config`, creating the SQLite file if it is missing.
 ///
 /// SQLite runs in WAL mode so readers never wait for the writer, with foreign keys on and a busy
@@ -33,7 +37,7 @@ pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection, DbErr> {
         )
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(config.db_acquire_timeout.unwrap_or(DEFAULT_ACQUIRE_TIMEOUT))
         .sqlx_logging(false);
     if is_sqlite {
         // Validate the URL here so a typo reads as a configuration error, not a panic later.

@@ -56,6 +56,11 @@ pub enum ApiError {
     /// The change clashes with existing data (a duplicate name, say). `CONFLICT`.
     #[error("{0}")]
     Conflict(String),
+    /// The database does not answer (stopped, unreachable, or every connection busy past the
+    /// acquire timeout). Nothing was changed that the client must know of; try again.
+    /// `UNAVAILABLE` (HTTP 503 under `application/graphql-response+json`).
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable,
     /// Anything unexpected. The client sees only a correlation id; the cause is logged. `INTERNAL`.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -79,6 +84,7 @@ impl ApiError {
             Self::TooManyAttempts { .. } => "TOO_MANY_ATTEMPTS",
             Self::SubscriberTooSlow { .. } => "SUBSCRIBER_TOO_SLOW",
             Self::Conflict(_) => "CONFLICT",
+            Self::Unavailable => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -114,7 +120,41 @@ impl ApiError {
 
 impl From<DbErr> for ApiError {
     fn from(err: DbErr) -> Self {
+        if is_unavailable(&err) {
+            tracing::warn!(error = %err, "the database is unavailable");
+            return Self::Unavailable;
+        }
         Self::Internal(Box::new(err))
+    }
+}
+
+/// Whether a database error means the database could not be reached or stopped answering
+/// (no connection within the acquire timeout, a connection refused or cut, the server shutting
+/// down), rather than a fault of the statement.
+pub fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    let runtime = match err {
+        DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Conn(e) | DbErr::Exec(e) | DbErr::Query(e) => e,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx_err) = runtime else {
+        return false;
+    };
+    match sqlx_err.as_ref() {
+        Sqlx::Io(_)
+        | Sqlx::Tls(_)
+        | Sqlx::PoolTimedOut
+        | Sqlx::PoolClosed
+        | Sqlx::WorkerCrashed
+        | Sqlx::Protocol(_) => true,
+        Sqlx::Database(db) => {
+            // PostgreSQL's connection exceptions (08…) and operator intervention (57P0…:
+            // shutdown, crash, cannot connect now).
+            let code = db.code().unwrap_or_default();
+            code.starts_with("08") || code.starts_with("57P0")
+        }
+        _ => false,
     }
 }
 

@@ -98,7 +98,31 @@ pub async fn post(State(state): State<Arc<App>>, request: Request) -> Response {
         return body_too_large(media, state.limits.body_bytes);
     }
     let cacheable = content_type.starts_with("application/json");
-    run(&state, request, media, cacheable).await
+    within_time_limit(&state, media, run(&state, request, media, cacheable)).await
+}
+
+/// Answers with `handling`, or with a `timeout` error once the request time limit has passed,
+/// whatever it was waiting for (authentication, the response cache, execution).
+async fn within_time_limit(
+    state: &App,
+    media: Media,
+    handling: impl Future<Output = Response>,
+) -> Response {
+    let limit = state.limits.timeout;
+    match tokio::time::timeout(limit, handling).await {
+        Ok(response) => response,
+        // As for UNAVAILABLE: 503 under application/graphql-response+json, 200 under
+        // application/json.
+        Err(_) => limit_failure(
+            media,
+            match media {
+                Media::GraphqlResponseJson => StatusCode::SERVICE_UNAVAILABLE,
+                Media::Json => StatusCode::OK,
+            },
+            "timeout",
+            &format!("the request ran longer than the {limit:?} limit"),
+        ),
+    }
 }
 
 /// `GET /graphql?query=…&operationName=…&variables=…&extensions=…` (browsers get GraphiQL
@@ -125,21 +149,24 @@ pub async fn get(State(state): State<Arc<App>>, request: Request) -> Response {
         media: media.name(),
         request: Bytes::copy_from_slice(request.uri().query().unwrap_or_default().as_bytes()),
     });
-    let store = match key {
-        Some(key) => match consult(&state, key, media).await {
-            Ok(store) => store,
-            Err(hit) => return hit,
-        },
-        None => None,
+    let handling = async {
+        let store = match key {
+            Some(key) => match consult(&state, key, media).await {
+                Ok(store) => store,
+                Err(hit) => return hit,
+            },
+            None => None,
+        };
+        answer(
+            &state,
+            BatchRequest::Single(single),
+            authorization.as_deref(),
+            media,
+            store,
+        )
+        .await
     };
-    answer(
-        &state,
-        BatchRequest::Single(single),
-        authorization.as_deref(),
-        media,
-        store,
-    )
-    .await
+    within_time_limit(&state, media, handling).await
 }
 
 /// Looks `key` up in the response cache: `Err` is the stored answer to send; `Ok` says what to
@@ -343,7 +370,15 @@ fn render(response: BatchResponse, media: Media) -> (StatusCode, HeaderMap, Vec<
     match response {
         BatchResponse::Single(single) => {
             let early = failed_before_execution(&single);
-            let status = if media == Media::GraphqlResponseJson && early {
+            let unavailable = single.errors.iter().any(|e| {
+                e.extensions
+                    .as_ref()
+                    .and_then(|x| x.get("code"))
+                    .is_some_and(|c| *c == async_graphql::Value::from("UNAVAILABLE"))
+            });
+            let status = if media == Media::GraphqlResponseJson && unavailable {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else if media == Media::GraphqlResponseJson && early {
                 let unauthenticated = single.errors.iter().any(|e| {
                     e.extensions
                         .as_ref()

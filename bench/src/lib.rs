@@ -253,6 +253,7 @@ impl Fixture {
         let db = roster::db::connect(&roster::config::DbConfig {
             database_url: database_url.to_owned(),
             db_max_connections: Some(4),
+            db_acquire_timeout: None,
         })
         .await?;
         migration::Migrator::up(&db, None).await?;

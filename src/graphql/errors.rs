@@ -9,7 +9,9 @@
 use async_graphql::{Response, ServerError, Value};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use sea_orm::DbErr;
+
+use crate::error::{ApiError, is_unavailable};
 
 /// Gives every error of `response` a stable code (see the module documentation).
 pub fn normalize_all(response: &mut Response) {
@@ -30,6 +32,17 @@ fn normalize(error: &mut ServerError) {
         let api_message = api.to_string();
         let mut described = ServerError::new(api_message, None);
         describe(&mut described, api);
+        error.message = described.message;
+        error.extensions = described.extensions;
+        return;
+    }
+    let unavailable = error
+        .source::<std::sync::Arc<DbErr>>()
+        .is_some_and(|e| is_unavailable(e))
+        || error.source::<DbErr>().is_some_and(is_unavailable);
+    if unavailable {
+        // A loader's database error: the database, not the request, failed.
+        let described = to_server_error(&ApiError::Unavailable);
         error.message = described.message;
         error.extensions = described.extensions;
         return;

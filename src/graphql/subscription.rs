@@ -5,7 +5,7 @@
 //! holds. A subscriber that falls more than `BUS_CAPACITY` changes behind gets a
 //! `SUBSCRIBER_TOO_SLOW` error and its subscription ends; it never holds anyone else up.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_graphql::{Context, Result, SimpleObject, Subscription, dataloader::Loader};
 use entity::{section, types::EnrollmentStatus};
@@ -90,7 +90,8 @@ impl SubscriptionRoot {
                 {
                     continue;
                 }
-                if let Some(row) = enrollments::by_id(&store, event.enrollment_id).await? {
+                let read = || enrollments::by_id(&store, event.enrollment_id);
+                if let Some(row) = ride_out(read).await? {
                     yield Enrollment(row);
                 }
             }
@@ -122,10 +123,10 @@ impl SubscriptionRoot {
                 if !notice.resync && !notice.sections.contains(&section_id) {
                     continue;
                 }
-                let row = bus
-                    .section_after(&db, section_id, notice.seq)
-                    .await
-                    .map_err(ApiError::from)?;
+                let read = || async {
+                    Ok(bus.section_after(&db, section_id, notice.seq).await?)
+                };
+                let row = ride_out(read).await?;
                 if let Some(now) = row.map(SeatUpdate::from).filter(|now| *now != last) {
                     last = now.clone();
                     yield now;
@@ -150,7 +151,7 @@ impl SubscriptionRoot {
                 else {
                     continue;
                 };
-                if let Some(row) = enrollments::event_by_id(&store, event.id).await? {
+                if let Some(row) = ride_out(|| enrollments::event_by_id(&store, event.id)).await? {
                     yield EnrollmentEvent(row);
                 }
             }
@@ -178,7 +179,7 @@ impl SubscriptionRoot {
                 if !mine && !watched && !notice.resync {
                     continue;
                 }
-                let now = positions(&store, viewer).await?;
+                let now = ride_out(|| positions(&store, viewer)).await?;
                 for (id, before) in &known {
                     if !now.contains_key(id) {
                         yield WaitlistPositionUpdate { position: None, ..before.clone() };
@@ -192,6 +193,29 @@ impl SubscriptionRoot {
                 known = now;
             }
         })
+    }
+}
+
+/// The longest pause between two tries of a read during a database outage.
+const OUTAGE_PAUSE_MAX: Duration = Duration::from_secs(5);
+
+/// Runs `read` until the database answers: during an outage a subscription pauses (its socket
+/// stays open, nothing is sent) instead of ending with an error, and goes on when the database
+/// is back. Changes committed meanwhile reach it as the listener's resync.
+async fn ride_out<T, F, Fut>(mut read: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match read().await {
+            Err(ApiError::Unavailable) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(OUTAGE_PAUSE_MAX);
+            }
+            other => return other,
+        }
     }
 }
 
@@ -247,7 +271,10 @@ async fn positions(
         DbLoader::new(store.db().clone(), Some(viewer))
             .load(&keys)
             .await
-            .map_err(|e| ApiError::Internal(e.to_string().into()))?
+            .map_err(|e| match crate::error::is_unavailable(&e) {
+                true => ApiError::Unavailable,
+                false => ApiError::Internal(e.to_string().into()),
+            })?
     };
     Ok(waiting
         .into_iter()

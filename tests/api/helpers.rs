@@ -109,6 +109,7 @@ impl TestApp {
         let config = DbConfig {
             database_url: url.clone(),
             db_max_connections: Some(12),
+            db_acquire_timeout: None,
         };
         let statements = Arc::new(AtomicUsize::new(0));
         let counter = statements.clone();
@@ -149,6 +150,7 @@ impl TestApp {
         let config = DbConfig {
             database_url: self.database_url.clone(),
             db_max_connections: Some(4),
+            db_acquire_timeout: None,
         };
         let mut settings = Settings::new(config, TokenKeys::new(SECRET).expect("keys"));
         change(&mut settings);
@@ -390,7 +392,7 @@ pub fn parse_id(value: &Value) -> Uuid {
         .unwrap_or_else(|| panic!("not an id: {value}"))
 }
 
-fn postgres_enabled() -> bool {
+pub fn postgres_enabled() -> bool {
     match std::env::var("ROSTER_TEST_BACKENDS") {
         Ok(list) => list
             .split(',')
@@ -608,64 +610,112 @@ fn run(mut cmd: Command, what: &str) -> Result<(), String> {
 
 /// Starts a throwaway cluster on a free loopback port and returns the port.
 fn start_cluster() -> Result<u16, String> {
-    if !Path::new(PG_BIN).join("initdb").exists() {
-        return Err(format!("{PG_BIN}/initdb not found"));
+    Cluster::start("shared").map(|cluster| cluster.port)
+}
+
+/// A throwaway PostgreSQL cluster of this test process, on a free loopback port; stopped and
+/// deleted by a watchdog when the process is gone, however it ends.
+pub struct Cluster {
+    pub port: u16,
+    data: PathBuf,
+    dir: PathBuf,
+    root: bool,
+}
+
+impl Cluster {
+    /// `initdb` and `pg_ctl start` of a new cluster named `name` (unique in this process).
+    pub fn start(name: &str) -> Result<Self, String> {
+        if !Path::new(PG_BIN).join("initdb").exists() {
+            return Err(format!("{PG_BIN}/initdb not found"));
+        }
+        let root = is_root();
+        let dir: PathBuf =
+            std::env::temp_dir().join(format!("roster-test-pg-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        if root {
+            run(
+                {
+                    let mut c = Command::new("chown");
+                    c.args(["-R", "postgres:postgres"]).arg(&dir);
+                    c
+                },
+                "chown",
+            )?;
+        }
+        let data = dir.join("data");
+        let mut initdb = pg_command("initdb", root);
+        initdb.arg("-D").arg(&data).args([
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
+        run(initdb, "initdb")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let cluster = Self {
+            port,
+            data,
+            dir,
+            root,
+        };
+        cluster.resume()?;
+        // Stop and delete the cluster once this test process is gone, however it ends.
+        let as_pg = if root { "runuser -u postgres -- " } else { "" };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+             {as_pg}{PG_BIN}/pg_ctl -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
+            pid = std::process::id(),
+            data = cluster.data.display(),
+            dir = cluster.dir.display(),
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("watchdog: {e}"))?;
+        Ok(cluster)
     }
-    let root = is_root();
-    let dir: PathBuf = std::env::temp_dir().join(format!("roster-test-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    if root {
-        run(
-            {
-                let mut c = Command::new("chown");
-                c.args(["-R", "postgres:postgres"]).arg(&dir);
-                c
-            },
-            "chown",
-        )?;
+
+    /// The URL of database `name` on this cluster.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
-    let data = dir.join("data");
-    let mut initdb = pg_command("initdb", root);
-    initdb
-        .arg("-D")
-        .arg(&data)
-        .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"]);
-    run(initdb, "initdb")?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-         -c full_page_writes=off -c max_connections=400 -c shared_buffers=64MB",
-        dir.display()
-    );
-    let mut start = pg_command("pg_ctl", root);
-    start
-        .arg("-D")
-        .arg(&data)
-        .args(["-o", &options, "-l"])
-        .arg(dir.join("log"))
-        .args(["-w", "start"]);
-    run(start, "pg_ctl start")?;
-    // Stop and delete the cluster once this test process is gone, however it ends.
-    let as_pg = if root { "runuser -u postgres -- " } else { "" };
-    let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
-         {as_pg}{PG_BIN}/pg_ctl -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
-        pid = std::process::id(),
-        data = data.display(),
-        dir = dir.display(),
-    );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("watchdog: {e}"))?;
-    Ok(port)
+
+    /// `pg_ctl stop -m fast`: the server goes away, connections are cut.
+    pub fn stop(&self) -> Result<(), String> {
+        let mut stop = pg_command("pg_ctl", self.root);
+        stop.arg("-D")
+            .arg(&self.data)
+            .args(["-m", "fast", "-w", "stop"]);
+        run(stop, "pg_ctl stop")
+    }
+
+    /// `pg_ctl start` on the same port and data.
+    pub fn resume(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=400 -c shared_buffers=64MB",
+            self.port,
+            self.dir.display()
+        );
+        let mut start = pg_command("pg_ctl", self.root);
+        start
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-o", &options, "-l"])
+            .arg(self.dir.join("log"))
+            .args(["-w", "start"]);
+        run(start, "pg_ctl start")
+    }
 }
 
 /// A teacher in a fresh organization, ready to create courses through the API.

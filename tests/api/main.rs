@@ -19,6 +19,7 @@ mod limits;
 mod management;
 mod migrations;
 mod operations;
+mod outage;
 mod oversight;
 mod response_cache;
 mod rules;

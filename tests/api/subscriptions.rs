@@ -22,7 +22,7 @@ use uuid::Uuid;
 const WITHDRAW: &str = "mutation($e: UUID!) { withdraw(enrollmentId: $e) { status } }";
 
 /// A WebSocket client speaking one of the two GraphQL protocols.
-struct Client {
+pub(crate) struct Client {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
     legacy: bool,
     /// Messages read while looking for another operation's.
@@ -31,7 +31,7 @@ struct Client {
 
 impl Client {
     /// Connects to `/graphql/ws` and sends `connection_init` with `payload`.
-    async fn connect(address: SocketAddr, legacy: bool, payload: Value) -> Self {
+    pub(crate) async fn connect(address: SocketAddr, legacy: bool, payload: Value) -> Self {
         let mut request = format!("ws://{address}/graphql/ws")
             .into_client_request()
             .unwrap();
@@ -59,21 +59,21 @@ impl Client {
     }
 
     /// Connects and expects `connection_ack`.
-    async fn ready(address: SocketAddr, legacy: bool, payload: Value) -> Self {
+    pub(crate) async fn ready(address: SocketAddr, legacy: bool, payload: Value) -> Self {
         let mut client = Self::connect(address, legacy, payload).await;
         let ack = client.recv().await.expect("an answer to connection_init");
         assert_eq!(ack["type"], "connection_ack", "{ack}");
         client
     }
 
-    async fn send(&mut self, message: Value) {
+    pub(crate) async fn send(&mut self, message: Value) {
         self.socket
             .send(Message::Text(message.to_string().into()))
             .await
             .expect("send");
     }
 
-    async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+    pub(crate) async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
         let kind = if self.legacy { "start" } else { "subscribe" };
         let payload = json!({ "query": query, "variables": variables });
         self.send(json!({ "id": id, "type": kind, "payload": payload }))
@@ -81,7 +81,7 @@ impl Client {
     }
 
     /// Subscribes `id` to `sectionSeats` of `section`, selecting `fields`.
-    async fn seats(&mut self, id: &str, section: Uuid, fields: &str) {
+    pub(crate) async fn seats(&mut self, id: &str, section: Uuid, fields: &str) {
         let query =
             format!("subscription($s: UUID!) {{ sectionSeats(sectionId: $s) {{ {fields} }} }}");
         self.subscribe(id, &query, json!({ "s": section })).await;
@@ -89,11 +89,11 @@ impl Client {
 
     /// The next protocol message (keep-alives skipped), or `None` when the socket closed or
     /// nothing came within 5 s.
-    async fn recv(&mut self) -> Option<Value> {
+    pub(crate) async fn recv(&mut self) -> Option<Value> {
         self.recv_within(Duration::from_secs(5)).await
     }
 
-    async fn recv_within(&mut self, limit: Duration) -> Option<Value> {
+    pub(crate) async fn recv_within(&mut self, limit: Duration) -> Option<Value> {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
@@ -121,7 +121,7 @@ impl Client {
 
     /// The data of the next message for operation `id`. Messages of other operations that
     /// arrive first are kept for their own `data_of`.
-    async fn data_of(&mut self, id: &str) -> Value {
+    pub(crate) async fn data_of(&mut self, id: &str) -> Value {
         let message = match self.held.iter().position(|m| m["id"] == id) {
             Some(i) => self.held.remove(i),
             None => loop {

@@ -45,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
     let db = roster::db::connect(&roster::config::DbConfig {
         database_url: args.target.database_url.clone(),
         db_max_connections: Some(2),
+        db_acquire_timeout: None,
     })
     .await?;
     let certified = certify(&db).await?;
