@@ -16,16 +16,16 @@ use std::{
 };
 
 use async_graphql::{
-    Response, ServerResult, Variables,
+    PathSegment, Response, ServerError, ServerResult, Value, Variables,
     extensions::{
         Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest,
-        NextSubscribe,
+        NextResolve, NextSubscribe, ResolveInfo,
     },
     futures_util::stream::{BoxStream, StreamExt},
     parser::types::ExecutableDocument,
 };
 
-use super::{errors, limits, observe, strings};
+use super::{coercion, errors, limits, observe, strings};
 
 /// The extension to register on the schema.
 #[derive(Clone)]
@@ -61,6 +61,7 @@ impl Extension for Request {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = Instant::now();
         let mut response = next.run(ctx).await;
+        response.errors.iter_mut().for_each(restore_origin);
         errors::normalize_all(&mut response);
         if !self.executed.load(Ordering::Relaxed) {
             // Refused before execution (parse, validation, limits, coercion): a request too.
@@ -77,6 +78,7 @@ impl Extension for Request {
     ) -> BoxStream<'s, Response> {
         next.run(ctx, stream)
             .map(|mut response| {
+                response.errors.iter_mut().for_each(restore_origin);
                 errors::normalize_all(&mut response);
                 response
             })
@@ -96,7 +98,21 @@ impl Extension for Request {
             limits::refuse_introspection(&document)?;
         }
         strings::check(&document, variables)?;
+        coercion::check(&document, variables)?;
         Ok(document)
+    }
+
+    /// Remembers where an error arose: async-graphql gives an error passing up through a list
+    /// item that item's path (`set_error_path` in `resolve_list`), so an error three lists deep
+    /// would report the outermost item. The first path an error is seen with is kept in a private
+    /// extension, put back by [`restore_origin`].
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        next.run(ctx, info).await.map_err(remember_origin)
     }
 
     async fn execute(
@@ -112,5 +128,52 @@ impl Extension for Request {
             next.run(ctx, operation_name),
         )
         .await
+    }
+}
+
+/// The private extension holding an error's path of origin.
+const ORIGIN: &str = "_origin";
+
+fn remember_origin(mut error: ServerError) -> ServerError {
+    if error.path.is_empty() {
+        return error;
+    }
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    if extensions.get(ORIGIN).is_none() {
+        let path = error
+            .path
+            .iter()
+            .map(|segment| match segment {
+                PathSegment::Field(name) => Value::from(name.as_str()),
+                PathSegment::Index(i) => Value::from(*i),
+            })
+            .collect();
+        extensions.set(ORIGIN, Value::List(path));
+    }
+    error
+}
+
+/// Puts an error's path of origin back (see [`Request::resolve`]).
+fn restore_origin(error: &mut ServerError) {
+    let Some(extensions) = error.extensions.as_mut() else {
+        return;
+    };
+    let Some(Value::List(origin)) = extensions.get(ORIGIN).cloned() else {
+        return;
+    };
+    extensions.unset(ORIGIN);
+    error.path = origin
+        .into_iter()
+        .filter_map(|segment| match segment {
+            Value::String(name) => Some(PathSegment::Field(name)),
+            Value::Number(i) => i
+                .as_u64()
+                .and_then(|i| usize::try_from(i).ok())
+                .map(PathSegment::Index),
+            _ => None,
+        })
+        .collect();
+    if error.extensions.as_ref() == Some(&Default::default()) {
+        error.extensions = None;
     }
 }

@@ -1,5 +1,6 @@
 //! The GraphQL schema: roots split per domain, types wrapping entity models, per-request loaders.
 
+mod coercion;
 pub mod errors;
 mod hooks;
 pub mod inputs;
@@ -101,7 +102,8 @@ impl RequestContext {
     ) -> Self {
         let loader = DataLoader::with_cache(
             loaders::DbLoader::new(store.db().clone(), viewer.as_ref().map(Viewer::id)),
-            tokio::spawn,
+            async_graphql::runtime::TokioSpawner::current(),
+            async_graphql::runtime::TokioTimer::default(),
             HashMapCache::default(),
         );
         loader.enable_all_cache(caching == Caching::PerRequest);

@@ -38,15 +38,16 @@ async fn status_codes_and_media_types_follow_the_graphql_over_http_spec(app: Tes
         (StatusCode::OK, true)
     );
     assert_eq!(body["data"]["courses"]["totalCount"], 0);
-    for request in [&unparsable, &invalid, &uncoerced] {
+    for (request, code) in [
+        (&unparsable, "GRAPHQL_VALIDATION_FAILED"),
+        (&invalid, "GRAPHQL_VALIDATION_FAILED"),
+        (&uncoerced, "BAD_USER_INPUT"),
+    ] {
         let (status, media, body) = post(&url, Some(GRAPHQL_RESPONSE), request.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{request}: {body}");
         assert!(media.starts_with(GRAPHQL_RESPONSE));
         assert!(body.get("data").is_none(), "{body}");
-        assert_eq!(
-            body["errors"][0]["extensions"]["code"],
-            "GRAPHQL_VALIDATION_FAILED"
-        );
+        assert_eq!(body["errors"][0]["extensions"]["code"], code, "{body}");
     }
     // An execution error is still 200: the operation ran.
     let withdraw = format!(
@@ -175,3 +176,81 @@ async fn graphiql_comes_from_the_server_itself(app: TestApp) {
 }
 
 both_backends!(graphiql_comes_from_the_server_itself);
+
+/// Values that do not coerce to their argument's type fail the whole request before anything
+/// runs: 400 under application/graphql-response+json, no `data`, `BAD_USER_INPUT` naming the
+/// argument; a mutation beside them does not run.
+async fn values_that_do_not_coerce_are_request_errors(app: TestApp) {
+    let url = format!("http://{}/graphql", app.serve().await);
+    let json = "application/graphql-response+json";
+    let campus = app.campus("North").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Coerced", Some(5), "MONDAY")
+        .await;
+    let cases = [
+        (
+            json!({ "query": "{ courses(first: 99999999999) { totalCount } }" }),
+            "first",
+        ),
+        (
+            json!({ "query": "{ course(id: \"not-a-uuid\") { id } }" }),
+            "id",
+        ),
+        (
+            json!({ "query": "query($i: UUID!) { course(id: $i) { id } }", "variables": { "i": "nope" } }),
+            "id",
+        ),
+        (
+            json!({ "query": "query($n: Int) { courses(first: $n) { totalCount } }", "variables": { "n": 4_294_967_296_u64 } }),
+            "first",
+        ),
+        (
+            json!({ "query": "{ courses(filter: 5) { totalCount } }" }),
+            "filter",
+        ),
+        (
+            json!({ "query": "query($f: CourseFilter) { courses(filter: $f) { totalCount } }",
+                    "variables": { "f": { "weekday": "FUNDAY" } } }),
+            "filter.weekday",
+        ),
+        (
+            json!({ "query": "query($f: EnrollmentFilter) { enrollments(filter: $f) { totalCount } }",
+                    "variables": { "f": { "enrolledAfter": "yesterday" } } }),
+            "filter.enrolledAfter",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, _, answer) = post(&url, Some(json), body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert!(
+            answer.get("data").is_none(),
+            "a request error has no data: {answer}"
+        );
+        assert_eq!(
+            answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{answer}"
+        );
+        assert_eq!(
+            answer["errors"][0]["extensions"]["field"], field,
+            "{answer}"
+        );
+    }
+    // A mutation beside a bad value does not run.
+    let (_, token) = app.student(&campus).await;
+    let before = app.snapshot().await;
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("accept", json)
+        .bearer_auth(&token)
+        .json(&json!({
+            "query": "mutation($s: UUID!) { a: enroll(sectionId: $s) { id } b: withdraw(enrollmentId: \"bad\") { id } }",
+            "variables": { "s": section },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(app.snapshot().await, before, "nothing ran");
+}
+
+both_backends!(values_that_do_not_coerce_are_request_errors);
