@@ -38,6 +38,7 @@ use crate::{
     clock::Clock,
     config::DbConfig,
     db,
+    delivery::{self, DeliveryConfig},
     events::{self, Bus},
     export, graphiql,
     graphql::{
@@ -93,6 +94,8 @@ pub struct Settings {
     /// The clock every time-dependent rule reads.
     pub clock: Clock,
     pub on_statement: Option<StatementHook>,
+    /// Where notifications are delivered beyond the inbox (see [`crate::delivery`]).
+    pub delivery: DeliveryConfig,
 }
 
 impl Settings {
@@ -108,6 +111,7 @@ impl Settings {
             response_cache: true,
             clock: Clock::default(),
             on_statement: None,
+            delivery: DeliveryConfig::default(),
         }
     }
 }
@@ -132,7 +136,8 @@ impl App {
         let app = Arc::new(Self {
             schema: graphql::build_schema_with(settings.slow_operation, &settings.limits),
             response_cache: ResponseCache::new(&db, settings.response_cache),
-            store: Store::new(db, settings.clock, Bus::default()),
+            store: Store::new(db, settings.clock, Bus::default())
+                .with_channels(settings.delivery.channels()),
             keys: settings.keys,
             max_page_size: settings.max_page_size,
             cors_origins: settings.cors_origins,
@@ -142,6 +147,13 @@ impl App {
             websockets: Arc::default(),
         });
         app.listen_for_changes(url).await?;
+        if settings.delivery.channels().any() {
+            delivery::spawn(
+                app.store.clone(),
+                settings.delivery,
+                app.shutdown.subscribe(),
+            );
+        }
         Ok(app)
     }
 

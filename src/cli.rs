@@ -17,6 +17,7 @@ use crate::{
     clock::Clock,
     config::{AuthConfig, DbConfig, DemoData, LogConfig, ServeConfig},
     db,
+    delivery::{DeliveryConfig, WebhookConfig},
     events::Bus,
     graphql::{self, limits::Limits},
     seed,
@@ -244,6 +245,13 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
             introspection: config.introspection,
         },
         response_cache: config.response_cache,
+        delivery: DeliveryConfig {
+            webhook: match (&config.webhook_url, &config.webhook_secret) {
+                (Some(url), Some(secret)) => Some(WebhookConfig::new(url, secret)?),
+                _ => None,
+            },
+            ..DeliveryConfig::default()
+        },
         ..app::Settings::new(db_config.clone(), keys.clone())
     };
     let state = App::build(settings).await?;

@@ -126,6 +126,15 @@ pub struct ServeConfig {
     /// has not changed (checked on every request, so never stale).
     #[arg(long, env = "ROSTER_RESPONSE_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
     pub response_cache: bool,
+
+    /// Every notification is also POSTed here as JSON, signed by the Standard Webhooks scheme
+    /// (for SMS or chat gateways). Needs `ROSTER_WEBHOOK_SECRET`.
+    #[arg(long, env = "ROSTER_WEBHOOK_URL", requires = "webhook_secret")]
+    pub webhook_url: Option<String>,
+
+    /// The webhook signing secret, `whsec_` and base64.
+    #[arg(long, env = "ROSTER_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
 }
 
 impl DbConfig {

@@ -58,6 +58,9 @@ pub struct Notice {
     /// Changes may have been missed (the listener reconnected): every subscription re-reads.
     #[serde(default)]
     pub resync: bool,
+    /// Users who were sent a notification.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notified: Vec<Uuid>,
 }
 
 impl Notice {
@@ -81,6 +84,19 @@ impl Notice {
             }),
             seq: 0,
             resync: false,
+            notified: Vec::new(),
+        }
+    }
+
+    /// The notice that `user_id` was sent a notification.
+    pub fn of_notification(user_id: Uuid) -> Self {
+        Self {
+            sections: Vec::new(),
+            course_id: Uuid::nil(),
+            event: None,
+            seq: 0,
+            resync: false,
+            notified: vec![user_id],
         }
     }
 
@@ -93,6 +109,7 @@ impl Notice {
             event: None,
             seq: 0,
             resync: false,
+            notified: Vec::new(),
         }
     }
 
@@ -103,6 +120,7 @@ impl Notice {
             event: None,
             seq: 0,
             resync: true,
+            notified: Vec::new(),
         }
     }
 }

@@ -7,7 +7,15 @@
 //! therefore holds only its rule: it cannot forget to retry, to write the audit event, or to
 //! announce a change, and it cannot announce a change that rolled back.
 
-use std::{future::Future, marker::PhantomData, pin::Pin, sync::Mutex};
+use std::{
+    future::Future,
+    marker::PhantomData,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use chrono::{DateTime, Utc};
 use entity::{enrollment_event, types::EnrollmentStatus};
@@ -20,6 +28,7 @@ use uuid::Uuid;
 
 use crate::{
     clock::Clock,
+    delivery::Channels,
     error::ApiError,
     events::{self, Bus, Notice},
 };
@@ -40,6 +49,10 @@ pub struct Store {
     /// Whether this process publishes its own committed changes to `bus` (SQLite, one
     /// process) rather than hearing them through PostgreSQL's `LISTEN`, as every replica does.
     publishes_locally: bool,
+    /// The channels notifications are delivered on beyond the inbox.
+    channels: Channels,
+    /// Wakes this process's delivery worker when a write queued deliveries.
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -50,7 +63,25 @@ impl Store {
             clock,
             bus,
             publishes_locally,
+            channels: Channels::default(),
+            outbox: Arc::default(),
         }
+    }
+
+    /// The store delivering notifications on `channels` as well as to the inbox.
+    #[must_use]
+    pub fn with_channels(mut self, channels: Channels) -> Self {
+        self.channels = channels;
+        self
+    }
+
+    pub fn channels(&self) -> Channels {
+        self.channels
+    }
+
+    /// Notified after a commit that queued deliveries (see [`crate::delivery`]).
+    pub fn outbox(&self) -> &Arc<tokio::sync::Notify> {
+        &self.outbox
     }
 
     /// The connection pool, for reads.
@@ -97,15 +128,19 @@ impl Store {
         loop {
             tries += 1;
             let result = async {
-                let tx = Tx::begin(&self.db, self.clock.clone()).await?;
+                let tx = Tx::begin(&self.db, self.clock.clone(), self.channels).await?;
                 let value = attempt(&tx).await?;
+                let queued = tx.queued.load(Ordering::Relaxed);
                 let notices = tx.commit().await?;
-                Ok::<_, ApiError>((value, notices))
+                Ok::<_, ApiError>((value, notices, queued))
             }
             .await;
             match result {
-                Ok((value, notices)) => {
+                Ok((value, notices, queued)) => {
                     self.delivered(notices);
+                    if queued {
+                        self.outbox.notify_one();
+                    }
                     return Ok(value);
                 }
                 Err(err) if tries < ATTEMPTS && err.is_retryable() => {
@@ -140,12 +175,19 @@ impl Store {
 pub struct Tx<'c> {
     txn: DatabaseTransaction,
     clock: Clock,
+    channels: Channels,
     notices: Mutex<Vec<Notice>>,
+    /// Whether the write queued deliveries, so the worker is woken after commit.
+    queued: AtomicBool,
     _borrows: PhantomData<&'c ()>,
 }
 
 impl Tx<'_> {
-    async fn begin(db: &DatabaseConnection, clock: Clock) -> Result<Self, DbErr> {
+    async fn begin(
+        db: &DatabaseConnection,
+        clock: Clock,
+        channels: Channels,
+    ) -> Result<Self, DbErr> {
         let mut options = TransactionOptions::default();
         if db.get_database_backend() == DatabaseBackend::Sqlite {
             options.sqlite_transaction_mode = Some(SqliteTransactionMode::Immediate);
@@ -153,9 +195,21 @@ impl Tx<'_> {
         Ok(Self {
             txn: db.begin_with_options(options).await?,
             clock,
+            channels,
             notices: Mutex::default(),
+            queued: AtomicBool::new(false),
             _borrows: PhantomData,
         })
+    }
+
+    /// The channels a notification written in this transaction is delivered on.
+    pub fn channels(&self) -> Channels {
+        self.channels
+    }
+
+    /// Says that this write queued deliveries: the worker is woken once it commits.
+    pub fn queue_delivery(&self) {
+        self.queued.store(true, Ordering::Relaxed);
     }
 
     /// The clock's current time. Read it after the locks a change needs are held, so that the
@@ -164,7 +218,8 @@ impl Tx<'_> {
         self.clock.now()
     }
 
-    /// Writes the audit event of one status change in this transaction (invariant 6) and
+    /// Writes the audit event of one status change in this transaction (invariant 6), the
+    /// notification it sends the student if it sends one (docs/design.md#notifications), and
     /// queues its notice for delivery after commit.
     ///
     /// # Errors
@@ -173,6 +228,7 @@ impl Tx<'_> {
         &self,
         transition: Transition,
     ) -> Result<enrollment_event::Model, ApiError> {
+        crate::service::notifications::on_transition(self, &transition).await?;
         let event = enrollment_event::ActiveModel {
             enrollment_id: Set(transition.enrollment_id),
             from_status: Set(transition.from),

@@ -10,6 +10,8 @@ pub mod course;
 pub mod course_prerequisite;
 pub mod enrollment;
 pub mod enrollment_event;
+pub mod notification;
+pub mod notification_delivery;
 pub mod organization;
 pub mod section;
 pub mod team;

@@ -20,6 +20,7 @@ mod m20261123_000011_create_team_join_failures;
 mod m20261125_000012_add_finished_seats_and_skips;
 mod m20261125_000013_add_assistants_and_note_authors;
 mod m20261125_000014_index_staff_listings;
+mod m20261125_000015_create_notifications;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000012_add_finished_seats_and_skips::Migration),
             Box::new(m20261125_000013_add_assistants_and_note_authors::Migration),
             Box::new(m20261125_000014_index_staff_listings::Migration),
+            Box::new(m20261125_000015_create_notifications::Migration),
         ]
     }
 }

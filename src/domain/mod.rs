@@ -2,6 +2,7 @@
 //! reachable from unit tests without a database.
 
 pub mod cursor;
+pub mod notification;
 pub mod schedule;
 pub mod seats;
 pub mod status;

@@ -16,7 +16,30 @@ use crate::service::{
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(CatalogMutation, EnrollmentMutation, TeamMutation);
+pub struct MutationRoot(
+    CatalogMutation,
+    EnrollmentMutation,
+    TeamMutation,
+    NotificationMutation,
+);
+
+/// The viewer's inbox.
+#[derive(Default)]
+pub struct NotificationMutation;
+
+#[Object]
+impl NotificationMutation {
+    /// Marks the viewer's notifications `ids` read (at most 500), or all of them without `ids`.
+    /// Returns how many were unread. Ids of other users' notifications are ignored.
+    async fn mark_notifications_read(
+        &self,
+        ctx: &Context<'_>,
+        ids: Option<Vec<Uuid>>,
+    ) -> Result<u64> {
+        let (store, viewer) = signed_in(ctx)?;
+        Ok(crate::service::notifications::mark_read(store, viewer, ids).await?)
+    }
+}
 
 /// The enrollment life cycle. Each mutation is one transaction; a change that frees a seat
 /// promotes the earliest waitlisted enrollment in the same transaction.

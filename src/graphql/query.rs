@@ -14,14 +14,15 @@ use super::{
     request,
     types::{
         Certification, CertificationConnection, Course, CourseConnection, CourseConnectionFields,
-        Enrollment, EnrollmentConnection, EnrollmentEventConnection, Oversight, Section, Team,
-        User, UserConnection, certification_page, enrollment_page, event_page, user_page,
+        Enrollment, EnrollmentConnection, EnrollmentEventConnection, NotificationConnection,
+        Oversight, Section, Team, User, UserConnection, certification_page, enrollment_page,
+        event_page, notification_page, user_page,
     },
 };
 use crate::{
     domain::cursor::Cursor,
     error::ApiError,
-    service::{courses, discovery, enrollments, oversight, sections, teams},
+    service::{courses, discovery, enrollments, notifications, oversight, sections, teams},
 };
 
 #[derive(MergedObject, Default)]
@@ -137,6 +138,31 @@ impl AccountQuery {
             .into_iter()
             .map(Enrollment)
             .collect())
+    }
+
+    /// The viewer's notifications, newest first; only unread ones with `unreadOnly`.
+    async fn my_notifications(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, desc = "Page size, at most the server's limit (100).")]
+        first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        #[graphql(default_with = "Some(false)")] unread_only: Option<bool>,
+    ) -> Result<NotificationConnection> {
+        notification_page(
+            ctx,
+            first.unwrap_or(20),
+            after,
+            unread_only.unwrap_or(false),
+        )
+        .await
+    }
+
+    /// How many of the viewer's notifications are unread.
+    async fn unread_notification_count(&self, ctx: &Context<'_>) -> Result<u64> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?;
+        Ok(notifications::unread_count(&rc.store, viewer).await?)
     }
 
     /// The viewer's certifications, newest first (expired ones included; see `isValid`).

@@ -16,13 +16,13 @@ use uuid::Uuid;
 use super::{
     loaders::{DbLoader, WaitlistRank},
     request,
-    types::{Enrollment, EnrollmentEvent},
+    types::{Enrollment, EnrollmentEvent, Notification},
 };
 use crate::{
     domain::seats::Seats,
     error::ApiError,
     events::{ActiveSubscription, Bus, Notice},
-    service::{courses, enrollments, sections},
+    service::{courses, enrollments, notifications, sections},
     store::Store,
 };
 
@@ -153,6 +153,34 @@ impl SubscriptionRoot {
                 };
                 if let Some(row) = ride_out(|| enrollments::event_by_id(&store, event.id)).await? {
                     yield EnrollmentEvent(row);
+                }
+            }
+        })
+    }
+
+    /// The viewer's notifications as they are written (the inbox's live view): each one once,
+    /// oldest first, from the moment of subscribing.
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<impl Stream<Item = Result<Notification>> + use<>> {
+        let rc = request(ctx)?;
+        let viewer = rc.require_viewer()?.id();
+        let (store, mut changes) = (rc.store.clone(), Changes::new(rc.store.bus()));
+        // Only what is written from now on.
+        let mut seen = notifications::since(&store, viewer, None)
+            .await?
+            .last()
+            .map(|n| (n.created_at, n.id));
+        Ok(async_stream::try_stream! {
+            while let Some(notice) = changes.next().await? {
+                if !notice.resync && !notice.notified.contains(&viewer) {
+                    continue;
+                }
+                let fresh = ride_out(|| notifications::since(&store, viewer, seen)).await?;
+                for row in fresh {
+                    seen = Some((row.created_at, row.id));
+                    yield Notification(row);
                 }
             }
         })
@@ -312,6 +340,7 @@ mod tests {
             event: None,
             seq: 0,
             resync: false,
+            notified: Vec::new(),
         });
         for _ in 0..4 {
             sender.send(notice.clone()).unwrap();

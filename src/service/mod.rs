@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod eligibility;
 pub mod enroll;
 pub mod enrollments;
+pub mod notifications;
 pub mod oversight;
 pub mod promotion;
 pub mod rosters;

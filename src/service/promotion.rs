@@ -132,13 +132,24 @@ async fn skip(
     why: &ApiError,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(), ApiError> {
+    let why = why.to_string();
     enrollment::Entity::update(enrollment::ActiveModel {
         id: Set(row.id),
-        skip_reason: Set(Some(why.to_string())),
+        skip_reason: Set(Some(why.clone())),
         skipped_at: Set(Some(at)),
         ..Default::default()
     })
     .exec_without_returning(tx)
     .await?;
+    // Told once per reason: a waiter passed over again for the same reason hears nothing new.
+    if row.skip_reason.as_deref() != Some(why.as_str()) {
+        let (course, section) = super::notifications::names(tx, row.id).await?;
+        let place = crate::domain::notification::Place {
+            course: &course,
+            section: &section,
+        };
+        let message = crate::domain::notification::skipped(&place, &why);
+        super::notifications::notify(tx, row.user_id, Some(row.id), message).await?;
+    }
     Ok(())
 }

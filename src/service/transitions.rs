@@ -346,7 +346,7 @@ async fn issue_certification(
     let Some(months) = locked.course.certificate_validity_months else {
         return Ok(());
     };
-    certification::ActiveModel {
+    let issued = certification::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(locked.row.user_id),
         course_id: Set(locked.row.course_id),
@@ -357,6 +357,9 @@ async fn issue_certification(
     .insert(tx)
     .await
     .map_err(|e| ApiError::on_unique_violation(e, || invalid(Completed, Completed)))?;
+    let message =
+        crate::domain::notification::certification_issued(&locked.course.name, issued.expires_at);
+    super::notifications::notify(tx, locked.row.user_id, Some(locked.row.id), message).await?;
     Ok(())
 }
 

@@ -18,6 +18,7 @@ mod http;
 mod limits;
 mod management;
 mod migrations;
+mod notifications;
 mod operations;
 mod outage;
 mod oversight;

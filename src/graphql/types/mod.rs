@@ -11,6 +11,7 @@ use super::{
 
 mod course;
 mod enrollment;
+mod notification;
 mod oversight;
 mod section;
 mod staff;
@@ -19,6 +20,8 @@ mod user;
 
 pub use course::{Course, CourseConnection, CourseConnectionFields};
 pub use enrollment::{Certification, Enrollment, EnrollmentEvent};
+pub(crate) use notification::notification_page;
+pub use notification::{Notification, NotificationConnection};
 pub use oversight::Oversight;
 pub use section::Section;
 pub use staff::{

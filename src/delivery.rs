@@ -1,0 +1,404 @@
+//! Delivery beyond the inbox (docs/design.md#notifications): the outbox worker.
+//!
+//! A notification's outbox rows are written in the transaction of the change that caused it
+//! ([`crate::service::notifications::notify`]). A worker in every `roster serve` drains them:
+//!
+//! - **Claiming**: in one short write, the due rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so
+//!   two replicas never take the same row; SQLite has one writer) get a lease: their next
+//!   attempt moves to the end of the lease and their attempt count goes up. A worker that dies
+//!   mid-attempt (a crash, `SIGKILL`) leaves the row due again when the lease ends: delivery is
+//!   at least once, and nothing is lost.
+//! - **Delivering**: outside any transaction, so a slow receiver never holds a lock or delays a
+//!   mutation. The notification's id is the idempotency key (the webhook's `webhook-id`, the
+//!   same on every retry).
+//! - **Recording**: delivered, or the next attempt after an exponential backoff (capped), or,
+//!   after the last attempt, given up with the error kept on the row.
+//!
+//! The worker wakes when a local write queued deliveries, and polls every second for rows that
+//! other replicas queued and retries that fell due.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use entity::{notification, notification_delivery};
+use sea_orm::{
+    ColumnTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::{Expr, ExprTrait, LockBehavior, LockType},
+};
+use serde_json::json;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::{error::ApiError, store::Store};
+
+/// The webhook channel's name in the outbox.
+pub const WEBHOOK: &str = "webhook";
+
+/// The channels notifications are delivered on beyond the inbox.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Channels {
+    pub webhook: bool,
+}
+
+impl Channels {
+    /// The outbox names of the channels in use.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        self.webhook.then_some(WEBHOOK).into_iter()
+    }
+
+    pub fn any(self) -> bool {
+        self.names().next().is_some()
+    }
+}
+
+/// Where and how notifications are delivered.
+#[derive(Clone, Debug)]
+pub struct DeliveryConfig {
+    pub webhook: Option<WebhookConfig>,
+    /// The first retry's delay; each later one doubles it, up to [`RETRY_MAX`].
+    pub retry_base: Duration,
+    /// Attempts before a delivery is given up.
+    pub max_attempts: i32,
+    /// How long a claimed row is the claiming worker's before it is due again.
+    pub lease: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            webhook: None,
+            retry_base: Duration::from_secs(2),
+            max_attempts: 10,
+            lease: Duration::from_secs(60),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    pub fn channels(&self) -> Channels {
+        Channels {
+            webhook: self.webhook.is_some(),
+        }
+    }
+}
+
+/// The longest pause between two attempts.
+pub const RETRY_MAX: Duration = Duration::from_secs(600);
+
+/// Rows claimed at a time.
+const BATCH: u64 = 16;
+
+/// A webhook endpoint and its signing secret (Standard Webhooks).
+#[derive(Clone)]
+pub struct WebhookConfig {
+    pub url: String,
+    signer: Arc<standardwebhooks::Webhook>,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookConfig {
+    /// `url` with the secret `whsec_…` (base64 after the prefix).
+    ///
+    /// # Errors
+    /// A secret that is not `whsec_` and base64, or a URL that is not `http(s)://`.
+    pub fn new(url: &str, secret: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            url.starts_with("https://") || url.starts_with("http://"),
+            "ROSTER_WEBHOOK_URL must be an http(s):// URL"
+        );
+        anyhow::ensure!(
+            secret.starts_with("whsec_"),
+            "ROSTER_WEBHOOK_SECRET must start with whsec_"
+        );
+        let signer = standardwebhooks::Webhook::new(secret)
+            .map_err(|e| anyhow::anyhow!("ROSTER_WEBHOOK_SECRET: {e}"))?;
+        Ok(Self {
+            url: url.to_owned(),
+            signer: Arc::new(signer),
+        })
+    }
+}
+
+/// Starts the worker; it stops when `shutdown` turns true.
+pub fn spawn(
+    store: Store,
+    config: DeliveryConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        let wake = store.outbox().clone();
+        loop {
+            let claimed = match claim(&store, &config).await {
+                Ok(claimed) => claimed,
+                Err(err) => {
+                    tracing::warn!(error = %err, "the delivery worker could not claim work");
+                    Vec::new()
+                }
+            };
+            let full = claimed.len() as u64 >= BATCH;
+            for (delivery, notification) in claimed {
+                let outcome = deliver(&client, &config, &delivery, &notification).await;
+                if let Err(err) = record(&store, &config, &delivery, &notification, outcome).await {
+                    tracing::warn!(error = %err, "the delivery worker could not record an outcome");
+                }
+            }
+            if full {
+                continue;
+            }
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    })
+}
+
+/// Leases the due rows of this replica's channels, with their notifications.
+async fn claim(
+    store: &Store,
+    config: &DeliveryConfig,
+) -> Result<Vec<(notification_delivery::Model, notification::Model)>, ApiError> {
+    let channels: Vec<&str> = config.channels().names().collect();
+    let lease = chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::MAX);
+    let (channels, postgres) = (
+        &channels,
+        store.db().get_database_backend() == DatabaseBackend::Postgres,
+    );
+    store
+        .write(|tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let mut due = notification_delivery::Entity::find()
+                    .filter(notification_delivery::Column::DeliveredAt.is_null())
+                    .filter(notification_delivery::Column::FailedAt.is_null())
+                    .filter(notification_delivery::Column::NextAttemptAt.lte(now))
+                    .filter(notification_delivery::Column::Channel.is_in(channels.iter().copied()))
+                    .order_by_asc(notification_delivery::Column::NextAttemptAt)
+                    .limit(BATCH);
+                if postgres {
+                    due = due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+                }
+                let rows = due.all(tx).await?;
+                if rows.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+                notification_delivery::Entity::update_many()
+                    .col_expr(
+                        notification_delivery::Column::NextAttemptAt,
+                        Expr::value(now + lease),
+                    )
+                    .col_expr(
+                        notification_delivery::Column::Attempts,
+                        Expr::col(notification_delivery::Column::Attempts).add(1),
+                    )
+                    .filter(notification_delivery::Column::Id.is_in(ids))
+                    .exec(tx)
+                    .await?;
+                let notifications = notification::Entity::find()
+                    .filter(notification::Column::Id.is_in(rows.iter().map(|r| r.notification_id)))
+                    .all(tx)
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .filter_map(|mut row| {
+                        row.attempts += 1;
+                        let n = notifications.iter().find(|n| n.id == row.notification_id)?;
+                        Some((row, n.clone()))
+                    })
+                    .collect())
+            })
+        })
+        .await
+}
+
+/// One attempt on one channel.
+async fn deliver(
+    client: &reqwest::Client,
+    config: &DeliveryConfig,
+    delivery: &notification_delivery::Model,
+    notification: &notification::Model,
+) -> Result<(), String> {
+    match delivery.channel.as_str() {
+        WEBHOOK => {
+            let Some(webhook) = &config.webhook else {
+                return Err("no webhook is configured".into());
+            };
+            post_webhook(client, webhook, notification).await
+        }
+        other => Err(format!("unknown channel {other}")),
+    }
+}
+
+/// The notification as a Standard Webhooks message: JSON `{type, timestamp, data}` signed with
+/// the secret; `webhook-id` is the notification's id on every attempt.
+async fn post_webhook(
+    client: &reqwest::Client,
+    webhook: &WebhookConfig,
+    notification: &notification::Model,
+) -> Result<(), String> {
+    let body = json!({
+        "type": "notification.created",
+        "timestamp": notification.created_at.to_rfc3339(),
+        "data": {
+            "id": notification.id,
+            "userId": notification.user_id,
+            "kind": notification.kind,
+            "title": notification.title,
+            "body": notification.body,
+            "enrollmentId": notification.enrollment_id,
+            "createdAt": notification.created_at.to_rfc3339(),
+        },
+    })
+    .to_string();
+    // The receiver checks the signature's time against its own clock: the wall clock's.
+    let timestamp = Utc::now().timestamp();
+    let id = notification.id.to_string();
+    let signature = webhook
+        .signer
+        .sign(&id, timestamp, body.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let response = client
+        .post(&webhook.url)
+        .header("content-type", "application/json")
+        .header(standardwebhooks::HEADER_WEBHOOK_ID, &id)
+        .header(
+            standardwebhooks::HEADER_WEBHOOK_TIMESTAMP,
+            timestamp.to_string(),
+        )
+        .header(standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("webhook: {e}"))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("webhook answered {}", response.status()))
+    }
+}
+
+/// The pause before attempt `attempts + 1`: `base · 2^(attempts − 1)`, at most [`RETRY_MAX`].
+pub fn backoff(base: Duration, attempts: i32) -> Duration {
+    let doublings = Ord::min(u32::try_from(attempts.saturating_sub(1)).unwrap_or(0), 20);
+    base.saturating_mul(1 << doublings).min(RETRY_MAX)
+}
+
+async fn record(
+    store: &Store,
+    config: &DeliveryConfig,
+    delivery: &notification_delivery::Model,
+    notification: &notification::Model,
+    outcome: Result<(), String>,
+) -> Result<(), ApiError> {
+    let channel = delivery.channel.clone();
+    let label = match &outcome {
+        Ok(()) => "delivered",
+        Err(_) if delivery.attempts >= config.max_attempts => "given_up",
+        Err(_) => "retry",
+    };
+    metrics::counter!("roster_notification_deliveries_total",
+        "channel" => channel.clone(), "outcome" => label)
+    .increment(1);
+    let (id, attempts, outcome, channel) = (delivery.id, delivery.attempts, &outcome, &channel);
+    let created_at: DateTime<Utc> = notification.created_at;
+    store
+        .write(|tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let mut update = notification_delivery::Entity::update_many()
+                    .filter(notification_delivery::Column::Id.eq(id));
+                match outcome {
+                    Ok(()) => {
+                        update = update
+                            .col_expr(notification_delivery::Column::DeliveredAt, Expr::value(now))
+                            .col_expr(
+                                notification_delivery::Column::LastError,
+                                Expr::value(Option::<String>::None),
+                            );
+                        let latency = (now - created_at).num_milliseconds() as f64 / 1000.0;
+                        metrics::histogram!("roster_notification_delivery_latency_seconds",
+                            "channel" => channel.to_owned())
+                        .record(latency.max(0.0));
+                    }
+                    Err(error) if attempts >= config.max_attempts => {
+                        tracing::warn!(delivery = %id, %error, "delivery given up");
+                        update = update
+                            .col_expr(notification_delivery::Column::FailedAt, Expr::value(now))
+                            .col_expr(
+                                notification_delivery::Column::LastError,
+                                Expr::value(error.clone()),
+                            );
+                    }
+                    Err(error) => {
+                        let pause =
+                            chrono::Duration::from_std(backoff(config.retry_base, attempts))
+                                .unwrap_or(chrono::Duration::MAX);
+                        update = update
+                            .col_expr(
+                                notification_delivery::Column::NextAttemptAt,
+                                Expr::value(now + pause),
+                            )
+                            .col_expr(
+                                notification_delivery::Column::LastError,
+                                Expr::value(error.clone()),
+                            );
+                    }
+                }
+                update.exec(tx).await?;
+                Ok(())
+            })
+        })
+        .await?;
+    let depth = notification_delivery::Entity::find()
+        .filter(notification_delivery::Column::DeliveredAt.is_null())
+        .filter(notification_delivery::Column::FailedAt.is_null())
+        .count(store.db())
+        .await?;
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!("roster_outbox_depth").set(depth as f64);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let base = Duration::from_secs(2);
+        assert_eq!(backoff(base, 1), Duration::from_secs(2));
+        assert_eq!(backoff(base, 2), Duration::from_secs(4));
+        assert_eq!(backoff(base, 4), Duration::from_secs(16));
+        assert_eq!(backoff(base, 30), RETRY_MAX);
+    }
+
+    #[test]
+    fn a_webhook_secret_must_be_standard() {
+        assert!(WebhookConfig::new("https://hooks.example/x", "not-whsec").is_err());
+        assert!(WebhookConfig::new("ftp://x", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_err());
+        assert!(
+            WebhookConfig::new(
+                "https://hooks.example/x",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+            )
+            .is_ok()
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! What a student is told, and when (docs/design.md#notifications): the kind and the plain text
+//! of each notification, as a phone shows it. Pure: the caller writes the row.
+
+use chrono::{DateTime, Utc};
+use entity::types::EnrollmentStatus::{self, *};
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A freed seat went to the student.
+    Promoted,
+    /// A freed seat went to the student, in a section that approves: it awaits approval.
+    PromotedPending,
+    /// Staff approved the student's pending request.
+    Approved,
+    /// Staff cancelled the enrollment (or refused the request).
+    Cancelled,
+    /// Staff recorded that the student did not complete.
+    Failed,
+    /// Completing the course earned a certification.
+    CertificationIssued,
+    /// A seat freed but the student could not take it (they keep their place).
+    Skipped,
+}
+
+impl Kind {
+    /// The name stored and shown to clients.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Promoted => "PROMOTED",
+            Self::PromotedPending => "PROMOTED_PENDING",
+            Self::Approved => "APPROVED",
+            Self::Cancelled => "CANCELLED",
+            Self::Failed => "FAILED",
+            Self::CertificationIssued => "CERTIFICATION_ISSUED",
+            Self::Skipped => "SKIPPED",
+        }
+    }
+}
+
+/// One notification's kind and text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub kind: Kind,
+    pub title: String,
+    pub body: String,
+}
+
+/// Where the enrollment is: its course's and section's names.
+pub struct Place<'a> {
+    pub course: &'a str,
+    pub section: &'a str,
+}
+
+/// The notification a status change sends the enrolled student, if any: only changes someone
+/// else made (a promotion, staff's decisions), never the student's own.
+pub fn for_transition(
+    from: Option<EnrollmentStatus>,
+    to: EnrollmentStatus,
+    by_someone_else: bool,
+    place: &Place<'_>,
+    reason: Option<&str>,
+) -> Option<Message> {
+    if !by_someone_else {
+        return None;
+    }
+    let Place { course, section } = place;
+    let because = reason
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| format!(" Reason: {r}"))
+        .unwrap_or_default();
+    let (kind, title, body) = match (from, to) {
+        (Some(Waitlisted), Registered) => (
+            Kind::Promoted,
+            format!("You have a seat in {course}"),
+            format!("A seat in {section} of {course} freed up and is now yours."),
+        ),
+        (Some(Waitlisted), Pending) => (
+            Kind::PromotedPending,
+            format!("A seat in {course} awaits approval"),
+            format!(
+                "A seat in {section} of {course} freed up and is held for you while staff approve."
+            ),
+        ),
+        (Some(Pending), Registered) => (
+            Kind::Approved,
+            format!("Approved: {course}"),
+            format!("Your place in {section} of {course} was approved."),
+        ),
+        (Some(_), Cancelled) => (
+            Kind::Cancelled,
+            format!("Cancelled: {course}"),
+            format!("Your enrollment in {section} of {course} was cancelled.{because}"),
+        ),
+        (Some(_), Failed) => (
+            Kind::Failed,
+            format!("Not completed: {course}"),
+            format!("{course} ({section}) was recorded as not completed.{because}"),
+        ),
+        _ => return None,
+    };
+    Some(Message { kind, title, body })
+}
+
+/// A waiter passed over when a seat freed.
+pub fn skipped(place: &Place<'_>, why: &str) -> Message {
+    let Place { course, section } = place;
+    Message {
+        kind: Kind::Skipped,
+        title: format!("A seat in {course} freed, but you could not take it"),
+        body: format!(
+            "A seat in {section} of {course} went to the next person: {why}. You keep your place \
+             on the waitlist."
+        ),
+    }
+}
+
+/// A certification earned.
+pub fn certification_issued(course: &str, expires_at: Option<DateTime<Utc>>) -> Message {
+    let until = expires_at
+        .map(|at| format!(" It is valid until {}.", at.format("%Y-%m-%d")))
+        .unwrap_or_default();
+    Message {
+        kind: Kind::CertificationIssued,
+        title: format!("Certified: {course}"),
+        body: format!("You completed {course} and earned its certification.{until}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLACE: Place<'static> = Place {
+        course: "Welding",
+        section: "Evening",
+    };
+
+    #[test]
+    fn only_changes_made_by_someone_else_notify() {
+        assert_eq!(
+            for_transition(Some(Waitlisted), Registered, false, &PLACE, None),
+            None
+        );
+        let promoted = for_transition(Some(Waitlisted), Registered, true, &PLACE, None).unwrap();
+        assert_eq!(promoted.kind, Kind::Promoted);
+        assert!(promoted.body.contains("Evening") && promoted.title.contains("Welding"));
+        assert_eq!(for_transition(None, Registered, true, &PLACE, None), None);
+        assert_eq!(
+            for_transition(Some(Registered), Completed, true, &PLACE, None),
+            None
+        );
+    }
+
+    #[test]
+    fn a_cancellation_gives_its_reason() {
+        let cancelled = for_transition(
+            Some(Registered),
+            Cancelled,
+            true,
+            &PLACE,
+            Some("room closed"),
+        )
+        .unwrap();
+        assert_eq!(cancelled.kind, Kind::Cancelled);
+        assert!(
+            cancelled.body.ends_with("Reason: room closed"),
+            "{}",
+            cancelled.body
+        );
+    }
+}

@@ -1,0 +1,245 @@
+//! The inbox (docs/design.md#notifications): a notification is a row written in the same
+//! transaction as the change that causes it, so it exists if and only if the change committed;
+//! beside it, one outbox row per channel it is delivered on (see [`crate::delivery`]).
+
+use chrono::{DateTime, Utc};
+use entity::{course, enrollment, notification, notification_delivery, section};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    Set, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use super::rosters::Page;
+use crate::{
+    auth::Viewer,
+    domain::{
+        cursor::Cursor,
+        notification::{self as rules, Message, Place},
+    },
+    error::ApiError,
+    events::Notice,
+    store::{Store, Transition, Tx},
+};
+
+/// Writes `message` to `user_id`'s inbox in this transaction, with an outbox row for every
+/// channel the store delivers on, and queues the notice live subscribers hear.
+///
+/// # Errors
+/// The database fails.
+pub async fn notify(
+    tx: &Tx<'_>,
+    user_id: Uuid,
+    enrollment_id: Option<Uuid>,
+    message: Message,
+) -> Result<notification::Model, ApiError> {
+    let at = tx.now();
+    let row = notification::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        kind: Set(message.kind.as_str().to_owned()),
+        title: Set(message.title),
+        body: Set(message.body),
+        enrollment_id: Set(enrollment_id),
+        created_at: Set(at),
+        read_at: Set(None),
+    }
+    .insert(tx)
+    .await?;
+    for channel in tx.channels().names() {
+        notification_delivery::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            notification_id: Set(row.id),
+            channel: Set(channel.to_owned()),
+            attempts: Set(0),
+            next_attempt_at: Set(at),
+            delivered_at: Set(None),
+            failed_at: Set(None),
+            last_error: Set(None),
+            created_at: Set(at),
+        }
+        .insert(tx)
+        .await?;
+        tx.queue_delivery();
+    }
+    tx.announce(Notice::of_notification(user_id));
+    Ok(row)
+}
+
+/// The notification a status change sends its student, if it sends one (see
+/// [`rules::for_transition`]), written by [`notify`].
+///
+/// # Errors
+/// The database fails.
+pub async fn on_transition(tx: &Tx<'_>, transition: &Transition) -> Result<(), ApiError> {
+    let by_someone_else = transition.actor != Some(transition.user_id);
+    let probe = Place {
+        course: "",
+        section: "",
+    };
+    let reason = transition.reason.as_deref();
+    if rules::for_transition(
+        transition.from,
+        transition.to,
+        by_someone_else,
+        &probe,
+        reason,
+    )
+    .is_none()
+    {
+        return Ok(());
+    }
+    let (course, section) = names(tx, transition.enrollment_id).await?;
+    let place = Place {
+        course: &course,
+        section: &section,
+    };
+    if let Some(message) = rules::for_transition(
+        transition.from,
+        transition.to,
+        by_someone_else,
+        &place,
+        reason,
+    ) {
+        notify(
+            tx,
+            transition.user_id,
+            Some(transition.enrollment_id),
+            message,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The course's and section's names of an enrollment.
+///
+/// # Errors
+/// The database fails.
+pub async fn names(tx: &Tx<'_>, enrollment_id: Uuid) -> Result<(String, String), ApiError> {
+    let row = enrollment::Entity::find_by_id(enrollment_id)
+        .one(tx)
+        .await?
+        .ok_or(ApiError::NotFound("enrollment"))?;
+    let section = section::Entity::find_by_id(row.section_id)
+        .find_also_related(course::Entity)
+        .one(tx)
+        .await?;
+    Ok(match section {
+        Some((section, Some(course))) => (course.name, section.name),
+        _ => (String::new(), String::new()),
+    })
+}
+
+/// The viewer's notifications, newest first, at most `first` after `after`; only unread ones
+/// with `unread_only`.
+///
+/// # Errors
+/// `INTERNAL` when the database fails.
+pub async fn page(
+    store: &Store,
+    viewer: &Viewer,
+    first: u64,
+    after: Option<Cursor>,
+    unread_only: bool,
+) -> Result<Page<notification::Model>, ApiError> {
+    let mut select =
+        notification::Entity::find().filter(notification::Column::UserId.eq(viewer.id()));
+    if unread_only {
+        select = select.filter(notification::Column::ReadAt.is_null());
+    }
+    if let Some(after) = after {
+        select = select.filter(
+            Condition::any()
+                .add(notification::Column::CreatedAt.lt(after.created_at))
+                .add(
+                    Condition::all()
+                        .add(notification::Column::CreatedAt.eq(after.created_at))
+                        .add(notification::Column::Id.lt(after.id)),
+                ),
+        );
+    }
+    let ordered = select
+        .order_by_desc(notification::Column::CreatedAt)
+        .order_by_desc(notification::Column::Id);
+    Page::read(store, ordered, first).await
+}
+
+/// The cursor of a notification in [`page`]'s order.
+pub fn cursor_of(row: &notification::Model) -> Cursor {
+    Cursor {
+        created_at: row.created_at,
+        id: row.id,
+    }
+}
+
+/// How many of the viewer's notifications are unread.
+///
+/// # Errors
+/// `INTERNAL` when the database fails.
+pub async fn unread_count(store: &Store, viewer: &Viewer) -> Result<u64, ApiError> {
+    Ok(notification::Entity::find()
+        .filter(notification::Column::UserId.eq(viewer.id()))
+        .filter(notification::Column::ReadAt.is_null())
+        .count(store.db())
+        .await?)
+}
+
+/// Marks the viewer's notifications `ids` read (all of them with `None`); others' ids are left
+/// alone. Returns how many were unread and now are read.
+///
+/// # Errors
+/// `BAD_USER_INPUT` for more than 500 ids; `INTERNAL` when the database fails.
+pub async fn mark_read(
+    store: &Store,
+    viewer: &Viewer,
+    ids: Option<Vec<Uuid>>,
+) -> Result<u64, ApiError> {
+    if ids.as_ref().is_some_and(|ids| ids.len() > 500) {
+        return Err(ApiError::bad_input("ids", "at most 500 at once"));
+    }
+    let (viewer, ids) = (viewer.id(), &ids);
+    store
+        .write(|tx| {
+            Box::pin(async move {
+                let mut update = notification::Entity::update_many()
+                    .col_expr(notification::Column::ReadAt, Expr::value(tx.now()))
+                    .filter(notification::Column::UserId.eq(viewer))
+                    .filter(notification::Column::ReadAt.is_null());
+                if let Some(ids) = ids {
+                    update = update.filter(notification::Column::Id.is_in(ids.iter().copied()));
+                }
+                Ok(update.exec(tx).await?.rows_affected)
+            })
+        })
+        .await
+}
+
+/// The user's notifications created after `after` (all of them with `None`), oldest first: what
+/// a live subscription has not sent yet.
+///
+/// # Errors
+/// `INTERNAL` when the database fails.
+pub async fn since(
+    store: &Store,
+    user_id: Uuid,
+    after: Option<(DateTime<Utc>, Uuid)>,
+) -> Result<Vec<notification::Model>, ApiError> {
+    let mut select = notification::Entity::find().filter(notification::Column::UserId.eq(user_id));
+    if let Some((at, id)) = after {
+        select = select.filter(
+            Condition::any()
+                .add(notification::Column::CreatedAt.gt(at))
+                .add(
+                    Condition::all()
+                        .add(notification::Column::CreatedAt.eq(at))
+                        .add(notification::Column::Id.gt(id)),
+                ),
+        );
+    }
+    Ok(select
+        .order_by_asc(notification::Column::CreatedAt)
+        .order_by_asc(notification::Column::Id)
+        .all(store.db())
+        .await?)
+}

@@ -1,0 +1,348 @@
+//! Durable notifications (docs/design.md#notifications): the inbox rows a change writes in its
+//! own transaction, read, counted and marked read; the live `notifications` subscription; the
+//! outbox drained to a signed webhook at least once, with backoff; nothing when the change rolls
+//! back.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    routing::post,
+};
+use entity::{notification, notification_delivery};
+use roster::delivery::{DeliveryConfig, WebhookConfig};
+use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{Backend, TestApp, both_backends, post_json, serve},
+    subscriptions::Client,
+};
+
+const INBOX: &str = "query($unread: Boolean, $first: Int, $after: String) {
+    unreadNotificationCount
+    myNotifications(unreadOnly: $unread, first: $first, after: $after) {
+        edges { cursor node { id kind title body isRead enrollment { id status } } }
+        pageInfo { hasNextPage endCursor } } }";
+const READ: &str = "mutation($ids: [UUID!]) { markNotificationsRead(ids: $ids) }";
+const CANCEL: &str =
+    "mutation($e: UUID!, $r: String!) { cancelEnrollment(enrollmentId: $e, reason: $r) { id } }";
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn kinds(inbox: &Value) -> Vec<String> {
+    inbox["myNotifications"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn the_changes_someone_else_makes_reach_the_students_inbox(app: TestApp) {
+    let campus = app.campus("North").await;
+    let t = campus.teacher_token.clone();
+    let (_, [section]) = app
+        .course_with_sections(
+            &t,
+            json!({ "name": "Welding", "certificateValidityMonths": 12 }),
+            [json!({ "name": "Evening", "capacity": 1 })],
+        )
+        .await;
+    let (_, first) = app.student(&campus).await;
+    let (_, second) = app.student(&campus).await;
+    let seat = app.enroll(&first, section).await.unwrap();
+    let waiting = app.enroll(&second, section).await.unwrap();
+    assert_eq!(waiting.status, "WAITLISTED");
+    app.withdraw(&first, seat.id).await.unwrap();
+
+    let inbox = app.ok(Some(&second), INBOX, json!({})).await;
+    assert_eq!(inbox["unreadNotificationCount"], 1, "{inbox}");
+    let promoted = &inbox["myNotifications"]["edges"][0]["node"];
+    assert_eq!(promoted["kind"], "PROMOTED");
+    assert_eq!(promoted["title"], "You have a seat in Welding");
+    assert!(promoted["body"].as_str().unwrap().contains("Evening"));
+    assert_eq!(promoted["enrollment"]["id"], json!(waiting.id));
+    assert_eq!(promoted["isRead"], false);
+    let own = app.ok(Some(&first), INBOX, json!({})).await;
+    assert_eq!(
+        own["unreadNotificationCount"], 0,
+        "one's own withdrawal notifies nobody: {own}"
+    );
+
+    // Staff complete it: a certification, and its notification.
+    app.ok(
+        Some(&t),
+        "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e) { id } }",
+        json!({ "e": waiting.id }),
+    )
+    .await;
+    // Staff cancel someone else, with a reason.
+    let (_, third) = app.student(&campus).await;
+    let other = app.enroll(&third, section).await.unwrap();
+    app.ok(
+        Some(&t),
+        CANCEL,
+        json!({ "e": other.id, "r": "the room is closed" }),
+    )
+    .await;
+    let cancelled = app.ok(Some(&third), INBOX, json!({})).await;
+    assert_eq!(kinds(&cancelled), ["CANCELLED"]);
+    assert!(
+        cancelled["myNotifications"]["edges"][0]["node"]["body"]
+            .as_str()
+            .unwrap()
+            .ends_with("Reason: the room is closed")
+    );
+
+    let inbox = app.ok(Some(&second), INBOX, json!({})).await;
+    assert_eq!(
+        kinds(&inbox),
+        ["CERTIFICATION_ISSUED", "PROMOTED"],
+        "newest first"
+    );
+    // Pages of one.
+    let page = app.ok(Some(&second), INBOX, json!({ "first": 1 })).await;
+    assert_eq!(kinds(&page), ["CERTIFICATION_ISSUED"]);
+    let after = page["myNotifications"]["pageInfo"]["endCursor"].clone();
+    let next = app
+        .ok(Some(&second), INBOX, json!({ "first": 1, "after": after }))
+        .await;
+    assert_eq!(kinds(&next), ["PROMOTED"]);
+    assert_eq!(next["myNotifications"]["pageInfo"]["hasNextPage"], false);
+
+    // Marking read: someone else's ids are left alone; one by id; then all.
+    let newest = inbox["myNotifications"]["edges"][0]["node"]["id"].clone();
+    let theirs = app
+        .ok(Some(&third), READ, json!({ "ids": [newest.clone()] }))
+        .await;
+    assert_eq!(theirs["markNotificationsRead"], 0);
+    let marked = app
+        .ok(Some(&second), READ, json!({ "ids": [newest] }))
+        .await;
+    assert_eq!(marked["markNotificationsRead"], 1);
+    let unread = app
+        .ok(Some(&second), INBOX, json!({ "unread": true }))
+        .await;
+    assert_eq!(kinds(&unread), ["PROMOTED"]);
+    assert_eq!(unread["unreadNotificationCount"], 1);
+    let all = app.ok(Some(&second), READ, json!({})).await;
+    assert_eq!(all["markNotificationsRead"], 1);
+    let none = app.ok(Some(&second), INBOX, json!({})).await;
+    assert_eq!(none["unreadNotificationCount"], 0);
+    let anonymous = app.gql(None, INBOX, json!({})).await;
+    assert_eq!(
+        anonymous["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+}
+
+async fn a_live_subscriber_hears_its_own_notifications(app: TestApp) {
+    let campus = app.campus("North").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Live", Some(1), "MONDAY")
+        .await;
+    let (_, first) = app.student(&campus).await;
+    let (_, second) = app.student(&campus).await;
+    let seat = app.enroll(&first, section).await.unwrap();
+    app.enroll(&second, section).await.unwrap();
+    let address = app.serve().await;
+    let payload = |token: &str| json!({ "Authorization": format!("Bearer {token}") });
+    let mut waiter = Client::ready(address, false, payload(&second)).await;
+    waiter
+        .subscribe(
+            "inbox",
+            "subscription { notifications { kind title } }",
+            json!({}),
+        )
+        .await;
+    let mut bystander = Client::ready(address, false, payload(&first)).await;
+    bystander
+        .subscribe(
+            "inbox",
+            "subscription { notifications { kind } }",
+            json!({}),
+        )
+        .await;
+    // Let both subscriptions attach before the change.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.withdraw(&first, seat.id).await.unwrap();
+    let heard = waiter.data_of("inbox").await;
+    assert_eq!(heard["notifications"]["kind"], "PROMOTED", "{heard}");
+    assert_eq!(
+        bystander.recv_within(Duration::from_millis(500)).await,
+        None,
+        "nobody else's notifications"
+    );
+}
+
+/// What the webhook receiver saw: each request's arrival, headers and body.
+type Seen = Arc<Mutex<Vec<(Instant, HeaderMap, Bytes)>>>;
+
+/// A webhook receiver on loopback answering `statuses` in turn (then 200).
+async fn receiver(statuses: Vec<u16>) -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let script = Arc::new(Mutex::new(statuses.into_iter()));
+    let state = (seen.clone(), script);
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(
+                |State((seen, script)): State<(Seen, Arc<Mutex<std::vec::IntoIter<u16>>>)>,
+                 headers: HeaderMap,
+                 body: Bytes| async move {
+                    seen.lock().unwrap().push((Instant::now(), headers, body));
+                    let status = script.lock().unwrap().next().unwrap_or(200);
+                    StatusCode::from_u16(status).unwrap()
+                },
+            ),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{address}/hook"), seen)
+}
+
+async fn a_webhook_receives_each_notification_signed_once_despite_failures(app: TestApp) {
+    let (url, seen) = receiver(vec![500, 500, 500]).await;
+    let retry_base = Duration::from_millis(100);
+    let delivering = app
+        .state_with(|s| {
+            s.delivery = DeliveryConfig {
+                webhook: Some(WebhookConfig::new(&url, SECRET).unwrap()),
+                retry_base,
+                ..DeliveryConfig::default()
+            };
+        })
+        .await;
+    let base = format!("http://{}/graphql", serve(delivering.clone()).await);
+    let campus = app.campus("North").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Hooked", Some(1), "MONDAY")
+        .await;
+    let (_, first) = app.student(&campus).await;
+    let (_, second) = app.student(&campus).await;
+    let seat = app.enroll(&first, section).await.unwrap();
+    app.enroll(&second, section).await.unwrap();
+    let withdraw = json!({
+        "query": "mutation($e: UUID!) { withdraw(enrollmentId: $e) { status } }",
+        "variables": { "e": seat.id },
+    });
+    let answer = post_json(&base, Some(&first), &withdraw).await;
+    assert_eq!(
+        answer["data"]["withdraw"]["status"], "WITHDRAWN",
+        "{answer}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let delivered = notification_delivery::Entity::find()
+            .all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .any(|d| d.delivered_at.is_some());
+        if delivered {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not delivered in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4, "three failures, then the delivery");
+    let signer = standardwebhooks::Webhook::new(SECRET).unwrap();
+    let inbox = notification::Entity::find().all(&app.db).await.unwrap();
+    assert_eq!(inbox.len(), 1);
+    for (_, headers, body) in &seen {
+        assert_eq!(
+            headers["webhook-id"],
+            inbox[0].id.to_string(),
+            "the same id"
+        );
+        signer.verify(body, headers).expect("a valid signature");
+        let payload: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(payload["type"], "notification.created");
+        assert_eq!(payload["data"]["kind"], "PROMOTED");
+        assert_eq!(payload["data"]["title"], inbox[0].title);
+    }
+    // Backoff: each pause at least twice the one before, from the base.
+    for (i, pair) in seen.windows(2).enumerate() {
+        let pause = pair[1].0 - pair[0].0;
+        let least = retry_base * (1 << i);
+        assert!(pause >= least, "pause {i}: {pause:?} < {least:?}");
+    }
+    let rows = notification_delivery::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].attempts, 4);
+    assert!(rows[0].failed_at.is_none() && rows[0].last_error.is_none());
+    delivering.begin_shutdown();
+}
+
+async fn a_change_that_rolls_back_leaves_neither_inbox_nor_outbox_row(app: TestApp) {
+    let delivering = app
+        .state_with(|s| {
+            s.delivery = DeliveryConfig {
+                webhook: Some(WebhookConfig::new("http://127.0.0.1:9/never", SECRET).unwrap()),
+                ..DeliveryConfig::default()
+            };
+        })
+        .await;
+    let base = format!("http://{}/graphql", serve(delivering.clone()).await);
+    let campus = app.campus("North").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Refused", None, "MONDAY")
+        .await;
+    let (_, student) = app.student(&campus).await;
+    let seat = app.enroll(&student, section).await.unwrap();
+    // The database refuses the CANCELLED event, after the notification was written.
+    let refuse = match app.backend {
+        Backend::Sqlite => vec![
+            "CREATE TRIGGER refuse BEFORE INSERT ON enrollment_events \
+             WHEN NEW.to_status = 'CANCELLED' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        ],
+        Backend::Postgres => vec![
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.to_status = 'CANCELLED' THEN RAISE EXCEPTION 'refused'; END IF; \
+             RETURN NEW; END $$",
+            "CREATE TRIGGER refuse BEFORE INSERT ON enrollment_events \
+             FOR EACH ROW EXECUTE FUNCTION refuse()",
+        ],
+    };
+    for sql in refuse {
+        app.db.execute_unprepared(sql).await.unwrap();
+    }
+    let cancel = json!({ "query": CANCEL, "variables": { "e": seat.id, "r": "no" } });
+    let answer = post_json(&base, Some(&campus.teacher_token), &cancel).await;
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "INTERNAL",
+        "{answer}"
+    );
+    assert_eq!(
+        notification::Entity::find().count(&app.db).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        notification_delivery::Entity::find()
+            .count(&app.db)
+            .await
+            .unwrap(),
+        0
+    );
+    delivering.begin_shutdown();
+}
+
+both_backends!(
+    the_changes_someone_else_makes_reach_the_students_inbox,
+    a_live_subscriber_hears_its_own_notifications,
+    a_webhook_receives_each_notification_signed_once_despite_failures,
+    a_change_that_rolls_back_leaves_neither_inbox_nor_outbox_row,
+);
