@@ -346,3 +346,198 @@ both_backends!(
     a_webhook_receives_each_notification_signed_once_despite_failures,
     a_change_that_rolls_back_leaves_neither_inbox_nor_outbox_row,
 );
+
+/// Two replicas on one PostgreSQL database, both delivering: 200 promotions, each notification
+/// reaches the receiver exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_deliver_each_notification_exactly_once() {
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let (url, seen) = receiver(Vec::new()).await;
+    let config = || DeliveryConfig {
+        webhook: Some(WebhookConfig::new(&url, SECRET).unwrap()),
+        retry_base: Duration::from_millis(100),
+        ..DeliveryConfig::default()
+    };
+    let one = app.state_with(|s| s.delivery = config()).await;
+    let two = app.state_with(|s| s.delivery = config()).await;
+    let bases = [
+        format!("http://{}/graphql", serve(one.clone()).await),
+        format!("http://{}/graphql", serve(two.clone()).await),
+    ];
+    let campus = app.campus("North").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Crowded", Some(1), "MONDAY")
+        .await;
+    let people = app.students(&campus, 201).await;
+    let mut seats = Vec::new();
+    for (id, _) in &people {
+        let status = if seats.is_empty() {
+            entity::types::EnrollmentStatus::Registered
+        } else {
+            entity::types::EnrollmentStatus::Waitlisted
+        };
+        seats.push(app.seat(*id, section, status).await);
+    }
+    // Each withdrawal promotes the next waiter; alternate replicas.
+    let withdraw = "mutation($e: UUID!) { withdraw(enrollmentId: $e) { status } }";
+    for (i, ((_, token), seat)) in people.iter().zip(&seats).take(200).enumerate() {
+        let body = json!({ "query": withdraw, "variables": { "e": seat } });
+        let answer = post_json(&bases[i % 2], Some(token), &body).await;
+        assert_eq!(
+            answer["data"]["withdraw"]["status"], "WITHDRAWN",
+            "{answer}"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending = notification_delivery::Entity::find()
+            .all(&app.db)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|d| d.delivered_at.is_none())
+            .count();
+        if pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{pending} still undelivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    let mut ids: Vec<String> = seen
+        .iter()
+        .map(|(_, headers, _)| headers["webhook-id"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 200, "one request per notification");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "no notification twice");
+    one.begin_shutdown();
+    two.begin_shutdown();
+}
+
+/// `roster serve` killed with undelivered rows, started again: every row is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undelivered_rows_survive_a_sigkill() {
+    use crate::helpers::{SECRET as JWT, Server, parse_id};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("r.db").display());
+    // The receiver's port, closed at first: every attempt fails until it listens.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hook = format!("http://127.0.0.1:{port}/hook");
+    let env = [
+        ("ROSTER_WEBHOOK_URL", hook.as_str()),
+        ("ROSTER_WEBHOOK_SECRET", SECRET),
+    ];
+    let roster = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(args)
+            .env("ROSTER_DATABASE_URL", &db)
+            .env("ROSTER_JWT_SECRET", std::str::from_utf8(JWT).unwrap())
+            .env("ROSTER_LOG", "warn")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    roster(&["migrate"]);
+    roster(&[
+        "user", "add", "--email", "t@k.dev", "--name", "T", "--role", "TEACHER", "--org", "K",
+    ]);
+    let emails: Vec<String> = (0..4).map(|i| format!("s{i}@k.dev")).collect();
+    for email in &emails {
+        roster(&[
+            "user", "add", "--email", email, "--name", "S", "--role", "STUDENT", "--org", "K",
+        ]);
+    }
+    let teacher = roster(&["token", "--email", "t@k.dev"]);
+    let students: Vec<String> = emails
+        .iter()
+        .map(|e| roster(&["token", "--email", e]))
+        .collect();
+    let mut server = Server::start(&db, &env, None).await;
+    let base = format!("http://{}/graphql", server.address);
+    let course = post_json(
+        &base,
+        Some(&teacher),
+        &json!({ "query": "mutation { createCourse(input: { name: \"Killed\" }) { id } }" }),
+    )
+    .await;
+    let course = parse_id(&course["data"]["createCourse"]["id"]);
+    let section = post_json(
+        &base,
+        Some(&teacher),
+        &json!({ "query": "mutation($c: UUID!) { createSection(input: { courseId: $c, name: \"A\", capacity: 1 }) { id } }",
+                 "variables": { "c": course } }),
+    )
+    .await;
+    let section = parse_id(&section["data"]["createSection"]["id"]);
+    let mut enrollments = Vec::new();
+    for token in &students {
+        let made = post_json(
+            &base,
+            Some(token),
+            &json!({ "query": "mutation($s: UUID!) { enroll(sectionId: $s) { id } }",
+                     "variables": { "s": section } }),
+        )
+        .await;
+        enrollments.push(parse_id(&made["data"]["enroll"]["id"]));
+    }
+    // Three withdrawals, three promotions, three notifications the receiver cannot take yet.
+    for (token, enrollment) in students.iter().zip(&enrollments).take(3) {
+        let body = json!({ "query": "mutation($e: UUID!) { withdraw(enrollmentId: $e) { status } }",
+                           "variables": { "e": enrollment } });
+        let answer = post_json(&base, Some(token), &body).await;
+        assert_eq!(
+            answer["data"]["withdraw"]["status"], "WITHDRAWN",
+            "{answer}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+
+    // The receiver is up now; so is the server, again.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let seen: Seen = Arc::default();
+    let app = Router::new()
+        .route(
+            "/hook",
+            post(
+                |State(seen): State<Seen>, headers: HeaderMap, body: Bytes| async move {
+                    seen.lock().unwrap().push((Instant::now(), headers, body));
+                    StatusCode::OK
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let _again = Server::start(&db, &env, None).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut ids: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, h, _)| h["webhook-id"].to_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids.len() == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "delivered after the restart: {ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
