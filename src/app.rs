@@ -157,6 +157,27 @@ impl App {
         Ok(app)
     }
 
+    /// Starts the timer of `roster serve` that reminds holders of certifications expiring
+    /// within 30 days (see `service::notifications::remind_expiring`): at once, then every
+    /// minute, until the shutdown.
+    pub fn start_reminders(&self) {
+        let store = self.store.clone();
+        let mut shutdown = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match crate::service::notifications::remind_expiring(&store).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(reminded = n, "certification expiry reminders"),
+                    Err(err) => tracing::warn!(error = %err, "expiry reminders failed"),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        });
+    }
+
     /// Starts the shutdown: every WebSocket connection sends a close frame (1001, going away)
     /// and ends.
     pub fn begin_shutdown(&self) {

@@ -255,6 +255,7 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
         ..app::Settings::new(db_config.clone(), keys.clone())
     };
     let state = App::build(settings).await?;
+    state.start_reminders();
     let store = &state.store;
     let demo_wanted = match config.demo_data {
         DemoData::Always => true,

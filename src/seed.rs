@@ -623,6 +623,7 @@ impl Book {
             expires_at: course
                 .certificate_validity_months
                 .and_then(|m| at.checked_add_months(chrono::Months::new(m as u32))),
+            expiry_notified_at: None,
         });
     }
 

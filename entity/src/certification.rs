@@ -14,6 +14,8 @@ pub struct Model {
     pub issued_at: DateTimeUtc,
     /// `None`: never expires.
     pub expires_at: Option<DateTimeUtc>,
+    /// When the holder was told it expires within 30 days; `None` until then.
+    pub expiry_notified_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -66,6 +66,17 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // When the holder was told that a certification expires soon: once per certification.
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Certifications::Table)
+                    .add_column(timestamp_with_time_zone_null(
+                        Certifications::ExpiryNotifiedAt,
+                    ))
+                    .to_owned(),
+            )
+            .await?;
         let db = manager.get_connection();
         // The inbox, newest first per user; the unread count.
         db.execute_unprepared(
@@ -82,6 +93,10 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared("ALTER TABLE certifications DROP COLUMN expiry_notified_at")
+            .await?;
         manager
             .drop_table(
                 Table::drop()
@@ -106,6 +121,12 @@ enum Notifications {
     EnrollmentId,
     CreatedAt,
     ReadAt,
+}
+
+#[derive(DeriveIden)]
+enum Certifications {
+    Table,
+    ExpiryNotifiedAt,
 }
 
 #[derive(DeriveIden)]

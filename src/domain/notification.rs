@@ -21,7 +21,12 @@ pub enum Kind {
     CertificationIssued,
     /// A seat freed but the student could not take it (they keep their place).
     Skipped,
+    /// A certification expires within [`EXPIRY_NOTICE_DAYS`] days.
+    CertificationExpiring,
 }
+
+/// How long before a certification expires its holder is told.
+pub const EXPIRY_NOTICE_DAYS: i64 = 30;
 
 impl Kind {
     /// The name stored and shown to clients.
@@ -34,6 +39,7 @@ impl Kind {
             Self::Failed => "FAILED",
             Self::CertificationIssued => "CERTIFICATION_ISSUED",
             Self::Skipped => "SKIPPED",
+            Self::CertificationExpiring => "CERTIFICATION_EXPIRING",
         }
     }
 }
@@ -124,6 +130,18 @@ pub fn certification_issued(course: &str, expires_at: Option<DateTime<Utc>>) -> 
         kind: Kind::CertificationIssued,
         title: format!("Certified: {course}"),
         body: format!("You completed {course} and earned its certification.{until}"),
+    }
+}
+
+/// A certification about to expire.
+pub fn certification_expiring(course: &str, expires_at: DateTime<Utc>) -> Message {
+    let day = expires_at.format("%Y-%m-%d");
+    Message {
+        kind: Kind::CertificationExpiring,
+        title: format!("Your {course} certification expires on {day}"),
+        body: format!(
+            "Your certification for {course} expires on {day}. Enroll again to renew it in time."
+        ),
     }
 }
 

@@ -243,3 +243,55 @@ pub async fn since(
         .all(store.db())
         .await?)
 }
+
+/// Tells the holders of certifications expiring within 30 days, once per certification: the
+/// reminder and the mark that it was sent are written together, and on PostgreSQL rows another
+/// replica is reminding are skipped (`FOR UPDATE SKIP LOCKED`). Run by every `roster serve` on
+/// a timer; returns how many were reminded.
+///
+/// # Errors
+/// `INTERNAL` when the database fails.
+pub async fn remind_expiring(store: &Store) -> Result<usize, ApiError> {
+    use entity::certification;
+    use sea_orm::{
+        DatabaseBackend, QuerySelect,
+        sea_query::{LockBehavior, LockType},
+    };
+    let postgres = store.db().get_database_backend() == DatabaseBackend::Postgres;
+    store
+        .write(|tx| {
+            Box::pin(async move {
+                let now = tx.now();
+                let horizon = now + chrono::Duration::days(rules::EXPIRY_NOTICE_DAYS);
+                let mut due = certification::Entity::find()
+                    .filter(certification::Column::ExpiryNotifiedAt.is_null())
+                    .filter(certification::Column::ExpiresAt.gt(now))
+                    .filter(certification::Column::ExpiresAt.lte(horizon))
+                    .order_by_asc(certification::Column::ExpiresAt)
+                    .limit(200);
+                if postgres {
+                    due = due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+                }
+                let due = due.all(tx).await?;
+                for row in &due {
+                    let course = course::Entity::find_by_id(row.course_id)
+                        .one(tx)
+                        .await?
+                        .map(|c| c.name)
+                        .unwrap_or_default();
+                    let Some(expires_at) = row.expires_at else {
+                        continue;
+                    };
+                    let message = rules::certification_expiring(&course, expires_at);
+                    notify(tx, row.user_id, Some(row.enrollment_id), message).await?;
+                    certification::Entity::update_many()
+                        .col_expr(certification::Column::ExpiryNotifiedAt, Expr::value(now))
+                        .filter(certification::Column::Id.eq(row.id))
+                        .exec(tx)
+                        .await?;
+                }
+                Ok(due.len())
+            })
+        })
+        .await
+}

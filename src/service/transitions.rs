@@ -353,6 +353,7 @@ async fn issue_certification(
         enrollment_id: Set(locked.row.id),
         issued_at: Set(at),
         expires_at: Set(at.checked_add_months(chrono::Months::new(months.unsigned_abs()))),
+        expiry_notified_at: Set(None),
     }
     .insert(tx)
     .await

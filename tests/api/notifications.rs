@@ -541,3 +541,49 @@ async fn undelivered_rows_survive_a_sigkill() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A certification expiring within 30 days is announced to its holder, once.
+async fn an_expiring_certification_is_announced_once(app: TestApp) {
+    use roster::service::notifications::remind_expiring;
+    let campus = app.campus("North").await;
+    let t = campus.teacher_token.clone();
+    let (_, [section]) = app
+        .course_with_sections(
+            &t,
+            json!({ "name": "First aid", "certificateValidityMonths": 2 }),
+            [json!({ "name": "A" })],
+        )
+        .await;
+    let (_, student) = app.student(&campus).await;
+    let seat = app.enroll(&student, section).await.unwrap();
+    app.ok(
+        Some(&t),
+        "mutation($e: UUID!) { completeEnrollment(enrollmentId: $e) { id } }",
+        json!({ "e": seat.id }),
+    )
+    .await;
+    let store = &app.state.store;
+    assert_eq!(remind_expiring(store).await.unwrap(), 0, "two months ahead");
+    store.clock().advance(chrono::Duration::days(35));
+    assert_eq!(remind_expiring(store).await.unwrap(), 1);
+    assert_eq!(remind_expiring(store).await.unwrap(), 0, "once");
+    store.clock().advance(chrono::Duration::days(40));
+    assert_eq!(
+        remind_expiring(store).await.unwrap(),
+        0,
+        "expired: nothing more"
+    );
+    let inbox = app.ok(Some(&student), INBOX, json!({})).await;
+    assert_eq!(
+        kinds(&inbox),
+        ["CERTIFICATION_EXPIRING", "CERTIFICATION_ISSUED"]
+    );
+    assert!(
+        inbox["myNotifications"]["edges"][0]["node"]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Your First aid certification expires on ")
+    );
+}
+
+both_backends!(an_expiring_certification_is_announced_once);

@@ -215,6 +215,7 @@ async fn certify(db: &DatabaseConnection) -> anyhow::Result<u64> {
                     enrollment_id: Set(id),
                     issued_at: Set(at),
                     expires_at: Set(Some(at + chrono::Duration::days(365))),
+                    expiry_notified_at: Set(None),
                 }
             }))
             .exec(db)

@@ -33,6 +33,8 @@ pub enum NotificationKind {
     CertificationIssued,
     /// A seat freed but you could not take it; you keep your place.
     Skipped,
+    /// A certification of yours expires within 30 days.
+    CertificationExpiring,
     /// A kind this version does not know (written by a newer replica).
     Other,
 }
@@ -47,6 +49,7 @@ impl NotificationKind {
             "FAILED" => Self::Failed,
             "CERTIFICATION_ISSUED" => Self::CertificationIssued,
             "SKIPPED" => Self::Skipped,
+            "CERTIFICATION_EXPIRING" => Self::CertificationExpiring,
             _ => Self::Other,
         }
     }
