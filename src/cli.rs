@@ -17,7 +17,7 @@ use crate::{
     clock::Clock,
     config::{AuthConfig, DbConfig, DemoData, LogConfig, ServeConfig},
     db,
-    delivery::{DeliveryConfig, WebhookConfig},
+    delivery::{DeliveryConfig, EmailConfig, WebhookConfig},
     events::Bus,
     graphql::{self, limits::Limits},
     seed,
@@ -248,6 +248,10 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
         delivery: DeliveryConfig {
             webhook: match (&config.webhook_url, &config.webhook_secret) {
                 (Some(url), Some(secret)) => Some(WebhookConfig::new(url, secret)?),
+                _ => None,
+            },
+            email: match (&config.smtp_url, &config.mail_from) {
+                (Some(url), Some(from)) => Some(EmailConfig::new(url, from)?),
                 _ => None,
             },
             ..DeliveryConfig::default()

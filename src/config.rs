@@ -135,6 +135,21 @@ pub struct ServeConfig {
     /// The webhook signing secret, `whsec_` and base64.
     #[arg(long, env = "ROSTER_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
+
+    /// Every notification is also e-mailed to its recipient through this SMTP relay, in
+    /// lettre's URL form (`smtps://user:pass@host`, `smtp://host:587?tls=required`, plain
+    /// `smtp://host:port` for a local relay). Needs `ROSTER_MAIL_FROM`.
+    #[arg(
+        long,
+        env = "ROSTER_SMTP_URL",
+        hide_env_values = true,
+        requires = "mail_from"
+    )]
+    pub smtp_url: Option<String>,
+
+    /// The sender of notification e-mails, such as `Roster <roster@school.example>`.
+    #[arg(long, env = "ROSTER_MAIL_FROM")]
+    pub mail_from: Option<String>,
 }
 
 impl DbConfig {

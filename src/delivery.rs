@@ -9,8 +9,8 @@
 //!   mid-attempt (a crash, `SIGKILL`) leaves the row due again when the lease ends: delivery is
 //!   at least once, and nothing is lost.
 //! - **Delivering**: outside any transaction, so a slow receiver never holds a lock or delays a
-//!   mutation. The notification's id is the idempotency key (the webhook's `webhook-id`, the
-//!   same on every retry).
+//!   mutation. The notification's id is the idempotency key (the webhook's `webhook-id` and the
+//!   e-mail's `Message-ID`, the same on every retry).
 //! - **Recording**: delivered, or the next attempt after an exponential backoff (capped), or,
 //!   after the last attempt, given up with the error kept on the row.
 //!
@@ -20,7 +20,7 @@
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use entity::{notification, notification_delivery};
+use entity::{notification, notification_delivery, user};
 use sea_orm::{
     ColumnTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -34,17 +34,22 @@ use crate::{error::ApiError, store::Store};
 
 /// The webhook channel's name in the outbox.
 pub const WEBHOOK: &str = "webhook";
+/// The e-mail channel's name in the outbox.
+pub const EMAIL: &str = "email";
 
 /// The channels notifications are delivered on beyond the inbox.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Channels {
     pub webhook: bool,
+    pub email: bool,
 }
 
 impl Channels {
     /// The outbox names of the channels in use.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
-        self.webhook.then_some(WEBHOOK).into_iter()
+        [(self.webhook, WEBHOOK), (self.email, EMAIL)]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
     }
 
     pub fn any(self) -> bool {
@@ -56,6 +61,7 @@ impl Channels {
 #[derive(Clone, Debug)]
 pub struct DeliveryConfig {
     pub webhook: Option<WebhookConfig>,
+    pub email: Option<EmailConfig>,
     /// The first retry's delay; each later one doubles it, up to [`RETRY_MAX`].
     pub retry_base: Duration,
     /// Attempts before a delivery is given up.
@@ -68,6 +74,7 @@ impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
             webhook: None,
+            email: None,
             retry_base: Duration::from_secs(2),
             max_attempts: 10,
             lease: Duration::from_secs(60),
@@ -79,6 +86,7 @@ impl DeliveryConfig {
     pub fn channels(&self) -> Channels {
         Channels {
             webhook: self.webhook.is_some(),
+            email: self.email.is_some(),
         }
     }
 }
@@ -127,6 +135,39 @@ impl WebhookConfig {
     }
 }
 
+/// An SMTP relay and the sender's address.
+#[derive(Clone)]
+pub struct EmailConfig {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+}
+
+impl std::fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("from", &self.from.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmailConfig {
+    /// `url` in lettre's form (`smtps://user:pass@host`, `smtp://host:587?tls=required`, or
+    /// plain `smtp://host:port` for a local relay), sending as `from`.
+    ///
+    /// # Errors
+    /// A URL lettre does not take, or a sender that is not an address.
+    pub fn new(url: &str, from: &str) -> anyhow::Result<Self> {
+        let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
+            .map_err(|e| anyhow::anyhow!("ROSTER_SMTP_URL: {e}"))?
+            .timeout(Some(Duration::from_secs(10)))
+            .build();
+        let from = from
+            .parse()
+            .map_err(|e| anyhow::anyhow!("ROSTER_MAIL_FROM: {e}"))?;
+        Ok(Self { transport, from })
+    }
+}
+
 /// Starts the worker; it stops when `shutdown` turns true.
 pub fn spawn(
     store: Store,
@@ -148,8 +189,15 @@ pub fn spawn(
                 }
             };
             let full = claimed.len() as u64 >= BATCH;
-            for (delivery, notification) in claimed {
-                let outcome = deliver(&client, &config, &delivery, &notification).await;
+            for (delivery, notification, recipient) in claimed {
+                let outcome = deliver(
+                    &client,
+                    &config,
+                    &delivery,
+                    &notification,
+                    recipient.as_ref(),
+                )
+                .await;
                 if let Err(err) = record(&store, &config, &delivery, &notification, outcome).await {
                     tracing::warn!(error = %err, "the delivery worker could not record an outcome");
                 }
@@ -169,11 +217,15 @@ pub fn spawn(
     })
 }
 
+/// A leased outbox row, its notification and its recipient.
+type Claimed = (
+    notification_delivery::Model,
+    notification::Model,
+    Option<user::Model>,
+);
+
 /// Leases the due rows of this replica's channels, with their notifications.
-async fn claim(
-    store: &Store,
-    config: &DeliveryConfig,
-) -> Result<Vec<(notification_delivery::Model, notification::Model)>, ApiError> {
+async fn claim(store: &Store, config: &DeliveryConfig) -> Result<Vec<Claimed>, ApiError> {
     let channels: Vec<&str> = config.channels().names().collect();
     let lease = chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::MAX);
     let (channels, postgres) = (
@@ -215,12 +267,17 @@ async fn claim(
                     .filter(notification::Column::Id.is_in(rows.iter().map(|r| r.notification_id)))
                     .all(tx)
                     .await?;
+                let users = user::Entity::find()
+                    .filter(user::Column::Id.is_in(notifications.iter().map(|n| n.user_id)))
+                    .all(tx)
+                    .await?;
                 Ok(rows
                     .into_iter()
                     .filter_map(|mut row| {
                         row.attempts += 1;
                         let n = notifications.iter().find(|n| n.id == row.notification_id)?;
-                        Some((row, n.clone()))
+                        let recipient = users.iter().find(|u| u.id == n.user_id).cloned();
+                        Some((row, n.clone(), recipient))
                     })
                     .collect())
             })
@@ -234,6 +291,7 @@ async fn deliver(
     config: &DeliveryConfig,
     delivery: &notification_delivery::Model,
     notification: &notification::Model,
+    recipient: Option<&user::Model>,
 ) -> Result<(), String> {
     match delivery.channel.as_str() {
         WEBHOOK => {
@@ -241,6 +299,12 @@ async fn deliver(
                 return Err("no webhook is configured".into());
             };
             post_webhook(client, webhook, notification).await
+        }
+        EMAIL => {
+            let Some(email) = &config.email else {
+                return Err("no SMTP relay is configured".into());
+            };
+            send_email(email, recipient, notification).await
         }
         other => Err(format!("unknown channel {other}")),
     }
@@ -292,6 +356,55 @@ async fn post_webhook(
     } else {
         Err(format!("webhook answered {}", response.status()))
     }
+}
+
+/// The notification as an e-mail to its recipient: a plain-text and an HTML part, its id in the
+/// `Message-ID` so that a retry is recognisably the same message.
+async fn send_email(
+    email: &EmailConfig,
+    recipient: Option<&user::Model>,
+    notification: &notification::Model,
+) -> Result<(), String> {
+    use lettre::{
+        AsyncTransport, Message,
+        message::{Mailbox, MultiPart},
+    };
+    let Some(recipient) = recipient else {
+        return Err("the recipient no longer exists".into());
+    };
+    let to = Mailbox::new(
+        Some(recipient.name.clone()),
+        recipient
+            .email
+            .parse()
+            .map_err(|e| format!("recipient: {e}"))?,
+    );
+    let text = format!("{}\n\n{}\n", notification.title, notification.body);
+    let html = format!(
+        "<!doctype html><html><body><h1>{}</h1><p>{}</p></body></html>",
+        escape_html(&notification.title),
+        escape_html(&notification.body)
+    );
+    let message = Message::builder()
+        .from(email.from.clone())
+        .to(to)
+        .subject(notification.title.clone())
+        .message_id(Some(format!("<{}@roster>", notification.id)))
+        .multipart(MultiPart::alternative_plain_html(text, html))
+        .map_err(|e| format!("e-mail: {e}"))?;
+    email
+        .transport
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("e-mail: {e}"))
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The pause before attempt `attempts + 1`: `base · 2^(attempts − 1)`, at most [`RETRY_MAX`].

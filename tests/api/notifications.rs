@@ -587,3 +587,129 @@ async fn an_expiring_certification_is_announced_once(app: TestApp) {
 }
 
 both_backends!(an_expiring_certification_is_announced_once);
+
+/// A minimal SMTP relay on loopback: every message it is given, as text.
+async fn smtp_relay() -> (u16, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let messages: Arc<Mutex<Vec<String>>> = Arc::default();
+    let kept = messages.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = BufReader::new(read).lines();
+                write.write_all(b"220 relay ESMTP\r\n").await.unwrap();
+                let mut data: Option<String> = None;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(message) = data.as_mut() {
+                        if line == "." {
+                            kept.lock().unwrap().push(data.take().unwrap());
+                            write.write_all(b"250 queued\r\n").await.unwrap();
+                        } else {
+                            message.push_str(&line);
+                            message.push('\n');
+                        }
+                        continue;
+                    }
+                    let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+                    let answer: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 relay\r\n",
+                        "DATA" => {
+                            data = Some(String::new());
+                            b"354 go on\r\n"
+                        }
+                        "QUIT" => {
+                            write.write_all(b"221 bye\r\n").await.unwrap();
+                            break;
+                        }
+                        _ => b"250 OK\r\n",
+                    };
+                    write.write_all(answer).await.unwrap();
+                }
+            });
+        }
+    });
+    (port, messages)
+}
+
+async fn a_notification_is_mailed_with_its_id_as_message_id(app: TestApp) {
+    use roster::delivery::EmailConfig;
+    let (port, messages) = smtp_relay().await;
+    let delivering = app
+        .state_with(|s| {
+            s.delivery = DeliveryConfig {
+                email: Some(
+                    EmailConfig::new(
+                        &format!("smtp://127.0.0.1:{port}"),
+                        "Roster <roster@roster.test>",
+                    )
+                    .unwrap(),
+                ),
+                ..DeliveryConfig::default()
+            };
+        })
+        .await;
+    let base = format!("http://{}/graphql", serve(delivering.clone()).await);
+    let campus = app.campus("North").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Mailed", Some(1), "MONDAY")
+        .await;
+    let (_, first) = app.student(&campus).await;
+    let (second_id, second) = app.student(&campus).await;
+    let seat = app.enroll(&first, section).await.unwrap();
+    app.enroll(&second, section).await.unwrap();
+    let withdraw = json!({
+        "query": "mutation($e: UUID!) { withdraw(enrollmentId: $e) { status } }",
+        "variables": { "e": seat.id },
+    });
+    post_json(&base, Some(&first), &withdraw).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while messages.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no e-mail arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let message = messages.lock().unwrap()[0].clone();
+    let inbox = notification::Entity::find().all(&app.db).await.unwrap();
+    let recipient = app.user_row(second_id).await;
+    assert!(
+        message.contains(&format!("Message-ID: <{}@roster>", inbox[0].id)),
+        "{message}"
+    );
+    assert!(
+        message.contains("Subject: You have a seat in Mailed"),
+        "{message}"
+    );
+    assert!(message.contains(&recipient.email), "{message}");
+    assert!(
+        message.contains("text/plain") && message.contains("text/html"),
+        "{message}"
+    );
+    assert!(
+        message.contains("From: Roster <roster@roster.test>"),
+        "{message}"
+    );
+    let rows = notification_delivery::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].channel, "email");
+    // The worker records the delivery right after the relay's answer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while notification_delivery::Entity::find()
+        .all(&app.db)
+        .await
+        .unwrap()[0]
+        .delivered_at
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "not recorded as delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    delivering.begin_shutdown();
+}
+
+both_backends!(a_notification_is_mailed_with_its_id_as_message_id);
