@@ -136,8 +136,7 @@ impl App {
         let app = Arc::new(Self {
             schema: graphql::build_schema_with(settings.slow_operation, &settings.limits),
             response_cache: ResponseCache::new(&db, settings.response_cache),
-            store: Store::new(db, settings.clock, Bus::default())
-                .with_channels(settings.delivery.channels()),
+            store: Store::new(db, settings.clock, Bus::default()).with_delivery(&settings.delivery),
             keys: settings.keys,
             max_page_size: settings.max_page_size,
             cors_origins: settings.cors_origins,

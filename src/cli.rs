@@ -17,7 +17,7 @@ use crate::{
     clock::Clock,
     config::{AuthConfig, DbConfig, DemoData, LogConfig, ServeConfig},
     db,
-    delivery::{DeliveryConfig, EmailConfig, WebhookConfig},
+    delivery::{DeliveryConfig, EmailConfig, PushConfig, WebhookConfig},
     events::Bus,
     graphql::{self, limits::Limits},
     seed,
@@ -43,7 +43,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Migrate the database and serve the API (the default).
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Apply pending migrations, or roll some back.
     Migrate {
         /// Roll back this many migrations instead of applying.
@@ -133,14 +133,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(&cli.log);
     let command = match cli.command {
         Some(command) => command,
-        None => Command::Serve(ServeDefaults::try_parse_from(["roster"])?.serve),
+        None => Command::Serve(Box::new(ServeDefaults::try_parse_from(["roster"])?.serve)),
     };
     match command {
         Command::Schema => {
             print!("{}", graphql::build_schema().sdl());
             Ok(())
         }
-        Command::Serve(serve_config) => serve(&cli.db, &cli.auth, serve_config).await,
+        Command::Serve(serve_config) => serve(&cli.db, &cli.auth, *serve_config).await,
         Command::Migrate { rollback } => {
             let db = open(&cli.db).await?;
             match rollback {
@@ -254,6 +254,9 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
                 (Some(url), Some(from)) => Some(EmailConfig::new(url, from)?),
                 _ => None,
             },
+            push: vapid_key(&config, db_config)?
+                .map(|key| PushConfig::new(&key, &config.vapid_subject, config.push_allow_http))
+                .transpose()?,
             ..DeliveryConfig::default()
         },
         ..app::Settings::new(db_config.clone(), keys.clone())
@@ -368,6 +371,35 @@ fn token_keys(auth: &AuthConfig, db: &DbConfig) -> anyhow::Result<TokenKeys> {
         Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
     };
     TokenKeys::new(secret.as_bytes())
+}
+
+/// The VAPID private key: the configured one, else (with SQLite) the one kept beside the
+/// database file, generated on first use; `None` (push off) with PostgreSQL and no key.
+fn vapid_key(config: &ServeConfig, db: &DbConfig) -> anyhow::Result<Option<String>> {
+    if let Some(key) = &config.vapid_private_key {
+        return Ok(Some(key.clone()));
+    }
+    let Some(db_path) = db.sqlite_path() else {
+        tracing::info!("Web Push is off: set ROSTER_VAPID_PRIVATE_KEY to turn it on");
+        return Ok(None);
+    };
+    let dir = db_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let path = dir.join(".roster-vapid-key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text.trim().to_owned())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let key = PushConfig::generate_private_key();
+            std::fs::create_dir_all(dir)?;
+            write_private(&path, &key)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a VAPID key for Web Push");
+            Ok(Some(key))
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
 }
 
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {

@@ -150,6 +150,24 @@ pub struct ServeConfig {
     /// The sender of notification e-mails, such as `Roster <roster@school.example>`.
     #[arg(long, env = "ROSTER_MAIL_FROM")]
     pub mail_from: Option<String>,
+
+    /// The VAPID private key for Web Push: base64url of the P-256 key's 32 raw bytes. Unset with
+    /// SQLite: one is generated once and kept in `.roster-vapid-key` beside the database file;
+    /// unset with PostgreSQL: Web Push is off.
+    #[arg(long, env = "ROSTER_VAPID_PRIVATE_KEY", hide_env_values = true)]
+    pub vapid_private_key: Option<String>,
+
+    /// Who runs this server, for push services: a `mailto:` or `https:` URL.
+    #[arg(
+        long,
+        env = "ROSTER_VAPID_SUBJECT",
+        default_value = "mailto:admin@localhost"
+    )]
+    pub vapid_subject: String,
+
+    /// Allow plain `http://` push endpoints (tests and private networks).
+    #[arg(long, env = "ROSTER_PUSH_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub push_allow_http: bool,
 }
 
 impl DbConfig {

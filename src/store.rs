@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::{
     clock::Clock,
-    delivery::Channels,
+    delivery::{Channels, DeliveryConfig, PushConfig},
     error::ApiError,
     events::{self, Bus, Notice},
 };
@@ -51,6 +51,8 @@ pub struct Store {
     publishes_locally: bool,
     /// The channels notifications are delivered on beyond the inbox.
     channels: Channels,
+    /// The Web Push key and rules, when push is on.
+    push: Option<PushConfig>,
     /// Wakes this process's delivery worker when a write queued deliveries.
     outbox: Arc<tokio::sync::Notify>,
 }
@@ -64,15 +66,22 @@ impl Store {
             bus,
             publishes_locally,
             channels: Channels::default(),
+            push: None,
             outbox: Arc::default(),
         }
     }
 
-    /// The store delivering notifications on `channels` as well as to the inbox.
+    /// The store delivering notifications as `delivery` says as well as to the inbox.
     #[must_use]
-    pub fn with_channels(mut self, channels: Channels) -> Self {
-        self.channels = channels;
+    pub fn with_delivery(mut self, delivery: &DeliveryConfig) -> Self {
+        self.channels = delivery.channels();
+        self.push = delivery.push.clone();
         self
+    }
+
+    /// The Web Push key and rules, when push is on.
+    pub fn push(&self) -> Option<&PushConfig> {
+        self.push.as_ref()
     }
 
     pub fn channels(&self) -> Channels {

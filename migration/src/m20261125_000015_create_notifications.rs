@@ -66,6 +66,33 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // The browsers and phones a user registered for Web Push.
+        manager
+            .create_table(
+                Table::create()
+                    .table(PushSubscriptions::Table)
+                    .col(uuid(PushSubscriptions::Id).primary_key())
+                    .col(uuid(PushSubscriptions::UserId))
+                    .col(text(PushSubscriptions::Endpoint).unique_key())
+                    .col(text(PushSubscriptions::P256dh))
+                    .col(text(PushSubscriptions::Auth))
+                    .col(timestamp_with_time_zone(PushSubscriptions::CreatedAt))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_push_subscriptions_user")
+                            .from(PushSubscriptions::Table, PushSubscriptions::UserId)
+                            .to(Users::Table, Users::Id)
+                            .on_delete(ForeignKeyAction::Cascade),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE INDEX push_subscriptions_user_idx ON push_subscriptions (user_id)",
+            )
+            .await?;
         // When the holder was told that a certification expires soon: once per certification.
         manager
             .alter_table(
@@ -98,6 +125,9 @@ impl MigrationTrait for Migration {
             .execute_unprepared("ALTER TABLE certifications DROP COLUMN expiry_notified_at")
             .await?;
         manager
+            .drop_table(Table::drop().table(PushSubscriptions::Table).to_owned())
+            .await?;
+        manager
             .drop_table(
                 Table::drop()
                     .table(NotificationDeliveries::Table)
@@ -121,6 +151,17 @@ enum Notifications {
     EnrollmentId,
     CreatedAt,
     ReadAt,
+}
+
+#[derive(DeriveIden)]
+enum PushSubscriptions {
+    Table,
+    Id,
+    UserId,
+    Endpoint,
+    P256dh,
+    Auth,
+    CreatedAt,
 }
 
 #[derive(DeriveIden)]

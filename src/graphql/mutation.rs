@@ -39,6 +39,32 @@ impl NotificationMutation {
         let (store, viewer) = signed_in(ctx)?;
         Ok(crate::service::notifications::mark_read(store, viewer, ids).await?)
     }
+
+    /// Registers a browser or phone of the viewer for Web Push: the `endpoint` and the
+    /// `keys.p256dh` and `keys.auth` of the `PushSubscription` that `pushManager.subscribe`
+    /// returned (with `applicationServerKey` set to `vapidPublicKey`).
+    async fn register_push_subscription(
+        &self,
+        ctx: &Context<'_>,
+        endpoint: String,
+        p256dh: String,
+        auth: String,
+    ) -> Result<bool> {
+        let (store, viewer) = signed_in(ctx)?;
+        crate::service::notifications::register_push(store, viewer, &endpoint, &p256dh, &auth)
+            .await?;
+        Ok(true)
+    }
+
+    /// Stops pushing to the viewer's subscription at `endpoint`; whether there was one.
+    async fn unregister_push_subscription(
+        &self,
+        ctx: &Context<'_>,
+        endpoint: String,
+    ) -> Result<bool> {
+        let (store, viewer) = signed_in(ctx)?;
+        Ok(crate::service::notifications::unregister_push(store, viewer, &endpoint).await?)
+    }
 }
 
 /// The enrollment life cycle. Each mutation is one transaction; a change that frees a seat

@@ -158,6 +158,13 @@ impl AccountQuery {
         .await
     }
 
+    /// The server's VAPID public key, for the browser's `applicationServerKey` (base64url of
+    /// the uncompressed P-256 point); null when Web Push is off.
+    async fn vapid_public_key(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let rc = request(ctx)?;
+        Ok(rc.store.push().map(|push| push.public_key().to_owned()))
+    }
+
     /// How many of the viewer's notifications are unread.
     async fn unread_notification_count(&self, ctx: &Context<'_>) -> Result<u64> {
         let rc = request(ctx)?;

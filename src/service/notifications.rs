@@ -3,7 +3,7 @@
 //! beside it, one outbox row per channel it is delivered on (see [`crate::delivery`]).
 
 use chrono::{DateTime, Utc};
-use entity::{course, enrollment, notification, notification_delivery, section};
+use entity::{course, enrollment, notification, notification_delivery, push_subscription, section};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     Set, sea_query::Expr,
@@ -47,6 +47,15 @@ pub async fn notify(
     .insert(tx)
     .await?;
     for channel in tx.channels().names() {
+        if channel == crate::delivery::PUSH
+            && push_subscription::Entity::find()
+                .filter(push_subscription::Column::UserId.eq(user_id))
+                .count(tx)
+                .await?
+                == 0
+        {
+            continue; // no browser or phone to push to
+        }
         notification_delivery::ActiveModel {
             id: Set(Uuid::now_v7()),
             notification_id: Set(row.id),
@@ -291,6 +300,99 @@ pub async fn remind_expiring(store: &Store) -> Result<usize, ApiError> {
                         .await?;
                 }
                 Ok(due.len())
+            })
+        })
+        .await
+}
+
+/// Registers a browser or phone of the viewer for Web Push (what `pushManager.subscribe`
+/// returned): an endpoint registered before, by anyone, is taken over with the new keys.
+///
+/// # Errors
+/// `BAD_USER_INPUT` for an endpoint that is not `https://` (or `http://` when allowed), keys
+/// that are not a P-256 point and a 16-byte secret in base64url, or when push is off.
+pub async fn register_push(
+    store: &Store,
+    viewer: &Viewer,
+    endpoint: &str,
+    p256dh: &str,
+    auth: &str,
+) -> Result<(), ApiError> {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    let Some(push) = store.push() else {
+        return Err(ApiError::bad_input(
+            "endpoint",
+            "Web Push is not enabled on this server",
+        ));
+    };
+    let endpoint = endpoint.trim();
+    if endpoint.len() > 2048
+        || endpoint.parse::<axum::http::Uri>().is_err()
+        || !push.allows(endpoint)
+    {
+        return Err(ApiError::bad_input(
+            "endpoint",
+            "must be the push service's https:// URL",
+        ));
+    }
+    let key = Base64UrlUnpadded::decode_vec(p256dh.trim().trim_end_matches('='))
+        .ok()
+        .filter(|k| web_push_native::p256::PublicKey::from_sec1_bytes(k).is_ok());
+    if key.is_none() {
+        return Err(ApiError::bad_input(
+            "p256dh",
+            "must be a P-256 public key, base64url",
+        ));
+    }
+    let secret = Base64UrlUnpadded::decode_vec(auth.trim().trim_end_matches('='))
+        .ok()
+        .filter(|a| a.len() == 16);
+    if secret.is_none() {
+        return Err(ApiError::bad_input("auth", "must be 16 bytes, base64url"));
+    }
+    let (viewer, endpoint, p256dh, auth) = (viewer.id(), endpoint, p256dh.trim(), auth.trim());
+    store
+        .write(|tx| {
+            Box::pin(async move {
+                push_subscription::Entity::delete_many()
+                    .filter(push_subscription::Column::Endpoint.eq(endpoint))
+                    .exec(tx)
+                    .await?;
+                push_subscription::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    user_id: Set(viewer),
+                    endpoint: Set(endpoint.to_owned()),
+                    p256dh: Set(p256dh.to_owned()),
+                    auth: Set(auth.to_owned()),
+                    created_at: Set(tx.now()),
+                }
+                .insert(tx)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// Forgets the viewer's subscription at `endpoint`; whether there was one.
+///
+/// # Errors
+/// `INTERNAL` when the database fails.
+pub async fn unregister_push(
+    store: &Store,
+    viewer: &Viewer,
+    endpoint: &str,
+) -> Result<bool, ApiError> {
+    let (viewer, endpoint) = (viewer.id(), endpoint.trim());
+    store
+        .write(|tx| {
+            Box::pin(async move {
+                let gone = push_subscription::Entity::delete_many()
+                    .filter(push_subscription::Column::UserId.eq(viewer))
+                    .filter(push_subscription::Column::Endpoint.eq(endpoint))
+                    .exec(tx)
+                    .await?;
+                Ok(gone.rows_affected > 0)
             })
         })
         .await

@@ -713,3 +713,182 @@ async fn a_notification_is_mailed_with_its_id_as_message_id(app: TestApp) {
 }
 
 both_backends!(a_notification_is_mailed_with_its_id_as_message_id);
+
+/// A push service on loopback receives the promotion, encrypted for the browser (RFC 8291)
+/// and signed with the server's VAPID key (RFC 8292); a subscription it answers 410 for is
+/// removed; bad registrations are refused.
+async fn a_promotion_is_pushed_encrypted_and_signed(app: TestApp) {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    use roster::delivery::PushConfig;
+    use web_push_native::{
+        jwt_simple::{
+            algorithms::{ECDSAP256PublicKeyLike, ES256KeyPair, ES256PublicKey},
+            claims::NoCustomClaims,
+            common::VerificationOptions,
+        },
+        p256::{SecretKey, elliptic_curve::sec1::ToEncodedPoint},
+    };
+    // The push service: /push/gone answers 410, the rest 201.
+    let seen: Seen = Arc::default();
+    let service = Router::new()
+        .route(
+            "/push/{name}",
+            post(
+                |State(seen): State<Seen>,
+                 axum::extract::Path(name): axum::extract::Path<String>,
+                 headers: HeaderMap,
+                 body: Bytes| async move {
+                    if name == "gone" {
+                        return StatusCode::GONE;
+                    }
+                    seen.lock().unwrap().push((Instant::now(), headers, body));
+                    StatusCode::CREATED
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, service).await });
+
+    let vapid = PushConfig::generate_private_key();
+    let push = PushConfig::new(&vapid, "mailto:ops@roster.test", true).unwrap();
+    let delivering = app
+        .state_with(|s| {
+            s.delivery = DeliveryConfig {
+                push: Some(push.clone()),
+                ..DeliveryConfig::default()
+            };
+        })
+        .await;
+    let base = format!("http://{}/graphql", serve(delivering.clone()).await);
+    let key = post_json(&base, None, &json!({ "query": "{ vapidPublicKey }" })).await;
+    assert_eq!(key["data"]["vapidPublicKey"], push.public_key());
+
+    // The browser's keys.
+    let browser = SecretKey::from_slice(&ES256KeyPair::generate().to_bytes()).unwrap();
+    let p256dh =
+        Base64UrlUnpadded::encode_string(browser.public_key().to_encoded_point(false).as_bytes());
+    let auth_bytes: [u8; 16] = rand::random();
+    let auth = Base64UrlUnpadded::encode_string(&auth_bytes);
+    let campus = app.campus("North").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Pushed", Some(1), "MONDAY")
+        .await;
+    let (_, first) = app.student(&campus).await;
+    let (second_id, second) = app.student(&campus).await;
+    let register = "mutation($e: String!, $p: String!, $a: String!) {
+        registerPushSubscription(endpoint: $e, p256dh: $p, auth: $a) }";
+    for (endpoint, p, a, field) in [
+        (
+            "ftp://push.example/x".to_owned(),
+            p256dh.clone(),
+            auth.clone(),
+            "endpoint",
+        ),
+        (
+            format!("{origin}/push/a"),
+            "bm90IGEga2V5".to_owned(),
+            auth.clone(),
+            "p256dh",
+        ),
+        (
+            format!("{origin}/push/a"),
+            p256dh.clone(),
+            "c2hvcnQ".to_owned(),
+            "auth",
+        ),
+    ] {
+        let body = json!({ "query": register, "variables": { "e": endpoint, "p": p, "a": a } });
+        let refused = post_json(&base, Some(&second), &body).await;
+        assert_eq!(
+            refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{refused}"
+        );
+        assert_eq!(
+            refused["errors"][0]["extensions"]["field"], field,
+            "{refused}"
+        );
+    }
+    for name in ["a", "gone"] {
+        let body = json!({ "query": register,
+            "variables": { "e": format!("{origin}/push/{name}"), "p": p256dh, "a": auth } });
+        let ok = post_json(&base, Some(&second), &body).await;
+        assert_eq!(ok["data"]["registerPushSubscription"], true, "{ok}");
+    }
+
+    let seat = app.enroll(&first, section).await.unwrap();
+    app.enroll(&second, section).await.unwrap();
+    let withdraw = json!({
+        "query": "mutation($e: UUID!) { withdraw(enrollmentId: $e) { status } }",
+        "variables": { "e": seat.id },
+    });
+    post_json(&base, Some(&first), &withdraw).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "nothing was pushed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, headers, body) = seen.lock().unwrap()[0].clone();
+    assert_eq!(headers["content-encoding"], "aes128gcm");
+    let plain = web_push_native::decrypt(
+        body.to_vec(),
+        &browser,
+        &web_push_native::Auth::from(auth_bytes),
+    )
+    .expect("decrypts with the browser's key and secret");
+    let payload: Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(payload["kind"], "PROMOTED");
+    assert_eq!(payload["title"], "You have a seat in Pushed");
+
+    // VAPID: `vapid t=<JWT>, k=<public key>`, signed by the server's key, for this origin.
+    let authorization = headers["authorization"].to_str().unwrap();
+    let (token, k) = authorization
+        .strip_prefix("vapid t=")
+        .and_then(|rest| rest.split_once(", k="))
+        .expect("a VAPID authorization");
+    assert_eq!(k, push.public_key());
+    let public = ES256PublicKey::from_bytes(&Base64UrlUnpadded::decode_vec(k).unwrap()).unwrap();
+    let options = VerificationOptions {
+        allowed_audiences: Some(std::collections::HashSet::from([origin.clone()])),
+        ..VerificationOptions::default()
+    };
+    let claims = public
+        .verify_token::<NoCustomClaims>(token, Some(options))
+        .expect("a valid VAPID JWT for this push service");
+    assert_eq!(claims.subject.as_deref(), Some("mailto:ops@roster.test"));
+    let expires = claims.expires_at.expect("exp").as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        expires > now && expires <= now + 24 * 3600,
+        "exp within 24 h"
+    );
+
+    // The subscription the push service forgot is gone; the other stays.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<String> = entity::push_subscription::Entity::find()
+            .all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.user_id == second_id)
+            .map(|s| s.endpoint)
+            .collect();
+        if left == [format!("{origin}/push/a")] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "410 did not remove it: {left:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let unregister = json!({ "query": "mutation($e: String!) { unregisterPushSubscription(endpoint: $e) }",
+        "variables": { "e": format!("{origin}/push/a") } });
+    let gone = post_json(&base, Some(&second), &unregister).await;
+    assert_eq!(gone["data"]["unregisterPushSubscription"], true);
+    delivering.begin_shutdown();
+}
+
+both_backends!(a_promotion_is_pushed_encrypted_and_signed);
