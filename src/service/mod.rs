@@ -38,6 +38,15 @@ pub(crate) fn for_update<E: EntityTrait>(select: Select<E>, backend: DatabaseBac
     }
 }
 
+/// `SELECT … FOR SHARE` on PostgreSQL: the row cannot change until this transaction ends, and
+/// others may read-lock it too. Nothing on SQLite, as for [`for_update`].
+pub(crate) fn for_share<E: EntityTrait>(select: Select<E>, backend: DatabaseBackend) -> Select<E> {
+    match backend {
+        DatabaseBackend::Postgres => select.lock_shared(),
+        _ => select,
+    }
+}
+
 /// A section and its course, or `NOT_FOUND`.
 pub(crate) async fn section_with_course(
     conn: &impl ConnectionTrait,

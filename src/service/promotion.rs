@@ -5,7 +5,7 @@ use entity::{
     course, enrollment, section,
     types::EnrollmentStatus::{Pending, Registered, Waitlisted},
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
 use super::{
@@ -46,10 +46,16 @@ pub(crate) async fn fill_free_seats(
     if seats.promotable() == 0 || !section.is_active {
         return Ok(Vec::new());
     }
-    let course = course::Entity::find_by_id(section.course_id)
-        .one(tx)
-        .await?
-        .ok_or(ApiError::NotFound("course"))?;
+    // Shared-locked on PostgreSQL: a reactivation of the course (which updates its row, then
+    // fills each section) and this change then come one after the other, so a seat freed while
+    // the course turns active again is never missed by both.
+    let course = super::for_share(
+        course::Entity::find_by_id(section.course_id),
+        tx.get_database_backend(),
+    )
+    .one(tx)
+    .await?
+    .ok_or(ApiError::NotFound("course"))?;
     if !course.is_active {
         return Ok(Vec::new());
     }
