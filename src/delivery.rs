@@ -271,6 +271,20 @@ impl PushConfig {
     }
 }
 
+/// The outbox rows still to deliver: neither delivered nor given up.
+fn undelivered() -> sea_orm::Select<notification_delivery::Entity> {
+    notification_delivery::Entity::find()
+        .filter(notification_delivery::Column::DeliveredAt.is_null())
+        .filter(notification_delivery::Column::FailedAt.is_null())
+}
+
+/// Of [`undelivered`], those of `channels` due by `now`.
+fn due(channels: &[&str], now: DateTime<Utc>) -> sea_orm::Select<notification_delivery::Entity> {
+    undelivered()
+        .filter(notification_delivery::Column::NextAttemptAt.lte(now))
+        .filter(notification_delivery::Column::Channel.is_in(channels.iter().copied()))
+}
+
 /// Starts the worker; it stops when `shutdown` turns true.
 pub fn spawn(
     store: Store,
@@ -292,6 +306,7 @@ pub fn spawn(
                 }
             };
             let full = claimed.len() as u64 >= BATCH;
+            let worked = !claimed.is_empty();
             for (delivery, notification, recipient) in claimed {
                 let outcome = deliver(
                     &store,
@@ -304,6 +319,14 @@ pub fn spawn(
                 .await;
                 if let Err(err) = record(&store, &config, &delivery, &notification, outcome).await {
                     tracing::warn!(error = %err, "the delivery worker could not record an outcome");
+                }
+            }
+            if worked {
+                // Once per round of work, not per delivery.
+                match undelivered().count(store.db()).await {
+                    #[allow(clippy::cast_precision_loss)]
+                    Ok(depth) => metrics::gauge!("roster_outbox_depth").set(depth as f64),
+                    Err(err) => tracing::warn!(error = %err, "cannot count the outbox"),
                 }
             }
             if full {
@@ -332,14 +355,7 @@ type Claimed = (
 async fn claim(store: &Store, config: &DeliveryConfig) -> Result<Vec<Claimed>, ApiError> {
     let channels: Vec<&str> = config.channels().names().collect();
     // A read first: an idle worker never takes the write lock.
-    let due = notification_delivery::Entity::find()
-        .filter(notification_delivery::Column::DeliveredAt.is_null())
-        .filter(notification_delivery::Column::FailedAt.is_null())
-        .filter(notification_delivery::Column::NextAttemptAt.lte(store.now()))
-        .filter(notification_delivery::Column::Channel.is_in(channels.iter().copied()))
-        .one(store.db())
-        .await?;
-    if due.is_none() {
+    if due(&channels, store.now()).one(store.db()).await?.is_none() {
         return Ok(Vec::new());
     }
     let lease = chrono::Duration::from_std(config.lease).unwrap_or(chrono::Duration::MAX);
@@ -351,11 +367,7 @@ async fn claim(store: &Store, config: &DeliveryConfig) -> Result<Vec<Claimed>, A
         .write(|tx| {
             Box::pin(async move {
                 let now = tx.now();
-                let mut due = notification_delivery::Entity::find()
-                    .filter(notification_delivery::Column::DeliveredAt.is_null())
-                    .filter(notification_delivery::Column::FailedAt.is_null())
-                    .filter(notification_delivery::Column::NextAttemptAt.lte(now))
-                    .filter(notification_delivery::Column::Channel.is_in(channels.iter().copied()))
+                let mut due = due(channels, now)
                     .order_by_asc(notification_delivery::Column::NextAttemptAt)
                     .limit(BATCH);
                 if postgres {
@@ -697,13 +709,6 @@ async fn record(
             })
         })
         .await?;
-    let depth = notification_delivery::Entity::find()
-        .filter(notification_delivery::Column::DeliveredAt.is_null())
-        .filter(notification_delivery::Column::FailedAt.is_null())
-        .count(store.db())
-        .await?;
-    #[allow(clippy::cast_precision_loss)]
-    metrics::gauge!("roster_outbox_depth").set(depth as f64);
     Ok(())
 }
 

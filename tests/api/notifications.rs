@@ -186,6 +186,12 @@ type Seen = Arc<Mutex<Vec<(Instant, HeaderMap, Bytes)>>>;
 
 /// A webhook receiver on loopback answering `statuses` in turn (then 200).
 async fn receiver(statuses: Vec<u16>) -> (String, Seen) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    receiver_on(listener, statuses)
+}
+
+/// [`receiver`] on `listener`, at `/hook`.
+fn receiver_on(listener: tokio::net::TcpListener, statuses: Vec<u16>) -> (String, Seen) {
     let seen: Seen = Arc::default();
     let script = Arc::new(Mutex::new(statuses.into_iter()));
     let state = (seen.clone(), script);
@@ -203,7 +209,6 @@ async fn receiver(statuses: Vec<u16>) -> (String, Seen) {
             ),
         )
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (format!("http://{address}/hook"), seen)
@@ -507,19 +512,7 @@ async fn undelivered_rows_survive_a_sigkill() {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
-    let seen: Seen = Arc::default();
-    let app = Router::new()
-        .route(
-            "/hook",
-            post(
-                |State(seen): State<Seen>, headers: HeaderMap, body: Bytes| async move {
-                    seen.lock().unwrap().push((Instant::now(), headers, body));
-                    StatusCode::OK
-                },
-            ),
-        )
-        .with_state(seen.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (_, seen) = receiver_on(listener, Vec::new());
     let _again = Server::start(&db, &env, None).await;
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {

@@ -11,7 +11,6 @@ use uuid::Uuid;
 use super::Enrollment;
 use crate::{
     domain::cursor::Cursor,
-    error::ApiError,
     graphql::{query::page_size, request},
     service::notifications,
 };
@@ -115,12 +114,7 @@ pub(crate) async fn notification_page(
     let rc = request(ctx)?;
     let viewer = rc.require_viewer()?;
     let first = page_size(rc, first)?;
-    let after = after
-        .map(|text| {
-            Cursor::decode(&text)
-                .ok_or_else(|| ApiError::bad_input("after", "not a cursor from this API"))
-        })
-        .transpose()?;
+    let after = super::staff::cursor(after, Cursor::decode)?;
     let page = notifications::page(&rc.store, viewer, first, after, unread_only).await?;
     let mut connection = Connection::new(after.is_some(), page.has_next_page);
     connection.edges = page

@@ -152,7 +152,10 @@ impl BulkResult {
 
 /// Reads an `after` argument with `decode`; `BAD_USER_INPUT` for text no page of this listing
 /// handed out.
-fn cursor<C>(after: Option<String>, decode: impl Fn(&str) -> Option<C>) -> Result<Option<C>> {
+pub(crate) fn cursor<C>(
+    after: Option<String>,
+    decode: impl Fn(&str) -> Option<C>,
+) -> Result<Option<C>> {
     Ok(after
         .map(|text| {
             decode(&text).ok_or_else(|| ApiError::bad_input("after", "not a cursor from this API"))
