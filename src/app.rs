@@ -156,15 +156,38 @@ impl App {
         Ok(app)
     }
 
-    /// Starts the timer of `roster serve` that reminds holders of certifications expiring
-    /// within 30 days (see `service::notifications::remind_expiring`): at once, then every
-    /// minute, until the shutdown.
-    pub fn start_reminders(&self) {
+    /// Starts the timers of `roster serve`, at once and then until the shutdown: every
+    /// `offer_sweep`, open offers past their deadline are passed on and offers about to lapse
+    /// are reminded (`service::offers`); every minute, holders of certifications expiring within
+    /// 30 days are reminded (`service::notifications::remind_expiring`). Running at once is what
+    /// catches up after a restart that missed a deadline.
+    pub fn start_timers(&self, offer_sweep: Duration) {
+        use crate::service::{notifications, offers};
         let store = self.store.clone();
         let mut shutdown = self.shutdown.subscribe();
         tokio::spawn(async move {
             loop {
-                match crate::service::notifications::remind_expiring(&store).await {
+                match offers::expire_due(&store).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(passed_on = n, "expired offers passed on"),
+                    Err(err) => tracing::warn!(error = %err, "passing on expired offers failed"),
+                }
+                match offers::remind_due(&store).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(reminded = n, "offer reminders"),
+                    Err(err) => tracing::warn!(error = %err, "offer reminders failed"),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(offer_sweep) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        });
+        let store = self.store.clone();
+        let mut shutdown = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            loop {
+                match notifications::remind_expiring(&store).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(reminded = n, "certification expiry reminders"),
                     Err(err) => tracing::warn!(error = %err, "expiry reminders failed"),

@@ -262,7 +262,7 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
         ..app::Settings::new(db_config.clone(), keys.clone())
     };
     let state = App::build(settings).await?;
-    state.start_reminders();
+    state.start_timers(std::time::Duration::from_secs(5));
     let store = &state.store;
     let demo_wanted = match config.demo_data {
         DemoData::Always => true,

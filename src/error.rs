@@ -42,6 +42,10 @@ pub enum ApiError {
     /// expected); `extensions.currentStatus` says where it stands. `INVALID_TRANSITION`.
     #[error("cannot go from {from} to {to}")]
     InvalidTransition { from: String, to: String },
+    /// The offered seat's deadline passed before it was accepted; the seat went on to the next
+    /// waiter. `OFFER_EXPIRED`.
+    #[error("the offer expired; the seat went to the next person on the waitlist")]
+    OfferExpired,
     /// The team pass key does not match. `INVALID_PASS_KEY`.
     #[error("invalid pass key")]
     InvalidPassKey,
@@ -80,6 +84,7 @@ impl ApiError {
             Self::PrerequisitesMissing { .. } => "PREREQUISITES_MISSING",
             Self::ScheduleConflict(_) => "SCHEDULE_CONFLICT",
             Self::InvalidTransition { .. } => "INVALID_TRANSITION",
+            Self::OfferExpired => "OFFER_EXPIRED",
             Self::InvalidPassKey => "INVALID_PASS_KEY",
             Self::TooManyAttempts { .. } => "TOO_MANY_ATTEMPTS",
             Self::SubscriberTooSlow { .. } => "SUBSCRIBER_TOO_SLOW",

@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 use entity::{
     certification, course, course_prerequisite, enrollment, enrollment_event, organization,
     section,
-    types::{EnrollmentStatus, Meeting, Role, Schedule, Weekday},
+    types::{EnrollmentStatus, Meeting, PromotionMode, Role, Schedule, Weekday},
     user,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
@@ -389,6 +389,9 @@ impl Demo {
                     pending_count: 0,
                     waitlist_count: 0,
                     finished_count: 0,
+                    offered_count: 0,
+                    promotion_mode: PromotionMode::Automatic,
+                    offer_hours: 24,
                     assistant_id: None,
                     waitlist_seq: 0,
                     is_active: !(i == 2 && s == 2),
@@ -574,6 +577,8 @@ impl Book {
             notes_updated_at: None,
             notes_updated_by: None,
             skipped_at: None,
+            offer_expires_at: None,
+            offer_remind_at: None,
             created_at: at,
             updated_at: at,
         };
@@ -740,6 +745,9 @@ pub async fn load_scale(store: &Store, scale: f64) -> Result<usize, ApiError> {
                 pending_count: 0,
                 waitlist_count: 0,
                 finished_count: 0,
+                offered_count: 0,
+                promotion_mode: PromotionMode::Automatic,
+                offer_hours: 24,
                 assistant_id: None,
                 waitlist_seq: 0,
                 is_active: true,
@@ -807,6 +815,8 @@ pub async fn load_scale(store: &Store, scale: f64) -> Result<usize, ApiError> {
                 notes_updated_at: None,
                 notes_updated_by: None,
                 skipped_at: None,
+                offer_expires_at: None,
+                offer_remind_at: None,
                 created_at: at,
                 updated_at: at,
             };

@@ -287,7 +287,11 @@ impl Fixture {
 
 /// Bulk fixtures written straight to the database, so set-up time stays out of the figures.
 pub mod data {
-    use entity::{course, organization, section, types::Role, user};
+    use entity::{
+        course, organization, section,
+        types::{PromotionMode, Role},
+        user,
+    };
     use roster::clock::Clock;
     use sea_orm::{DatabaseConnection, EntityTrait, Set};
     use uuid::Uuid;
@@ -369,6 +373,9 @@ pub mod data {
                     pending_count: Set(0),
                     waitlist_count: Set(0),
                     finished_count: Set(0),
+                    offered_count: Set(0),
+                    promotion_mode: Set(PromotionMode::Automatic),
+                    offer_hours: Set(24),
                     assistant_id: Set(None),
                     waitlist_seq: Set(0),
                     is_active: Set(true),

@@ -44,6 +44,11 @@ pub struct Model {
     /// Why promotion last passed this waitlisted enrollment over (it keeps its place).
     pub skip_reason: Option<String>,
     pub skipped_at: Option<DateTimeUtc>,
+    /// While OFFERED: when the offer lapses and the seat passes on.
+    pub offer_expires_at: Option<DateTimeUtc>,
+    /// While OFFERED: when the student is reminded that the offer is about to lapse; cleared
+    /// once reminded.
+    pub offer_remind_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

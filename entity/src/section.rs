@@ -5,7 +5,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::types::Schedule;
+use crate::types::{PromotionMode, Schedule};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "sections")]
@@ -36,6 +36,12 @@ pub struct Model {
     pub assistant_id: Option<Uuid>,
     pub requires_approval: bool,
     pub waitlist_enabled: bool,
+    /// What a freed seat does: promote at once, or be offered for `offer_hours`.
+    pub promotion_mode: PromotionMode,
+    /// How long an offered seat is held (1 to 168 hours).
+    pub offer_hours: i32,
+    /// Enrollments in OFFERED (they hold a seat until accepted, declined or expired).
+    pub offered_count: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

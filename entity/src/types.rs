@@ -42,6 +42,10 @@ pub enum EnrollmentStatus {
     /// Queued for a seat, first come first served.
     #[sea_orm(string_value = "WAITLISTED")]
     Waitlisted,
+    /// Offered a freed seat (a section in offer mode): the seat is held until the student
+    /// accepts, declines, or the offer expires.
+    #[sea_orm(string_value = "OFFERED")]
+    Offered,
     /// Attendance confirmed; final.
     #[sea_orm(string_value = "COMPLETED")]
     Completed,
@@ -58,17 +62,42 @@ pub enum EnrollmentStatus {
 
 impl EnrollmentStatus {
     /// The statuses that count as "active": at most one of them per user and course.
-    pub const ACTIVE: [EnrollmentStatus; 3] = [Self::Pending, Self::Registered, Self::Waitlisted];
+    pub const ACTIVE: [EnrollmentStatus; 4] = [
+        Self::Pending,
+        Self::Registered,
+        Self::Waitlisted,
+        Self::Offered,
+    ];
 
     /// Whether the enrollment still takes part in the course (holds or waits for a seat).
     pub fn is_active(self) -> bool {
         Self::ACTIVE.contains(&self)
     }
 
-    /// Whether the enrollment occupies one of the section's seats.
+    /// Whether the enrollment occupies one of the section's seats and may not share its
+    /// meetings with another (PENDING, REGISTERED, OFFERED; finished ones keep their seat but
+    /// never conflict).
     pub fn holds_seat(self) -> bool {
-        matches!(self, Self::Pending | Self::Registered)
+        matches!(self, Self::Pending | Self::Registered | Self::Offered)
     }
+}
+
+/// What a section does with a freed seat: give it to the earliest eligible waiter at once, or
+/// offer it to them for a while (docs/design.md#offer-mode).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PromotionMode {
+    /// The earliest eligible waiter takes the seat at once.
+    #[sea_orm(string_value = "AUTOMATIC")]
+    Automatic,
+    /// The earliest eligible waiter is offered the seat, held for `offerHours`, to accept or
+    /// decline.
+    #[sea_orm(string_value = "OFFER")]
+    Offer,
 }
 
 /// A day of the week, as used in section schedules.

@@ -21,6 +21,7 @@ mod m20261125_000012_add_finished_seats_and_skips;
 mod m20261125_000013_add_assistants_and_note_authors;
 mod m20261125_000014_index_staff_listings;
 mod m20261125_000015_create_notifications;
+mod m20261125_000016_add_offer_mode;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000013_add_assistants_and_note_authors::Migration),
             Box::new(m20261125_000014_index_staff_listings::Migration),
             Box::new(m20261125_000015_create_notifications::Migration),
+            Box::new(m20261125_000016_add_offer_mode::Migration),
         ]
     }
 }

@@ -23,7 +23,19 @@ pub enum Kind {
     Skipped,
     /// A certification expires within [`EXPIRY_NOTICE_DAYS`] days.
     CertificationExpiring,
+    /// A freed seat is offered to the student, held until a deadline (offer mode).
+    Offered,
+    /// An open offer lapses soon.
+    OfferExpiring,
+    /// An offer lapsed unanswered; the seat went on to the next waiter.
+    OfferExpired,
 }
+
+/// The reason recorded on an offer that lapsed.
+pub const OFFER_EXPIRED: &str = "offer expired";
+
+/// The reason recorded on an offer the student declined.
+pub const OFFER_DECLINED: &str = "offer declined";
 
 /// How long before a certification expires its holder is told.
 pub const EXPIRY_NOTICE_DAYS: i64 = 30;
@@ -40,6 +52,9 @@ impl Kind {
             Self::CertificationIssued => "CERTIFICATION_ISSUED",
             Self::Skipped => "SKIPPED",
             Self::CertificationExpiring => "CERTIFICATION_EXPIRING",
+            Self::Offered => "OFFERED",
+            Self::OfferExpiring => "OFFER_EXPIRING",
+            Self::OfferExpired => "OFFER_EXPIRED",
         }
     }
 }
@@ -59,13 +74,15 @@ pub struct Place<'a> {
 }
 
 /// The notification a status change sends the enrolled student, if any: only changes someone
-/// else made (a promotion, staff's decisions), never the student's own.
+/// else made (a promotion, an offer and its lapse, staff's decisions), never the student's own.
+/// `offer_expires_at` is the deadline of an offer the change makes.
 pub fn for_transition(
     from: Option<EnrollmentStatus>,
     to: EnrollmentStatus,
     by_someone_else: bool,
     place: &Place<'_>,
     reason: Option<&str>,
+    offer_expires_at: Option<DateTime<Utc>>,
 ) -> Option<Message> {
     if !by_someone_else {
         return None;
@@ -76,12 +93,33 @@ pub fn for_transition(
         .map(|r| format!(" Reason: {r}"))
         .unwrap_or_default();
     let (kind, title, body) = match (from, to) {
-        (Some(Waitlisted), Registered) => (
+        (Some(Waitlisted), Offered) => {
+            let until = offer_expires_at
+                .map(|at| format!(" Accept it by {}", moment(at)))
+                .unwrap_or_default();
+            (
+                Kind::Offered,
+                format!("A seat in {course} is offered to you"),
+                format!(
+                    "A seat in {section} of {course} freed up and is held for you.{until} or \
+                     decline it to pass it on."
+                ),
+            )
+        }
+        (Some(Offered), Withdrawn) if reason == Some(OFFER_EXPIRED) => (
+            Kind::OfferExpired,
+            format!("Your offer in {course} expired"),
+            format!(
+                "The seat in {section} of {course} held for you was not accepted in time and \
+                 went to the next person."
+            ),
+        ),
+        (Some(Waitlisted | Offered), Registered) => (
             Kind::Promoted,
             format!("You have a seat in {course}"),
             format!("A seat in {section} of {course} freed up and is now yours."),
         ),
-        (Some(Waitlisted), Pending) => (
+        (Some(Waitlisted | Offered), Pending) => (
             Kind::PromotedPending,
             format!("A seat in {course} awaits approval"),
             format!(
@@ -106,6 +144,25 @@ pub fn for_transition(
         _ => return None,
     };
     Some(Message { kind, title, body })
+}
+
+/// An open offer about to lapse.
+pub fn offer_expiring(place: &Place<'_>, expires_at: DateTime<Utc>) -> Message {
+    let Place { course, section } = place;
+    let at = moment(expires_at);
+    Message {
+        kind: Kind::OfferExpiring,
+        title: format!("Your seat offer in {course} ends at {at}"),
+        body: format!(
+            "The seat in {section} of {course} is held for you until {at}. Accept it before then, \
+             or it goes to the next person."
+        ),
+    }
+}
+
+/// A deadline as a phone shows it: to the minute, in UTC.
+fn moment(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// A waiter passed over when a seat freed.
@@ -157,17 +214,57 @@ mod tests {
     #[test]
     fn only_changes_made_by_someone_else_notify() {
         assert_eq!(
-            for_transition(Some(Waitlisted), Registered, false, &PLACE, None),
+            for_transition(Some(Waitlisted), Registered, false, &PLACE, None, None),
             None
         );
-        let promoted = for_transition(Some(Waitlisted), Registered, true, &PLACE, None).unwrap();
+        let promoted =
+            for_transition(Some(Waitlisted), Registered, true, &PLACE, None, None).unwrap();
         assert_eq!(promoted.kind, Kind::Promoted);
         assert!(promoted.body.contains("Evening") && promoted.title.contains("Welding"));
-        assert_eq!(for_transition(None, Registered, true, &PLACE, None), None);
         assert_eq!(
-            for_transition(Some(Registered), Completed, true, &PLACE, None),
+            for_transition(None, Registered, true, &PLACE, None, None),
             None
         );
+        assert_eq!(
+            for_transition(Some(Registered), Completed, true, &PLACE, None, None),
+            None
+        );
+    }
+
+    #[test]
+    fn an_offer_gives_its_deadline_and_its_lapse_is_told() {
+        let at = "2026-12-01T09:30:00Z".parse().unwrap();
+        let offered =
+            for_transition(Some(Waitlisted), Offered, true, &PLACE, None, Some(at)).unwrap();
+        assert_eq!(offered.kind, Kind::Offered);
+        assert!(
+            offered.body.contains("Accept it by 2026-12-01 09:30 UTC"),
+            "{}",
+            offered.body
+        );
+        let lapsed = for_transition(
+            Some(Offered),
+            Withdrawn,
+            true,
+            &PLACE,
+            Some(OFFER_EXPIRED),
+            None,
+        )
+        .unwrap();
+        assert_eq!(lapsed.kind, Kind::OfferExpired);
+        // Declining is the student's own act: nothing to tell them.
+        assert_eq!(
+            for_transition(
+                Some(Offered),
+                Withdrawn,
+                false,
+                &PLACE,
+                Some(OFFER_DECLINED),
+                None
+            ),
+            None
+        );
+        assert_eq!(offer_expiring(&PLACE, at).kind, Kind::OfferExpiring);
     }
 
     #[test]
@@ -178,6 +275,7 @@ mod tests {
             true,
             &PLACE,
             Some("room closed"),
+            None,
         )
         .unwrap();
         assert_eq!(cancelled.kind, Kind::Cancelled);

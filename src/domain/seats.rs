@@ -13,13 +13,17 @@ pub struct Seats {
     pub pending: i32,
     /// COMPLETED and FAILED enrollments keep the seat they had (invariant 1).
     pub finished: i32,
+    /// OFFERED enrollments hold the seat they were offered until it is accepted, declined or
+    /// the offer expires.
+    pub offered: i32,
     pub waitlisted: i32,
 }
 
 impl Seats {
-    /// Seats held: REGISTERED, PENDING, and the finished enrollments (COMPLETED, FAILED).
+    /// Seats held: REGISTERED, PENDING, OFFERED, and the finished enrollments (COMPLETED,
+    /// FAILED).
     pub fn taken(&self) -> i32 {
-        self.registered + self.pending + self.finished
+        self.registered + self.pending + self.offered + self.finished
     }
 
     /// Free seats, never negative (a staff override can take a section beyond its capacity);
@@ -51,6 +55,7 @@ impl From<&section::Model> for Seats {
             registered: section.registered_count,
             pending: section.pending_count,
             finished: section.finished_count,
+            offered: section.offered_count,
             waitlisted: section.waitlist_count,
         }
     }
@@ -66,6 +71,7 @@ mod tests {
             registered,
             pending,
             finished: 0,
+            offered: 0,
             waitlisted,
         }
     }
@@ -86,6 +92,17 @@ mod tests {
         assert_eq!(s.taken(), 3);
         assert!(s.is_full());
         assert_eq!(s.available(), Some(0));
+    }
+
+    #[test]
+    fn offered_seats_are_taken() {
+        let s = Seats {
+            offered: 1,
+            ..seats(Some(2), 1, 0, 3)
+        };
+        assert_eq!(s.taken(), 2);
+        assert!(s.is_full());
+        assert_eq!(s.promotable(), 0);
     }
 
     #[test]

@@ -9,7 +9,11 @@ pub fn can_transition(from: EnrollmentStatus, to: EnrollmentStatus) -> bool {
         (from, to),
         (Pending, Registered | Cancelled | Withdrawn)
             | (Registered, Completed | Failed | Withdrawn | Cancelled)
-            | (Waitlisted, Registered | Withdrawn | Cancelled)
+            | (
+                Waitlisted,
+                Registered | Pending | Offered | Withdrawn | Cancelled
+            )
+            | (Offered, Registered | Pending | Withdrawn | Cancelled)
     )
 }
 
@@ -48,9 +52,15 @@ mod tests {
                 (Registered, Failed),
                 (Registered, Withdrawn),
                 (Registered, Cancelled),
+                (Waitlisted, Pending),
                 (Waitlisted, Registered),
+                (Waitlisted, Offered),
                 (Waitlisted, Withdrawn),
                 (Waitlisted, Cancelled),
+                (Offered, Pending),
+                (Offered, Registered),
+                (Offered, Withdrawn),
+                (Offered, Cancelled),
             ]
         );
     }

@@ -127,6 +127,21 @@ pub fn capacity(value: Option<i32>) -> Result<Option<i32>, ApiError> {
     }
 }
 
+/// The longest an offered seat is held: a week.
+pub const OFFER_HOURS_MAX: i32 = 168;
+
+/// Hours an offered seat is held before it passes on (offer mode).
+pub fn offer_hours(value: i32) -> Result<i32, ApiError> {
+    if (1..=OFFER_HOURS_MAX).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::bad_input(
+            "offerHours",
+            format!("must be between 1 and {OFFER_HOURS_MAX}"),
+        ))
+    }
+}
+
 /// Months a certificate stays valid: `None` means the course issues none.
 pub fn validity_months(value: Option<i32>) -> Result<Option<i32>, ApiError> {
     match value {

@@ -3,7 +3,7 @@
 
 use async_graphql::{InputObject, MaybeUndefined};
 use chrono::{DateTime, Utc};
-use entity::types::{EnrollmentStatus, Meeting, Role, Weekday};
+use entity::types::{EnrollmentStatus, Meeting, PromotionMode, Role, Weekday};
 use uuid::Uuid;
 
 use crate::service::{
@@ -105,6 +105,13 @@ pub struct CreateSectionInput {
     /// The teaching assistant: a user of the course's organization who sees this section's
     /// roster, approves, confirms attendance and writes notes here, and nothing more.
     pub assistant_id: Option<Uuid>,
+    /// What a freed seat does: AUTOMATIC promotes the earliest eligible waiter at once; OFFER
+    /// offers it to them, held for `offerHours`, to accept or decline.
+    #[graphql(default_with = "PromotionMode::Automatic")]
+    pub promotion_mode: PromotionMode,
+    /// How long an offered seat is held before it passes on: 1 to 168 hours.
+    #[graphql(default = 24)]
+    pub offer_hours: i32,
 }
 
 /// Changes to a section; fields left out stay as they are. Raising the capacity promotes the
@@ -120,6 +127,10 @@ pub struct UpdateSectionInput {
     pub is_active: Option<bool>,
     /// Null removes the assistant.
     pub assistant_id: MaybeUndefined<Uuid>,
+    /// Switching from OFFER to AUTOMATIC leaves open offers running until they end.
+    pub promotion_mode: Option<PromotionMode>,
+    /// 1 to 168 hours; applies to offers made from now on.
+    pub offer_hours: Option<i32>,
 }
 
 impl From<CourseFilter> for discovery::CourseFilter {
@@ -172,6 +183,8 @@ impl From<CreateSectionInput> for NewSection {
             requires_approval: i.requires_approval,
             waitlist_enabled: i.waitlist_enabled,
             assistant_id: i.assistant_id,
+            promotion_mode: i.promotion_mode,
+            offer_hours: i.offer_hours,
         }
     }
 }
@@ -188,6 +201,8 @@ impl From<UpdateSectionInput> for SectionChanges {
             waitlist_enabled: i.waitlist_enabled,
             is_active: i.is_active,
             assistant_id: change(i.assistant_id),
+            promotion_mode: i.promotion_mode,
+            offer_hours: i.offer_hours,
         }
     }
 }

@@ -118,6 +118,26 @@ impl EnrollmentMutation {
         ))
     }
 
+    /// Takes an offered seat (offer mode; by the student, or staff of the course for them):
+    /// REGISTERED, or PENDING in a section that requires approval. The seat is checked again as
+    /// a new one would be: SECTION_INACTIVE, PREREQUISITES_MISSING, SCHEDULE_CONFLICT. After
+    /// the deadline: OFFER_EXPIRED, and the seat has gone to the next waiter.
+    async fn accept_offer(&self, ctx: &Context<'_>, enrollment_id: Uuid) -> Result<Enrollment> {
+        let (store, viewer) = signed_in(ctx)?;
+        Ok(Enrollment(
+            transitions::accept_offer(store, viewer, enrollment_id).await?,
+        ))
+    }
+
+    /// Turns an offered seat down (by the student, or staff of the course for them):
+    /// WITHDRAWN, final; the seat is offered to the next eligible waiter at once.
+    async fn decline_offer(&self, ctx: &Context<'_>, enrollment_id: Uuid) -> Result<Enrollment> {
+        let (store, viewer) = signed_in(ctx)?;
+        Ok(Enrollment(
+            transitions::decline_offer(store, viewer, enrollment_id).await?,
+        ))
+    }
+
     /// Staff cancel an enrollment, with a reason: CANCELLED, final. Cancelling a PENDING
     /// enrollment is how an approval is refused.
     async fn cancel_enrollment(

@@ -39,6 +39,8 @@ pub struct SeatUpdate {
     pub pending_count: i32,
     /// COMPLETED and FAILED enrollments, which keep their seats.
     pub finished_count: i32,
+    /// Seats held by open offers (offer mode).
+    pub offered_count: i32,
     pub waitlist_count: i32,
     /// Free seats; null when the capacity is unlimited.
     pub seats_available: Option<i32>,
@@ -54,6 +56,7 @@ impl From<section::Model> for SeatUpdate {
             registered_count: seats.registered,
             pending_count: seats.pending,
             finished_count: seats.finished,
+            offered_count: seats.offered,
             waitlist_count: seats.waitlisted,
             seats_available: seats.available(),
             is_full: seats.is_full(),
@@ -73,7 +76,8 @@ pub struct WaitlistPositionUpdate {
 
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
-    /// The viewer's enrollments promoted from a waitlist to REGISTERED, as they happen.
+    /// The viewer's enrollments promoted from a waitlist to REGISTERED, or offered a seat
+    /// (OFFERED, in a section in offer mode), as they happen.
     async fn waitlist_promotions(
         &self,
         ctx: &Context<'_>,
@@ -86,7 +90,10 @@ impl SubscriptionRoot {
                 let Some(event) = &notice.event else { continue };
                 if event.user_id != viewer
                     || event.from != Some(EnrollmentStatus::Waitlisted)
-                    || event.to != EnrollmentStatus::Registered
+                    || !matches!(
+                        event.to,
+                        EnrollmentStatus::Registered | EnrollmentStatus::Offered
+                    )
                 {
                     continue;
                 }

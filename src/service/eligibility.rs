@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use entity::{
     certification, course, course_prerequisite, enrollment, section,
-    types::EnrollmentStatus::{self, Pending, Registered},
+    types::EnrollmentStatus::{self, Offered, Pending, Registered},
     user,
 };
 use sea_orm::{
@@ -154,8 +154,8 @@ pub(crate) async fn check_prerequisites(
     })
 }
 
-/// The section's meetings must not overlap those of the user's other active seats (PENDING or
-/// REGISTERED; finished enrollments keep their seat but never conflict), invariant 7.
+/// The section's meetings must not overlap those of the user's other active seats (PENDING,
+/// REGISTERED or OFFERED; finished enrollments keep their seat but never conflict), invariant 7.
 /// `ignore_enrollment`: the enrollment being moved or confirmed. The caller holds the user's
 /// row lock ([`lock_user`]), so two seats of one user cannot both pass this check.
 ///
@@ -173,7 +173,7 @@ pub(crate) async fn check_schedule(
     let mut seats = section::Entity::find()
         .join(JoinType::InnerJoin, section::Relation::Enrollment.def())
         .filter(enrollment::Column::UserId.eq(user_id))
-        .filter(enrollment::Column::Status.is_in([Pending, Registered]))
+        .filter(enrollment::Column::Status.is_in([Pending, Registered, Offered]))
         .filter(section::Column::Id.ne(section.id));
     if let Some(id) = ignore_enrollment {
         seats = seats.filter(enrollment::Column::Id.ne(id));

@@ -142,6 +142,8 @@ async fn enroll_in(
         notes_updated_at: Set(None),
         notes_updated_by: Set(None),
         skipped_at: Set(None),
+        offer_expires_at: Set(None),
+        offer_remind_at: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
     }

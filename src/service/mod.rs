@@ -13,6 +13,7 @@ pub mod eligibility;
 pub mod enroll;
 pub mod enrollments;
 pub mod notifications;
+pub mod offers;
 pub mod oversight;
 pub mod promotion;
 pub mod rosters;

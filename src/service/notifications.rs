@@ -87,12 +87,18 @@ pub async fn on_transition(tx: &Tx<'_>, transition: &Transition) -> Result<(), A
         section: "",
     };
     let reason = transition.reason.as_deref();
+    let offer_expires_at = transition
+        .details
+        .as_ref()
+        .and_then(|d| d.get("offerExpiresAt"))
+        .and_then(|at| serde_json::from_value(at.clone()).ok());
     if rules::for_transition(
         transition.from,
         transition.to,
         by_someone_else,
         &probe,
         reason,
+        offer_expires_at,
     )
     .is_none()
     {
@@ -109,6 +115,7 @@ pub async fn on_transition(tx: &Tx<'_>, transition: &Transition) -> Result<(), A
         by_someone_else,
         &place,
         reason,
+        offer_expires_at,
     ) {
         notify(
             tx,

@@ -1,11 +1,16 @@
 //! Filling freed seats from the waitlist, first come first served among the *eligible*
 //! (docs/design.md#invariants, 3), inside the transaction that freed them.
 
+use chrono::{DateTime, Duration, Utc};
 use entity::{
     course, enrollment, section,
-    types::EnrollmentStatus::{Pending, Registered, Waitlisted},
+    types::{
+        EnrollmentStatus::{Offered, Pending, Registered, Waitlisted},
+        PromotionMode,
+    },
 };
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::{
@@ -21,8 +26,26 @@ use crate::{
 /// The reason a promotion's event gives.
 pub const PROMOTED: &str = "promoted from the waitlist";
 
+/// The reason an offer's event gives.
+pub const OFFERED: &str = "offered a freed seat";
+
+/// The longest lead of an offer's reminder before its deadline.
+const REMINDER_LEAD_MAX: Duration = Duration::hours(3);
+
+/// When an offer made at `at` in `section` lapses, and when its holder is reminded: three hours
+/// before, or a quarter of the offer's time before in a shorter offer.
+pub(crate) fn offer_times(
+    section: &section::Model,
+    at: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let hours = Duration::hours(i64::from(section.offer_hours.clamp(1, 168)));
+    let expires = at + hours;
+    (expires, expires - REMINDER_LEAD_MAX.min(hours / 4))
+}
+
 /// Promotes the earliest eligible waitlisted enrollments of the section into its free seats, as
-/// many as there are, and returns them as they now stand. The caller holds the section's row
+/// many as there are, and returns them as they now stand. In offer mode each is OFFERED the
+/// seat instead (docs/design.md#offer-mode): it holds the seat until `offer_hours` from now. The caller holds the section's row
 /// lock (or SQLite's write lock) and has already written the change that freed the seats.
 ///
 /// A waiter who may not take the seat now (the section or course inactive, a prerequisite
@@ -65,7 +88,9 @@ pub(crate) async fn fill_free_seats(
         .order_by_asc(enrollment::Column::WaitlistTicket)
         .all(tx)
         .await?;
-    let to = if section.requires_approval {
+    let to = if section.promotion_mode == PromotionMode::Offer {
+        Offered
+    } else if section.requires_approval {
         Pending
     } else {
         Registered
@@ -98,6 +123,13 @@ pub(crate) async fn fill_free_seats(
             }
             Err(err) => return Err(err),
         }
+        let (offer_expires_at, offer_remind_at, details, reason) = if to == Offered {
+            let (expires, remind) = offer_times(&section, at);
+            let details = json!({ "offerExpiresAt": expires });
+            (Some(expires), Some(remind), Some(details), OFFERED)
+        } else {
+            (None, None, None, PROMOTED)
+        };
         // The section's lock keeps every other change of this enrollment out meanwhile.
         let row = enrollment::Entity::update(enrollment::ActiveModel {
             id: Set(row.id),
@@ -106,6 +138,8 @@ pub(crate) async fn fill_free_seats(
             seat_reserved_at: Set(Some(at)),
             skip_reason: Set(None),
             skipped_at: Set(None),
+            offer_expires_at: Set(offer_expires_at),
+            offer_remind_at: Set(offer_remind_at),
             updated_at: Set(at),
             ..Default::default()
         })
@@ -120,8 +154,8 @@ pub(crate) async fn fill_free_seats(
             from: Some(Waitlisted),
             to,
             actor: None,
-            reason: Some(PROMOTED.into()),
-            details: None,
+            reason: Some(reason.into()),
+            details,
             at,
         })
         .await?;
@@ -136,7 +170,7 @@ async fn skip(
     tx: &Tx<'_>,
     row: &enrollment::Model,
     why: &ApiError,
-    at: chrono::DateTime<chrono::Utc>,
+    at: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let why = why.to_string();
     enrollment::Entity::update(enrollment::ActiveModel {

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::{domain::seats::Seats, error::ApiError};
 
-/// Capacity unlimited, or seats held (registered, pending and finished; see
+/// Capacity unlimited, or seats held (registered, pending, offered and finished; see
 /// [`crate::domain::seats::Seats::taken`]) below it, for the section row in the statement's
 /// scope.
 pub(crate) fn has_free_seat() -> Condition {
@@ -24,6 +24,7 @@ pub(crate) fn has_free_seat() -> Condition {
         .add(
             column(section::Column::RegisteredCount)
                 .add(column(section::Column::PendingCount))
+                .add(column(section::Column::OfferedCount))
                 .add(column(section::Column::FinishedCount))
                 .lt(column(section::Column::Capacity)),
         )
@@ -145,6 +146,7 @@ fn counter(status: EnrollmentStatus) -> Option<section::Column> {
         Registered => Some(section::Column::RegisteredCount),
         Pending => Some(section::Column::PendingCount),
         Waitlisted => Some(section::Column::WaitlistCount),
+        Offered => Some(section::Column::OfferedCount),
         Completed | Failed => Some(section::Column::FinishedCount),
         Withdrawn | Cancelled => None,
     }

@@ -3,7 +3,7 @@
 
 use entity::{
     course, enrollment, section,
-    types::{Meeting, Schedule},
+    types::{Meeting, PromotionMode, Schedule},
     user,
 };
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
@@ -30,6 +30,10 @@ pub struct NewSection {
     pub waitlist_enabled: bool,
     /// The teaching assistant, a user of the course's organization.
     pub assistant_id: Option<Uuid>,
+    /// What a freed seat does (docs/design.md#offer-mode).
+    pub promotion_mode: PromotionMode,
+    /// How long an offered seat is held, 1 to 168 hours.
+    pub offer_hours: i32,
 }
 
 /// Changes to a section: `None` leaves a field as it is; `capacity: Some(None)` makes the
@@ -44,6 +48,9 @@ pub struct SectionChanges {
     pub is_active: Option<bool>,
     /// `Some(None)` removes the assistant.
     pub assistant_id: Option<Option<Uuid>>,
+    /// Switching modes leaves open offers running until they end.
+    pub promotion_mode: Option<PromotionMode>,
+    pub offer_hours: Option<i32>,
 }
 
 /// Adds a section to a course.
@@ -69,6 +76,7 @@ pub async fn create_section(
                 let name = validate::name("name", &new.name, validate::SECTION_NAME_MAX)?;
                 let capacity = validate::capacity(new.capacity)?;
                 let schedule = validate::schedule(new.schedule.clone())?;
+                let offer_hours = validate::offer_hours(new.offer_hours)?;
                 if let Some(assistant) = new.assistant_id {
                     check_assistant(tx, assistant, &course).await?;
                 }
@@ -84,6 +92,9 @@ pub async fn create_section(
                     pending_count: Set(0),
                     waitlist_count: Set(0),
                     finished_count: Set(0),
+                    offered_count: Set(0),
+                    promotion_mode: Set(new.promotion_mode),
+                    offer_hours: Set(offer_hours),
                     waitlist_seq: Set(0),
                     is_active: Set(true),
                     requires_approval: Set(new.requires_approval),
@@ -154,6 +165,12 @@ async fn update_section_in(
     }
     if let Some(v) = changes.is_active {
         model.is_active = Set(v);
+    }
+    if let Some(mode) = changes.promotion_mode {
+        model.promotion_mode = Set(mode);
+    }
+    if let Some(hours) = changes.offer_hours {
+        model.offer_hours = Set(validate::offer_hours(hours)?);
     }
     if let Some(assistant) = changes.assistant_id {
         if let Some(id) = assistant {

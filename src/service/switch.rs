@@ -101,6 +101,9 @@ async fn switch_in(
             status: Set(to),
             waitlist_ticket: Set(None),
             seat_reserved_at: Set(Some(at)),
+            // An offer switched away from ends: the seat it held goes on below.
+            offer_expires_at: Set(None),
+            offer_remind_at: Set(None),
             updated_at: Set(at),
             ..Default::default()
         })

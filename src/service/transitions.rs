@@ -19,11 +19,11 @@ use uuid::Uuid;
 
 use super::{
     eligibility::{self, Schedule},
-    for_update, promotion, seats,
+    for_update, offers, promotion, seats,
 };
 use crate::{
     auth::Viewer,
-    domain::{status::can_transition, validate},
+    domain::{notification::OFFER_DECLINED, status::can_transition, validate},
     error::ApiError,
     store::{Store, Transition, Tx},
 };
@@ -51,6 +51,57 @@ pub async fn withdraw(
     .await
 }
 
+/// The student (or staff of the course, for them) takes the seat they were offered: REGISTERED,
+/// or PENDING in a section that requires approval. The seat is checked again as a new one would
+/// be (invariants 3, 7 and 8). An offer past its deadline that the timer has not passed on yet
+/// is passed on here, in this write, and the answer is `OFFER_EXPIRED`.
+///
+/// # Errors
+/// `NOT_FOUND`; `FORBIDDEN` for anyone else; `INVALID_TRANSITION` unless OFFERED;
+/// `OFFER_EXPIRED`; `SECTION_INACTIVE`; `PREREQUISITES_MISSING`; `SCHEDULE_CONFLICT`.
+pub async fn accept_offer(
+    store: &Store,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+) -> Result<enrollment::Model, ApiError> {
+    let change = Change {
+        to: Registered,
+        by: Permitted::OwnerOrStaff,
+        reason: None,
+        evidence: None,
+        expected: Some(Offered),
+        schedule: Schedule::Checked,
+        accepting: true,
+    };
+    let row = apply_change(store, viewer, enrollment_id, &change).await?;
+    if row.status == Withdrawn {
+        return Err(ApiError::OfferExpired);
+    }
+    Ok(row)
+}
+
+/// The student (or staff of the course, for them) turns an offered seat down: WITHDRAWN, and
+/// the seat is offered to the next eligible waiter in the same write.
+///
+/// # Errors
+/// `NOT_FOUND`; `FORBIDDEN` for anyone else; `INVALID_TRANSITION` unless OFFERED.
+pub async fn decline_offer(
+    store: &Store,
+    viewer: &Viewer,
+    enrollment_id: Uuid,
+) -> Result<enrollment::Model, ApiError> {
+    let change = Change {
+        to: Withdrawn,
+        by: Permitted::OwnerOrStaff,
+        reason: Some(OFFER_DECLINED),
+        evidence: None,
+        expected: Some(Offered),
+        schedule: Schedule::Checked,
+        accepting: false,
+    };
+    apply_change(store, viewer, enrollment_id, &change).await
+}
+
 /// Staff cancel an enrollment (a refused approval is a cancelled PENDING one): CANCELLED, final;
 /// a freed seat is filled from the waitlist. With `expected`, only an enrollment still in that
 /// status is cancelled, so a client never acts on one that changed since it looked.
@@ -74,6 +125,7 @@ pub async fn cancel(
         evidence: None,
         expected,
         schedule: Schedule::Checked,
+        accepting: false,
     };
     apply_change(store, viewer, enrollment_id, &change).await
 }
@@ -100,6 +152,7 @@ pub async fn approve(
         evidence: None,
         expected: None,
         schedule,
+        accepting: false,
     };
     apply_change(store, viewer, enrollment_id, &change).await
 }
@@ -128,6 +181,7 @@ pub async fn complete(
         evidence: evidence.as_ref(),
         expected: None,
         schedule: Schedule::Checked,
+        accepting: false,
     };
     apply_change(store, viewer, enrollment_id, &change).await
 }
@@ -202,6 +256,8 @@ struct Change<'a> {
     expected: Option<EnrollmentStatus>,
     /// For a change that confirms a seat (approval): whether overlapping meetings are checked.
     schedule: Schedule,
+    /// Accepting an offer: from OFFERED only, to a seat (PENDING where staff approve).
+    accepting: bool,
 }
 
 /// A change whose only detail is an optional reason.
@@ -221,6 +277,7 @@ async fn with_reason(
         evidence: None,
         expected: None,
         schedule: Schedule::Checked,
+        accepting: false,
     };
     apply_change(store, viewer, enrollment_id, &change).await
 }
@@ -246,18 +303,30 @@ async fn change_in(
 ) -> Result<enrollment::Model, ApiError> {
     let locked = lock_for_change(tx, viewer, enrollment_id).await?;
     locked.require(change.by, viewer)?;
-    let (row, to) = (&locked.row, change.to);
+    let (row, mut to) = (&locked.row, change.to);
     let from = row.status;
     if change.expected.is_some_and(|expected| expected != from) {
         return Err(invalid(from, to));
     }
-    // Approval is the one way from PENDING to REGISTERED; the state machine also allows
-    // WAITLISTED to REGISTERED, but only as a promotion.
-    if !can_transition(from, to) || (to == Registered && from != Pending) {
+    let accepting = change.accepting;
+    if accepting && from == Offered {
+        if row.offer_expires_at.is_none_or(|at| at <= tx.now()) {
+            offers::lapse(tx, row, tx.now()).await?;
+            return reread(tx, row.id).await;
+        }
+        if locked.section.requires_approval {
+            to = Pending;
+        }
+    }
+    // Approval is the one way from PENDING to REGISTERED, accepting an offer the one way from
+    // OFFERED to a seat; the state machine also allows WAITLISTED to a seat, but only as a
+    // promotion.
+    let seat_from = if accepting { Offered } else { Pending };
+    if !can_transition(from, to) || (to == Registered && from != seat_from) {
         return Err(invalid(from, to));
     }
     let mut details = None;
-    if to == Registered {
+    if to == Registered || accepting {
         eligibility::lock_user(tx, row.user_id).await?;
         let (section, course) = (&locked.section, &locked.course);
         let at = tx.now();
@@ -301,6 +370,10 @@ async fn change_in(
     if from == Waitlisted {
         columns.waitlist_ticket = Set(None);
     }
+    if from == Offered {
+        columns.offer_expires_at = Set(None);
+        columns.offer_remind_at = Set(None);
+    }
     // A conditional update: a concurrent change makes this one fail rather than apply twice.
     let updated = enrollment::Entity::update_many()
         .set(columns)
@@ -331,7 +404,12 @@ async fn change_in(
     if from.holds_seat() && matches!(to, Withdrawn | Cancelled) {
         promotion::fill_free_seats(tx, locked.section.id).await?;
     }
-    enrollment::Entity::find_by_id(row.id)
+    reread(tx, row.id).await
+}
+
+/// An enrollment as this write left it.
+async fn reread(tx: &Tx<'_>, id: Uuid) -> Result<enrollment::Model, ApiError> {
+    enrollment::Entity::find_by_id(id)
         .one(tx)
         .await?
         .ok_or(ApiError::NotFound("enrollment"))

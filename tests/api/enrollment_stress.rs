@@ -35,6 +35,10 @@ const SWITCH: &str = "mutation($e: UUID!, $s: UUID!) {
   switchSection(enrollmentId: $e, toSectionId: $s) { status waitlistPosition } }";
 const CAPACITY: &str = "mutation($s: UUID!, $c: Int) {
   updateSection(id: $s, input: { capacity: $c }) { id } }";
+const ACCEPT: &str = "mutation($e: UUID!) { acceptOffer(enrollmentId: $e) { status } }";
+const DECLINE: &str = "mutation($e: UUID!) { declineOffer(enrollmentId: $e) { status } }";
+/// Hours an offer is held in the model's offer-mode section.
+const OFFER_HOURS: i64 = 24;
 
 /// How many random operations each backend runs.
 const STEPS: usize = 2500;
@@ -49,6 +53,8 @@ struct ModelSection {
     capacity: Option<i32>,
     waitlist_enabled: bool,
     requires_approval: bool,
+    /// Offer mode: a freed seat is OFFERED to the earliest waiter.
+    offer: bool,
     waitlist_seq: i64,
 }
 
@@ -84,9 +90,10 @@ impl Model {
         self.count(section, Waitlisted) == 0 && s.capacity.is_none_or(|c| self.taken(section) < c)
     }
 
-    /// Seats taken: REGISTERED, PENDING, and the finished enrollments, which keep their seat.
+    /// Seats taken: REGISTERED, PENDING, OFFERED, and the finished enrollments, which keep
+    /// their seat.
     fn taken(&self, section: usize) -> i32 {
-        [Registered, Pending, Completed, Failed]
+        [Registered, Pending, Offered, Completed, Failed]
             .into_iter()
             .map(|status| self.count(section, status))
             .sum()
@@ -127,7 +134,11 @@ impl Model {
             None => waiting.len() as i32,
             Some(c) => c - self.taken(section),
         };
-        let status = self.seat_status(section);
+        let status = if s.offer {
+            Offered
+        } else {
+            self.seat_status(section)
+        };
         for id in waiting.into_iter().take(free.max(0) as usize) {
             let e = self.enrollments.get_mut(&id).expect("waiter");
             e.status = status;
@@ -207,6 +218,36 @@ impl Model {
         Ok(to)
     }
 
+    /// Accepting an offer takes the seat it held.
+    fn accept(&mut self, id: Uuid) -> Outcome {
+        let e = &self.enrollments[&id];
+        if e.status != Offered {
+            return Err("INVALID_TRANSITION");
+        }
+        let to = self.seat_status(e.section);
+        self.enrollments.get_mut(&id).expect("known").status = to;
+        Ok(to)
+    }
+
+    /// Every open offer lapses: WITHDRAWN, and its seat offered to the next waiter.
+    fn expire(&mut self) {
+        let open: Vec<Uuid> = self
+            .enrollments
+            .iter()
+            .filter(|(_, e)| e.status == Offered)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut sections = HashSet::new();
+        for id in open {
+            let e = self.enrollments.get_mut(&id).expect("known");
+            e.status = Withdrawn;
+            sections.insert(e.section);
+        }
+        for section in sections {
+            self.promote(section);
+        }
+    }
+
     fn set_capacity(&mut self, section: usize, capacity: i32) {
         self.sections[section].capacity = Some(capacity);
         self.promote(section);
@@ -215,21 +256,34 @@ impl Model {
 
 #[derive(Debug)]
 enum Op {
-    Enroll { user: usize, section: usize },
+    Enroll {
+        user: usize,
+        section: usize,
+    },
     Withdraw(Uuid),
     Cancel(Uuid),
     Approve(Uuid),
     Complete(Uuid),
     Fail(Uuid),
     Switch(Uuid, usize),
-    Capacity { section: usize, capacity: i32 },
+    Capacity {
+        section: usize,
+        capacity: i32,
+    },
+    Accept(Uuid),
+    Decline(Uuid),
+    /// The clock passes every open offer's deadline and the timer's sweep runs.
+    Expire,
 }
 
 /// The database's view, in the model's terms, to compare after every step.
 async fn database_state(
     app: &TestApp,
     sections: &[ModelSection],
-) -> (BTreeMap<Uuid, ModelEnrollment>, Vec<(i32, i32, i32, i64)>) {
+) -> (
+    BTreeMap<Uuid, ModelEnrollment>,
+    Vec<(i32, i32, i32, i32, i64)>,
+) {
     let index: HashMap<Uuid, usize> = sections
         .iter()
         .enumerate()
@@ -259,6 +313,7 @@ async fn database_state(
             row.registered_count,
             row.pending_count,
             row.waitlist_count,
+            row.offered_count,
             row.waitlist_seq,
         ));
     }
@@ -269,19 +324,22 @@ async fn random_operations_match_the_reference_model(app: TestApp) {
     let campus = app.campus("Org").await;
     let t = campus.teacher_token.clone();
     let mut model = Model::default();
-    // Two courses; sections with and without waitlists, approval, unlimited seats.
+    // Two courses; sections with and without waitlists, approval, unlimited seats, offer mode
+    // (one approving, one not).
     let shapes = [
-        (0, Some(2), true, false),
-        (0, Some(2), true, true),
-        (0, Some(2), false, false),
-        (1, None, true, false),
-        (1, Some(1), true, false),
+        (0, Some(2), true, false, false),
+        (0, Some(2), true, true, false),
+        (0, Some(2), false, false, false),
+        (1, None, true, false, false),
+        (1, Some(1), true, false, false),
+        (1, Some(2), true, false, true),
+        (0, Some(1), true, true, true),
     ];
     let courses = [
         app.create_course(&t, json!({ "name": "Model A" })).await,
         app.create_course(&t, json!({ "name": "Model B" })).await,
     ];
-    for (i, (course, capacity, waitlist_enabled, requires_approval)) in
+    for (i, (course, capacity, waitlist_enabled, requires_approval, offer)) in
         shapes.into_iter().enumerate()
     {
         let id = app
@@ -291,6 +349,8 @@ async fn random_operations_match_the_reference_model(app: TestApp) {
                 json!({
                     "name": format!("S{i}"), "capacity": capacity,
                     "waitlistEnabled": waitlist_enabled, "requiresApproval": requires_approval,
+                    "promotionMode": if offer { "OFFER" } else { "AUTOMATIC" },
+                    "offerHours": OFFER_HOURS,
                 }),
             )
             .await;
@@ -300,6 +360,7 @@ async fn random_operations_match_the_reference_model(app: TestApp) {
             capacity,
             waitlist_enabled,
             requires_approval,
+            offer,
             waitlist_seq: 0,
         });
     }
@@ -337,27 +398,47 @@ async fn random_operations_match_the_reference_model(app: TestApp) {
                 rng.random_range(0..model.sections.len())
             }
         };
+        let offered: Vec<Uuid> = model
+            .enrollments
+            .iter()
+            .filter(|(_, e)| e.status == Offered)
+            .map(|(id, _)| *id)
+            .collect();
+        // Mostly open offers, sometimes anything (a refusal).
+        let pick_offer = |rng: &mut StdRng| {
+            if !offered.is_empty() && rng.random_bool(0.8) {
+                offered[rng.random_range(0..offered.len())]
+            } else {
+                pick(rng)
+            }
+        };
         let roll = rng.random_range(0..100);
-        let op = if ids.is_empty() || roll < 32 {
+        let op = if ids.is_empty() || roll < 30 {
             Op::Enroll {
                 user: rng.random_range(0..students.len()),
                 section: rng.random_range(0..model.sections.len()),
             }
-        } else if roll < 47 {
+        } else if roll < 42 {
             Op::Withdraw(pick(&mut rng))
-        } else if roll < 54 {
+        } else if roll < 48 {
             Op::Cancel(pick(&mut rng))
-        } else if roll < 62 {
+        } else if roll < 55 {
             Op::Approve(pick(&mut rng))
-        } else if roll < 68 {
+        } else if roll < 60 {
             Op::Complete(pick(&mut rng))
-        } else if roll < 72 {
+        } else if roll < 63 {
             Op::Fail(pick(&mut rng))
+        } else if roll < 70 {
+            Op::Accept(pick_offer(&mut rng))
+        } else if roll < 74 {
+            Op::Decline(pick_offer(&mut rng))
+        } else if roll < 76 {
+            Op::Expire
         } else if roll < 97 {
             let id = pick(&mut rng);
             Op::Switch(id, sibling(&mut rng, id))
         } else {
-            let capped = [0, 1, 2, 4];
+            let capped = [0, 1, 2, 4, 5, 6];
             Op::Capacity {
                 section: capped[rng.random_range(0..capped.len())],
                 capacity: rng.random_range(1..=3),
@@ -441,6 +522,33 @@ async fn random_operations_match_the_reference_model(app: TestApp) {
                     .await;
                 (expected, response, "switchSection")
             }
+            Op::Accept(id) | Op::Decline(id) => {
+                let owner = &students[model.enrollments[id].user].1;
+                let (mutation, name, expected) = match op {
+                    Op::Accept(_) => (ACCEPT, "acceptOffer", model.accept(*id)),
+                    _ => (
+                        DECLINE,
+                        "declineOffer",
+                        model.change(*id, &[Offered], Withdrawn),
+                    ),
+                };
+                (
+                    expected,
+                    app.gql(Some(owner), mutation, json!({ "e": id })).await,
+                    name,
+                )
+            }
+            Op::Expire => {
+                model.expire();
+                let store = &app.state.store;
+                store
+                    .clock()
+                    .advance(chrono::Duration::hours(OFFER_HOURS) + chrono::Duration::minutes(1));
+                roster::service::offers::expire_due(store)
+                    .await
+                    .expect("the sweep");
+                (Ok(Withdrawn), json!({}), "expire")
+            }
             Op::Capacity { section, capacity } => {
                 model.set_capacity(*section, *capacity);
                 let response = app
@@ -459,7 +567,7 @@ async fn random_operations_match_the_reference_model(app: TestApp) {
                     response.get("errors").is_none(),
                     "step {step} {op:?}: expected {status:?}, got {response}"
                 );
-                if key != "updateSection" {
+                if key != "updateSection" && key != "expire" {
                     let got = &response["data"][key];
                     assert_eq!(
                         got["status"],
@@ -511,6 +619,7 @@ async fn random_operations_match_the_reference_model(app: TestApp) {
                 model.count(i, Registered),
                 model.count(i, Pending),
                 model.count(i, Waitlisted),
+                model.count(i, Offered),
                 s.waitlist_seq,
             );
             assert_eq!(
@@ -536,6 +645,10 @@ async fn random_operations_match_the_reference_model(app: TestApp) {
         "switchSection BAD_USER_INPUT",
         "switchSection INVALID_TRANSITION",
         "updateSection ok",
+        "acceptOffer ok",
+        "acceptOffer INVALID_TRANSITION",
+        "declineOffer ok",
+        "expire ok",
     ] {
         assert!(
             seen.get(must).copied().unwrap_or(0) > 0,
@@ -645,9 +758,241 @@ async fn concurrent_withdrawals_and_enrollments_keep_the_invariants(app: TestApp
     assert_eq!(positions, (1..=positions.len() as i64).collect::<Vec<_>>());
 }
 
+/// Offer mode under concurrency: students enrolling, withdrawing, accepting and declining
+/// offers around one section while a sweeper passes expired offers on. Seats never exceed
+/// capacity, every offer ends exactly once, and the audit trail replays to the final state.
+async fn concurrent_offers_keep_the_invariants(app: TestApp) {
+    const CAPACITY: i32 = 4;
+    const WORKERS: usize = 8;
+    /// Accepts, declines and withdrawals (enrollments come on top).
+    const OPERATIONS: usize = 200;
+    let campus = app.campus("Org").await;
+    let course = app
+        .create_course(&campus.teacher_token, json!({ "name": "Offers" }))
+        .await;
+    let section = app
+        .create_section(
+            &campus.teacher_token,
+            course,
+            json!({ "name": "Hot", "capacity": CAPACITY, "promotionMode": "OFFER",
+                    "offerHours": 1 }),
+        )
+        .await;
+    let students = app.students(&campus, 32).await;
+    let app = Arc::new(app);
+    let operations = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            let (app, operations, answered) = (app.clone(), operations.clone(), answered.clone());
+            let mine: Vec<(Uuid, String)> =
+                students.iter().skip(w).step_by(WORKERS).cloned().collect();
+            tokio::spawn(async move {
+                let mut rng = StdRng::seed_from_u64(0x0FFE + w as u64);
+                let mut current: HashMap<usize, Uuid> = HashMap::new();
+                while operations.load(Ordering::Relaxed) < OPERATIONS {
+                    // Open offers are answered first, mostly: that is the race under test.
+                    let rows = enrollment::Entity::find()
+                        .filter(enrollment::Column::Id.is_in(current.values().copied()))
+                        .filter(enrollment::Column::Status.eq(Offered))
+                        .all(&app.db)
+                        .await
+                        .unwrap();
+                    let i = match rows.first() {
+                        Some(row) if rng.random_bool(0.8) => {
+                            *current
+                                .iter()
+                                .find(|(_, id)| **id == row.id)
+                                .expect("mine")
+                                .0
+                        }
+                        _ => rng.random_range(0..mine.len()),
+                    };
+                    let token = &mine[i].1;
+                    let Some(id) = current.get(&i).copied() else {
+                        let enrolled = app.enroll(token, section).await.expect("enrolled");
+                        current.insert(i, enrolled.id);
+                        continue;
+                    };
+                    let status = app.enrollment_row(id).await.status;
+                    let (mutation, ends) = match status {
+                        Offered if rng.random_bool(0.6) => (ACCEPT, false),
+                        Offered => (DECLINE, true),
+                        Registered | Waitlisted => (WITHDRAW, true),
+                        _ => {
+                            // Ended meanwhile (an offer expired): enroll again next time.
+                            current.remove(&i);
+                            continue;
+                        }
+                    };
+                    operations.fetch_add(1, Ordering::Relaxed);
+                    let response = app.gql(Some(token), mutation, json!({ "e": id })).await;
+                    if response.get("errors").is_some() {
+                        // Only a race with the sweeper may refuse: the offer expired first.
+                        let code = error_code(&response);
+                        assert!(
+                            matches!(code.as_str(), "INVALID_TRANSITION" | "OFFER_EXPIRED"),
+                            "{mutation}: {response}"
+                        );
+                    } else {
+                        if matches!(mutation, ACCEPT | DECLINE) {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if ends {
+                            current.remove(&i);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    // Every so often the clock passes the open offers' deadline and a sweep runs, as the timer
+    // of any replica would.
+    let sweeper = {
+        let (app, stop) = (app.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut lapsed = 0;
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                app.state
+                    .store
+                    .clock()
+                    .advance(chrono::Duration::minutes(6));
+                lapsed += roster::service::offers::expire_due(&app.state.store)
+                    .await
+                    .expect("sweep");
+                sample_invariants(&app, section).await;
+            }
+            lapsed
+        })
+    };
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let lapsed = sweeper.await.expect("sweeper");
+    // Let every open offer end, so that each offer's end is in the trail.
+    app.state.store.clock().advance(chrono::Duration::hours(2));
+    let mut rounds = 0;
+    while section_has_offers(&app, section).await {
+        roster::service::offers::expire_due(&app.state.store)
+            .await
+            .expect("final sweep");
+        app.state.store.clock().advance(chrono::Duration::hours(2));
+        rounds += 1;
+        assert!(rounds < 100, "offers keep coming");
+    }
+    app.assert_section_consistent(section).await;
+    let (promotions, offers) = replay_offer_trail(&app, section, CAPACITY as usize).await;
+    let answered = answered.load(Ordering::Relaxed);
+    eprintln!(
+        "[{:?}] {OPERATIONS} operations: {offers} offers, {answered} answered, {lapsed} lapsed \
+         during the run, {promotions} seats taken by offers",
+        app.backend
+    );
+    assert!(
+        offers > 20 && answered > 10 && lapsed > 0,
+        "too little happened to prove anything"
+    );
+}
+
+async fn section_has_offers(app: &TestApp, section_id: Uuid) -> bool {
+    enrollment::Entity::find()
+        .filter(enrollment::Column::SectionId.eq(section_id))
+        .filter(enrollment::Column::Status.eq(Offered))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// Replays an offer-mode section's audit trail in commit order: seats (REGISTERED and
+/// OFFERED) never exceed capacity, a freed seat with someone waiting is offered in the same
+/// transaction to the earliest waiter, an offer ends exactly once (accepted, declined,
+/// expired or withdrawn), and the replayed statuses equal the rows. Returns how many offers
+/// were accepted and how many were made.
+async fn replay_offer_trail(app: &TestApp, section_id: Uuid, capacity: usize) -> (usize, usize) {
+    let (rows, events) = section_trail(app, section_id).await;
+    let mut status: HashMap<Uuid, EnrollmentStatus> = HashMap::new();
+    let mut seats: HashSet<Uuid> = HashSet::new();
+    let mut open: HashSet<Uuid> = HashSet::new();
+    let mut queue: VecDeque<Uuid> = VecDeque::new();
+    let (mut owed, mut accepted, mut made) = (0usize, 0, 0);
+    for event in &events {
+        let who = event.enrollment_id;
+        assert_eq!(
+            status.get(&who).copied(),
+            event.from_status,
+            "the trail is unbroken"
+        );
+        status.insert(who, event.to_status);
+        match (event.from_status, event.to_status) {
+            (Some(Waitlisted), Offered) => {
+                assert_eq!(
+                    queue.pop_front(),
+                    Some(who),
+                    "offered past the earliest waiter"
+                );
+                assert!(owed > 0, "an offer without a freed seat");
+                owed -= 1;
+                seats.insert(who);
+                open.insert(who);
+                made += 1;
+            }
+            transition => {
+                assert_eq!(
+                    owed, 0,
+                    "a freed seat was not offered in the same transaction"
+                );
+                match transition {
+                    (None, Registered) => {
+                        assert!(
+                            queue.is_empty(),
+                            "a newcomer took a seat while others waited"
+                        );
+                        seats.insert(who);
+                    }
+                    (None, Waitlisted) => queue.push_back(who),
+                    (Some(Offered), Registered) => {
+                        assert!(open.remove(&who), "an offer accepted after it ended");
+                        accepted += 1;
+                    }
+                    (Some(Offered | Registered), Withdrawn) => {
+                        if transition.0 == Some(Offered) {
+                            assert!(open.remove(&who), "an offer ended twice");
+                        }
+                        assert!(seats.remove(&who));
+                        owed = usize::from(!queue.is_empty());
+                    }
+                    (Some(Waitlisted), Withdrawn) => {
+                        let before = queue.len();
+                        queue.retain(|w| *w != who);
+                        assert_eq!(queue.len() + 1, before);
+                    }
+                    other => panic!("unexpected transition {other:?}"),
+                }
+            }
+        }
+        assert!(seats.len() <= capacity, "overbooked at event {}", event.id);
+    }
+    assert_eq!(owed, 0);
+    assert!(open.is_empty(), "offers left open: {open:?}");
+    for row in &rows {
+        assert_eq!(
+            status.get(&row.id),
+            Some(&row.status),
+            "the trail replays to the row"
+        );
+    }
+    (accepted, made)
+}
+
 both_backends!(
     random_operations_match_the_reference_model,
-    concurrent_withdrawals_and_enrollments_keep_the_invariants
+    concurrent_withdrawals_and_enrollments_keep_the_invariants,
+    concurrent_offers_keep_the_invariants
 );
 
 /// Invariants 1, 3 and 4 in one consistent snapshot of the section and its enrollments.
@@ -675,16 +1020,21 @@ async fn sample_invariants(app: &TestApp, section_id: Uuid) {
         .unwrap();
     txn.commit().await.unwrap();
     let count = |s: EnrollmentStatus| rows.iter().filter(|e| e.status == s).count() as i32;
-    let (registered, waiting) = (count(Registered), count(Waitlisted));
+    let (registered, offered, waiting) = (count(Registered), count(Offered), count(Waitlisted));
     assert_eq!(
-        (section.registered_count, section.waitlist_count),
-        (registered, waiting),
+        (
+            section.registered_count,
+            section.offered_count,
+            section.waitlist_count
+        ),
+        (registered, offered, waiting),
         "sampled counters equal the rows"
     );
     let capacity = section.capacity.expect("capped");
-    assert!(registered <= capacity, "sampled: overbooked");
+    let taken = registered + offered;
+    assert!(taken <= capacity, "sampled: overbooked");
     assert!(
-        waiting == 0 || registered == capacity,
+        waiting == 0 || taken == capacity,
         "sampled: {waiting} wait while a seat is free"
     );
     let tickets: HashSet<i64> = rows.iter().filter_map(|e| e.waitlist_ticket).collect();
@@ -695,20 +1045,18 @@ async fn sample_invariants(app: &TestApp, section_id: Uuid) {
     );
 }
 
-/// Replays the section's audit trail in commit order (every writer holds the section's lock
-/// while it writes events, so event ids follow commit order) and checks that nobody took a seat
-/// past someone waiting, that seats never exceeded capacity, and that every withdrawal of a seat
-/// with someone waiting was followed, in the same transaction, by the promotion of the earliest
-/// waiter. Returns how many promotions it saw.
-async fn replay_audit_trail(app: &TestApp, section_id: Uuid, capacity: usize) -> usize {
-    let ids: Vec<Uuid> = enrollment::Entity::find()
+/// A section's enrollments and their events in commit order (every writer holds the section's
+/// lock while it writes events, so event ids follow commit order).
+async fn section_trail(
+    app: &TestApp,
+    section_id: Uuid,
+) -> (Vec<enrollment::Model>, Vec<enrollment_event::Model>) {
+    let rows = enrollment::Entity::find()
         .filter(enrollment::Column::SectionId.eq(section_id))
         .all(&app.db)
         .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+        .unwrap();
+    let ids: Vec<Uuid> = rows.iter().map(|e| e.id).collect();
     let mut events = Vec::new();
     for chunk in ids.chunks(500) {
         events.extend(
@@ -720,6 +1068,16 @@ async fn replay_audit_trail(app: &TestApp, section_id: Uuid, capacity: usize) ->
         );
     }
     events.sort_by_key(|e| e.id);
+    (rows, events)
+}
+
+/// Replays the section's audit trail in commit order (every writer holds the section's lock
+/// while it writes events, so event ids follow commit order) and checks that nobody took a seat
+/// past someone waiting, that seats never exceeded capacity, and that every withdrawal of a seat
+/// with someone waiting was followed, in the same transaction, by the promotion of the earliest
+/// waiter. Returns how many promotions it saw.
+async fn replay_audit_trail(app: &TestApp, section_id: Uuid, capacity: usize) -> usize {
+    let (_, events) = section_trail(app, section_id).await;
     let mut seats: HashSet<Uuid> = HashSet::new();
     let mut queue: VecDeque<Uuid> = VecDeque::new();
     let mut owed = 0usize;

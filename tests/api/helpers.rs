@@ -822,6 +822,7 @@ impl TestApp {
             S::Pending => Some(section::Column::PendingCount),
             S::Waitlisted => Some(section::Column::WaitlistCount),
             S::Completed | S::Failed => Some(section::Column::FinishedCount),
+            S::Offered => Some(section::Column::OfferedCount),
             _ => None,
         };
         let ticket = (status == S::Waitlisted).then_some(section_row.waitlist_seq + 1);
@@ -862,6 +863,8 @@ impl TestApp {
             notes_updated_at: Set(None),
             notes_updated_by: Set(None),
             skipped_at: Set(None),
+            offer_expires_at: Set(None),
+            offer_remind_at: Set(None),
             created_at: Set(at),
             updated_at: Set(at),
         }
@@ -932,19 +935,21 @@ impl TestApp {
             count(S::Waitlisted),
         );
         let finished = count(S::Completed) + count(S::Failed);
+        let offered = count(S::Offered);
         assert_eq!(
             (
                 section.registered_count,
                 section.pending_count,
                 section.waitlist_count,
                 section.finished_count,
+                section.offered_count,
             ),
-            (registered, pending, waiting, finished),
+            (registered, pending, waiting, finished, offered),
             "[{:?}] counters equal the rows",
             self.backend
         );
         if let Some(capacity) = section.capacity {
-            let taken = registered + pending + finished;
+            let taken = registered + pending + finished + offered;
             assert!(taken <= capacity, "[{:?}] overbooked", self.backend);
             let course = entity::course::Entity::find_by_id(section.course_id)
                 .one(&self.db)
@@ -965,6 +970,13 @@ impl TestApp {
                 );
             }
         }
+        assert!(
+            rows.iter()
+                .filter(|e| e.status == S::Offered)
+                .all(|e| e.offer_expires_at.is_some() && e.waitlist_ticket.is_none()),
+            "[{:?}] every offer has a deadline and no ticket",
+            self.backend
+        );
         let mut tickets: Vec<i64> = rows.iter().filter_map(|e| e.waitlist_ticket).collect();
         tickets.sort_unstable();
         tickets.dedup();

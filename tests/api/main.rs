@@ -19,6 +19,7 @@ mod limits;
 mod management;
 mod migrations;
 mod notifications;
+mod offers;
 mod operations;
 mod outage;
 mod oversight;

@@ -215,6 +215,16 @@ impl Enrollment {
         Ok(self.0.skip_reason.as_deref().filter(|_| visible))
     }
 
+    /// While OFFERED: when the offered seat passes to the next waiter unless accepted
+    /// (`acceptOffer`). Null otherwise, and for anyone but the student and staff.
+    async fn offer_expires_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        if self.0.status != EnrollmentStatus::Offered {
+            return Ok(None);
+        }
+        let visible = self.for_owner_or_staff(ctx).await?;
+        Ok(self.0.offer_expires_at.filter(|_| visible))
+    }
+
     /// When the waitlist last passed this enrollment over; see `skipReason`.
     async fn skipped_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
         let visible = self.for_owner_or_staff(ctx).await?;

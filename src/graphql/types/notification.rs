@@ -34,6 +34,12 @@ pub enum NotificationKind {
     Skipped,
     /// A certification of yours expires within 30 days.
     CertificationExpiring,
+    /// A freed seat is offered to you until a deadline: accept or decline it.
+    Offered,
+    /// An offer of yours lapses soon.
+    OfferExpiring,
+    /// An offer of yours lapsed unanswered; the seat went to the next person.
+    OfferExpired,
     /// A kind this version does not know (written by a newer replica).
     Other,
 }
@@ -49,6 +55,9 @@ impl NotificationKind {
             "CERTIFICATION_ISSUED" => Self::CertificationIssued,
             "SKIPPED" => Self::Skipped,
             "CERTIFICATION_EXPIRING" => Self::CertificationExpiring,
+            "OFFERED" => Self::Offered,
+            "OFFER_EXPIRING" => Self::OfferExpiring,
+            "OFFER_EXPIRED" => Self::OfferExpired,
             _ => Self::Other,
         }
     }

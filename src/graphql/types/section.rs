@@ -2,7 +2,7 @@ use async_graphql::{Context, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::{
     section,
-    types::{EnrollmentStatus, Meeting},
+    types::{EnrollmentStatus, Meeting, PromotionMode},
 };
 use uuid::Uuid;
 
@@ -64,6 +64,12 @@ impl Section {
         self.0.finished_count
     }
 
+    /// Enrollments offered a freed seat (offer mode): each holds it until accepted, declined or
+    /// expired.
+    async fn offered_count(&self) -> i32 {
+        self.0.offered_count
+    }
+
     /// Enrollments on the waitlist.
     async fn waitlist_count(&self) -> i32 {
         self.0.waitlist_count
@@ -91,6 +97,17 @@ impl Section {
     /// When full, new enrollments join the waitlist instead of failing with SECTION_FULL.
     async fn waitlist_enabled(&self) -> bool {
         self.0.waitlist_enabled
+    }
+
+    /// What a freed seat does: AUTOMATIC promotes the earliest eligible waiter at once; OFFER
+    /// offers it to them for `offerHours`.
+    async fn promotion_mode(&self) -> PromotionMode {
+        self.0.promotion_mode
+    }
+
+    /// How long an offered seat is held before it passes on (offer mode), in hours.
+    async fn offer_hours(&self) -> i32 {
+        self.0.offer_hours
     }
 
     /// Registered classmates who made their enrollment visible and share a team with the
