@@ -249,7 +249,12 @@ async fn waits(
         if to == EnrollmentStatus::Waitlisted {
             since = Some((enrollment_id, at));
         } else if from == Some(EnrollmentStatus::Waitlisted)
-            && matches!(to, EnrollmentStatus::Registered | EnrollmentStatus::Pending)
+            && matches!(
+                to,
+                EnrollmentStatus::Registered
+                    | EnrollmentStatus::Pending
+                    | EnrollmentStatus::Offered
+            )
             && let Some((waiting, joined)) = since
             && waiting == enrollment_id
         {

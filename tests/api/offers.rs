@@ -207,6 +207,19 @@ async fn decline_and_expiry_pass_the_seat_to_the_next_eligible_waiter(app: TestA
     assert_eq!(mine(&app, &fourth, offering).await["status"], "OFFERED");
     assert_eq!(mine(&app, &busy, offering).await["status"], "WAITLISTED");
     app.assert_section_consistent(offering).await;
+    // Oversight counts an offer as the end of a wait.
+    let course = app.section_row(offering).await.course_id;
+    let oversight = app
+        .ok(
+            Some(&campus.teacher_token),
+            "query($c: UUID!) { oversight(courseId: $c) { waitBeforePromotion { promotions } } }",
+            json!({ "c": course }),
+        )
+        .await;
+    assert_eq!(
+        oversight["oversight"]["waitBeforePromotion"]["promotions"], 3,
+        "{oversight}"
+    );
 }
 
 /// Accepting takes the seat (PENDING where staff approve), re-checking eligibility; an offer

@@ -36,7 +36,8 @@ impl Oversight {
         self.0.certifications_issued
     }
 
-    /// How long students waited on the waitlist before a seat reached them.
+    /// How long students waited on the waitlist before a seat reached them (given, or offered
+    /// in offer mode).
     async fn wait_before_promotion(&self) -> WaitTimes {
         let waits = &self.0.waits;
         WaitTimes {
