@@ -236,19 +236,18 @@ impl App {
         authorization: Option<&str>,
         reusable: &Reusable,
     ) -> BatchResponse {
-        let viewer =
-            match auth::viewer_from_header(self.store.db(), &self.keys, authorization).await {
-                Ok(viewer) => viewer,
-                Err(err) => {
-                    let response = || GqlResponse::from_errors(vec![to_server_error(&err)]);
-                    return match batch {
-                        BatchRequest::Single(_) => BatchResponse::Single(response()),
-                        BatchRequest::Batch(requests) => {
-                            BatchResponse::Batch(requests.iter().map(|_| response()).collect())
-                        }
-                    };
-                }
-            };
+        let viewer = match auth::viewer_from_header(&self.store, &self.keys, authorization).await {
+            Ok(viewer) => viewer,
+            Err(err) => {
+                let response = || GqlResponse::from_errors(vec![to_server_error(&err)]);
+                return match batch {
+                    BatchRequest::Single(_) => BatchResponse::Single(response()),
+                    BatchRequest::Batch(requests) => {
+                        BatchResponse::Batch(requests.iter().map(|_| response()).collect())
+                    }
+                };
+            }
+        };
         let context = || {
             RequestContext::new(
                 self.store.clone(),
@@ -289,14 +288,23 @@ impl App {
     /// What a WebSocket connection's operations run with: its viewer (from the
     /// `connection_init` payload) and a loader that caches nothing, since a subscription lives
     /// longer than any snapshot.
-    async fn connection_data(&self, payload: &serde_json::Value) -> async_graphql::Result<Data> {
+    /// `expiry` learns when the token expires.
+    async fn connection_data(
+        &self,
+        payload: &serde_json::Value,
+        expiry: &watch::Sender<Option<i64>>,
+    ) -> async_graphql::Result<Data> {
         let header = authorization_from_init(payload);
-        let viewer = auth::viewer_from_header(self.store.db(), &self.keys, header.as_deref())
+        let signed_in = auth::authenticate(&self.store, &self.keys, header.as_deref())
             .await
             .map_err(|e| {
-                async_graphql::Error::new(e.to_string())
+                async_graphql::Error::new(close_reason(&e.to_string()))
                     .extend_with(|_, ext| ext.set("code", e.code()))
             })?;
+        let viewer = signed_in.map(|(viewer, expires_at)| {
+            expiry.send_replace(Some(expires_at));
+            viewer
+        });
         let context = RequestContext::new(
             self.store.clone(),
             viewer,
@@ -430,26 +438,72 @@ async fn graphql_ws(
         .on_upgrade(move |socket| async move {
             let _open = OpenWebSocket::new(&state.websockets);
             let (mut sink, stream) = socket.split();
-            // Incoming messages stop at shutdown, which ends the connection's operations.
-            let stopping = state.clone();
-            let stream = stream.take_until(async move { stopping.shutting_down().await });
+            // Incoming messages stop at shutdown, or when the token the connection signed in
+            // with expires; either ends the connection's operations.
+            let (expiry, expires) = watch::channel(None);
+            let expired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (stopping, flag) = (state.clone(), expired.clone());
+            let stream = stream.take_until(async move {
+                tokio::select! {
+                    () = stopping.shutting_down() => {}
+                    () = token_expiry(expires) => flag.store(true, std::sync::atomic::Ordering::SeqCst),
+                }
+            });
             let init = state.clone();
+            let expiry = Arc::new(expiry);
             GraphQLWebSocket::new_with_pair(&mut sink, stream, state.schema.clone(), protocol)
-                .on_connection_init(
-                    move |payload| async move { init.connection_data(&payload).await },
-                )
+                .on_connection_init(move |payload| {
+                    let (init, expiry) = (init.clone(), expiry.clone());
+                    async move { init.connection_data(&payload, &expiry).await }
+                })
                 .serve()
                 .await;
-            if *state.shutdown.borrow() {
+            let close = if *state.shutdown.borrow() {
+                Some((close_code::AWAY, "the server is shutting down"))
+            } else if expired.load(std::sync::atomic::Ordering::SeqCst) {
+                Some((TOKEN_EXPIRED, "the token expired: connect again with a fresh token"))
+            } else {
+                None
+            };
+            if let Some((code, reason)) = close {
                 let _ = sink
                     .send(Message::Close(Some(CloseFrame {
-                        code: close_code::AWAY,
-                        reason: "the server is shutting down".into(),
+                        code,
+                        reason: reason.into(),
                     })))
                     .await;
             }
         })
         .into_response()
+}
+
+/// A refusal's text as a WebSocket close frame can carry it: at most 123 bytes (RFC 6455,
+/// 5.5), cut at a character boundary with an ellipsis. A longer reason makes clients drop the
+/// frame as invalid and never see why.
+fn close_reason(message: &str) -> String {
+    const MAX: usize = 123;
+    if message.len() <= MAX {
+        return message.to_owned();
+    }
+    let mut end = MAX - '…'.len_utf8();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
+}
+
+/// The close code of a connection whose token expired (4401: unauthorized, in the range the
+/// GraphQL-over-WebSocket protocols leave to applications).
+const TOKEN_EXPIRED: u16 = 4401;
+
+/// Resolves when the token a connection signed in with expires; never for an anonymous one.
+async fn token_expiry(mut expires: watch::Receiver<Option<i64>>) {
+    let Ok(at) = expires.wait_for(Option::is_some).await.map(|at| *at) else {
+        return std::future::pending().await;
+    };
+    let Some(at) = at else { return };
+    let left = at.saturating_sub(chrono::Utc::now().timestamp());
+    tokio::time::sleep(Duration::from_secs(u64::try_from(left).unwrap_or(0))).await;
 }
 
 /// Counts a WebSocket connection as open for as long as it lives.
@@ -518,5 +572,22 @@ async fn readyz(State(state): State<Arc<App>>) -> Response {
             tracing::warn!("readiness check timed out");
             (StatusCode::SERVICE_UNAVAILABLE, "database not answering").into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::close_reason;
+
+    #[test]
+    fn close_reasons_fit_a_control_frame() {
+        assert_eq!(close_reason("short"), "short");
+        let long = "é".repeat(100);
+        let cut = close_reason(&long);
+        assert!(
+            cut.len() <= 123 && cut.ends_with('…'),
+            "{} bytes",
+            cut.len()
+        );
     }
 }

@@ -1,9 +1,11 @@
 //! Bearer tokens and the viewer they identify, plus the permission helpers every resolver uses.
 //!
-//! A token carries only the user id (`sub`) and its lifetime. The user's role and organization
-//! are read from the database for each request, so a demotion takes effect at once.
+//! A token is Roster's own (HS256, `sub` = the user id, minted by `roster token`) or, when an
+//! OpenID provider is configured, the provider's (see [`crate::oidc`]). Either way the user's
+//! role and organization are read from the database for each request, so a demotion takes
+//! effect at once.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use entity::{course, section, types::Role, user};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -11,7 +13,7 @@ use sea_orm::{DatabaseConnection, EntityTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::{error::ApiError, oidc::Oidc, store::Store};
 
 /// The shortest secret accepted: HS256 is only as strong as its key.
 pub const MIN_SECRET_LEN: usize = 32;
@@ -23,12 +25,14 @@ struct Claims {
     exp: i64,
 }
 
-/// Signs and checks HS256 bearer tokens.
+/// Signs and checks HS256 bearer tokens, and holds the OpenID provider whose tokens are
+/// accepted beside them, if one is configured.
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    oidc: Option<Arc<Oidc>>,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -57,7 +61,20 @@ impl TokenKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            oidc: None,
         })
+    }
+
+    /// Also accepts the tokens of this OpenID provider.
+    #[must_use]
+    pub fn with_oidc(mut self, oidc: Arc<Oidc>) -> Self {
+        self.oidc = Some(oidc);
+        self
+    }
+
+    /// The OpenID provider whose tokens are accepted, if any.
+    pub fn oidc(&self) -> Option<&Arc<Oidc>> {
+        self.oidc.as_ref()
     }
 
     /// A token for `user_id` that expires after `ttl`.
@@ -85,8 +102,13 @@ impl TokenKeys {
     /// `UNAUTHENTICATED` for any token that is malformed, expired, not yet valid, signed with
     /// another key or algorithm, or missing a claim.
     pub fn verify(&self, token: &str) -> Result<Uuid, ApiError> {
+        self.verify_with_expiry(token).map(|(sub, _)| sub)
+    }
+
+    /// [`TokenKeys::verify`], with the token's `exp`.
+    fn verify_with_expiry(&self, token: &str) -> Result<(Uuid, i64), ApiError> {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims.sub)
+            .map(|data| (data.claims.sub, data.claims.exp))
             .map_err(|e| ApiError::Unauthenticated(format!("invalid token: {e}")))
     }
 }
@@ -147,10 +169,30 @@ impl Viewer {
 /// # Errors
 /// `UNAUTHENTICATED` as above; `INTERNAL` when the database fails.
 pub async fn viewer_from_header(
-    db: &DatabaseConnection,
+    store: &Store,
     keys: &TokenKeys,
     header: Option<&str>,
 ) -> Result<Option<Viewer>, ApiError> {
+    Ok(authenticate(store, keys, header)
+        .await?
+        .map(|(viewer, _)| viewer))
+}
+
+/// [`viewer_from_header`], with the time the token expires (seconds since the epoch): a
+/// WebSocket connection closes then.
+///
+/// A token naming the configured OpenID provider as its issuer, or signed with anything but
+/// HS256, is the provider's to verify, and its user is found (or created) by
+/// `service::users::from_identity`; any other is Roster's own HS256 token.
+///
+/// # Errors
+/// `UNAUTHENTICATED` as above, with the reason; `UNAVAILABLE` when the database or the
+/// provider's keys cannot be had.
+pub async fn authenticate(
+    store: &Store,
+    keys: &TokenKeys,
+    header: Option<&str>,
+) -> Result<Option<(Viewer, i64)>, ApiError> {
     let Some(header) = header.map(str::trim).filter(|h| !h.is_empty()) else {
         return Ok(None);
     };
@@ -160,12 +202,21 @@ pub async fn viewer_from_header(
         .ok_or_else(|| {
             ApiError::Unauthenticated("the Authorization header must be `Bearer <token>`".into())
         })?;
-    let user_id = keys.verify(token.trim())?;
-    let user = user::Entity::find_by_id(user_id)
-        .one(db)
+    let token = token.trim();
+    if let Some(oidc) = keys.oidc.as_ref().filter(|oidc| oidc.claims_token(token)) {
+        let identity = oidc.verify(token).await?;
+        let user = crate::service::users::from_identity(store, oidc.config(), &identity).await?;
+        return Ok(Some((Viewer { user }, identity.expires_at)));
+    }
+    let (user_id, expires_at) = keys.verify_with_expiry(token)?;
+    let user = find_user(store.db(), user_id)
         .await?
         .ok_or_else(|| ApiError::Unauthenticated("the token's user does not exist".into()))?;
-    Ok(Some(Viewer { user }))
+    Ok(Some((Viewer { user }, expires_at)))
+}
+
+async fn find_user(db: &DatabaseConnection, id: Uuid) -> Result<Option<user::Model>, ApiError> {
+    Ok(user::Entity::find_by_id(id).one(db).await?)
 }
 
 #[cfg(test)]

@@ -229,7 +229,12 @@ async fn open_store(config: &DbConfig) -> anyhow::Result<Store> {
 }
 
 async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> anyhow::Result<()> {
-    let keys = token_keys(auth, db_config)?;
+    let mut keys = token_keys(auth, db_config)?;
+    if let Some(oidc) = auth.oidc() {
+        let issuer = oidc.issuer.clone();
+        keys = keys.with_oidc(std::sync::Arc::new(crate::oidc::Oidc::new(oidc)?));
+        tracing::info!(%issuer, "accepting tokens of the OpenID provider");
+    }
     let settings = app::Settings {
         max_page_size: config.max_page_size,
         slow_operation: config.slow_operation,

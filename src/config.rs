@@ -31,6 +31,58 @@ pub struct AuthConfig {
     /// once and kept in `.roster-jwt-secret` beside the database file.
     #[arg(long, env = "ROSTER_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
+
+    /// The OpenID provider whose tokens are accepted beside the HS256 ones: its issuer URL,
+    /// exactly as in its tokens' `iss` (keys found through
+    /// `/.well-known/openid-configuration`).
+    #[arg(long, env = "ROSTER_OIDC_ISSUER", global = true)]
+    pub oidc_issuer: Option<String>,
+
+    /// The provider's JWKS URL, instead of discovery.
+    #[arg(long, env = "ROSTER_OIDC_JWKS_URL", global = true)]
+    pub oidc_jwks_url: Option<String>,
+
+    /// The audience (`aud`) the provider's tokens for Roster carry: the client id or the API's
+    /// identifier. Required with an issuer.
+    #[arg(long, env = "ROSTER_OIDC_AUDIENCE", global = true)]
+    pub oidc_audience: Option<String>,
+
+    /// Allow plain `http://` provider URLs (tests and private networks).
+    #[arg(long, env = "ROSTER_OIDC_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub oidc_allow_http: bool,
+
+    /// Create a user (a STUDENT of `ROSTER_OIDC_ORGANIZATION`) on first sign-in when no user
+    /// has the identity or its verified e-mail.
+    #[arg(long, env = "ROSTER_OIDC_AUTO_CREATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub oidc_auto_create: bool,
+
+    /// The organization users created on first sign-in join (created if missing).
+    #[arg(long, env = "ROSTER_OIDC_ORGANIZATION", global = true)]
+    pub oidc_organization: Option<String>,
+
+    /// A claim (e.g. `roles` or `groups`) whose values may give a user created on first
+    /// sign-in the role `admin`, `coordinator` or `teacher`; never changes an existing user.
+    #[arg(long, env = "ROSTER_OIDC_ROLE_CLAIM", global = true)]
+    pub oidc_role_claim: Option<String>,
+}
+
+impl AuthConfig {
+    /// The OpenID provider settings, when an issuer is configured.
+    pub fn oidc(&self) -> Option<crate::oidc::OidcConfig> {
+        let issuer = self.oidc_issuer.clone().filter(|i| !i.trim().is_empty())?;
+        Some(crate::oidc::OidcConfig {
+            issuer,
+            jwks_url: self.oidc_jwks_url.clone().filter(|u| !u.trim().is_empty()),
+            audience: self.oidc_audience.clone().unwrap_or_default(),
+            allow_http: self.oidc_allow_http,
+            auto_create: self.oidc_auto_create,
+            organization: self.oidc_organization.clone(),
+            role_claim: self
+                .oidc_role_claim
+                .clone()
+                .filter(|c| !c.trim().is_empty()),
+        })
+    }
 }
 
 /// Settings for logging.

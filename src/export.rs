@@ -233,7 +233,7 @@ async fn export(app: Arc<App>, headers: &HeaderMap, report: Result<Report, ApiEr
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let viewer = match auth::viewer_from_header(app.store.db(), &app.keys, authorization).await {
+    let viewer = match auth::viewer_from_header(&app.store, &app.keys, authorization).await {
         Ok(Some(viewer)) => viewer,
         Ok(None) => return refuse(StatusCode::UNAUTHORIZED, "sign in: send a bearer token"),
         Err(err) if err.code() == "UNAUTHENTICATED" => {

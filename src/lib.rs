@@ -18,6 +18,7 @@ pub mod graphiql;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod oidc;
 pub mod response_cache;
 pub mod seed;
 pub mod service;

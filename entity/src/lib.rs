@@ -20,3 +20,4 @@ pub mod team_join_failure;
 pub mod team_member;
 pub mod types;
 pub mod user;
+pub mod user_identity;

@@ -33,6 +33,14 @@ pub enum Relation {
     Course,
     #[sea_orm(has_many = "super::certification::Entity")]
     Certification,
+    #[sea_orm(has_many = "super::user_identity::Entity")]
+    UserIdentity,
+}
+
+impl Related<super::user_identity::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::UserIdentity.def()
+    }
 }
 
 impl Related<super::organization::Entity> for Entity {

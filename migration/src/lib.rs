@@ -22,6 +22,7 @@ mod m20261125_000013_add_assistants_and_note_authors;
 mod m20261125_000014_index_staff_listings;
 mod m20261125_000015_create_notifications;
 mod m20261125_000016_add_offer_mode;
+mod m20261125_000017_create_user_identities;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000014_index_staff_listings::Migration),
             Box::new(m20261125_000015_create_notifications::Migration),
             Box::new(m20261125_000016_add_offer_mode::Migration),
+            Box::new(m20261125_000017_create_user_identities::Migration),
         ]
     }
 }

@@ -184,3 +184,199 @@ fn listing(viewer: &Viewer, filter: &UserFilter) -> Result<Select<user::Entity>,
     }
     Ok(select)
 }
+
+/// The user a provider's token names (docs/design.md#sign-in): the one who signed in with
+/// this identity (`iss` + `sub`) before; else the user with the token's e-mail, linked to the
+/// identity only when the provider verified that e-mail; else, with `auto_create`, a new user
+/// of the configured organization with the token's name and picture (a STUDENT, or the role
+/// the configured claim names). An existing user's role and organization are never changed.
+///
+/// # Errors
+/// `UNAUTHENTICATED` with the reason: no e-mail to find or create the user by, an unverified
+/// e-mail matching an existing user, no user and no creation; the database fails.
+pub async fn from_identity(
+    store: &Store,
+    config: &crate::oidc::OidcConfig,
+    identity: &crate::oidc::Identity,
+) -> Result<user::Model, ApiError> {
+    if let Some(user) = linked(store.db(), identity).await? {
+        return Ok(user);
+    }
+    // Two first sign-ins at once: the second finds the first's rows when it tries again.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let result = store
+            .write(|tx| Box::pin(sign_in(tx, config, identity)))
+            .await;
+        match result {
+            Err(ApiError::Conflict(_)) if tries < 3 => {}
+            other => return other,
+        }
+    }
+}
+
+async fn linked(
+    conn: &impl sea_orm::ConnectionTrait,
+    identity: &crate::oidc::Identity,
+) -> Result<Option<user::Model>, ApiError> {
+    use entity::user_identity;
+    Ok(user::Entity::find()
+        .inner_join(user_identity::Entity)
+        .filter(user_identity::Column::Issuer.eq(&identity.issuer))
+        .filter(user_identity::Column::Subject.eq(&identity.subject))
+        .one(conn)
+        .await?)
+}
+
+async fn sign_in(
+    tx: &crate::store::Tx<'_>,
+    config: &crate::oidc::OidcConfig,
+    identity: &crate::oidc::Identity,
+) -> Result<user::Model, ApiError> {
+    use entity::user_identity;
+    if let Some(user) = linked(tx, identity).await? {
+        return Ok(user);
+    }
+    let refuse = |why: String| ApiError::Unauthenticated(why);
+    let email = identity.email.as_deref().ok_or_else(|| {
+        refuse(
+            "the token carries no e-mail to find or create the user by: ask the provider for \
+             the `email` scope, or sign in once with an ID token"
+                .into(),
+        )
+    })?;
+    let at = tx.now();
+    let existing = user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .one(tx)
+        .await?;
+    let user = match existing {
+        Some(user) if identity.email_verified => user,
+        Some(_) => {
+            return Err(refuse(format!(
+                "the provider has not verified the e-mail {email}: an existing user is linked \
+                 only by a verified e-mail"
+            )));
+        }
+        None if !config.auto_create => {
+            return Err(refuse(
+                "no user has this identity or e-mail, and ROSTER_OIDC_AUTO_CREATE is off: \
+                 ask an administrator to add you"
+                    .into(),
+            ));
+        }
+        None => {
+            let organization_id = match config.organization.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(name) => Some(organization_named(tx, name).await?),
+            };
+            let fallback = email.split('@').next().unwrap_or(email).to_owned();
+            let name = identity
+                .name
+                .as_deref()
+                .and_then(|n| validate::name("name", n, 255).ok())
+                .unwrap_or(fallback);
+            user::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                email: Set(email.to_owned()),
+                name: Set(name),
+                picture: Set(identity
+                    .picture
+                    .clone()
+                    .filter(|p| p.len() <= 2048 && p.starts_with("https://"))),
+                role: Set(role_of(&identity.roles)),
+                organization_id: Set(organization_id),
+                created_at: Set(at),
+                updated_at: Set(at),
+            }
+            .insert(tx)
+            .await
+            .map_err(|e| {
+                ApiError::on_unique_violation(e, || {
+                    ApiError::Conflict("the user was created meanwhile".into())
+                })
+            })?
+        }
+    };
+    user_identity::ActiveModel {
+        issuer: Set(identity.issuer.clone()),
+        subject: Set(identity.subject.clone()),
+        user_id: Set(user.id),
+        created_at: Set(at),
+    }
+    .insert(tx)
+    .await
+    .map_err(|e| {
+        ApiError::on_unique_violation(e, || {
+            ApiError::Conflict("the identity was linked meanwhile".into())
+        })
+    })?;
+    tracing::info!(user = %user.id, issuer = %identity.issuer, "linked an OpenID identity");
+    Ok(user)
+}
+
+/// The role a new user's claim values name: the highest of `admin`, `coordinator`, `teacher`
+/// and `student` among them (case-insensitive, a `roster-` or `roster:` prefix allowed),
+/// STUDENT when none does.
+fn role_of(values: &[String]) -> Role {
+    values
+        .iter()
+        .filter_map(|value| {
+            let value = value.trim().to_lowercase();
+            let bare = value.strip_prefix("roster").map_or(value.as_str(), |rest| {
+                rest.trim_start_matches(['-', '_', ':', '.'])
+            });
+            match bare {
+                "admin" => Some((3, Role::Admin)),
+                "coordinator" => Some((2, Role::Coordinator)),
+                "teacher" => Some((1, Role::Teacher)),
+                "student" => Some((0, Role::Student)),
+                _ => None,
+            }
+        })
+        .max_by_key(|(rank, _)| *rank)
+        .map_or(Role::Student, |(_, role)| role)
+}
+
+/// The organization named `name`, created when missing.
+async fn organization_named(tx: &crate::store::Tx<'_>, name: &str) -> Result<Uuid, ApiError> {
+    if let Some(org) = organization::Entity::find()
+        .filter(organization::Column::Name.eq(name))
+        .one(tx)
+        .await?
+    {
+        return Ok(org.id);
+    }
+    Ok(organization::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        name: Set(validate::name("organization", name, 255)?),
+        created_at: Set(tx.now()),
+    }
+    .insert(tx)
+    .await
+    .map_err(|e| {
+        ApiError::on_unique_violation(e, || {
+            ApiError::Conflict("the organization was created meanwhile".into())
+        })
+    })?
+    .id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_names_the_highest_role_it_holds() {
+        let values = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(role_of(&values(&[])), Role::Student);
+        assert_eq!(role_of(&values(&["staff", "Teacher"])), Role::Teacher);
+        assert_eq!(
+            role_of(&values(&["roster-teacher", "roster:coordinator"])),
+            Role::Coordinator
+        );
+        assert_eq!(role_of(&values(&["everyone", "ADMIN"])), Role::Admin);
+        assert_eq!(role_of(&values(&["administrators"])), Role::Student);
+    }
+}

@@ -19,10 +19,10 @@ const freePort = () =>
   });
 
 /**
- * A server on its own database. `cli(...args)` runs other `roster` commands on that database
+ * A server on its own database, with `env` added to its environment. `cli(...args)` runs other `roster` commands on that database
  * and returns their output; `stop()` ends the server and deletes the database.
  */
-export async function startRoster({ demoData = 'never' } = {}) {
+export async function startRoster({ demoData = 'never', env: extra = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'roster-node-'));
   const env = {
     ...process.env,
@@ -30,6 +30,7 @@ export async function startRoster({ demoData = 'never' } = {}) {
     ROSTER_JWT_SECRET: 'node-client-test-secret-node-client-test',
     ROSTER_DEMO_DATA: demoData,
     ROSTER_LOG: 'warn',
+    ...extra,
   };
   const cli = (...args) => execFileSync(binary, args, { env, encoding: 'utf8' }).trim();
   // Migrate (and seed) before serving, so the server starts at once.
