@@ -185,6 +185,7 @@ before(async () => {
       ROSTER_OIDC_AUDIENCE: CLIENT,
       ROSTER_OIDC_ALLOW_HTTP: 'true',
       ROSTER_OIDC_ORGANIZATION: 'Provider campus',
+      ROSTER_OIDC_ROLE_CLAIM: 'roles',
     },
   });
   roster.cli('user', 'add', '--email', 'existing@idp.test', '--name', 'Existing', '--role', 'TEACHER', '--org', 'Home');
@@ -217,11 +218,17 @@ test('an ID token and a JWT access token sign in, creating the user once', async
   assert.equal((await ask(own)).data.me.role, 'TEACHER');
 });
 
-test('a verified e-mail links an existing user without changing their role', async () => {
-  const linked = await ask(await forge(keys.rsa, { sub: 'existing-at-idp', email: 'existing@idp.test' }));
+test('a verified e-mail links an existing user; a role claim counts on creation only', async () => {
+  const linked = await ask(
+    await forge(keys.rsa, { sub: 'existing-at-idp', email: 'existing@idp.test', roles: ['admin'] }),
+  );
   assert.equal(linked.errors, undefined, JSON.stringify(linked));
   assert.equal(linked.data.me.email, 'existing@idp.test');
-  assert.equal(linked.data.me.role, 'TEACHER');
+  assert.equal(linked.data.me.role, 'TEACHER', 'an existing user is never elevated');
+  const created = await ask(await forge(keys.rsa, { sub: 'new-teacher', email: 'grace@idp.test', roles: ['teacher'] }));
+  assert.equal(created.data.me.role, 'TEACHER', JSON.stringify(created));
+  const again = await ask(await forge(keys.rsa, { sub: 'new-teacher', email: 'grace@idp.test', roles: ['admin'] }));
+  assert.equal(again.data.me.role, 'TEACHER', 'not on a later sign-in either');
 });
 
 test('subscriptions accept provider tokens and close when the token expires', async () => {
