@@ -390,8 +390,13 @@ impl Demo {
                     waitlist_count: 0,
                     finished_count: 0,
                     offered_count: 0,
-                    promotion_mode: PromotionMode::Automatic,
-                    offer_hours: 24,
+                    // Some sections offer a freed seat for two days instead of giving it.
+                    promotion_mode: if i % 5 == 4 {
+                        PromotionMode::Offer
+                    } else {
+                        PromotionMode::Automatic
+                    },
+                    offer_hours: if i % 5 == 4 { 48 } else { 24 },
                     assistant_id: None,
                     waitlist_seq: 0,
                     is_active: !(i == 2 && s == 2),
