@@ -13,6 +13,9 @@
 #                           on the anchor's data set in the same cluster, measured by the same wrk
 #   bench/run.sh export     the compliance CSV exports on `roster seed --scale 1` (100,000
 #                           enrollments) as an admin and a coordinator: rows/s and the server's RSS
+#   bench/run.sh notify     Web Push latency from 1,000 withdrawals (each promoting a waiter) to
+#                           the loopback push service's receipt, at 1 and 8 clients; enroll/withdraw
+#                           throughput at 8 clients with delivery off and on (push and webhook)
 #
 # Starts a throwaway PostgreSQL 15 cluster on a free loopback port with default (durable)
 # settings, like the anchor; everything runs on 127.0.0.1 and stops by itself.
@@ -148,11 +151,20 @@ export_csv() {
   machine
 }
 
+notify() {
+  echo "## notify: Web Push latency after withdrawals, and throughput with delivery off and on"
+  target/release/notify-bench --label PostgreSQL --database-url "$PG/roster"
+  target/release/notify-bench --label SQLite --database-url "sqlite://$DIR/notify.db"
+  echo
+  machine
+}
+
 case "$WHAT" in
   enroll) enroll ;;
   export) export_csv ;;
   load) load ;;
   fanout) fanout ;;
   discovery) discovery ;;
-  *) echo "unknown benchmark: $WHAT (try: discovery, enroll, export, fanout, load)" >&2; exit 2 ;;
+  notify) notify ;;
+  *) echo "unknown benchmark: $WHAT (try: discovery, enroll, export, fanout, load, notify)" >&2; exit 2 ;;
 esac

@@ -30,6 +30,19 @@ impl Server {
     /// # Errors
     /// The process cannot start or does not become healthy within 30 s.
     pub async fn start(binary: &Path, database_url: &str, secret: &str) -> anyhow::Result<Self> {
+        Self::start_with(binary, database_url, secret, &[]).await
+    }
+
+    /// [`Server::start`] with more environment variables (`ROSTER_WEBHOOK_URL`, …).
+    ///
+    /// # Errors
+    /// The process cannot start or does not become healthy within 30 s.
+    pub async fn start_with(
+        binary: &Path,
+        database_url: &str,
+        secret: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = Command::new(binary)
             .arg("serve")
@@ -38,6 +51,7 @@ impl Server {
             .env("ROSTER_JWT_SECRET", secret)
             .env("ROSTER_DEMO_DATA", "never")
             .env("ROSTER_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
@@ -79,10 +93,17 @@ pub fn rss_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
+impl Server {
+    /// Kills the process and waits for it (what dropping does).
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -248,6 +269,18 @@ impl Fixture {
     /// # Errors
     /// The database or the server cannot be set up.
     pub async fn prepare(target: &Target, students: usize) -> anyhow::Result<Self> {
+        Self::prepare_with(target, students, &[]).await
+    }
+
+    /// [`Fixture::prepare`], the server started with more environment variables.
+    ///
+    /// # Errors
+    /// The database or the server cannot be set up.
+    pub async fn prepare_with(
+        target: &Target,
+        students: usize,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let (roster, database_url) = (target.roster.as_path(), target.database_url.as_str());
         use migration::MigratorTrait;
         let db = roster::db::connect(&roster::config::DbConfig {
@@ -266,7 +299,7 @@ impl Fixture {
             .iter()
             .map(|id| keys.issue(*id, Duration::from_secs(3600)))
             .collect::<Result<_, _>>()?;
-        let server = Server::start(roster, database_url, SECRET).await?;
+        let server = Server::start_with(roster, database_url, SECRET, env).await?;
         Ok(Self {
             db,
             organization_id,
@@ -274,6 +307,21 @@ impl Fixture {
             tokens,
             server,
         })
+    }
+
+    /// Stops the server and starts the target's `roster` binary again on the same database
+    /// with `env` (the old process is gone before the new one starts).
+    ///
+    /// # Errors
+    /// The new server cannot start.
+    pub async fn restart_with(
+        &mut self,
+        target: &Target,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        self.server.stop();
+        self.server = Server::start_with(&target.roster, &target.database_url, SECRET, env).await?;
+        Ok(())
     }
 
     /// One course with `n` fresh sections of ample capacity.
