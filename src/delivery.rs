@@ -21,6 +21,7 @@ use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use entity::{notification, notification_delivery, user};
+use futures_util::StreamExt;
 use sea_orm::{
     ColumnTrait, DatabaseBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -105,7 +106,10 @@ impl DeliveryConfig {
 pub const RETRY_MAX: Duration = Duration::from_secs(600);
 
 /// Rows claimed at a time.
-const BATCH: u64 = 16;
+const BATCH: u64 = 64;
+
+/// Deliveries in flight at once: each is mostly a wait on the network.
+const IN_FLIGHT: usize = 16;
 
 /// A webhook endpoint and its signing secret (Standard Webhooks).
 #[derive(Clone)]
@@ -307,19 +311,27 @@ pub fn spawn(
             };
             let full = claimed.len() as u64 >= BATCH;
             let worked = !claimed.is_empty();
-            for (delivery, notification, recipient) in claimed {
-                let outcome = deliver(
-                    &store,
-                    &client,
-                    &config,
-                    &delivery,
-                    &notification,
-                    recipient.as_ref(),
-                )
+            // The batch's deliveries run side by side, and their outcomes are recorded in one
+            // write: a busy outbox costs two writes per batch, not one per row.
+            let (store_ref, client_ref, config_ref) = (&store, &client, &config);
+            let outcomes: Vec<Outcome> = futures_util::stream::iter(claimed)
+                .map(|(delivery, notification, recipient)| async move {
+                    let outcome = deliver(
+                        store_ref,
+                        client_ref,
+                        config_ref,
+                        &delivery,
+                        &notification,
+                        recipient.as_ref(),
+                    )
+                    .await;
+                    (delivery, notification, outcome)
+                })
+                .buffer_unordered(IN_FLIGHT)
+                .collect()
                 .await;
-                if let Err(err) = record(&store, &config, &delivery, &notification, outcome).await {
-                    tracing::warn!(error = %err, "the delivery worker could not record an outcome");
-                }
+            if let Err(err) = record(&store, &config, &outcomes).await {
+                tracing::warn!(error = %err, "the delivery worker could not record outcomes");
             }
             if worked {
                 // Once per round of work, not per delivery.
@@ -343,6 +355,13 @@ pub fn spawn(
         }
     })
 }
+
+/// One attempt's row, notification and result.
+type Outcome = (
+    notification_delivery::Model,
+    notification::Model,
+    Result<(), String>,
+);
 
 /// A leased outbox row, its notification and its recipient.
 type Claimed = (
@@ -643,73 +662,91 @@ pub fn backoff(base: Duration, attempts: i32) -> Duration {
     base.saturating_mul(1 << doublings).min(RETRY_MAX)
 }
 
+/// Records a batch's outcomes in one write: delivered, a retry after [`backoff`], or given up
+/// after `max_attempts`.
 async fn record(
     store: &Store,
     config: &DeliveryConfig,
-    delivery: &notification_delivery::Model,
-    notification: &notification::Model,
-    outcome: Result<(), String>,
+    outcomes: &[Outcome],
 ) -> Result<(), ApiError> {
-    let channel = delivery.channel.clone();
-    let label = match &outcome {
-        Ok(()) => "delivered",
-        Err(_) if delivery.attempts >= config.max_attempts => "given_up",
-        Err(_) => "retry",
-    };
-    metrics::counter!("roster_notification_deliveries_total",
-        "channel" => channel.clone(), "outcome" => label)
-    .increment(1);
-    let (id, attempts, outcome, channel) = (delivery.id, delivery.attempts, &outcome, &channel);
-    let created_at: DateTime<Utc> = notification.created_at;
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    for (delivery, _, outcome) in outcomes {
+        let label = match outcome {
+            Ok(()) => "delivered",
+            Err(_) if delivery.attempts >= config.max_attempts => "given_up",
+            Err(_) => "retry",
+        };
+        metrics::counter!("roster_notification_deliveries_total",
+            "channel" => delivery.channel.clone(), "outcome" => label)
+        .increment(1);
+    }
     store
         .write(|tx| {
             Box::pin(async move {
                 let now = tx.now();
-                let mut update = notification_delivery::Entity::update_many()
-                    .filter(notification_delivery::Column::Id.eq(id));
-                match outcome {
-                    Ok(()) => {
-                        update = update
-                            .col_expr(notification_delivery::Column::DeliveredAt, Expr::value(now))
-                            .col_expr(
-                                notification_delivery::Column::LastError,
-                                Expr::value(Option::<String>::None),
-                            );
-                        let latency = (now - created_at).num_milliseconds() as f64 / 1000.0;
-                        metrics::histogram!("roster_notification_delivery_latency_seconds",
-                            "channel" => channel.to_owned())
-                        .record(latency.max(0.0));
-                    }
-                    Err(error) if attempts >= config.max_attempts => {
-                        tracing::warn!(delivery = %id, %error, "delivery given up");
-                        update = update
-                            .col_expr(notification_delivery::Column::FailedAt, Expr::value(now))
-                            .col_expr(
-                                notification_delivery::Column::LastError,
-                                Expr::value(error.clone()),
-                            );
-                    }
-                    Err(error) => {
-                        let pause =
-                            chrono::Duration::from_std(backoff(config.retry_base, attempts))
-                                .unwrap_or(chrono::Duration::MAX);
-                        update = update
-                            .col_expr(
-                                notification_delivery::Column::NextAttemptAt,
-                                Expr::value(now + pause),
-                            )
-                            .col_expr(
-                                notification_delivery::Column::LastError,
-                                Expr::value(error.clone()),
-                            );
-                    }
+                let delivered: Vec<Uuid> = outcomes
+                    .iter()
+                    .filter(|(_, _, outcome)| outcome.is_ok())
+                    .map(|(delivery, _, _)| delivery.id)
+                    .collect();
+                if !delivered.is_empty() {
+                    notification_delivery::Entity::update_many()
+                        .col_expr(notification_delivery::Column::DeliveredAt, Expr::value(now))
+                        .col_expr(
+                            notification_delivery::Column::LastError,
+                            Expr::value(Option::<String>::None),
+                        )
+                        .filter(notification_delivery::Column::Id.is_in(delivered))
+                        .exec(tx)
+                        .await?;
                 }
-                update.exec(tx).await?;
+                for (delivery, notification, outcome) in outcomes {
+                    let update = notification_delivery::Entity::update_many()
+                        .filter(notification_delivery::Column::Id.eq(delivery.id));
+                    let update = match outcome {
+                        Ok(()) => {
+                            #[allow(clippy::cast_precision_loss)] // milliseconds of a delivery
+                            let latency =
+                                (now - notification.created_at).num_milliseconds() as f64 / 1000.0;
+                            metrics::histogram!("roster_notification_delivery_latency_seconds",
+                                "channel" => delivery.channel.clone())
+                            .record(latency.max(0.0));
+                            continue;
+                        }
+                        Err(error) if delivery.attempts >= config.max_attempts => {
+                            tracing::warn!(delivery = %delivery.id, %error, "delivery given up");
+                            update
+                                .col_expr(notification_delivery::Column::FailedAt, Expr::value(now))
+                                .col_expr(
+                                    notification_delivery::Column::LastError,
+                                    Expr::value(error.clone()),
+                                )
+                        }
+                        Err(error) => {
+                            let pause = chrono::Duration::from_std(backoff(
+                                config.retry_base,
+                                delivery.attempts,
+                            ))
+                            .unwrap_or(chrono::Duration::MAX);
+                            update
+                                .col_expr(
+                                    notification_delivery::Column::NextAttemptAt,
+                                    Expr::value(now + pause),
+                                )
+                                .col_expr(
+                                    notification_delivery::Column::LastError,
+                                    Expr::value(error.clone()),
+                                )
+                        }
+                    };
+                    update.exec(tx).await?;
+                }
                 Ok(())
             })
         })
-        .await?;
-    Ok(())
+        .await
 }
 
 #[cfg(test)]

@@ -55,11 +55,18 @@ pub struct Store {
     push: Option<PushConfig>,
     /// Wakes this process's delivery worker when a write queued deliveries.
     outbox: Arc<tokio::sync::Notify>,
+    /// On SQLite, this process's writers take turns here, first come first served, before
+    /// `BEGIN IMMEDIATE`: SQLite's busy handler would otherwise have them poll for the write
+    /// lock with growing sleeps, so that a writer could wait hundreds of milliseconds behind
+    /// writes of a few milliseconds, and a steady stream of requests could starve the delivery
+    /// worker. Other processes (a `roster` command) still meet the busy timeout.
+    writers: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Store {
     pub fn new(db: DatabaseConnection, clock: Clock, bus: Bus) -> Self {
         let publishes_locally = db.get_database_backend() != DatabaseBackend::Postgres;
+        let sqlite = db.get_database_backend() == DatabaseBackend::Sqlite;
         Self {
             db,
             clock,
@@ -68,6 +75,7 @@ impl Store {
             channels: Channels::default(),
             push: None,
             outbox: Arc::default(),
+            writers: sqlite.then(Arc::default),
         }
     }
 
@@ -137,6 +145,10 @@ impl Store {
         loop {
             tries += 1;
             let result = async {
+                let _turn = match &self.writers {
+                    Some(writers) => Some(writers.lock().await),
+                    None => None,
+                };
                 let tx = Tx::begin(&self.db, self.clock.clone(), self.channels).await?;
                 let value = attempt(&tx).await?;
                 let queued = tx.queued.load(Ordering::Relaxed);
