@@ -58,8 +58,15 @@ pub struct App {
     pub store: Store,
     /// Signs and checks bearer tokens.
     pub keys: TokenKeys,
-    /// The schema's shape; each request gets its own [`RequestContext`].
+    /// The schema serving HTTP, without extensions; each request gets its own
+    /// [`RequestContext`].
     pub schema: AppSchema,
+    /// The hooks run around [`App::schema`]'s executor (see [`graphql::Hooks`]).
+    hooks: graphql::Hooks,
+    /// Automatic persisted queries of HTTP requests.
+    persisted: graphql::PersistedQueries,
+    /// The schema serving WebSocket connections, with the hooks as an extension.
+    socket_schema: AppSchema,
     /// Largest `first` a connection field accepts.
     pub max_page_size: u64,
     /// Cross-origin browsers allowed to call the API (`*` for any); none means same-origin only.
@@ -134,7 +141,10 @@ impl App {
         }
         Migrator::up(&db, None).await.context("migrations failed")?;
         let app = Arc::new(Self {
-            schema: graphql::build_schema_with(settings.slow_operation, &settings.limits),
+            schema: graphql::build_schema_with(&settings.limits),
+            hooks: graphql::hooks(settings.slow_operation, &settings.limits),
+            persisted: graphql::PersistedQueries::new(graphql::PERSISTED_QUERIES),
+            socket_schema: graphql::build_socket_schema(settings.slow_operation, &settings.limits),
             response_cache: ResponseCache::new(&db, settings.response_cache),
             store: Store::new(db, settings.clock, Bus::default()).with_delivery(&settings.delivery),
             keys: settings.keys,
@@ -274,7 +284,8 @@ impl App {
     /// One operation, stopped at the time limit: a transaction it had open is rolled back.
     async fn run_one(&self, request: async_graphql::Request) -> GqlResponse {
         let limit = self.limits.timeout;
-        match tokio::time::timeout(limit, self.schema.execute(request)).await {
+        let execution = self.hooks.execute(&self.schema, &self.persisted, request);
+        match tokio::time::timeout(limit, execution).await {
             Ok(response) => response,
             Err(_) => GqlResponse::from_errors(vec![limits::exceeded(
                 "timeout",
@@ -451,7 +462,7 @@ async fn graphql_ws(
             });
             let init = state.clone();
             let expiry = Arc::new(expiry);
-            GraphQLWebSocket::new_with_pair(&mut sink, stream, state.schema.clone(), protocol)
+            GraphQLWebSocket::new_with_pair(&mut sink, stream, state.socket_schema.clone(), protocol)
                 .on_connection_init(move |payload| {
                     let (init, expiry) = (init.clone(), expiry.clone());
                     async move { init.connection_data(&payload, &expiry).await }

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    BatchRequest, BatchResponse, Response as GqlResponse, ServerError,
+    BatchRequest, BatchResponse, ServerError,
     parser::{parse_query, types::OperationType},
 };
 use async_graphql_axum::{GraphQLBatchRequest, rejection::GraphQLRejection};
@@ -353,13 +353,6 @@ fn is_query(request: &async_graphql::Request) -> bool {
     selected_operations(request) == [OperationType::Query]
 }
 
-/// Whether a response failed before execution: no data, and errors with no path.
-fn failed_before_execution(response: &GqlResponse) -> bool {
-    response.data == async_graphql::Value::Null
-        && !response.errors.is_empty()
-        && response.errors.iter().all(|e| e.path.is_empty())
-}
-
 fn respond(response: BatchResponse, media: Media) -> Response {
     let (status, headers, body) = render(response, media);
     into_response(status, headers, body, media)
@@ -369,7 +362,7 @@ fn respond(response: BatchResponse, media: Media) -> Response {
 fn render(response: BatchResponse, media: Media) -> (StatusCode, HeaderMap, Vec<u8>) {
     match response {
         BatchResponse::Single(single) => {
-            let early = failed_before_execution(&single);
+            let early = crate::graphql::refused(&single);
             let unavailable = single.errors.iter().any(|e| {
                 e.extensions
                     .as_ref()

@@ -1,11 +1,15 @@
-//! Roster's hooks around every operation, as one schema extension.
+//! Roster's hooks around every operation: errors get their codes ([`super::errors`]), documents
+//! are checked against the shape limits ([`super::limits`]) and for text no column stores
+//! ([`super::strings`]) and values that do not coerce ([`super::coercion`]), persisted queries
+//! are looked up, and operations are observed ([`super::observe`]).
 //!
-//! async-graphql wraps the resolution of every field in every registered extension, whether or
-//! not the extension looks at fields. A discovery page resolves a few thousand fields, so the
-//! hooks share one extension: errors get their codes ([`super::errors`]), documents are checked
-//! against the shape limits ([`super::limits`]) and for text no column stores
-//! ([`super::strings`]), operations are observed
-//! ([`super::observe`]).
+//! Over HTTP the hooks run *around* the executor ([`Hooks::execute`]), on a schema with no
+//! extension: async-graphql takes every field off its fast path as soon as any extension is
+//! registered (a `ResolveInfo`, a registry lookup and a boxed future per field), whether or not
+//! the extension looks at fields, and a discovery page resolves a few thousand fields. A
+//! WebSocket's operations (subscriptions mostly) run on a second schema that carries the same
+//! hooks as one extension ([`Hooks`] as an [`ExtensionFactory`]), since async-graphql-axum
+//! drives the executor there.
 
 use std::{
     sync::{
@@ -16,18 +20,20 @@ use std::{
 };
 
 use async_graphql::{
-    PathSegment, Response, ServerError, ServerResult, Value, Variables,
+    Request as GqlRequest, Response, ServerError, ServerResult, Variables,
     extensions::{
         Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextRequest,
-        NextResolve, NextSubscribe, ResolveInfo,
+        NextSubscribe,
+        apollo_persisted_queries::{CacheStorage, LruCacheStorage},
     },
     futures_util::stream::{BoxStream, StreamExt},
     parser::types::ExecutableDocument,
 };
+use sha2::{Digest, Sha256};
 
-use super::{coercion, errors, limits, observe, strings};
+use super::{AppSchema, coercion, errors, limits, observe, strings};
 
-/// The extension to register on the schema.
+/// The hooks' settings; also the extension registered on the WebSocket schema.
 #[derive(Clone)]
 pub struct Hooks {
     /// Operations slower than this are logged.
@@ -40,6 +46,107 @@ pub struct Hooks {
     pub introspection: bool,
 }
 
+impl Hooks {
+    /// What every document must pass after parsing and before validation.
+    fn check(&self, document: &ExecutableDocument, variables: &Variables) -> ServerResult<()> {
+        limits::check_shape(document, self.root_fields, self.aliases)?;
+        if !self.introspection {
+            limits::refuse_introspection(document)?;
+        }
+        strings::check(document, variables)?;
+        coercion::check(document, variables)
+    }
+
+    /// Runs `request` on `schema` (a schema without extensions) with the hooks around it: the
+    /// persisted query is looked up, the document parsed once and checked, the operation
+    /// executed and observed, and every error of the response given its code.
+    pub async fn execute(
+        &self,
+        schema: &AppSchema,
+        persisted: &PersistedQueries,
+        mut request: GqlRequest,
+    ) -> Response {
+        let started = Instant::now();
+        let prepared = async {
+            let document = match persisted.prepare(&mut request).await? {
+                Some(document) => document,
+                None => async_graphql::parser::parse_query(&request.query)?,
+            };
+            self.check(&document, &request.variables)?;
+            request.set_parsed_query(document);
+            Ok::<_, ServerError>(())
+        }
+        .await;
+        let mut response = match prepared {
+            Ok(()) => {
+                let name = request.operation_name.clone();
+                observe::observed(name.as_deref(), self.slow, schema.execute(request)).await
+            }
+            Err(error) => {
+                crate::metrics::record_operation("refused", false, started.elapsed().as_secs_f64());
+                Response::from_errors(vec![error])
+            }
+        };
+        errors::normalize_all(&mut response);
+        response
+    }
+}
+
+/// Automatic persisted queries (Apollo's `persistedQuery` extension, version 1): a client sends
+/// the SHA-256 of a document instead of the document once the server has seen it. The documents
+/// are kept parsed, at most `capacity` of them per replica.
+#[derive(Clone)]
+pub struct PersistedQueries(LruCacheStorage);
+
+impl PersistedQueries {
+    pub fn new(capacity: usize) -> Self {
+        Self(LruCacheStorage::new(capacity))
+    }
+
+    /// Resolves the request's `persistedQuery` extension, if it has one, to its document: a
+    /// hash alone gives the document stored under it (`PersistedQueryNotFound` when there is
+    /// none); a document with its hash is checked against the hash, parsed and stored. `None`:
+    /// the request has no such extension.
+    async fn prepare(&self, request: &mut GqlRequest) -> ServerResult<Option<ExecutableDocument>> {
+        #[derive(serde::Deserialize)]
+        struct PersistedQuery {
+            version: i32,
+            #[serde(rename = "sha256Hash")]
+            sha256_hash: String,
+        }
+        let Some(value) = request.extensions.remove("persistedQuery") else {
+            return Ok(None);
+        };
+        let persisted: PersistedQuery = async_graphql::from_value(value).map_err(|_| {
+            ServerError::new("Invalid \"PersistedQuery\" extension configuration.", None)
+        })?;
+        if persisted.version != 1 {
+            return Err(ServerError::new(
+                format!(
+                    "Only the \"PersistedQuery\" extension of version \"1\" is supported, and the current version is \"{}\".",
+                    persisted.version
+                ),
+                None,
+            ));
+        }
+        if request.query.is_empty() {
+            let document = self
+                .0
+                .get(persisted.sha256_hash)
+                .await
+                .ok_or_else(|| ServerError::new("PersistedQueryNotFound", None))?;
+            return Ok(Some(document));
+        }
+        let hash = format!("{:x}", Sha256::digest(request.query.as_bytes()));
+        if persisted.sha256_hash != hash {
+            return Err(ServerError::new("provided sha does not match query", None));
+        }
+        let document = async_graphql::parser::parse_query(&request.query)?;
+        self.0.set(hash, document.clone()).await;
+        Ok(Some(document))
+    }
+}
+
 impl ExtensionFactory for Hooks {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(Request {
@@ -49,7 +156,7 @@ impl ExtensionFactory for Hooks {
     }
 }
 
-/// The hooks of one request.
+/// The hooks of one WebSocket operation.
 struct Request {
     hooks: Hooks,
     /// Whether the operation reached execution (and so was counted there).
@@ -61,7 +168,6 @@ impl Extension for Request {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = Instant::now();
         let mut response = next.run(ctx).await;
-        response.errors.iter_mut().for_each(restore_origin);
         errors::normalize_all(&mut response);
         if !self.executed.load(Ordering::Relaxed) {
             // Refused before execution (parse, validation, limits, coercion): a request too.
@@ -78,7 +184,6 @@ impl Extension for Request {
     ) -> BoxStream<'s, Response> {
         next.run(ctx, stream)
             .map(|mut response| {
-                response.errors.iter_mut().for_each(restore_origin);
                 errors::normalize_all(&mut response);
                 response
             })
@@ -93,26 +198,8 @@ impl Extension for Request {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
-        limits::check_shape(&document, self.hooks.root_fields, self.hooks.aliases)?;
-        if !self.hooks.introspection {
-            limits::refuse_introspection(&document)?;
-        }
-        strings::check(&document, variables)?;
-        coercion::check(&document, variables)?;
+        self.hooks.check(&document, variables)?;
         Ok(document)
-    }
-
-    /// Remembers where an error arose: async-graphql gives an error passing up through a list
-    /// item that item's path (`set_error_path` in `resolve_list`), so an error three lists deep
-    /// would report the outermost item. The first path an error is seen with is kept in a private
-    /// extension, put back by [`restore_origin`].
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        next.run(ctx, info).await.map_err(remember_origin)
     }
 
     async fn execute(
@@ -128,52 +215,5 @@ impl Extension for Request {
             next.run(ctx, operation_name),
         )
         .await
-    }
-}
-
-/// The private extension holding an error's path of origin.
-const ORIGIN: &str = "_origin";
-
-fn remember_origin(mut error: ServerError) -> ServerError {
-    if error.path.is_empty() {
-        return error;
-    }
-    let extensions = error.extensions.get_or_insert_with(Default::default);
-    if extensions.get(ORIGIN).is_none() {
-        let path = error
-            .path
-            .iter()
-            .map(|segment| match segment {
-                PathSegment::Field(name) => Value::from(name.as_str()),
-                PathSegment::Index(i) => Value::from(*i),
-            })
-            .collect();
-        extensions.set(ORIGIN, Value::List(path));
-    }
-    error
-}
-
-/// Puts an error's path of origin back (see [`Request::resolve`]).
-fn restore_origin(error: &mut ServerError) {
-    let Some(extensions) = error.extensions.as_mut() else {
-        return;
-    };
-    let Some(Value::List(origin)) = extensions.get(ORIGIN).cloned() else {
-        return;
-    };
-    extensions.unset(ORIGIN);
-    error.path = origin
-        .into_iter()
-        .filter_map(|segment| match segment {
-            Value::String(name) => Some(PathSegment::Field(name)),
-            Value::Number(i) => i
-                .as_u64()
-                .and_then(|i| usize::try_from(i).ok())
-                .map(PathSegment::Index),
-            _ => None,
-        })
-        .collect();
-    if error.extensions.as_ref() == Some(&Default::default()) {
-        error.extensions = None;
     }
 }

@@ -28,31 +28,62 @@ pub use query::QueryRoot;
 pub use subscription::SubscriptionRoot;
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
+pub use hooks::{Hooks, PersistedQueries};
+pub use observe::refused;
 
 /// The schema's shape, for `roster schema` and tests of the SDL.
 pub fn build_schema() -> AppSchema {
-    build_schema_with(Duration::from_secs(1), &Limits::default())
+    build_schema_with(&Limits::default())
 }
 
-/// The schema serving requests: operations slower than `slow` are logged; `limits` bound what
-/// one request may ask. Request-specific data ([`RequestContext`]) is attached per request.
-pub fn build_schema_with(slow: Duration, limits: &Limits) -> AppSchema {
-    let builder = Schema::build(
-        QueryRoot::default(),
-        MutationRoot::default(),
-        SubscriptionRoot,
-    )
-    .extension(hooks::Hooks {
+/// The hooks every operation runs with: operations slower than `slow` are logged; `limits`
+/// bound what one request may ask.
+pub fn hooks(slow: Duration, limits: &Limits) -> Hooks {
+    Hooks {
         slow,
         root_fields: limits.root_fields,
         aliases: limits.aliases,
         introspection: limits.introspection,
-    })
-    .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
-        PERSISTED_QUERIES,
-    )))
-    .limit_depth(limits.depth)
-    .limit_complexity(limits.complexity);
+    }
+}
+
+/// The schema serving HTTP requests, with no extension: [`Hooks::execute`] runs the hooks
+/// around it. Request-specific data ([`RequestContext`]) is attached per request.
+pub fn build_schema_with(limits: &Limits) -> AppSchema {
+    finish(
+        Schema::build(
+            QueryRoot::default(),
+            MutationRoot::default(),
+            SubscriptionRoot,
+        ),
+        limits,
+    )
+}
+
+/// The schema serving WebSocket connections: the same, with the hooks and persisted queries as
+/// extensions, since async-graphql-axum drives the executor there.
+pub fn build_socket_schema(slow: Duration, limits: &Limits) -> AppSchema {
+    finish(
+        Schema::build(
+            QueryRoot::default(),
+            MutationRoot::default(),
+            SubscriptionRoot,
+        )
+        .extension(hooks(slow, limits))
+        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
+            PERSISTED_QUERIES,
+        ))),
+        limits,
+    )
+}
+
+fn finish(
+    builder: async_graphql::SchemaBuilder<QueryRoot, MutationRoot, SubscriptionRoot>,
+    limits: &Limits,
+) -> AppSchema {
+    let builder = builder
+        .limit_depth(limits.depth)
+        .limit_complexity(limits.complexity);
     if limits.introspection {
         builder.finish()
     } else {
@@ -65,7 +96,7 @@ pub fn build_schema_with(slow: Duration, limits: &Limits) -> AppSchema {
 }
 
 /// Automatic persisted queries remembered per replica.
-const PERSISTED_QUERIES: usize = 1024;
+pub const PERSISTED_QUERIES: usize = 1024;
 
 /// Everything a resolver needs for one request.
 pub struct RequestContext {
@@ -133,4 +164,17 @@ pub fn request<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext, ApiError> {
 pub fn signed_in<'a>(ctx: &Context<'a>) -> Result<(&'a Store, &'a Viewer), ApiError> {
     let rc = request(ctx)?;
     Ok((&rc.store, rc.require_viewer()?))
+}
+
+/// Runs a field resolver's body as a heap allocation of its own.
+///
+/// async-graphql allocates one future per selected field, as large as the largest resolver of
+/// the object type: the type's `resolve_field` is one state machine over all of its fields. A
+/// type with one resolver awaiting a database query (a few kilobytes of state) made each of its
+/// scalar fields allocate and copy that much; resolvers that await go through here, so a type's
+/// state machine stays small and only the fields that await pay for their own.
+pub(crate) fn boxed<'a, T>(
+    body: impl Future<Output = T> + Send + 'a,
+) -> std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>> {
+    Box::pin(body)
 }

@@ -10,7 +10,8 @@ use tracing::Instrument;
 use crate::metrics;
 
 /// Runs `operation` (the execution of the operation named `operation_name`) in a span named
-/// after it, counts and times it, and logs it when it took `slow` or longer.
+/// after it, counts and times it, and logs it when it took `slow` or longer. An operation that
+/// validation refused (no data, and errors with no path) is counted as `refused`.
 pub async fn observed(
     operation_name: Option<&str>,
     slow: Duration,
@@ -21,6 +22,10 @@ pub async fn observed(
     let started = Instant::now();
     let response = operation.instrument(span).await;
     let elapsed = started.elapsed();
+    if refused(&response) {
+        metrics::record_operation("refused", false, elapsed.as_secs_f64());
+        return response;
+    }
     metrics::record_operation(&name, response.errors.is_empty(), elapsed.as_secs_f64());
     if elapsed >= slow {
         tracing::warn!(
@@ -33,4 +38,11 @@ pub async fn observed(
         tracing::debug!(operation = %name, elapsed_ms = elapsed.as_millis() as u64, "operation");
     }
     response
+}
+
+/// Whether `response` failed before execution: no data, and errors with no path.
+pub fn refused(response: &Response) -> bool {
+    response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty())
 }

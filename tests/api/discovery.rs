@@ -385,3 +385,33 @@ both_backends!(
 fn backend_enum_is_used() {
     assert_ne!(Backend::Sqlite, Backend::Postgres);
 }
+
+/// Roster's PostgreSQL sessions price a random page as a cached one, so the planner reads a
+/// page's sections through the `(course_id, is_active)` index instead of scanning them all; on
+/// every connection of the pool, since each is opened with the option.
+#[tokio::test]
+async fn postgres_sessions_plan_for_a_database_in_memory() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let connections: Vec<_> = (0..4)
+        .map(|_| {
+            let db = app.db.clone();
+            tokio::spawn(async move {
+                let row = db
+                    .query_one_raw(Statement::from_string(
+                        db.get_database_backend(),
+                        "SELECT current_setting('random_page_cost') AS cost, pg_sleep(0.05)::text",
+                    ))
+                    .await
+                    .expect("query")
+                    .expect("a row");
+                row.try_get::<String>("", "cost").expect("cost")
+            })
+        })
+        .collect();
+    for connection in connections {
+        assert_eq!(connection.await.expect("task"), "1.1");
+    }
+}

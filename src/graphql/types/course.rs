@@ -4,6 +4,7 @@ use entity::{course, types::EnrollmentStatus};
 use uuid::Uuid;
 
 use super::{Enrollment, EnrollmentConnection, Organization, Section, User, enrollment_page};
+use crate::graphql::boxed;
 use crate::{
     graphql::{
         loaders::{ActiveSectionsOf, PrerequisitesOf, UserKey, ViewerEnrollmentIn},
@@ -100,13 +101,19 @@ impl Course {
     }
 
     async fn organization(&self, ctx: &Context<'_>) -> Result<Option<Organization>> {
-        let rc = request(ctx)?;
-        rc.node(self.0.organization_id).await
+        boxed(async move {
+            let rc = request(ctx)?;
+            rc.node(self.0.organization_id).await
+        })
+        .await
     }
 
     async fn teacher(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let rc = request(ctx)?;
-        rc.node(self.0.teacher_id).await
+        boxed(async move {
+            let rc = request(ctx)?;
+            rc.node(self.0.teacher_id).await
+        })
+        .await
     }
 
     /// The course's sections, by name. Inactive ones only for those who manage the course.
@@ -115,33 +122,39 @@ impl Course {
         ctx: &Context<'_>,
         #[graphql(default = false)] include_inactive: bool,
     ) -> Result<Vec<Section>> {
-        let rc = request(ctx)?;
-        if include_inactive {
-            let viewer = rc.require_viewer()?;
-            let rows = courses::all_sections(&rc.store, viewer, &self.0).await?;
-            return Ok(rows.into_iter().map(Section).collect());
-        }
-        Ok(rc
-            .loader
-            .load_one(ActiveSectionsOf(self.0.id))
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(Section)
-            .collect())
+        boxed(async move {
+            let rc = request(ctx)?;
+            if include_inactive {
+                let viewer = rc.require_viewer()?;
+                let rows = courses::all_sections(&rc.store, viewer, &self.0).await?;
+                return Ok(rows.into_iter().map(Section).collect());
+            }
+            Ok(rc
+                .loader
+                .load_one(ActiveSectionsOf(self.0.id))
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .map(Section)
+                .collect())
+        })
+        .await
     }
 
     /// Courses whose unexpired certification is required to enroll.
     async fn prerequisites(&self, ctx: &Context<'_>) -> Result<Vec<Course>> {
-        let rc = request(ctx)?;
-        Ok(rc
-            .loader
-            .load_one(PrerequisitesOf(self.0.id))
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(Course)
-            .collect())
+        boxed(async move {
+            let rc = request(ctx)?;
+            Ok(rc
+                .loader
+                .load_one(PrerequisitesOf(self.0.id))
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .map(Course)
+                .collect())
+        })
+        .await
     }
 
     /// The course's enrollments, newest first, optionally only those in `status`: for staff of
@@ -153,40 +166,49 @@ impl Course {
         #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
     ) -> Result<EnrollmentConnection> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
-        rosters::require_course_staff(viewer, &self.0, "see its roster")?;
-        let filter = EnrollmentFilter {
-            course_id: Some(self.0.id),
-            statuses: status,
-            ..Default::default()
-        };
-        enrollment_page(ctx, filter, first.unwrap_or(50), after).await
+        boxed(async move {
+            let rc = request(ctx)?;
+            let viewer = rc.require_viewer()?;
+            rosters::require_course_staff(viewer, &self.0, "see its roster")?;
+            let filter = EnrollmentFilter {
+                course_id: Some(self.0.id),
+                statuses: status,
+                ..Default::default()
+            };
+            enrollment_page(ctx, filter, first.unwrap_or(50), after).await
+        })
+        .await
     }
 
     /// PENDING enrollments of every section awaiting approval, oldest request first: for staff
     /// of the course; FORBIDDEN for anyone else.
     async fn pending_approvals(&self, ctx: &Context<'_>) -> Result<Vec<Enrollment>> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
-        let rows =
-            rosters::pending_approvals(&rc.store, viewer, Approvals::Course(&self.0)).await?;
-        Ok(rows.into_iter().map(Enrollment).collect())
+        boxed(async move {
+            let rc = request(ctx)?;
+            let viewer = rc.require_viewer()?;
+            let rows =
+                rosters::pending_approvals(&rc.store, viewer, Approvals::Course(&self.0)).await?;
+            Ok(rows.into_iter().map(Enrollment).collect())
+        })
+        .await
     }
 
     /// The viewer's active (pending, registered or waitlisted) enrollment in this course: the
     /// "Enrolled" badge. Null when anonymous or not enrolled.
     async fn viewer_enrollment(&self, ctx: &Context<'_>) -> Result<Option<Enrollment>> {
-        let rc = request(ctx)?;
-        if rc.viewer.is_none() {
-            return Ok(None);
-        }
-        Ok(rc
-            .loader
-            .load_one(ViewerEnrollmentIn(self.0.id))
-            .await?
-            .flatten()
-            .map(Enrollment))
+        boxed(async move {
+            let rc = request(ctx)?;
+            if rc.viewer.is_none() {
+                return Ok(None);
+            }
+            Ok(rc
+                .loader
+                .load_one(ViewerEnrollmentIn(self.0.id))
+                .await?
+                .flatten()
+                .map(Enrollment))
+        })
+        .await
     }
 }
 
@@ -199,8 +221,11 @@ pub struct CourseConnectionFields {
 impl CourseConnectionFields {
     /// How many courses match the filter, over all pages. Counted only when asked for.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        let rc = request(ctx)?;
-        Ok(discovery::count_discoverable(&rc.store, &self.filter).await?)
+        boxed(async move {
+            let rc = request(ctx)?;
+            Ok(discovery::count_discoverable(&rc.store, &self.filter).await?)
+        })
+        .await
     }
 }
 

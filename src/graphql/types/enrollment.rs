@@ -6,6 +6,7 @@ use entity::{certification, enrollment, enrollment_event, types::EnrollmentStatu
 use uuid::Uuid;
 
 use super::{Course, Section, User};
+use crate::graphql::boxed;
 use crate::{
     domain::visibility,
     graphql::{
@@ -112,34 +113,47 @@ impl Enrollment {
     }
 
     async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let rc = request(ctx)?;
-        rc.node(self.0.user_id).await
+        boxed(async move {
+            let rc = request(ctx)?;
+            rc.node(self.0.user_id).await
+        })
+        .await
     }
 
     async fn section(&self, ctx: &Context<'_>) -> Result<Option<Section>> {
-        let rc = request(ctx)?;
-        rc.node(self.0.section_id).await
+        boxed(async move {
+            let rc = request(ctx)?;
+            rc.node(self.0.section_id).await
+        })
+        .await
     }
 
     async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
-        let rc = request(ctx)?;
-        rc.node(self.0.course_id).await
+        boxed(async move {
+            let rc = request(ctx)?;
+            rc.node(self.0.course_id).await
+        })
+        .await
     }
 
     /// 1-based rank among the section's current waitlist; null unless WAITLISTED.
     async fn waitlist_position(&self, ctx: &Context<'_>) -> Result<Option<i32>> {
-        let (EnrollmentStatus::Waitlisted, Some(ticket)) = (self.0.status, self.0.waitlist_ticket)
-        else {
-            return Ok(None);
-        };
-        let rc = request(ctx)?;
-        Ok(rc
-            .loader
-            .load_one(WaitlistRank {
-                section_id: self.0.section_id,
-                ticket,
-            })
-            .await?)
+        boxed(async move {
+            let (EnrollmentStatus::Waitlisted, Some(ticket)) =
+                (self.0.status, self.0.waitlist_ticket)
+            else {
+                return Ok(None);
+            };
+            let rc = request(ctx)?;
+            Ok(rc
+                .loader
+                .load_one(WaitlistRank {
+                    section_id: self.0.section_id,
+                    ticket,
+                })
+                .await?)
+        })
+        .await
     }
 
     /// Whether fellow team members may see this enrollment.
@@ -153,11 +167,14 @@ impl Enrollment {
 
     /// The staff member who enrolled the user on their behalf; null for self-enrollment.
     async fn enrolled_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Some(by) = self.0.enrolled_by else {
-            return Ok(None);
-        };
-        let rc = request(ctx)?;
-        rc.node(by).await
+        boxed(async move {
+            let Some(by) = self.0.enrolled_by else {
+                return Ok(None);
+            };
+            let rc = request(ctx)?;
+            rc.node(by).await
+        })
+        .await
     }
 
     /// Whether every prerequisite certification was held when the enrollment was made.
@@ -181,11 +198,14 @@ impl Enrollment {
 
     /// Who confirmed attendance.
     async fn completed_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Some(by) = self.0.completed_by else {
-            return Ok(None);
-        };
-        let rc = request(ctx)?;
-        rc.node(by).await
+        boxed(async move {
+            let Some(by) = self.0.completed_by else {
+                return Ok(None);
+            };
+            let rc = request(ctx)?;
+            rc.node(by).await
+        })
+        .await
     }
 
     /// Proof of completion as given by the confirming staff member.
@@ -211,68 +231,92 @@ impl Enrollment {
     /// or the section is inactive. For the student and staff of the course; null otherwise, and
     /// once promoted.
     async fn skip_reason(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        let visible = self.for_owner_or_staff(ctx).await?;
-        Ok(self.0.skip_reason.as_deref().filter(|_| visible))
+        boxed(async move {
+            let visible = self.for_owner_or_staff(ctx).await?;
+            Ok(self.0.skip_reason.as_deref().filter(|_| visible))
+        })
+        .await
     }
 
     /// While OFFERED: when the offered seat passes to the next waiter unless accepted
     /// (`acceptOffer`). Null otherwise, and for anyone but the student and staff.
     async fn offer_expires_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
-        if self.0.status != EnrollmentStatus::Offered {
-            return Ok(None);
-        }
-        let visible = self.for_owner_or_staff(ctx).await?;
-        Ok(self.0.offer_expires_at.filter(|_| visible))
+        boxed(async move {
+            if self.0.status != EnrollmentStatus::Offered {
+                return Ok(None);
+            }
+            let visible = self.for_owner_or_staff(ctx).await?;
+            Ok(self.0.offer_expires_at.filter(|_| visible))
+        })
+        .await
     }
 
     /// When the waitlist last passed this enrollment over; see `skipReason`.
     async fn skipped_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
-        let visible = self.for_owner_or_staff(ctx).await?;
-        Ok(self.0.skipped_at.filter(|_| visible))
+        boxed(async move {
+            let visible = self.for_owner_or_staff(ctx).await?;
+            Ok(self.0.skipped_at.filter(|_| visible))
+        })
+        .await
     }
 
     /// The certification this enrollment earned, if any.
     async fn certification(&self, ctx: &Context<'_>) -> Result<Option<Certification>> {
-        let rc = request(ctx)?;
-        Ok(rc
-            .loader
-            .load_one(CertificationOf(self.0.id))
-            .await?
-            .map(Certification))
+        boxed(async move {
+            let rc = request(ctx)?;
+            Ok(rc
+                .loader
+                .load_one(CertificationOf(self.0.id))
+                .await?
+                .map(Certification))
+        })
+        .await
     }
 
     /// Internal staff notes, for staff of the section (of its course, or its teaching
     /// assistant); null for anyone else, the enrolled student included.
     async fn notes(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
-        let staff = self.for_staff(ctx).await?;
-        Ok(self.0.notes.as_deref().filter(|_| staff))
+        boxed(async move {
+            let staff = self.for_staff(ctx).await?;
+            Ok(self.0.notes.as_deref().filter(|_| staff))
+        })
+        .await
     }
 
     /// When the notes were last written; for staff of the section, null for anyone else.
     async fn notes_updated_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
-        let staff = self.for_staff(ctx).await?;
-        Ok(self.0.notes_updated_at.filter(|_| staff))
+        boxed(async move {
+            let staff = self.for_staff(ctx).await?;
+            Ok(self.0.notes_updated_at.filter(|_| staff))
+        })
+        .await
     }
 
     /// Who last wrote the notes; for staff of the section, null for anyone else.
     async fn notes_updated_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        match self.0.notes_updated_by {
-            Some(id) if self.for_staff(ctx).await? => request(ctx)?.node(id).await,
-            _ => Ok(None),
-        }
+        boxed(async move {
+            match self.0.notes_updated_by {
+                Some(id) if self.for_staff(ctx).await? => request(ctx)?.node(id).await,
+                _ => Ok(None),
+            }
+        })
+        .await
     }
 
     /// Every status change, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> Result<Vec<EnrollmentEvent>> {
-        let rc = request(ctx)?;
-        Ok(rc
-            .loader
-            .load_one(EventsOf(self.0.id))
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(EnrollmentEvent)
-            .collect())
+        boxed(async move {
+            let rc = request(ctx)?;
+            Ok(rc
+                .loader
+                .load_one(EventsOf(self.0.id))
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .map(EnrollmentEvent)
+                .collect())
+        })
+        .await
     }
 }
 
@@ -321,11 +365,14 @@ impl EnrollmentEvent {
 
     /// Who caused the change; for a promotion, whoever freed the seat.
     async fn actor(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Some(actor) = self.0.actor_id else {
-            return Ok(None);
-        };
-        let rc = request(ctx)?;
-        rc.node(actor).await
+        boxed(async move {
+            let Some(actor) = self.0.actor_id else {
+                return Ok(None);
+            };
+            let rc = request(ctx)?;
+            rc.node(actor).await
+        })
+        .await
     }
 
     async fn reason(&self) -> Option<&str> {
@@ -391,13 +438,19 @@ impl Certification {
     }
 
     async fn user(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let rc = request(ctx)?;
-        rc.node(self.0.user_id).await
+        boxed(async move {
+            let rc = request(ctx)?;
+            rc.node(self.0.user_id).await
+        })
+        .await
     }
 
     async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
-        let rc = request(ctx)?;
-        rc.node(self.0.course_id).await
+        boxed(async move {
+            let rc = request(ctx)?;
+            rc.node(self.0.course_id).await
+        })
+        .await
     }
 
     async fn enrollment_id(&self) -> Uuid {
@@ -406,19 +459,22 @@ impl Certification {
 
     /// The completed enrollment that earned it, for its holder and staff of the course.
     async fn enrollment(&self, ctx: &Context<'_>) -> Result<Option<Enrollment>> {
-        let rc = request(ctx)?;
-        let Some(viewer) = &rc.viewer else {
-            return Ok(None);
-        };
-        let course = if viewer.id() == self.0.user_id {
-            None
-        } else {
-            rc.loader.load_one(CourseKey::new(self.0.course_id)).await?
-        };
-        if !visibility::may_see_certified_enrollment(viewer, self.0.user_id, course.as_ref()) {
-            return Ok(None);
-        }
-        rc.node(self.0.enrollment_id).await
+        boxed(async move {
+            let rc = request(ctx)?;
+            let Some(viewer) = &rc.viewer else {
+                return Ok(None);
+            };
+            let course = if viewer.id() == self.0.user_id {
+                None
+            } else {
+                rc.loader.load_one(CourseKey::new(self.0.course_id)).await?
+            };
+            if !visibility::may_see_certified_enrollment(viewer, self.0.user_id, course.as_ref()) {
+                return Ok(None);
+            }
+            rc.node(self.0.enrollment_id).await
+        })
+        .await
     }
 
     async fn issued_at(&self) -> DateTime<Utc> {

@@ -9,6 +9,7 @@ use entity::notification;
 use uuid::Uuid;
 
 use super::Enrollment;
+use crate::graphql::boxed;
 use crate::{
     domain::cursor::Cursor,
     graphql::{query::page_size, request},
@@ -90,10 +91,13 @@ impl Notification {
 
     /// The enrollment it is about.
     async fn enrollment(&self, ctx: &Context<'_>) -> Result<Option<Enrollment>> {
-        match self.0.enrollment_id {
-            Some(id) => request(ctx)?.node(id).await,
-            None => Ok(None),
-        }
+        boxed(async move {
+            match self.0.enrollment_id {
+                Some(id) => request(ctx)?.node(id).await,
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

@@ -4,6 +4,7 @@ use async_graphql::{Context, Object, Result, SimpleObject};
 use entity::types::EnrollmentStatus;
 
 use super::{Section, User};
+use crate::graphql::boxed;
 use crate::{
     graphql::request,
     service::oversight::{self, StatusCounts},
@@ -110,7 +111,7 @@ pub struct ProxyEnrollments {
 impl ProxyEnrollments {
     /// Who enrolled others; null when that account no longer exists.
     async fn enrolled_by(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        request(ctx)?.node(self.enrolled_by_id).await
+        boxed(async move { request(ctx)?.node(self.enrolled_by_id).await }).await
     }
 
     async fn count(&self) -> u64 {

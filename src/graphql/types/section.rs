@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::{Course, Enrollment, EnrollmentConnection, User, enrollment_page, users_in_order};
 use crate::domain::{seats::Seats, visibility};
+use crate::graphql::boxed;
 use crate::graphql::{
     loaders::{RegisteredIn, TeammatesOf},
     request,
@@ -35,8 +36,11 @@ impl Section {
     }
 
     async fn course(&self, ctx: &Context<'_>) -> Result<Option<Course>> {
-        let rc = request(ctx)?;
-        rc.node(self.0.course_id).await
+        boxed(async move {
+            let rc = request(ctx)?;
+            rc.node(self.0.course_id).await
+        })
+        .await
     }
 
     /// Weekly meetings.
@@ -113,30 +117,36 @@ impl Section {
     /// Registered classmates who made their enrollment visible and share a team with the
     /// viewer. Empty for anonymous viewers.
     async fn classmates(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
-        let rc = request(ctx)?;
-        let Some(viewer) = &rc.viewer else {
-            return Ok(Vec::new());
-        };
-        let mates = rc
-            .loader
-            .load_one(TeammatesOf(viewer.id()))
-            .await?
-            .unwrap_or_default();
-        let registered = rc
-            .loader
-            .load_one(RegisteredIn(self.0.id))
-            .await?
-            .unwrap_or_default();
-        users_in_order(rc, &visibility::classmates(viewer, &registered, &mates)).await
+        boxed(async move {
+            let rc = request(ctx)?;
+            let Some(viewer) = &rc.viewer else {
+                return Ok(Vec::new());
+            };
+            let mates = rc
+                .loader
+                .load_one(TeammatesOf(viewer.id()))
+                .await?
+                .unwrap_or_default();
+            let registered = rc
+                .loader
+                .load_one(RegisteredIn(self.0.id))
+                .await?
+                .unwrap_or_default();
+            users_in_order(rc, &visibility::classmates(viewer, &registered, &mates)).await
+        })
+        .await
     }
 
     /// The teaching assistant: sees this section's roster, approves, confirms attendance and
     /// writes notes here.
     async fn assistant(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        match self.0.assistant_id {
-            Some(id) => request(ctx)?.node(id).await,
-            None => Ok(None),
-        }
+        boxed(async move {
+            match self.0.assistant_id {
+                Some(id) => request(ctx)?.node(id).await,
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     /// The section's enrollments, newest first, optionally only those in `status`: for staff of
@@ -148,34 +158,43 @@ impl Section {
         #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
     ) -> Result<EnrollmentConnection> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
-        rosters::require_section_staff(&rc.store, viewer, &self.0, "see its roster").await?;
-        let filter = EnrollmentFilter {
-            section_id: Some(self.0.id),
-            statuses: status,
-            ..Default::default()
-        };
-        enrollment_page(ctx, filter, first.unwrap_or(50), after).await
+        boxed(async move {
+            let rc = request(ctx)?;
+            let viewer = rc.require_viewer()?;
+            rosters::require_section_staff(&rc.store, viewer, &self.0, "see its roster").await?;
+            let filter = EnrollmentFilter {
+                section_id: Some(self.0.id),
+                statuses: status,
+                ..Default::default()
+            };
+            enrollment_page(ctx, filter, first.unwrap_or(50), after).await
+        })
+        .await
     }
 
     /// Who waits, in position order (each with its `waitlistPosition`): for staff of the
     /// section; FORBIDDEN for anyone else.
     async fn waitlist(&self, ctx: &Context<'_>) -> Result<Vec<Enrollment>> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
-        let rows = rosters::waitlist(&rc.store, viewer, &self.0).await?;
-        Ok(rows.into_iter().map(Enrollment).collect())
+        boxed(async move {
+            let rc = request(ctx)?;
+            let viewer = rc.require_viewer()?;
+            let rows = rosters::waitlist(&rc.store, viewer, &self.0).await?;
+            Ok(rows.into_iter().map(Enrollment).collect())
+        })
+        .await
     }
 
     /// PENDING enrollments awaiting approval, oldest request first: for staff of the section;
     /// FORBIDDEN for anyone else.
     async fn pending_approvals(&self, ctx: &Context<'_>) -> Result<Vec<Enrollment>> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
-        let rows =
-            rosters::pending_approvals(&rc.store, viewer, Approvals::Section(&self.0)).await?;
-        Ok(rows.into_iter().map(Enrollment).collect())
+        boxed(async move {
+            let rc = request(ctx)?;
+            let viewer = rc.require_viewer()?;
+            let rows =
+                rosters::pending_approvals(&rc.store, viewer, Approvals::Section(&self.0)).await?;
+            Ok(rows.into_iter().map(Enrollment).collect())
+        })
+        .await
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

@@ -9,6 +9,7 @@ use async_graphql::{
 use uuid::Uuid;
 
 use super::{Certification, Enrollment, EnrollmentEvent, User};
+use crate::graphql::boxed;
 use crate::{
     domain::cursor::{Cursor, NameCursor, SerialCursor},
     error::ApiError,
@@ -31,9 +32,12 @@ pub struct EnrollmentConnectionFields {
 impl EnrollmentConnectionFields {
     /// How many enrollments match, over all pages, within the viewer's scope.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
-        Ok(rosters::count_enrollments(&rc.store, viewer, &self.filter).await?)
+        boxed(async move {
+            let rc = request(ctx)?;
+            let viewer = rc.require_viewer()?;
+            Ok(rosters::count_enrollments(&rc.store, viewer, &self.filter).await?)
+        })
+        .await
     }
 }
 
@@ -75,9 +79,12 @@ pub struct UserConnectionFields {
 impl UserConnectionFields {
     /// How many users match, over all pages, within the viewer's scope.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
-        Ok(users::count_directory(&rc.store, viewer, &self.filter).await?)
+        boxed(async move {
+            let rc = request(ctx)?;
+            let viewer = rc.require_viewer()?;
+            Ok(users::count_directory(&rc.store, viewer, &self.filter).await?)
+        })
+        .await
     }
 }
 
@@ -174,9 +181,12 @@ pub struct CertificationConnectionFields {
 impl CertificationConnectionFields {
     /// How many certifications match, over all pages, within the viewer's scope.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
-        Ok(compliance::count_certifications(&rc.store, viewer, &self.filter).await?)
+        boxed(async move {
+            let rc = request(ctx)?;
+            let viewer = rc.require_viewer()?;
+            Ok(compliance::count_certifications(&rc.store, viewer, &self.filter).await?)
+        })
+        .await
     }
 }
 
@@ -222,9 +232,12 @@ pub struct EnrollmentEventConnectionFields {
 impl EnrollmentEventConnectionFields {
     /// How many status changes match, over all pages, within the viewer's scope.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
-        let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
-        Ok(compliance::count_events(&rc.store, viewer, &self.filter).await?)
+        boxed(async move {
+            let rc = request(ctx)?;
+            let viewer = rc.require_viewer()?;
+            Ok(compliance::count_events(&rc.store, viewer, &self.filter).await?)
+        })
+        .await
     }
 }
 

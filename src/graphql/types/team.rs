@@ -10,6 +10,7 @@ use sea_orm::DbErr;
 use uuid::Uuid;
 
 use super::{Enrollment, User, users_in_order};
+use crate::graphql::boxed;
 use crate::{
     domain::visibility,
     graphql::{
@@ -110,20 +111,29 @@ impl Team {
 
     /// The teacher, coordinator or admin who created it. Not counted among the members.
     async fn coach(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let rc = request(ctx)?;
-        rc.node(self.0.coach_id).await
+        boxed(async move {
+            let rc = request(ctx)?;
+            rc.node(self.0.coach_id).await
+        })
+        .await
     }
 
     /// Members, earliest joined first.
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
-        let rc = request(ctx)?;
-        let ids = member_ids(rc, self.0.id).await?;
-        users_in_order(rc, &ids).await
+        boxed(async move {
+            let rc = request(ctx)?;
+            let ids = member_ids(rc, self.0.id).await?;
+            users_in_order(rc, &ids).await
+        })
+        .await
     }
 
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i32> {
-        let rc = request(ctx)?;
-        Ok(i32::try_from(member_ids(rc, self.0.id).await?.len()).unwrap_or(i32::MAX))
+        boxed(async move {
+            let rc = request(ctx)?;
+            Ok(i32::try_from(member_ids(rc, self.0.id).await?.len()).unwrap_or(i32::MAX))
+        })
+        .await
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
@@ -134,23 +144,26 @@ impl Team {
     /// the viewer may see. A member's hidden enrollment is absent for everyone but its owner and
     /// staff of its course.
     async fn member_enrollments(&self, ctx: &Context<'_>) -> Result<Vec<Enrollment>> {
-        let rc = request(ctx)?;
-        let ids = member_ids(rc, self.0.id).await?;
-        let mut by_member = rc
-            .loader
-            .load_many(ids.iter().map(|id| EnrollmentsOf(*id)))
-            .await?;
-        let rows: Vec<enrollment::Model> = ids
-            .iter()
-            .filter_map(|id| by_member.remove(&EnrollmentsOf(*id)))
-            .flatten()
-            .filter(|e| EnrollmentStatus::ACTIVE.contains(&e.status))
-            .collect();
-        Ok(visible_to_viewer(rc, rows)
-            .await?
-            .into_iter()
-            .map(Enrollment)
-            .collect())
+        boxed(async move {
+            let rc = request(ctx)?;
+            let ids = member_ids(rc, self.0.id).await?;
+            let mut by_member = rc
+                .loader
+                .load_many(ids.iter().map(|id| EnrollmentsOf(*id)))
+                .await?;
+            let rows: Vec<enrollment::Model> = ids
+                .iter()
+                .filter_map(|id| by_member.remove(&EnrollmentsOf(*id)))
+                .flatten()
+                .filter(|e| EnrollmentStatus::ACTIVE.contains(&e.status))
+                .collect();
+            Ok(visible_to_viewer(rc, rows)
+                .await?
+                .into_iter()
+                .map(Enrollment)
+                .collect())
+        })
+        .await
     }
 }
 

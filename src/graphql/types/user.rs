@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{Enrollment, Team, visible_to_viewer};
 use crate::domain::visibility;
+use crate::graphql::boxed;
 use crate::graphql::{
     RequestContext,
     loaders::{EnrollmentsOf, TeammatesOf, TeamsOf, UserKey},
@@ -46,11 +47,14 @@ impl User {
     }
 
     async fn organization(&self, ctx: &Context<'_>) -> Result<Option<Organization>> {
-        let Some(org) = self.0.organization_id else {
-            return Ok(None);
-        };
-        let rc = request(ctx)?;
-        rc.node(org).await
+        boxed(async move {
+            let Some(org) = self.0.organization_id else {
+                return Ok(None);
+            };
+            let rc = request(ctx)?;
+            rc.node(org).await
+        })
+        .await
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
@@ -60,28 +64,31 @@ impl User {
     /// The teams the user belongs to or coaches: for the user, their teammates, and staff over
     /// them (an admin, a coordinator of their organization); empty for anyone else.
     async fn teams(&self, ctx: &Context<'_>) -> Result<Vec<Team>> {
-        let rc = request(ctx)?;
-        let Some(viewer) = &rc.viewer else {
-            return Ok(Vec::new());
-        };
-        if viewer.id() != self.0.id {
-            let mates = rc
-                .loader
-                .load_one(TeammatesOf(viewer.id()))
-                .await?
-                .unwrap_or_default();
-            if !visibility::may_see_teams(viewer, &self.0, &mates) {
+        boxed(async move {
+            let rc = request(ctx)?;
+            let Some(viewer) = &rc.viewer else {
                 return Ok(Vec::new());
+            };
+            if viewer.id() != self.0.id {
+                let mates = rc
+                    .loader
+                    .load_one(TeammatesOf(viewer.id()))
+                    .await?
+                    .unwrap_or_default();
+                if !visibility::may_see_teams(viewer, &self.0, &mates) {
+                    return Ok(Vec::new());
+                }
             }
-        }
-        Ok(rc
-            .loader
-            .load_one(TeamsOf(self.0.id))
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .map(Team)
-            .collect())
+            Ok(rc
+                .loader
+                .load_one(TeamsOf(self.0.id))
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .map(Team)
+                .collect())
+        })
+        .await
     }
 
     /// The user's enrollments that the viewer may see, newest first: all of them for the user
@@ -92,20 +99,23 @@ impl User {
         ctx: &Context<'_>,
         status: Option<Vec<EnrollmentStatus>>,
     ) -> Result<Vec<Enrollment>> {
-        let rc = request(ctx)?;
-        let rows = rc
-            .loader
-            .load_one(EnrollmentsOf(self.0.id))
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| status.as_ref().is_none_or(|s| s.contains(&e.status)))
-            .collect();
-        Ok(visible_to_viewer(rc, rows)
-            .await?
-            .into_iter()
-            .map(Enrollment)
-            .collect())
+        boxed(async move {
+            let rc = request(ctx)?;
+            let rows = rc
+                .loader
+                .load_one(EnrollmentsOf(self.0.id))
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| status.as_ref().is_none_or(|s| s.contains(&e.status)))
+                .collect();
+            Ok(visible_to_viewer(rc, rows)
+                .await?
+                .into_iter()
+                .map(Enrollment)
+                .collect())
+        })
+        .await
     }
 }
 
