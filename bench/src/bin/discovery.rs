@@ -1,17 +1,38 @@
-//! The read path under load, beside the PostGraphile anchor: the discovery query anonymous and
-//! signed in, a course's detail, `myEnrollments`, and an enroll/withdraw mix, each at the given
-//! concurrencies. Reads are driven by wrk (`bench/wrk/requests.lua`), the anchor's own tool, and
-//! the anchor is measured by the same wrk in the same run. The mix needs the id an `enroll`
-//! returned, so a Rust client drives it.
+//! The read path under load, beside the PostGraphile anchor: the discovery query anonymous (from
+//! the server's response cache, and from a second server with `ROSTER_RESPONSE_CACHE=false`) and
+//! signed in, a course's detail, `myEnrollments`, an enroll/withdraw mix, and "registration day",
+//! each at the given concurrencies (registration day at the largest). Reads are driven by wrk
+//! (`bench/wrk/requests.lua`), the anchor's own tool, and the anchor is measured by the same wrk
+//! in the same run. The mix needs the id an `enroll` returned, so a Rust client drives it.
+//!
+//! - "discovery, anonymous, uncached" sends the same anonymous discovery request to a second
+//!   `roster serve` on the same database, started with `ROSTER_RESPONSE_CACHE=false` for this
+//!   figure only and stopped after it (the main server idles meanwhile); its RSS is that
+//!   server's.
+//! - "registration day (half signed in, N writes/s)" is wrk at the largest concurrency sending
+//!   discovery, anonymous (to the main server, response cache on) and signed in on alternate
+//!   lines, while a task in this process commits `--write-rate` writes per second
+//!   (`tokio::time::interval`, missed ticks delayed; each tick's write on its own task, so the
+//!   rate holds however slow the answers): each tick one student, in turn (those
+//!   beyond the first 16 when there are more), enrolls in a random active section, or, if its
+//!   previous turn got an enrollment, withdraws it. The writer runs through the warm-up too, and
+//!   what it still holds at the end is withdrawn, so the data set does not drift. Its errors
+//!   column gives the write rate achieved while measured and the writes' domain errors
+//!   (ALREADY_ENROLLED, SECTION_FULL, SCHEDULE_CONFLICT); any other answer fails the run, as in
+//!   the mix. Its statements per request count the writes' statements and requests too.
 //!
 //! Per figure: requests/s, p50, p99, SQL statements per request (pg_stat_statements, PostgreSQL
-//! only) and the server's RSS. Everything targets 127.0.0.1 and is bounded in time.
+//! only) and the server's RSS. Then, per client count the anchor was measured at, each of
+//! anonymous discovery (response cache), anonymous discovery uncached, signed-in discovery and
+//! registration day beside the anchor's anonymous discovery: the requests/s and p99 ratios, and
+//! whether they meet the bar (at least 3× the anchor's requests/s, at most 0.5× its p99).
+//! Everything targets 127.0.0.1 and is bounded in time.
 
 use std::{
     collections::BTreeMap,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::Command,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -25,6 +46,7 @@ use sea_orm::{
     QueryFilter, Statement,
 };
 use serde_json::{Value, json};
+use tokio::{sync::oneshot, task::JoinHandle, time::MissedTickBehavior};
 use uuid::Uuid;
 
 /// Measures the read path (and an enroll/withdraw mix) with wrk, beside the PostGraphile anchor.
@@ -66,6 +88,9 @@ struct Args {
     /// Where the request files for wrk are written.
     #[arg(long, default_value = "target/bench-requests")]
     work_dir: PathBuf,
+    /// Enrollments and withdrawals committed per second during the registration-day figure.
+    #[arg(long, default_value_t = 20.0)]
+    write_rate: f64,
 }
 
 /// The discovery query of the anchor's shape.
@@ -90,10 +115,17 @@ const WITHDRAW: &str = "mutation($e: UUID!) { withdraw(enrollmentId: $e) { statu
 /// Errors a correct server answers to the enroll/withdraw mix on the benchmark data set.
 const EXPECTED: &[&str] = &["ALREADY_ENROLLED", "SECTION_FULL", "SCHEDULE_CONFLICT"];
 
+/// The figures compared with the anchor's anonymous discovery.
+const ANONYMOUS: &str = "discovery, anonymous";
+const UNCACHED: &str = "discovery, anonymous, uncached";
+const SIGNED_IN: &str = "discovery, student";
+/// Students the registration-day writer leaves alone when there are more (the mix's clients).
+const WRITER_SKIPS: usize = 16;
+
 /// What one figure measured.
 struct Figure {
     system: String,
-    query: &'static str,
+    query: String,
     clients: usize,
     requests: u64,
     per_second: f64,
@@ -170,18 +202,15 @@ async fn main() -> anyhow::Result<()> {
 
     let url = format!("{}/graphql", server.base);
     let line = |token: Option<&str>, body: Value| format!("{}\t{body}", token.unwrap_or("-"));
+    let anonymous = vec![line(None, json!({ "query": DISCOVERY }))];
+    let signed_in: Vec<String> = tokens
+        .iter()
+        .map(|t| line(Some(t), json!({ "query": DISCOVERY_SIGNED_IN })))
+        .collect();
     let reads: Vec<(&'static str, Vec<String>)> = vec![
-        (
-            "discovery, anonymous",
-            vec![line(None, json!({ "query": DISCOVERY }))],
-        ),
-        (
-            "discovery, student",
-            tokens
-                .iter()
-                .map(|t| line(Some(t), json!({ "query": DISCOVERY_SIGNED_IN })))
-                .collect(),
-        ),
+        (ANONYMOUS, anonymous.clone()),
+        (UNCACHED, anonymous.clone()),
+        (SIGNED_IN, signed_in.clone()),
         (
             "course(id), student",
             courses
@@ -218,7 +247,7 @@ async fn main() -> anyhow::Result<()> {
             let mut figure = measure_reads(
                 &args,
                 anchor,
-                "discovery, anonymous",
+                ANONYMOUS,
                 &lines,
                 clients,
                 anchor_db.as_ref(),
@@ -233,11 +262,26 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     for (query, lines) in &reads {
-        check_answers(&server.base, lines).await?;
+        // The uncached figure gets a second server of its own, up only while it is measured.
+        let uncached = if *query == UNCACHED {
+            let uncached = Server::start_with(
+                &args.target.roster,
+                &args.target.database_url,
+                SECRET,
+                &[("ROSTER_RESPONSE_CACHE", "false")],
+            )
+            .await?;
+            check_discovery(&uncached.base, &db).await?;
+            Some(uncached)
+        } else {
+            None
+        };
+        let serving = uncached.as_ref().unwrap_or(&server);
+        check_answers(&serving.base, lines).await?;
         for &clients in &args.concurrency {
             let mut figure = measure_reads(
                 &args,
-                &server.base,
+                &serving.base,
                 query,
                 lines,
                 clients,
@@ -245,10 +289,11 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             figure.system = format!("Roster on {}", args.target.label);
-            figure.rss_mb = mb(server.rss_kb());
+            figure.rss_mb = mb(serving.rss_kb());
             println!("{}", figure.row());
             figures.push(figure);
         }
+        drop(uncached);
     }
     let sections = ids(&db, "SELECT s.id FROM sections s JOIN courses c ON c.id = s.course_id WHERE s.is_active AND c.is_active ORDER BY s.id LIMIT 1000").await?;
     for &clients in &args.concurrency {
@@ -258,6 +303,24 @@ async fn main() -> anyhow::Result<()> {
             &sections,
             clients,
             args.duration,
+            postgres.then_some(&db),
+        )
+        .await?;
+        figure.system = format!("Roster on {}", args.target.label);
+        figure.rss_mb = mb(server.rss_kb());
+        println!("{}", figure.row());
+        figures.push(figure);
+    }
+    let registration_day_query = registration_day_query(args.write_rate);
+    if let Some(&clients) = args.concurrency.iter().max() {
+        let writers = tokens.get(WRITER_SKIPS..).filter(|w| !w.is_empty());
+        let mut figure = registration_day(
+            &args,
+            &server.base,
+            &interleave(&anonymous, &signed_in),
+            clients,
+            writers.unwrap_or(&tokens),
+            &sections,
             postgres.then_some(&db),
         )
         .await?;
@@ -290,25 +353,79 @@ async fn main() -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
-    for (clients, anchor_per_second, anchor_p99) in anchor {
-        if let Some(roster) = figures.iter().find(|f| {
-            f.system.starts_with("Roster")
-                && f.query == "discovery, anonymous"
-                && f.clients == clients
-        }) {
-            println!(
-                "{}: anonymous discovery at {clients} client(s): {:.2}× the anchor's requests/s, p99 {:.2}× the anchor's.",
-                args.target.label,
-                roster.per_second / anchor_per_second,
-                roster.p99_ms / anchor_p99
-            );
+    let compared = [
+        (ANONYMOUS, "anonymous discovery, response cache"),
+        (UNCACHED, "anonymous discovery, uncached"),
+        (SIGNED_IN, "signed-in discovery"),
+        (
+            registration_day_query.as_str(),
+            registration_day_query.as_str(),
+        ),
+    ];
+    for (query, name) in compared {
+        for &(clients, anchor_per_second, anchor_p99) in &anchor {
+            if let Some(roster) = figures.iter().find(|f| {
+                f.system.starts_with("Roster") && f.query == query && f.clients == clients
+            }) {
+                println!(
+                    "{}",
+                    ratio_line(
+                        &args.target.label,
+                        name,
+                        clients,
+                        (roster.per_second, roster.p99_ms),
+                        (anchor_per_second, anchor_p99),
+                    )
+                );
+            }
         }
     }
     Ok(())
 }
 
-/// Loads `roster seed --scale` when the database holds no benchmark data set yet; says what it
-/// did.
+/// The query column of the registration-day figure.
+fn registration_day_query(write_rate: f64) -> String {
+    format!("registration day (half signed in, {write_rate} writes/s)")
+}
+
+/// Whether a figure meets the bar beside the anchor's: at least 3× its requests/s and at most
+/// half its p99.
+fn meets_the_bar(per_second_ratio: f64, p99_ratio: f64) -> bool {
+    per_second_ratio >= 3.0 && p99_ratio <= 0.5
+}
+
+/// One line of the comparison with the anchor: `(requests/s, p99 ms)` of Roster and of the
+/// anchor at the same client count.
+fn ratio_line(
+    label: &str,
+    name: &str,
+    clients: usize,
+    (per_second, p99): (f64, f64),
+    (anchor_per_second, anchor_p99): (f64, f64),
+) -> String {
+    let (per_second, p99) = (per_second / anchor_per_second, p99 / anchor_p99);
+    format!(
+        "{label}: {name} at {clients} client(s): {per_second:.2}× the anchor's requests/s, p99 {p99:.2}× the anchor's; {}.",
+        if meets_the_bar(per_second, p99) {
+            "meets the bar"
+        } else {
+            "below the bar"
+        }
+    )
+}
+
+/// `a` and `b` line by line in turn, `a` first, each cycled until the longer is used up:
+/// `a0 b0 a1 b1 …`. If one is empty, the other.
+fn interleave(a: &[String], b: &[String]) -> Vec<String> {
+    if a.is_empty() || b.is_empty() {
+        return [a, b].concat();
+    }
+    (0..a.len().max(b.len()))
+        .flat_map(|i| [a[i % a.len()].clone(), b[i % b.len()].clone()])
+        .collect()
+}
+
+/// The `id` column of the rows `sql` returns.
 async fn ids(db: &DatabaseConnection, sql: &str) -> anyhow::Result<Vec<Uuid>> {
     let rows = db
         .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
@@ -410,35 +527,27 @@ async fn reset_statements(db: &DatabaseConnection) -> anyhow::Result<()> {
 async fn measure_reads(
     args: &Args,
     base: &str,
-    query: &'static str,
+    query: &str,
     lines: &[String],
     clients: usize,
     db: Option<&DatabaseConnection>,
 ) -> anyhow::Result<Figure> {
-    let file = args.work_dir.join(format!(
-        "{}.txt",
-        query.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
-    ));
-    std::fs::write(&file, lines.join("\n"))?;
-    let url = if base.ends_with("/graphql") {
-        base.to_owned()
-    } else {
-        format!("{base}/graphql")
-    };
+    let file = request_file(args, query, lines)?;
+    let url = graphql_url(base);
     if !args.warmup.is_zero() {
-        wrk(args, &url, &file, clients, args.warmup)?;
+        wrk(args, &url, &file, clients, args.warmup).await?;
     }
     if let Some(db) = db {
         reset_statements(db).await?;
     }
-    let run = wrk(args, &url, &file, clients, args.duration)?;
+    let run = wrk(args, &url, &file, clients, args.duration).await?;
     let statements = match db {
         Some(db) => Some(statements(db).await? / run.requests as f64),
         None => None,
     };
     Ok(Figure {
         system: String::new(),
-        query,
+        query: query.to_owned(),
         clients,
         requests: run.requests,
         per_second: run.per_second,
@@ -449,15 +558,229 @@ async fn measure_reads(
         failures: if run.failures == 0 {
             "none".into()
         } else {
-            format!("{} non-2xx or socket errors", run.failures)
+            wrk_failures(run.failures)
         },
     })
 }
 
-fn wrk(
+/// Registration day: wrk sends `lines` (discovery, anonymous and signed in by turns) to `base`
+/// with `clients` connections while [`Writer`] commits `--write-rate` enrollments and
+/// withdrawals per second as the `writers` students, in `sections`. The writer runs through the
+/// warm-up too; the figure counts what it did while wrk was measuring, and its statements with
+/// wrk's.
+async fn registration_day(
+    args: &Args,
+    base: &str,
+    lines: &[String],
+    clients: usize,
+    writers: &[String],
+    sections: &[Uuid],
+    db: Option<&DatabaseConnection>,
+) -> anyhow::Result<Figure> {
+    ensure!(
+        args.write_rate.is_finite() && args.write_rate > 0.0,
+        "--write-rate must be a positive number of writes per second"
+    );
+    ensure!(
+        !writers.is_empty() && !sections.is_empty(),
+        "registration day needs students and active sections"
+    );
+    let query = registration_day_query(args.write_rate);
+    let file = request_file(args, &query, lines)?;
+    let url = graphql_url(base);
+    let writer = Writer::start(&url, writers, sections, args.write_rate);
+    let measured = async {
+        if !args.warmup.is_zero() {
+            wrk(args, &url, &file, clients, args.warmup).await?;
+        }
+        let warm_up_writes = writer.take();
+        if let Some(db) = db {
+            reset_statements(db).await?;
+        }
+        let started = Instant::now();
+        let run = wrk(args, &url, &file, clients, args.duration).await?;
+        let elapsed = started.elapsed();
+        let writes = writer.take();
+        let statements = match db {
+            Some(db) => Some(statements(db).await?),
+            None => None,
+        };
+        anyhow::Ok((warm_up_writes, run, elapsed, writes, statements))
+    }
+    .await;
+    // Stop the writer (and withdraw what it still holds) whatever happened to wrk.
+    writer.stop().await?;
+    let (warm_up_writes, run, elapsed, writes, statements) = measured?;
+    for outcomes in [&warm_up_writes, &writes] {
+        let unexpected = unexpected(outcomes);
+        ensure!(
+            unexpected.is_empty(),
+            "unexpected registration-day writes: {unexpected:?}"
+        );
+    }
+    let written: usize = writes.values().sum();
+    let statements = statements.map(|s| s / (run.requests as f64 + written as f64));
+    Ok(Figure {
+        system: String::new(),
+        query,
+        clients,
+        requests: run.requests,
+        per_second: run.per_second,
+        p50_ms: run.p50_ms,
+        p99_ms: run.p99_ms,
+        statements,
+        rss_mb: None,
+        failures: registration_day_failures(
+            written as f64 / elapsed.as_secs_f64(),
+            &writes,
+            run.failures,
+        ),
+    })
+}
+
+/// The errors column of the registration-day figure: the write rate achieved, the writes'
+/// domain errors, and wrk's failures if any.
+fn registration_day_failures(
+    write_rate: f64,
+    writes: &BTreeMap<String, usize>,
+    wrk_failed: u64,
+) -> String {
+    let mut parts = vec![format!("writes: {write_rate:.1}/s")];
+    parts.extend(errors(writes));
+    if wrk_failed > 0 {
+        parts.push(wrk_failures(wrk_failed));
+    }
+    parts.join(", ")
+}
+
+fn wrk_failures(n: u64) -> String {
+    format!("{n} non-2xx or socket errors")
+}
+
+/// The writer of the registration-day figure: a task committing a steady rate of enrollments
+/// and withdrawals, one student per tick in turn, each turn of a student alternating an
+/// `enroll` in a random section and the `withdraw` of what it got.
+struct Writer {
+    outcomes: Arc<Mutex<BTreeMap<String, usize>>>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Writer {
+    fn start(url: &str, tokens: &[String], sections: &[Uuid], per_second: f64) -> Self {
+        let outcomes = Arc::new(Mutex::new(BTreeMap::new()));
+        let (stop, mut stopped) = oneshot::channel();
+        let (url, tokens, sections, tally) = (
+            url.to_owned(),
+            tokens.to_vec(),
+            sections.to_vec(),
+            outcomes.clone(),
+        );
+        let task = tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut rng = StdRng::seed_from_u64(20);
+            // Each student's held enrollment; a student's turns are `tokens.len()` ticks apart.
+            let held: Vec<Arc<tokio::sync::Mutex<Option<String>>>> =
+                (0..tokens.len()).map(|_| Arc::default()).collect();
+            let sections = Arc::new(sections);
+            let mut writes = tokio::task::JoinSet::new();
+            let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            for student in (0..tokens.len()).cycle() {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = ticks.tick() => {}
+                }
+                // Each tick's write goes out on its own task, so that the rate holds however
+                // long an answer takes under the read load.
+                let (http, url, token, held, sections, tally) = (
+                    http.clone(),
+                    url.clone(),
+                    tokens[student].clone(),
+                    held[student].clone(),
+                    sections.clone(),
+                    tally.clone(),
+                );
+                let mut rng = StdRng::seed_from_u64(rng.random());
+                writes.spawn(async move {
+                    let mut held = held.lock().await;
+                    let outcome = write(&http, &url, &token, &mut held, &sections, &mut rng).await;
+                    *tally
+                        .lock()
+                        .expect("writer tally")
+                        .entry(outcome)
+                        .or_default() += 1;
+                });
+                while writes.try_join_next().is_some() {}
+            }
+            while writes.join_next().await.is_some() {}
+            // Leave the data set as it was found.
+            for (token, held) in tokens.iter().zip(&held) {
+                let mut held = held.lock().await;
+                if held.is_some() {
+                    let outcome = write(&http, &url, token, &mut held, &sections, &mut rng).await;
+                    ensure!(
+                        outcome == "withdraw ok",
+                        "withdrawing after registration day: {outcome}"
+                    );
+                }
+            }
+            Ok(())
+        });
+        Self {
+            outcomes,
+            stop,
+            task,
+        }
+    }
+
+    /// What the writer did since the last call.
+    fn take(&self) -> BTreeMap<String, usize> {
+        std::mem::take(&mut *self.outcomes.lock().expect("writer tally"))
+    }
+
+    /// Stops after the writes under way and withdraws the enrollments still held.
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
+}
+
+/// Writes `lines` where wrk reads the requests of the figure `query` from.
+fn request_file(args: &Args, query: &str, lines: &[String]) -> anyhow::Result<PathBuf> {
+    let file = args.work_dir.join(format!(
+        "{}.txt",
+        query.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+    ));
+    std::fs::write(&file, lines.join("\n"))?;
+    Ok(file)
+}
+
+fn graphql_url(base: &str) -> String {
+    if base.ends_with("/graphql") {
+        base.to_owned()
+    } else {
+        format!("{base}/graphql")
+    }
+}
+
+/// A wrk run, in a blocking thread so that tasks of this process keep running meanwhile.
+async fn wrk(
     args: &Args,
     url: &str,
-    requests: &std::path::Path,
+    requests: &Path,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<WrkRun> {
+    let (script, url, requests) = (args.wrk_script.clone(), url.to_owned(), requests.to_owned());
+    tokio::task::spawn_blocking(move || run_wrk(&script, &url, &requests, clients, duration))
+        .await?
+}
+
+fn run_wrk(
+    script: &Path,
+    url: &str,
+    requests: &Path,
     clients: usize,
     duration: Duration,
 ) -> anyhow::Result<WrkRun> {
@@ -467,7 +790,7 @@ fn wrk(
         .arg(format!("-d{}s", duration.as_secs().max(1)))
         .arg("--latency")
         .arg("-s")
-        .arg(&args.wrk_script)
+        .arg(script)
         .arg(url)
         .env("REQUESTS", requests)
         .output()
@@ -589,36 +912,8 @@ async fn mix(
                 let mut latencies = Vec::new();
                 let mut held: Option<String> = None;
                 while Instant::now() < until {
-                    let (kind, body) = match held.take() {
-                        Some(id) => (
-                            "withdraw",
-                            json!({ "query": WITHDRAW, "variables": { "e": id } }),
-                        ),
-                        None => {
-                            let section = sections[rng.random_range(0..sections.len())];
-                            (
-                                "enroll",
-                                json!({ "query": ENROLL, "variables": { "s": section } }),
-                            )
-                        }
-                    };
                     let sent = Instant::now();
-                    let answer = http.post(&url).bearer_auth(&token).json(&body).send().await;
-                    let outcome = match answer {
-                        Ok(response) => match response.json::<Value>().await {
-                            Ok(answer) => {
-                                if let Some(id) = answer["data"]["enroll"]["id"].as_str() {
-                                    held = Some(id.to_owned());
-                                }
-                                match answer["errors"][0]["extensions"]["code"].as_str() {
-                                    Some(code) => format!("{kind} {code}"),
-                                    None => format!("{kind} ok"),
-                                }
-                            }
-                            Err(e) => format!("{kind} unreadable answer: {e}"),
-                        },
-                        Err(e) => format!("{kind} transport error: {e}"),
-                    };
+                    let outcome = write(&http, &url, &token, &mut held, &sections, &mut rng).await;
                     latencies.push(sent.elapsed());
                     *outcomes.entry(outcome).or_default() += 1;
                 }
@@ -637,11 +932,7 @@ async fn mix(
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
-    let unexpected: Vec<String> = outcomes
-        .iter()
-        .filter(|(k, _)| !k.ends_with(" ok") && !EXPECTED.iter().any(|e| k.ends_with(e)))
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect();
+    let unexpected = unexpected(&outcomes);
     ensure!(unexpected.is_empty(), "unexpected outcomes: {unexpected:?}");
     let statements = match db {
         Some(db) => Some(statements(db).await? / latencies.len() as f64),
@@ -649,7 +940,7 @@ async fn mix(
     };
     Ok(Figure {
         system: String::new(),
-        query: "enroll/withdraw mix",
+        query: "enroll/withdraw mix".into(),
         clients,
         requests: latencies.len() as u64,
         per_second: latencies.len() as f64 / elapsed,
@@ -658,11 +949,7 @@ async fn mix(
         statements,
         rss_mb: None,
         failures: {
-            let errors: Vec<String> = outcomes
-                .iter()
-                .filter(|(k, _)| !k.ends_with(" ok"))
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect();
+            let errors = errors(&outcomes);
             if errors.is_empty() {
                 "none".into()
             } else {
@@ -670,6 +957,65 @@ async fn mix(
             }
         },
     })
+}
+
+/// One write of a student: the `withdraw` of the enrollment it `held`, or else an `enroll` in a
+/// random one of `sections` (held if it was made). Answers what came back: "enroll ok",
+/// "withdraw SECTION_FULL", …
+async fn write(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    held: &mut Option<String>,
+    sections: &[Uuid],
+    rng: &mut StdRng,
+) -> String {
+    let (kind, body) = match held.take() {
+        Some(id) => (
+            "withdraw",
+            json!({ "query": WITHDRAW, "variables": { "e": id } }),
+        ),
+        None => {
+            let section = sections[rng.random_range(0..sections.len())];
+            (
+                "enroll",
+                json!({ "query": ENROLL, "variables": { "s": section } }),
+            )
+        }
+    };
+    match http.post(url).bearer_auth(token).json(&body).send().await {
+        Ok(response) => match response.json::<Value>().await {
+            Ok(answer) => {
+                if let Some(id) = answer["data"]["enroll"]["id"].as_str() {
+                    *held = Some(id.to_owned());
+                }
+                match answer["errors"][0]["extensions"]["code"].as_str() {
+                    Some(code) => format!("{kind} {code}"),
+                    None => format!("{kind} ok"),
+                }
+            }
+            Err(e) => format!("{kind} unreadable answer: {e}"),
+        },
+        Err(e) => format!("{kind} transport error: {e}"),
+    }
+}
+
+/// The outcomes other than success, as "enroll SCHEDULE_CONFLICT: 3".
+fn errors(outcomes: &BTreeMap<String, usize>) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter(|(k, _)| !k.ends_with(" ok"))
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect()
+}
+
+/// The outcomes other than success and the domain errors in [`EXPECTED`].
+fn unexpected(outcomes: &BTreeMap<String, usize>) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter(|(k, _)| !k.ends_with(" ok") && !EXPECTED.iter().any(|e| k.ends_with(e)))
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -720,5 +1066,92 @@ Transfer/sec:      8.72MB
     #[test]
     fn refuses_a_report_without_latencies() {
         assert!(parse_wrk("unable to connect to 127.0.0.1:1 Connection refused").is_err());
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn interleaves_line_by_line_cycling_the_shorter() {
+        let anonymous = strings(&["-\tanon"]);
+        let signed_in = strings(&["t1\tme", "t2\tme", "t3\tme"]);
+        assert_eq!(
+            interleave(&anonymous, &signed_in),
+            strings(&[
+                "-\tanon", "t1\tme", "-\tanon", "t2\tme", "-\tanon", "t3\tme"
+            ])
+        );
+        assert_eq!(
+            interleave(&strings(&["a", "b"]), &strings(&["x", "y"])),
+            strings(&["a", "x", "b", "y"])
+        );
+        assert_eq!(interleave(&[], &signed_in), signed_in);
+        assert_eq!(interleave(&anonymous, &[]), anonymous);
+    }
+
+    #[test]
+    fn ratio_lines_say_whether_the_bar_is_met() {
+        assert_eq!(
+            ratio_line(
+                "PostgreSQL",
+                "anonymous discovery, response cache",
+                16,
+                (15298.0, 2.79),
+                (384.0, 74.46)
+            ),
+            "PostgreSQL: anonymous discovery, response cache at 16 client(s): 39.84× the anchor's \
+             requests/s, p99 0.04× the anchor's; meets the bar."
+        );
+        assert_eq!(
+            ratio_line(
+                "SQLite",
+                "signed-in discovery",
+                1,
+                (156.0, 8.92),
+                (216.0, 8.91)
+            ),
+            "SQLite: signed-in discovery at 1 client(s): 0.72× the anchor's requests/s, p99 \
+             1.00× the anchor's; below the bar."
+        );
+        // Both halves of the bar count, and its edges meet it.
+        assert!(meets_the_bar(3.0, 0.5));
+        assert!(!meets_the_bar(10.0, 0.51));
+        assert!(!meets_the_bar(2.99, 0.1));
+    }
+
+    #[test]
+    fn registration_day_row_reports_the_writes() {
+        assert_eq!(
+            registration_day_query(20.0),
+            "registration day (half signed in, 20 writes/s)"
+        );
+        assert_eq!(
+            registration_day_query(12.5),
+            "registration day (half signed in, 12.5 writes/s)"
+        );
+        let writes: BTreeMap<String, usize> = [
+            ("enroll ok", 150),
+            ("withdraw ok", 147),
+            ("enroll SCHEDULE_CONFLICT", 3),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        assert_eq!(
+            registration_day_failures(19.96, &writes, 0),
+            "writes: 20.0/s, enroll SCHEDULE_CONFLICT: 3"
+        );
+        assert_eq!(
+            registration_day_failures(20.0, &BTreeMap::new(), 2),
+            "writes: 20.0/s, 2 non-2xx or socket errors"
+        );
+        assert!(unexpected(&writes).is_empty());
+        let mut broken = writes.clone();
+        broken.insert("withdraw transport error: reset".into(), 1);
+        assert_eq!(
+            unexpected(&broken),
+            vec!["withdraw transport error: reset: 1".to_owned()]
+        );
     }
 }
