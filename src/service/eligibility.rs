@@ -2,18 +2,13 @@
 //! other rows. Each runs inside the write transaction that takes the seat, on the transaction's
 //! connection, so what it read is what the write relies on.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use entity::{
-    certification, course, course_prerequisite, enrollment, section,
-    types::EnrollmentStatus::{self, Offered, Pending, Registered},
+    course, section,
+    types::EnrollmentStatus::{self, Offered, Pending, Registered, Waitlisted},
     user,
 };
-use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QuerySelect,
-    RelationTrait,
-};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Statement};
 use uuid::Uuid;
 
 use super::for_update;
@@ -61,11 +56,14 @@ pub(crate) async fn check_seat(
             "the section or its course is not active".into(),
         ));
     }
-    check_prerequisites(conn, user_id, course.id, at).await?;
-    if schedule == Schedule::Checked {
-        check_schedule(conn, user_id, section, enrollment).await?;
-    }
-    Ok(())
+    let reads = Reads {
+        prerequisites: true,
+        active_in_course: false,
+        overlaps: (schedule == Schedule::Checked).then_some((section, enrollment)),
+    };
+    standing(conn, user_id, course.id, at, reads)
+        .await?
+        .verdict(section)
 }
 
 /// Whether overlapping meetings are checked, or staff override the check (recorded on the
@@ -87,71 +85,152 @@ pub(crate) fn is_ineligible(err: &ApiError) -> bool {
     )
 }
 
-/// The user's active enrollment in the course, if any (invariant 2).
+/// What one statement reads for the checks of a seat (see [`standing`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reads<'a> {
+    /// The course's prerequisites the user holds no unexpired certification for.
+    pub prerequisites: bool,
+    /// The user's active enrollment in the course (invariant 2).
+    pub active_in_course: bool,
+    /// The user's other active seats, to compare with this section's meetings (invariant 7),
+    /// leaving out the enrollment being moved or confirmed.
+    pub overlaps: Option<(&'a section::Model, Option<Uuid>)>,
+}
+
+/// What [`standing`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Standing {
+    /// The prerequisite courses without an unexpired certification, with their names.
+    missing: Vec<(Uuid, String)>,
+    /// The user's active enrollment in the course.
+    pub active: Option<Uuid>,
+    /// The user's other active seats: the course's name and the section's meetings.
+    seats: Vec<(String, entity::types::Schedule)>,
+}
+
+impl Standing {
+    /// `PREREQUISITES_MISSING`, else `SCHEDULE_CONFLICT` (see [`Self::schedule`]), else `Ok`.
+    ///
+    /// # Errors
+    /// As above.
+    pub(crate) fn verdict(&self, section: &section::Model) -> Result<(), ApiError> {
+        self.prerequisites()?;
+        self.schedule(section)
+    }
+
+    /// `PREREQUISITES_MISSING` naming the prerequisites without an unexpired certification.
+    ///
+    /// # Errors
+    /// As above.
+    pub(crate) fn prerequisites(&self) -> Result<(), ApiError> {
+        if self.missing.is_empty() {
+            return Ok(());
+        }
+        let (ids, names) = self.missing.iter().cloned().unzip();
+        Err(ApiError::PrerequisitesMissing { ids, names })
+    }
+
+    /// `SCHEDULE_CONFLICT` naming the first of the other seats whose meetings overlap
+    /// `section`'s, and the meeting.
+    ///
+    /// # Errors
+    /// As above.
+    pub(crate) fn schedule(&self, section: &section::Model) -> Result<(), ApiError> {
+        for (name, other) in &self.seats {
+            if let Some((mine, _)) = first_conflict(&section.schedule, other) {
+                return Err(ApiError::ScheduleConflict(format!(
+                    "{name} ({} {}–{})",
+                    format!("{:?}", mine.weekday).to_uppercase(),
+                    mine.start,
+                    mine.end
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads what the checks of a seat need about a user and a course, as `reads` asks, in one
+/// statement (docs/architecture.md#the-write-path): a write transaction holds its locks while
+/// it waits for each round trip, so every statement spared is time another writer does not
+/// wait. Run it after [`lock_user`], as a statement of its own: under READ COMMITTED a
+/// statement sees what was committed when it began, so one that began before the lock was
+/// granted could miss the seat its predecessor just took.
 ///
 /// # Errors
 /// The database fails.
-pub(crate) async fn active_enrollment(
-    conn: &impl ConnectionTrait,
-    user_id: Uuid,
-    course_id: Uuid,
-) -> Result<Option<enrollment::Model>, ApiError> {
-    Ok(enrollment::Entity::find()
-        .filter(enrollment::Column::UserId.eq(user_id))
-        .filter(enrollment::Column::CourseId.eq(course_id))
-        .filter(enrollment::Column::Status.is_in(EnrollmentStatus::ACTIVE))
-        .one(conn)
-        .await?)
-}
-
-/// Every prerequisite course needs a certification of the user that has not expired at `at`.
-///
-/// # Errors
-/// `PREREQUISITES_MISSING` naming the missing courses; the database fails.
-pub(crate) async fn check_prerequisites(
+pub(crate) async fn standing(
     conn: &impl ConnectionTrait,
     user_id: Uuid,
     course_id: Uuid,
     at: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    let required: Vec<Uuid> = course_prerequisite::Entity::find()
-        .filter(course_prerequisite::Column::CourseId.eq(course_id))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|p| p.prerequisite_id)
-        .collect();
-    if required.is_empty() {
-        return Ok(());
+    reads: Reads<'_>,
+) -> Result<Standing, ApiError> {
+    const PREREQUISITES: &str = "SELECT 1 AS kind, c.id AS id, c.name AS name, \
+        CAST(NULL AS TEXT) AS schedule \
+        FROM course_prerequisites p JOIN courses c ON c.id = p.prerequisite_id \
+        WHERE p.course_id = $1 AND NOT EXISTS (SELECT 1 FROM certifications x \
+        WHERE x.user_id = $2 AND x.course_id = p.prerequisite_id \
+        AND (x.expires_at IS NULL OR x.expires_at > $3))";
+    const ACTIVE: &str = "SELECT 2, e.id, CAST(NULL AS TEXT), CAST(NULL AS TEXT) \
+        FROM enrollments e WHERE e.user_id = $2 AND e.course_id = $1 \
+        AND e.status IN ('PENDING', 'REGISTERED', 'WAITLISTED', 'OFFERED')";
+    const SEATS: &str = "SELECT 3, s.id, c.name, CAST(s.schedule AS TEXT) \
+        FROM enrollments e JOIN sections s ON s.id = e.section_id \
+        JOIN courses c ON c.id = s.course_id WHERE e.user_id = $2 \
+        AND e.status IN ('PENDING', 'REGISTERED', 'OFFERED') AND s.id <> $4 AND e.id <> $5";
+    debug_assert_eq!(
+        EnrollmentStatus::ACTIVE,
+        [Pending, Registered, Waitlisted, Offered]
+    );
+    let overlaps = reads
+        .overlaps
+        .filter(|(section, _)| !section.schedule.0.is_empty());
+    let mut parts = Vec::new();
+    if reads.prerequisites {
+        parts.push(PREREQUISITES);
     }
-    let held: HashSet<Uuid> = certification::Entity::find()
-        .filter(certification::Column::UserId.eq(user_id))
-        .filter(certification::Column::CourseId.is_in(required.clone()))
-        .filter(
-            Condition::any()
-                .add(certification::Column::ExpiresAt.is_null())
-                .add(certification::Column::ExpiresAt.gt(at)),
-        )
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|c| c.course_id)
-        .collect();
-    let missing: Vec<Uuid> = required.into_iter().filter(|c| !held.contains(c)).collect();
-    if missing.is_empty() {
-        return Ok(());
+    if reads.active_in_course {
+        parts.push(ACTIVE);
     }
-    let names = course::Entity::find()
-        .filter(course::Column::Id.is_in(missing.clone()))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|c| c.name)
-        .collect();
-    Err(ApiError::PrerequisitesMissing {
-        ids: missing,
-        names,
-    })
+    if overlaps.is_some() {
+        parts.push(SEATS);
+    }
+    if parts.is_empty() {
+        return Ok(Standing::default());
+    }
+    let (section_id, ignored) = overlaps.map_or((Uuid::nil(), None), |(s, e)| (s.id, e));
+    let backend = conn.get_database_backend();
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            parts.join(" UNION ALL "),
+            [
+                course_id.into(),
+                user_id.into(),
+                at.into(),
+                section_id.into(),
+                ignored.unwrap_or(Uuid::nil()).into(),
+            ],
+        ))
+        .await?;
+    let mut standing = Standing::default();
+    for row in rows {
+        let kind: i32 = row.try_get_by_index(0)?;
+        let id: Uuid = row.try_get_by_index(1)?;
+        let name: Option<String> = row.try_get_by_index(2)?;
+        let schedule: Option<String> = row.try_get_by_index(3)?;
+        match kind {
+            1 => standing.missing.push((id, name.unwrap_or_default())),
+            2 => standing.active = Some(id),
+            _ => {
+                let schedule = serde_json::from_str(schedule.as_deref().unwrap_or("[]"))
+                    .map_err(|e| DbErr::Json(e.to_string()))?;
+                standing.seats.push((name.unwrap_or_default(), schedule));
+            }
+        }
+    }
+    Ok(standing)
 }
 
 /// The section's meetings must not overlap those of the user's other active seats (PENDING,
@@ -167,28 +246,18 @@ pub(crate) async fn check_schedule(
     section: &section::Model,
     ignore_enrollment: Option<Uuid>,
 ) -> Result<(), ApiError> {
-    if section.schedule.0.is_empty() {
-        return Ok(());
-    }
-    let mut seats = section::Entity::find()
-        .join(JoinType::InnerJoin, section::Relation::Enrollment.def())
-        .filter(enrollment::Column::UserId.eq(user_id))
-        .filter(enrollment::Column::Status.is_in([Pending, Registered, Offered]))
-        .filter(section::Column::Id.ne(section.id));
-    if let Some(id) = ignore_enrollment {
-        seats = seats.filter(enrollment::Column::Id.ne(id));
-    }
-    let others = seats.find_also_related(course::Entity).all(conn).await?;
-    for (other, other_course) in others {
-        if let Some((mine, _)) = first_conflict(&section.schedule, &other.schedule) {
-            let name = other_course.map_or_else(|| other.name.clone(), |c| c.name);
-            return Err(ApiError::ScheduleConflict(format!(
-                "{name} ({} {}–{})",
-                format!("{:?}", mine.weekday).to_uppercase(),
-                mine.start,
-                mine.end
-            )));
-        }
-    }
-    Ok(())
+    let reads = Reads {
+        prerequisites: false,
+        active_in_course: false,
+        overlaps: Some((section, ignore_enrollment)),
+    };
+    standing(
+        conn,
+        user_id,
+        section.course_id,
+        DateTime::UNIX_EPOCH,
+        reads,
+    )
+    .await?
+    .verdict(section)
 }

@@ -4,11 +4,14 @@ use entity::{
     course, enrollment, section,
     types::EnrollmentStatus::{Pending, Registered, Waitlisted},
 };
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QuerySelect, Set,
+    sea_query::LockType,
+};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{eligibility, for_update, promotion, seats};
+use super::{eligibility, promotion, seats};
 use crate::{
     auth::Viewer,
     error::ApiError,
@@ -79,16 +82,17 @@ async fn enroll_in(
         ));
     }
     let checked_at = tx.now();
-    eligibility::check_prerequisites(tx, user_id, course.id, checked_at).await?;
-    if eligibility::active_enrollment(tx, user_id, course.id)
-        .await?
-        .is_some()
-    {
+    let reads = eligibility::Reads {
+        prerequisites: true,
+        active_in_course: true,
+        overlaps: (!request.override_schedule_conflict).then_some((&section, None)),
+    };
+    let standing = eligibility::standing(tx, user_id, course.id, checked_at, reads).await?;
+    standing.prerequisites()?;
+    if standing.active.is_some() {
         return Err(ApiError::AlreadyEnrolled);
     }
-    if !request.override_schedule_conflict {
-        eligibility::check_schedule(tx, user_id, &section, None).await?;
-    }
+    standing.schedule(&section)?;
 
     let seat_status = if section.requires_approval {
         Pending
@@ -176,21 +180,21 @@ async fn enroll_in(
     Ok(row)
 }
 
-/// The section, locked for the write, and its course.
+/// The section, locked for the write, and its course, in one statement (on PostgreSQL
+/// `FOR UPDATE OF sections`: the course row stays unlocked, as other writers of the course's
+/// sections expect).
 async fn locked_section(
     tx: &Tx<'_>,
     section_id: Uuid,
 ) -> Result<(section::Model, course::Model), ApiError> {
-    let section = for_update(
-        section::Entity::find_by_id(section_id),
-        tx.get_database_backend(),
-    )
-    .one(tx)
-    .await?
-    .ok_or(ApiError::NotFound("section"))?;
-    let course = course::Entity::find_by_id(section.course_id)
-        .one(tx)
-        .await?
-        .ok_or(ApiError::NotFound("section"))?;
-    Ok((section, course))
+    let mut select = section::Entity::find_by_id(section_id).find_also_related(course::Entity);
+    if tx.get_database_backend() == DatabaseBackend::Postgres {
+        select
+            .query()
+            .lock_with_tables(LockType::Update, [section::Entity]);
+    }
+    match select.one(tx).await? {
+        Some((section, Some(course))) => Ok((section, course)),
+        _ => Err(ApiError::NotFound("section")),
+    }
 }

@@ -738,3 +738,99 @@ async fn a_certification_counts_as_prerequisite_only_until_it_expires(app: TestA
 }
 
 both_backends!(a_certification_counts_as_prerequisite_only_until_it_expires);
+
+/// `enroll` reads what its checks need in a fixed number of statements: as many for a student
+/// with three prerequisites met and two other seats to compare meetings with as for one with
+/// none of either (docs/architecture.md#the-write-path). The reads still decide: an
+/// overlapping seat is refused, and so is a second enrollment in the course.
+async fn enroll_reads_in_a_fixed_number_of_statements(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let t = campus.teacher_token.clone();
+    let meets = |day: &str| json!([{ "weekday": day, "start": "09:00", "end": "10:30" }]);
+    let (veteran, token) = app.student(&campus).await;
+    let mut prerequisites = Vec::new();
+    for name in ["P1", "P2", "P3"] {
+        let (course, [section]) = app
+            .course_with_sections(
+                &t,
+                json!({ "name": name, "certificateValidityMonths": 12 }),
+                [json!({ "name": "A" })],
+            )
+            .await;
+        let id = app.enroll(&token, section).await.expect("enrolled").id;
+        app.ok(Some(&t), COMPLETE, json!({ "e": id })).await;
+        prerequisites.push(course);
+    }
+    for day in ["MONDAY", "WEDNESDAY"] {
+        let (_, [section]) = app
+            .course_with_sections(
+                &t,
+                json!({ "name": day }),
+                [json!({ "name": "A", "schedule": meets(day) })],
+            )
+            .await;
+        app.enroll(&token, section).await.expect("enrolled");
+    }
+    let (_, [advanced, overlapping]) = app
+        .course_with_sections(
+            &t,
+            json!({ "name": "Advanced", "prerequisiteIds": prerequisites }),
+            [
+                json!({ "name": "A", "schedule": meets("TUESDAY") }),
+                json!({ "name": "B", "schedule": meets("MONDAY") }),
+            ],
+        )
+        .await;
+    let (_, [open]) = app
+        .course_with_sections(
+            &t,
+            json!({ "name": "Open" }),
+            [json!({ "name": "A", "schedule": meets("TUESDAY") })],
+        )
+        .await;
+    let (_, newcomer) = app.student(&campus).await;
+
+    app.reset_statements();
+    let enrolled = app.enroll(&newcomer, open).await.expect("enrolled");
+    let plain = app.statement_count();
+    assert_eq!(enrolled.status, "REGISTERED");
+    app.reset_statements();
+    let enrolled = app
+        .enroll(&token, advanced)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let checked = app.statement_count();
+    assert_eq!(enrolled.status, "REGISTERED");
+    assert_eq!(
+        plain, checked,
+        "the checks' statements grow with what the student holds"
+    );
+    // The viewer, the section with its course, the user's lock, the checks, the seat, the
+    // enrollment, its event.
+    assert!(checked <= 7, "enroll took {checked} statements");
+
+    let refused = app
+        .gql(Some(&token), ENROLL_AS_STAFF, json!({ "s": overlapping }))
+        .await;
+    assert_eq!(error_code(&refused), "ALREADY_ENROLLED");
+    app.withdraw(&token, enrolled.id).await.expect("withdrawn");
+    let refused = app
+        .gql(Some(&token), ENROLL_AS_STAFF, json!({ "s": overlapping }))
+        .await;
+    assert_eq!(error_code(&refused), "SCHEDULE_CONFLICT");
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("MONDAY"),
+        "{refused}"
+    );
+    let rows = enrollment::Entity::find()
+        .filter(enrollment::Column::UserId.eq(veteran))
+        .count(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 6, "a refused enrollment left a row");
+}
+
+both_backends!(enroll_reads_in_a_fixed_number_of_statements);
