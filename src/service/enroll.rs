@@ -2,11 +2,13 @@
 
 use entity::{
     course, enrollment, section,
-    types::EnrollmentStatus::{Pending, Registered, Waitlisted},
+    types::EnrollmentStatus::{self, Pending, Registered, Waitlisted},
+    user,
 };
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QuerySelect, Set,
-    sea_query::LockType,
+    ActiveModelTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, IdenStatic,
+    Iterable, JoinType, QuerySelect, QueryTrait, SelectA, SelectB, Set,
+    sea_query::{Alias, Expr, ExprTrait, IntoTableRef, LockType},
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -61,8 +63,8 @@ async fn enroll_in(
     request: &EnrollRequest,
 ) -> Result<enrollment::Model, ApiError> {
     // Lock order: the section, then the user (docs/architecture.md#the-write-path).
-    let (section, course) = locked_section(tx, request.section_id).await?;
     let user_id = request.user_id.unwrap_or(viewer.id());
+    let (section, course, user) = locked(tx, request.section_id, user_id).await?;
     let proxy = user_id != viewer.id();
     let overrides = request.override_capacity || request.override_schedule_conflict;
     if (proxy || overrides) && !viewer.can_manage_course(&course) {
@@ -70,7 +72,10 @@ async fn enroll_in(
             "only staff of the course may enroll someone else or override its limits",
         ));
     }
-    let user = eligibility::lock_user(tx, user_id).await?;
+    let user = match user {
+        Some(user) => user,
+        None => eligibility::lock_user(tx, user_id).await?,
+    };
     if proxy && !viewer.is_admin() && user.organization_id != Some(course.organization_id) {
         return Err(ApiError::forbidden(
             "staff enroll only users of the course's organization",
@@ -100,29 +105,8 @@ async fn enroll_in(
         Registered
     };
     let mut details = serde_json::Map::new();
-    // A seat, else (staff override) a seat beyond capacity, else a waitlist ticket. The section
-    // row is locked, so what the conditional updates decide stays true until commit.
-    let (status, ticket) = if seats::take(tx, section.id, seat_status).await? {
-        (seat_status, None)
-    } else if request.override_capacity {
-        seats::add(tx, section.id, seat_status, 1).await?;
-        details.insert("capacityOverride".into(), json!(true));
-        (seat_status, None)
-    } else {
-        match seats::join_waitlist(tx, section.id).await? {
-            Some(ticket) => (Waitlisted, Some(ticket)),
-            None => {
-                return Err(ApiError::Conflict(
-                    "the section changed meanwhile; try again".into(),
-                ));
-            }
-        }
-    };
-    if request.override_schedule_conflict {
-        details.insert("scheduleConflictOverride".into(), json!(true));
-    }
     let at = tx.now();
-    let row = enrollment::ActiveModel {
+    let row = |status: EnrollmentStatus, ticket: Option<i64>| enrollment::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
         course_id: Set(course.id),
@@ -150,12 +134,46 @@ async fn enroll_in(
         offer_remind_at: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
+    };
+    // The partial unique index settles a race between two transactions that both found no
+    // active enrollment.
+    let already = |e| ApiError::on_unique_violation(e, || ApiError::AlreadyEnrolled);
+    // On PostgreSQL the seat and the row holding it are one statement: the section's lock is
+    // held for one round trip fewer.
+    let (seated, took) = if tx.get_database_backend() == DatabaseBackend::Postgres {
+        let seated = seats::take_for(tx, section.id, seat_status, row(seat_status, None))
+            .await
+            .map_err(already)?;
+        let took = seated.is_some();
+        (seated, took)
+    } else {
+        (None, seats::take(tx, section.id, seat_status).await?)
+    };
+    // A seat, else (staff override) a seat beyond capacity, else a waitlist ticket. The section
+    // row is locked, so what the conditional updates decide stays true until commit.
+    let (status, ticket) = if took {
+        (seat_status, None)
+    } else if request.override_capacity {
+        seats::add(tx, section.id, seat_status, 1).await?;
+        details.insert("capacityOverride".into(), json!(true));
+        (seat_status, None)
+    } else {
+        match seats::join_waitlist(tx, section.id).await? {
+            Some(ticket) => (Waitlisted, Some(ticket)),
+            None => {
+                return Err(ApiError::Conflict(
+                    "the section changed meanwhile; try again".into(),
+                ));
+            }
+        }
+    };
+    if request.override_schedule_conflict {
+        details.insert("scheduleConflictOverride".into(), json!(true));
     }
-    .insert(tx)
-    .await
-    // The partial unique index settles a race between two transactions that both
-    // found no active enrollment.
-    .map_err(|e| ApiError::on_unique_violation(e, || ApiError::AlreadyEnrolled))?;
+    let row = match seated {
+        Some(row) => row,
+        None => row(status, ticket).insert(tx).await.map_err(already)?,
+    };
     tx.record(Transition {
         enrollment_id: row.id,
         user_id,
@@ -180,18 +198,65 @@ async fn enroll_in(
     Ok(row)
 }
 
-/// The section, locked for the write, and its course, in one statement (on PostgreSQL
-/// `FOR UPDATE OF sections`: the course row stays unlocked, as other writers of the course's
-/// sections expect).
+/// The section, locked for the write, its course, and the user to enroll, locked next, in one
+/// statement (on PostgreSQL `FOR UPDATE OF sections, users`, which locks in that order; the
+/// course row stays unlocked, as other writers of the course's sections expect). The user is
+/// `None` when the statement found no such user: the caller decides between `FORBIDDEN` and
+/// `NOT_FOUND` (see [`eligibility::lock_user`]).
+///
+/// # Errors
+/// `NOT_FOUND` for an unknown section; the database fails.
+async fn locked(
+    tx: &Tx<'_>,
+    section_id: Uuid,
+    user_id: Uuid,
+) -> Result<(section::Model, course::Model, Option<user::Model>), ApiError> {
+    let mut select = section::Entity::find_by_id(section_id)
+        .find_also_related(course::Entity)
+        .into_query();
+    for column in user::Column::iter() {
+        select.expr_as(
+            Expr::col((user::Entity, column)),
+            Alias::new(format!("{USER}{}", column.as_str())),
+        );
+    }
+    select.join(
+        JoinType::InnerJoin,
+        user::Entity,
+        Expr::col((user::Entity, user::Column::Id)).eq(user_id),
+    );
+    if tx.get_database_backend() == DatabaseBackend::Postgres {
+        select.lock_with_tables(
+            LockType::Update,
+            [
+                section::Entity.into_table_ref(),
+                user::Entity.into_table_ref(),
+            ],
+        );
+    }
+    if let Some(row) = tx.query_one(&select).await? {
+        let course = course::Model::from_query_result_optional(&row, SelectB.as_str())?;
+        if let Some(course) = course {
+            let section = section::Model::from_query_result(&row, SelectA.as_str())?;
+            let user = user::Model::from_query_result(&row, USER)?;
+            return Ok((section, course, Some(user)));
+        }
+    }
+    let (section, course) = locked_section(tx, section_id).await?;
+    Ok((section, course, None))
+}
+
+/// The column prefix of the user in [`locked`]'s statement, beside SeaORM's `A_` and `B_`.
+const USER: &str = "C_";
+
+/// The section, locked for the write, and its course.
 async fn locked_section(
     tx: &Tx<'_>,
     section_id: Uuid,
 ) -> Result<(section::Model, course::Model), ApiError> {
     let mut select = section::Entity::find_by_id(section_id).find_also_related(course::Entity);
     if tx.get_database_backend() == DatabaseBackend::Postgres {
-        select
-            .query()
-            .lock_with_tables(LockType::Update, [section::Entity]);
+        QuerySelect::query(&mut select).lock_with_tables(LockType::Update, [section::Entity]);
     }
     match select.one(tx).await? {
         Some((section, Some(course))) => Ok((section, course)),

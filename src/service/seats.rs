@@ -3,12 +3,15 @@
 //! (PostgreSQL) or the database (SQLite) until commit, so what it decided stays true.
 
 use entity::{
-    section,
+    enrollment, section,
     types::EnrollmentStatus::{self, *},
 };
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    sea_query::{Expr, ExprTrait},
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
+    Iterable, QueryFilter,
+    sea_query::{
+        Alias, CommonTableExpression, Expr, ExprTrait, Query, UpdateStatement, WithClause,
+    },
 };
 use uuid::Uuid;
 
@@ -40,18 +43,66 @@ pub(crate) async fn take(
     section_id: Uuid,
     status: EnrollmentStatus,
 ) -> Result<bool, ApiError> {
-    let Some(column) = counter(status) else {
+    let Some(update) = take_statement(section_id, status) else {
         return Ok(false);
     };
-    let result = section::Entity::update_many()
-        .col_expr(column, Expr::col(column).add(1))
-        .filter(section::Column::Id.eq(section_id))
-        .filter(section::Column::IsActive.eq(true))
-        .filter(section::Column::WaitlistCount.eq(0))
-        .filter(has_free_seat())
-        .exec(conn)
-        .await?;
-    Ok(result.rows_affected == 1)
+    let result = conn.execute(&update).await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// PostgreSQL: takes a seat as [`take`] does and inserts `enrollment`, which holds it, in one
+/// statement: the insert reads the update's row, so it happens only if a seat was taken.
+/// `None` (and nothing written) when no seat was free.
+///
+/// # Errors
+/// The database fails (a unique violation is left for the caller to name).
+pub(crate) async fn take_for(
+    conn: &impl ConnectionTrait,
+    section_id: Uuid,
+    status: EnrollmentStatus,
+    enrollment: enrollment::ActiveModel,
+) -> Result<Option<enrollment::Model>, DbErr> {
+    let Some(mut update) = take_statement(section_id, status) else {
+        return Ok(None);
+    };
+    update.returning_col(section::Column::Id);
+    let seat = Alias::new("seat");
+    let (columns, values): (Vec<_>, Vec<_>) = enrollment::Column::iter()
+        .filter_map(|c| enrollment.get(c).into_value().map(|v| (c, Expr::val(v))))
+        .unzip();
+    let mut insert = Query::insert();
+    insert
+        .into_table(enrollment::Entity)
+        .columns(columns)
+        .select_from(Query::select().exprs(values).from(seat.clone()).to_owned())
+        .map_err(|e| DbErr::Custom(e.to_string()))?
+        .returning_all();
+    let with = WithClause::new()
+        .cte(
+            CommonTableExpression::new()
+                .query(update)
+                .table_name(seat)
+                .to_owned(),
+        )
+        .to_owned();
+    let row = conn.query_one(&insert.with(with)).await?;
+    row.map(|row| enrollment::Model::from_query_result(&row, ""))
+        .transpose()
+}
+
+/// The conditional update of [`take`]; `None` for a status without a seat counter.
+fn take_statement(section_id: Uuid, status: EnrollmentStatus) -> Option<UpdateStatement> {
+    let column = counter(status)?;
+    Some(
+        Query::update()
+            .table(section::Entity)
+            .value(column, Expr::col(column).add(1))
+            .and_where(Expr::col((section::Entity, section::Column::Id)).eq(section_id))
+            .and_where(Expr::col((section::Entity, section::Column::IsActive)).eq(true))
+            .and_where(Expr::col((section::Entity, section::Column::WaitlistCount)).eq(0))
+            .cond_where(has_free_seat())
+            .to_owned(),
+    )
 }
 
 /// Hands out the next waitlist ticket, if the section is still full or has people waiting:
