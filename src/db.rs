@@ -18,6 +18,9 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// within it is reported as `UNAVAILABLE`, well within the request timeout.
 pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long a pooled connection may sit idle before it is pinged on its way out of the pool.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Opens a pool for `config`, creating the SQLite file if it is missing.
 ///
 /// SQLite runs in WAL mode so readers never wait for the writer, with foreign keys on and a busy
@@ -38,6 +41,11 @@ pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection, DbErr> {
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(config.db_acquire_timeout.unwrap_or(DEFAULT_ACQUIRE_TIMEOUT))
+        // A connection is pinged before it is handed out only when it has been idle for a
+        // while: pinging every one cost each request a round trip per statement batch (an
+        // enrollment acquires twice), and a connection used a moment ago is alive or fails
+        // its query, which reports `UNAVAILABLE` as a failed ping would.
+        .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
         .sqlx_logging(false);
     if !is_sqlite {
         // PostgreSQL's default cost of a random page read (4.0) is a spinning disk's. Roster's
