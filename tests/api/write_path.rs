@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
-use entity::types::Role;
+use entity::types::{EnrollmentStatus, Role};
 use roster::{
     auth::Viewer,
     error::ApiError,
     events::Notice,
     service::enroll::{self, EnrollRequest},
+    store::Transition,
 };
 use sea_orm::EntityTrait;
 use tokio::time::timeout;
@@ -50,6 +51,99 @@ async fn a_use_case_called_outside_graphql_announces_its_commit(app: TestApp) {
         app.backend
     );
     assert_eq!(notice.sections, vec![section]);
+    // On PostgreSQL the payload is joined around the key the event's insert assigned, in SQL:
+    // the notice names the event row that was written.
+    let events = app.events_of(row.id).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (event.id, event.from, event.to),
+        (events[0].id, None, EnrollmentStatus::Registered),
+        "[{:?}]",
+        app.backend
+    );
+}
+
+/// A write that records events and announces other changes delivers every notice after commit,
+/// each event's naming its own row, whichever statement handed it to PostgreSQL.
+async fn every_notice_of_a_write_arrives_after_commit(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let (course, section) = app
+        .course_with_section(&campus, "Chemistry", Some(5), "MONDAY")
+        .await;
+    let student = app.user(Role::Student, Some(campus.organization.id)).await;
+    let viewer = Viewer { user: student };
+    let request = EnrollRequest {
+        section_id: section,
+        user_id: None,
+        visibility: true,
+        override_capacity: false,
+        override_schedule_conflict: false,
+    };
+    let mut changes = app.state.store.bus().subscribe();
+    let row = enroll::enroll(&app.state.store, &viewer, request)
+        .await
+        .expect("enrolled");
+    // The enrollment's own notice first (PostgreSQL delivers it through LISTEN, a moment later).
+    let first = timeout(Duration::from_secs(5), changes.recv())
+        .await
+        .expect("the enrollment's notice")
+        .expect("the bus is open");
+    assert_eq!(first.event.as_ref().map(|e| e.enrollment_id), Some(row.id));
+    let at = app.state.store.now();
+    app.state
+        .store
+        .write(|tx| {
+            Box::pin(async move {
+                tx.announce(Notice::of_section(section, course));
+                for (from, to) in [
+                    (EnrollmentStatus::Registered, EnrollmentStatus::Withdrawn),
+                    (EnrollmentStatus::Withdrawn, EnrollmentStatus::Withdrawn),
+                ] {
+                    tx.record(Transition {
+                        enrollment_id: row.id,
+                        user_id: row.user_id,
+                        course_id: course,
+                        sections: vec![section],
+                        from: Some(from),
+                        to,
+                        actor: Some(row.user_id),
+                        reason: Some("test".into()),
+                        details: None,
+                        at,
+                    })
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+        .expect("written");
+    let mut received = Vec::new();
+    while received.len() < 3 {
+        let notice = timeout(Duration::from_secs(5), changes.recv())
+            .await
+            .unwrap_or_else(|_| panic!("[{:?}] only {received:?} arrived", app.backend))
+            .expect("the bus is open");
+        received.push(notice.event.as_ref().map(|e| e.id));
+    }
+    let events: Vec<i64> = app
+        .events_of(row.id)
+        .await
+        .into_iter()
+        .skip(1)
+        .map(|e| e.id)
+        .collect();
+    let mut named: Vec<i64> = received.iter().flatten().copied().collect();
+    named.sort_unstable();
+    assert_eq!(named, events, "[{:?}]", app.backend);
+    assert_eq!(received.iter().filter(|e| e.is_none()).count(), 1);
+    assert!(
+        timeout(Duration::from_millis(300), changes.recv())
+            .await
+            .is_err(),
+        "[{:?}] a notice arrived twice",
+        app.backend
+    );
 }
 
 async fn a_write_that_fails_announces_nothing_and_keeps_nothing(app: TestApp) {
@@ -88,5 +182,6 @@ async fn a_write_that_fails_announces_nothing_and_keeps_nothing(app: TestApp) {
 
 both_backends!(
     a_use_case_called_outside_graphql_announces_its_commit,
+    every_notice_of_a_write_arrives_after_commit,
     a_write_that_fails_announces_nothing_and_keeps_nothing,
 );
