@@ -295,7 +295,7 @@ impl Tx<'_> {
             details: None,
             at: transition.at,
         };
-        let notice = Notice::of_event(
+        let mut notice = Notice::of_event(
             &provisional,
             transition.user_id,
             transition.course_id,
@@ -330,7 +330,6 @@ impl Tx<'_> {
             .await?
             .ok_or_else(|| DbErr::RecordNotInserted)
             .and_then(|r| enrollment_event::Model::from_query_result(&r, ""))?;
-        let mut notice = notice;
         if let Some(sent) = notice.event.as_mut() {
             sent.id = event.id;
         }

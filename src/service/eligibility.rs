@@ -57,11 +57,11 @@ pub(crate) async fn check_seat(
         ));
     }
     let reads = Reads {
-        prerequisites: true,
+        prerequisites_at: Some(at),
         active_in_course: false,
         overlaps: (schedule == Schedule::Checked).then_some((section, enrollment)),
     };
-    standing(conn, user_id, course.id, at, reads)
+    standing(conn, user_id, course.id, reads)
         .await?
         .verdict(section)
 }
@@ -88,8 +88,9 @@ pub(crate) fn is_ineligible(err: &ApiError) -> bool {
 /// What one statement reads for the checks of a seat (see [`standing`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Reads<'a> {
-    /// The course's prerequisites the user holds no unexpired certification for.
-    pub prerequisites: bool,
+    /// The course's prerequisites the user holds no certification for that is unexpired at
+    /// this time.
+    pub prerequisites_at: Option<DateTime<Utc>>,
     /// The user's active enrollment in the course (invariant 2).
     pub active_in_course: bool,
     /// The user's other active seats, to compare with this section's meetings (invariant 7),
@@ -163,7 +164,6 @@ pub(crate) async fn standing(
     conn: &impl ConnectionTrait,
     user_id: Uuid,
     course_id: Uuid,
-    at: DateTime<Utc>,
     reads: Reads<'_>,
 ) -> Result<Standing, ApiError> {
     const PREREQUISITES: &str = "SELECT 1 AS kind, c.id AS id, c.name AS name, \
@@ -187,7 +187,7 @@ pub(crate) async fn standing(
         .overlaps
         .filter(|(section, _)| !section.schedule.0.is_empty());
     let mut parts = Vec::new();
-    if reads.prerequisites {
+    if reads.prerequisites_at.is_some() {
         parts.push(PREREQUISITES);
     }
     if reads.active_in_course {
@@ -208,7 +208,10 @@ pub(crate) async fn standing(
             [
                 course_id.into(),
                 user_id.into(),
-                at.into(),
+                reads
+                    .prerequisites_at
+                    .unwrap_or(DateTime::UNIX_EPOCH)
+                    .into(),
                 section_id.into(),
                 ignored.unwrap_or(Uuid::nil()).into(),
             ],
@@ -247,17 +250,11 @@ pub(crate) async fn check_schedule(
     ignore_enrollment: Option<Uuid>,
 ) -> Result<(), ApiError> {
     let reads = Reads {
-        prerequisites: false,
+        prerequisites_at: None,
         active_in_course: false,
         overlaps: Some((section, ignore_enrollment)),
     };
-    standing(
-        conn,
-        user_id,
-        section.course_id,
-        DateTime::UNIX_EPOCH,
-        reads,
-    )
-    .await?
-    .verdict(section)
+    standing(conn, user_id, section.course_id, reads)
+        .await?
+        .verdict(section)
 }

@@ -88,11 +88,11 @@ async fn enroll_in(
     }
     let checked_at = tx.now();
     let reads = eligibility::Reads {
-        prerequisites: true,
+        prerequisites_at: Some(checked_at),
         active_in_course: true,
         overlaps: (!request.override_schedule_conflict).then_some((&section, None)),
     };
-    let standing = eligibility::standing(tx, user_id, course.id, checked_at, reads).await?;
+    let standing = eligibility::standing(tx, user_id, course.id, reads).await?;
     standing.prerequisites()?;
     if standing.active.is_some() {
         return Err(ApiError::AlreadyEnrolled);

@@ -17,14 +17,12 @@ use tokio::time::timeout;
 
 use crate::helpers::{TestApp, both_backends};
 
-async fn a_use_case_called_outside_graphql_announces_its_commit(app: TestApp) {
-    let campus = app.campus("Org").await;
-    let (course, section) = app
-        .course_with_section(&campus, "Chemistry", Some(5), "MONDAY")
-        .await;
-    let student = app.user(Role::Student, Some(campus.organization.id)).await;
-    let mut changes = app.state.store.bus().subscribe();
-
+/// `student` enrolls in `section` through the use case itself, outside GraphQL.
+async fn enroll_self(
+    app: &TestApp,
+    student: &entity::user::Model,
+    section: uuid::Uuid,
+) -> entity::enrollment::Model {
     let request = EnrollRequest {
         section_id: section,
         user_id: None,
@@ -35,9 +33,20 @@ async fn a_use_case_called_outside_graphql_announces_its_commit(app: TestApp) {
     let viewer = Viewer {
         user: student.clone(),
     };
-    let row = enroll::enroll(&app.state.store, &viewer, request)
+    enroll::enroll(&app.state.store, &viewer, request)
         .await
-        .expect("enrolled");
+        .expect("enrolled")
+}
+
+async fn a_use_case_called_outside_graphql_announces_its_commit(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let (course, section) = app
+        .course_with_section(&campus, "Chemistry", Some(5), "MONDAY")
+        .await;
+    let student = app.user(Role::Student, Some(campus.organization.id)).await;
+    let mut changes = app.state.store.bus().subscribe();
+
+    let row = enroll_self(&app, &student, section).await;
 
     let notice = timeout(Duration::from_secs(5), changes.recv())
         .await
@@ -71,18 +80,8 @@ async fn every_notice_of_a_write_arrives_after_commit(app: TestApp) {
         .course_with_section(&campus, "Chemistry", Some(5), "MONDAY")
         .await;
     let student = app.user(Role::Student, Some(campus.organization.id)).await;
-    let viewer = Viewer { user: student };
-    let request = EnrollRequest {
-        section_id: section,
-        user_id: None,
-        visibility: true,
-        override_capacity: false,
-        override_schedule_conflict: false,
-    };
     let mut changes = app.state.store.bus().subscribe();
-    let row = enroll::enroll(&app.state.store, &viewer, request)
-        .await
-        .expect("enrolled");
+    let row = enroll_self(&app, &student, section).await;
     // The enrollment's own notice first (PostgreSQL delivers it through LISTEN, a moment later).
     let first = timeout(Duration::from_secs(5), changes.recv())
         .await
