@@ -18,11 +18,15 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use entity::{enrollment_event, types::EnrollmentStatus};
+use entity::{
+    enrollment_event,
+    positional::{ByPosition, Positional},
+    types::EnrollmentStatus,
+};
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection,
     DatabaseTransaction, DbErr, EntityTrait, ExecResult, FromQueryResult, QueryResult, QueryTrait,
-    Set, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    Select, Set, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -408,4 +412,18 @@ pub struct Transition {
     /// Extra facts, such as a capacity override or the sections of a switch.
     pub details: Option<serde_json::Value>,
     pub at: DateTime<Utc>,
+}
+
+/// The rows of `select`, a plain select of `E`, decoded by position instead of by column name
+/// (`entity::positional`): for the reads that decode many rows, such as a discovery page.
+///
+/// # Errors
+/// The database's.
+pub async fn rows<E, C>(select: Select<E>, db: &C) -> Result<Vec<E::Model>, DbErr>
+where
+    E: EntityTrait<Model: Positional + Send + Sync>,
+    C: ConnectionTrait,
+{
+    let rows = select.into_model::<ByPosition<E::Model>>().all(db).await?;
+    Ok(rows.into_iter().map(|row| row.0).collect())
 }

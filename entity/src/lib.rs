@@ -13,6 +13,7 @@ pub mod enrollment_event;
 pub mod notification;
 pub mod notification_delivery;
 pub mod organization;
+pub mod positional;
 pub mod push_subscription;
 pub mod section;
 pub mod team;

@@ -8,6 +8,7 @@ use std::{
 };
 
 use async_graphql::dataloader::Loader;
+use entity::positional::Positional;
 use entity::{
     certification, course, course_prerequisite, enrollment, enrollment_event, organization,
     section, team, team_member, types::EnrollmentStatus, user,
@@ -15,6 +16,8 @@ use entity::{
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
+
+use crate::store::rows;
 use uuid::Uuid;
 
 /// Loads rows for one request. `viewer` scopes the viewer-specific keys.
@@ -137,7 +140,7 @@ pub type CourseKey = ById<course::Entity>;
 pub type SectionKey = ById<section::Entity>;
 
 /// An entity whose primary key is one `Uuid` column.
-pub trait Identified: EntityTrait<Model: Clone + Send + Sync> {
+pub trait Identified: EntityTrait<Model: Clone + Send + Sync + Positional> {
     const ID: Self::Column;
     fn id(model: &Self::Model) -> Uuid;
 }
@@ -162,10 +165,11 @@ impl<E: Identified> Loader<ById<E>> for DbLoader {
     type Error = Arc<DbErr>;
 
     async fn load(&self, keys: &[ById<E>]) -> LoadResult<ById<E>, Self::Value> {
-        let rows = E::find()
-            .filter(E::ID.is_in(keys.iter().map(|k| k.0)))
-            .all(&self.db)
-            .await?;
+        let rows = rows(
+            E::find().filter(E::ID.is_in(keys.iter().map(|k| k.0))),
+            &self.db,
+        )
+        .await?;
         Ok(by(rows, |row| ById::new(E::id(row))))
     }
 }
@@ -186,10 +190,9 @@ macro_rules! grouped_loader {
             type Error = Arc<DbErr>;
 
             async fn load(&self, keys: &[$key]) -> LoadResult<$key, Self::Value> {
-                let rows = $select
-                    .filter($entity::Column::$column.is_in(keys.iter().map(|k| k.0)))
-                    .all(&self.db)
-                    .await?;
+                let select =
+                    $select.filter($entity::Column::$column.is_in(keys.iter().map(|k| k.0)));
+                let rows = rows(select, &self.db).await?;
                 Ok(grouped(keys.iter().copied(), rows, |row| $key(row.$field)))
             }
         }
@@ -241,10 +244,11 @@ impl Loader<PrerequisitesOf> for DbLoader {
             HashMap::new()
         } else {
             by(
-                course::Entity::find()
-                    .filter(course::Column::Id.is_in(wanted))
-                    .all(&self.db)
-                    .await?,
+                rows(
+                    course::Entity::find().filter(course::Column::Id.is_in(wanted)),
+                    &self.db,
+                )
+                .await?,
                 |c| c.id,
             )
         };
@@ -277,12 +281,11 @@ impl Loader<ViewerEnrollmentIn> for DbLoader {
         let Some(viewer) = self.viewer else {
             return Ok(found);
         };
-        let rows = enrollment::Entity::find()
+        let select = enrollment::Entity::find()
             .filter(enrollment::Column::UserId.eq(viewer))
             .filter(enrollment::Column::CourseId.is_in(keys.iter().map(|k| k.0)))
-            .filter(enrollment::Column::Status.is_in(EnrollmentStatus::ACTIVE))
-            .all(&self.db)
-            .await?;
+            .filter(enrollment::Column::Status.is_in(EnrollmentStatus::ACTIVE));
+        let rows = rows(select, &self.db).await?;
         for row in rows {
             found.insert(ViewerEnrollmentIn(row.course_id), Some(row));
         }

@@ -13,7 +13,7 @@ use super::seats;
 use crate::{
     domain::{cursor::Cursor, validate},
     error::ApiError,
-    store::Store,
+    store::{Store, rows},
 };
 
 /// Narrows discovery. Every condition given must hold.
@@ -61,12 +61,11 @@ pub async fn discover(
                 ),
         );
     }
-    let mut courses = select
+    let select = select
         .order_by_desc(course::Column::CreatedAt)
         .order_by_desc(course::Column::Id)
-        .limit(first + 1)
-        .all(store.db())
-        .await?;
+        .limit(first + 1);
+    let mut courses = rows(select, store.db()).await?;
     // No next page after an empty one: there is no cursor to continue from.
     let has_next_page = first > 0 && courses.len() as u64 > first;
     courses.truncate(first as usize);

@@ -371,7 +371,61 @@ async fn discovery_costs_the_same_few_statements_for_5_and_50_courses(app: TestA
     );
 }
 
+/// Every model decoded by position (`entity::positional`, used by discovery and the loaders)
+/// reads the same rows as the derived decoding by column name, nulls and JSON included.
+async fn rows_decoded_by_position_equal_rows_decoded_by_name(app: TestApp) {
+    use entity::{
+        course, enrollment, enrollment_event, organization, positional::Positional, section,
+        team_member, user,
+    };
+    use roster::store::rows;
+    use sea_orm::{EntityTrait, QueryOrder};
+
+    async fn same<E>(app: &TestApp, what: &str, order: E::Column)
+    where
+        E: EntityTrait<Model: Positional + Send + Sync + PartialEq + std::fmt::Debug>,
+    {
+        let by_name = E::find()
+            .order_by_asc(order)
+            .all(&app.db)
+            .await
+            .expect(what);
+        let by_position = rows(E::find().order_by_asc(order), &app.db)
+            .await
+            .expect(what);
+        assert!(!by_name.is_empty(), "[{:?}] no {what} rows", app.backend);
+        assert_eq!(by_position, by_name, "[{:?}] {what}", app.backend);
+    }
+
+    let campus = app.campus("Org").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Decoded", Some(1), "MONDAY")
+        .await;
+    let (_, first) = app.student(&campus).await;
+    let (_, second) = app.student(&campus).await;
+    let seat = app.enroll(&first, section).await.expect("a seat");
+    app.enroll(&second, section)
+        .await
+        .expect("a waitlist place");
+    app.withdraw(&first, seat.id).await.expect("withdrawn");
+    let name = format!("Team {}", Uuid::new_v4());
+    let create = "mutation($n: String!) { createTeam(name: $n, passKey: \"secret-key\") { id } }";
+    app.ok(Some(&campus.teacher_token), create, json!({ "n": name }))
+        .await;
+    let join = "mutation($n: String!) { joinTeam(name: $n, passKey: \"secret-key\") { id } }";
+    app.ok(Some(&second), join, json!({ "n": name })).await;
+
+    same::<course::Entity>(&app, "course", course::Column::Id).await;
+    same::<section::Entity>(&app, "section", section::Column::Id).await;
+    same::<user::Entity>(&app, "user", user::Column::Id).await;
+    same::<organization::Entity>(&app, "organization", organization::Column::Id).await;
+    same::<enrollment::Entity>(&app, "enrollment", enrollment::Column::Id).await;
+    same::<enrollment_event::Entity>(&app, "enrollment_event", enrollment_event::Column::Id).await;
+    same::<team_member::Entity>(&app, "team_member", team_member::Column::UserId).await;
+}
+
 both_backends!(
+    rows_decoded_by_position_equal_rows_decoded_by_name,
     pages_are_newest_first_and_cursors_survive_inserts,
     rows_created_at_the_same_instant_page_by_id_without_loss,
     only_active_courses_with_an_active_section_are_discoverable,
@@ -387,8 +441,9 @@ fn backend_enum_is_used() {
 }
 
 /// Roster's PostgreSQL sessions price a random page as a cached one, so the planner reads a
-/// page's sections through the `(course_id, is_active)` index instead of scanning them all; on
-/// every connection of the pool, since each is opened with the option.
+/// page's sections through the `(course_id, is_active)` index instead of scanning them all, and
+/// plan each prepared statement once instead of at every execution; on every connection of the
+/// pool, since each is opened with the options.
 #[tokio::test]
 async fn postgres_sessions_plan_for_a_database_in_memory() {
     use sea_orm::{ConnectionTrait, Statement};
@@ -402,16 +457,22 @@ async fn postgres_sessions_plan_for_a_database_in_memory() {
                 let row = db
                     .query_one_raw(Statement::from_string(
                         db.get_database_backend(),
-                        "SELECT current_setting('random_page_cost') AS cost, pg_sleep(0.05)::text",
+                        "SELECT current_setting('random_page_cost') AS cost, \
+                         current_setting('plan_cache_mode') AS plans, pg_sleep(0.05)::text",
                     ))
                     .await
                     .expect("query")
                     .expect("a row");
-                row.try_get::<String>("", "cost").expect("cost")
+                (
+                    row.try_get::<String>("", "cost").expect("cost"),
+                    row.try_get::<String>("", "plans").expect("plans"),
+                )
             })
         })
         .collect();
     for connection in connections {
-        assert_eq!(connection.await.expect("task"), "1.1");
+        let (cost, plans) = connection.await.expect("task");
+        assert_eq!(cost, "1.1");
+        assert_eq!(plans, "force_generic_plan");
     }
 }
