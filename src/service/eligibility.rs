@@ -15,8 +15,9 @@ use super::for_update;
 use crate::{domain::schedule::first_conflict, error::ApiError};
 
 /// Takes the user's row lock (PostgreSQL; SQLite's write transaction already serializes
-/// writers), so that the checks of one user's seats (invariant 7) run one at a time. Lock order
-/// everywhere: sections, then enrollments, then users.
+/// writers), so that the checks of one user's seats (invariant 7) run one at a time. Lock order:
+/// sections, then enrollments, then users (`enroll` alone takes the user first,
+/// docs/architecture.md).
 ///
 /// # Errors
 /// `NOT_FOUND` for an unknown user; the database fails.

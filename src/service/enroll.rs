@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::{eligibility, promotion, seats};
 use crate::{
     auth::Viewer,
+    domain::seats::Seats,
     error::ApiError,
     store::{Store, Transition, Tx},
 };
@@ -36,10 +37,11 @@ pub struct EnrollRequest {
 /// Enrolls a user in a section: a seat (REGISTERED, or PENDING when the section requires
 /// approval), else a place on the waitlist, else `SECTION_FULL`.
 ///
-/// Every check runs inside the write transaction, under the section's and the user's locks, in
-/// docs/design.md's order: the section and course are active; every prerequisite has an
-/// unexpired certification; no active enrollment in the course; no schedule conflict with the
-/// user's other active seats; then the seat.
+/// Every check runs inside the write transaction, under the user's lock, in docs/design.md's
+/// order: the section and course are active; every prerequisite has an unexpired
+/// certification; no active enrollment in the course; no schedule conflict with the user's
+/// other active seats; then the seat, whose conditional update locks the section and requires
+/// it to be as the checks saw it.
 ///
 /// # Errors
 /// `FORBIDDEN` for proxy enrollment or overrides by anyone who does not manage the course, and
@@ -62,9 +64,11 @@ async fn enroll_in(
     viewer: &Viewer,
     request: &EnrollRequest,
 ) -> Result<enrollment::Model, ApiError> {
-    // Lock order: the section, then the user (docs/architecture.md#the-write-path).
+    // The user is locked first; the section is read without a lock and locked last, by the
+    // conditional update that takes its seat, so a busy section is held for that statement and
+    // the commit only (docs/architecture.md#the-write-path).
     let user_id = request.user_id.unwrap_or(viewer.id());
-    let (section, course, user) = locked(tx, request.section_id, user_id).await?;
+    let (mut section, course, user) = read(tx, request.section_id, user_id).await?;
     let proxy = user_id != viewer.id();
     let overrides = request.override_capacity || request.override_schedule_conflict;
     if (proxy || overrides) && !viewer.can_manage_course(&course) {
@@ -92,25 +96,31 @@ async fn enroll_in(
         active_in_course: true,
         overlaps: (!request.override_schedule_conflict).then_some((&section, None)),
     };
-    let standing = eligibility::standing(tx, user_id, course.id, reads).await?;
+    let mut standing = eligibility::standing(tx, user_id, course.id, reads).await?;
     standing.prerequisites()?;
     if standing.active.is_some() {
         return Err(ApiError::AlreadyEnrolled);
     }
     standing.schedule(&section)?;
-
-    let seat_status = if section.requires_approval {
-        Pending
-    } else {
-        Registered
+    let postgres = tx.get_database_backend() == DatabaseBackend::Postgres;
+    let seat_status = |section: &section::Model| {
+        if section.requires_approval {
+            Pending
+        } else {
+            Registered
+        }
     };
     let mut details = serde_json::Map::new();
+    if request.override_schedule_conflict {
+        details.insert("scheduleConflictOverride".into(), json!(true));
+    }
     let at = tx.now();
+    let section_id = section.id;
     let row = |status: EnrollmentStatus, ticket: Option<i64>| enrollment::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
         course_id: Set(course.id),
-        section_id: Set(section.id),
+        section_id: Set(section_id),
         status: Set(status),
         visibility: Set(request.visibility),
         enrolled_at: Set(at),
@@ -138,10 +148,43 @@ async fn enroll_in(
     // The partial unique index settles a race between two transactions that both found no
     // active enrollment.
     let already = |e| ApiError::on_unique_violation(e, || ApiError::AlreadyEnrolled);
-    // On PostgreSQL the seat and the row holding it are one statement: the section's lock is
-    // held for one round trip fewer.
-    let (seated, took) = if tx.get_database_backend() == DatabaseBackend::Postgres {
-        let seated = seats::take_for(tx, section.id, seat_status, row(seat_status, None))
+    if postgres {
+        // The seat and the row holding it are one statement, on the section as it was read:
+        // its update takes the section's lock and re-checks the conditions on the row as the
+        // last commit left it, the meetings and approval rule checked above included. Not
+        // tried when the section was full, inactive or had people waiting.
+        let free = Seats::from(&section);
+        if section.is_active && free.waitlisted == 0 && !free.is_full() {
+            let status = seat_status(&section);
+            let seated = seats::take_for(tx, &section, status, row(status, None))
+                .await
+                .map_err(already)?;
+            if let Some(row) = seated {
+                record_enrollment(tx, viewer, &row, status, details).await?;
+                return Ok(row);
+            }
+        }
+        // Lock the section and decide on what it is now.
+        let (now, _) = locked_section(tx, section.id).await?;
+        if !now.is_active {
+            return Err(ApiError::SectionInactive(
+                "the section or its course is not active".into(),
+            ));
+        }
+        if now.schedule != section.schedule && !request.override_schedule_conflict {
+            let reads = eligibility::Reads {
+                prerequisites_at: None,
+                active_in_course: false,
+                overlaps: Some((&now, None)),
+            };
+            standing = eligibility::standing(tx, user_id, course.id, reads).await?;
+            standing.schedule(&now)?;
+        }
+        section = now;
+    }
+    let seat_status = seat_status(&section);
+    let (seated, took) = if postgres {
+        let seated = seats::take_for(tx, &section, seat_status, row(seat_status, None))
             .await
             .map_err(already)?;
         let took = seated.is_some();
@@ -167,26 +210,11 @@ async fn enroll_in(
             }
         }
     };
-    if request.override_schedule_conflict {
-        details.insert("scheduleConflictOverride".into(), json!(true));
-    }
     let row = match seated {
         Some(row) => row,
         None => row(status, ticket).insert(tx).await.map_err(already)?,
     };
-    tx.record(Transition {
-        enrollment_id: row.id,
-        user_id,
-        course_id: course.id,
-        sections: vec![section.id],
-        from: None,
-        to: status,
-        actor: Some(viewer.id()),
-        reason: None,
-        details: (!details.is_empty()).then_some(serde_json::Value::Object(details)),
-        at,
-    })
-    .await?;
+    record_enrollment(tx, viewer, &row, status, details).await?;
     if status == Waitlisted {
         // Free seats behind waiters who may not take them now: the newcomer joins the queue, and
         // the earliest eligible waiter (perhaps the newcomer) takes the seat.
@@ -198,15 +226,40 @@ async fn enroll_in(
     Ok(row)
 }
 
-/// The section, locked for the write, its course, and the user to enroll, locked next, in one
-/// statement (on PostgreSQL `FOR UPDATE OF sections, users`, which locks in that order; the
-/// course row stays unlocked, as other writers of the course's sections expect). The user is
-/// `None` when the statement found no such user: the caller decides between `FORBIDDEN` and
+/// Records the event creating `row`, in `status`, with `details` (the overrides used), timed
+/// now that the section's lock is held (invariant 6).
+async fn record_enrollment(
+    tx: &Tx<'_>,
+    viewer: &Viewer,
+    row: &enrollment::Model,
+    status: EnrollmentStatus,
+    details: serde_json::Map<String, serde_json::Value>,
+) -> Result<(), ApiError> {
+    tx.record(Transition {
+        enrollment_id: row.id,
+        user_id: row.user_id,
+        course_id: row.course_id,
+        sections: vec![row.section_id],
+        from: None,
+        to: status,
+        actor: Some(viewer.id()),
+        reason: None,
+        details: (!details.is_empty()).then_some(serde_json::Value::Object(details)),
+        at: tx.now(),
+    })
+    .await?;
+    Ok(())
+}
+
+/// The section, its course, and the user to enroll, locked, in one statement (on PostgreSQL
+/// `FOR UPDATE OF users`; the section is locked later, by the update that takes its seat, and
+/// the course row stays unlocked, as other writers of the course's sections expect). The user
+/// is `None` when the statement found no such user: the caller decides between `FORBIDDEN` and
 /// `NOT_FOUND` (see [`eligibility::lock_user`]).
 ///
 /// # Errors
 /// `NOT_FOUND` for an unknown section; the database fails.
-async fn locked(
+async fn read(
     tx: &Tx<'_>,
     section_id: Uuid,
     user_id: Uuid,
@@ -226,13 +279,7 @@ async fn locked(
         Expr::col((user::Entity, user::Column::Id)).eq(user_id),
     );
     if tx.get_database_backend() == DatabaseBackend::Postgres {
-        select.lock_with_tables(
-            LockType::Update,
-            [
-                section::Entity.into_table_ref(),
-                user::Entity.into_table_ref(),
-            ],
-        );
+        select.lock_with_tables(LockType::Update, [user::Entity.into_table_ref()]);
     }
     if let Some(row) = tx.query_one(&select).await? {
         let course = course::Model::from_query_result_optional(&row, SelectB.as_str())?;
@@ -242,14 +289,18 @@ async fn locked(
             return Ok((section, course, Some(user)));
         }
     }
-    let (section, course) = locked_section(tx, section_id).await?;
-    Ok((section, course, None))
+    let select = section::Entity::find_by_id(section_id).find_also_related(course::Entity);
+    match select.one(tx).await? {
+        Some((section, Some(course))) => Ok((section, course, None)),
+        _ => Err(ApiError::NotFound("section")),
+    }
 }
 
-/// The column prefix of the user in [`locked`]'s statement, beside SeaORM's `A_` and `B_`.
+/// The column prefix of the user in [`read`]'s statement, beside SeaORM's `A_` and `B_`.
 const USER: &str = "C_";
 
-/// The section, locked for the write, and its course.
+/// The section, locked for the write, and its course (PostgreSQL; SQLite's write lock holds it
+/// already).
 async fn locked_section(
     tx: &Tx<'_>,
     section_id: Uuid,

@@ -52,20 +52,27 @@ pub(crate) async fn take(
 
 /// PostgreSQL: takes a seat as [`take`] does and inserts `enrollment`, which holds it, in one
 /// statement: the insert reads the update's row, so it happens only if a seat was taken.
-/// `None` (and nothing written) when no seat was free.
+/// The seat is taken only while the section's meetings and approval rule are still those of
+/// `seen`, the row the caller checked them on, which need not be locked: the update re-checks
+/// every condition on the row as the last commit left it. `None` (and nothing written) when no
+/// seat was free on those terms.
 ///
 /// # Errors
 /// The database fails (a unique violation is left for the caller to name).
 pub(crate) async fn take_for(
     conn: &impl ConnectionTrait,
-    section_id: Uuid,
+    seen: &section::Model,
     status: EnrollmentStatus,
     enrollment: enrollment::ActiveModel,
 ) -> Result<Option<enrollment::Model>, DbErr> {
-    let Some(mut update) = take_statement(section_id, status) else {
+    let Some(mut update) = take_statement(seen.id, status) else {
         return Ok(None);
     };
-    update.returning_col(section::Column::Id);
+    let column = |c: section::Column| Expr::col((section::Entity, c));
+    update
+        .and_where(column(section::Column::Schedule).eq(seen.schedule.clone()))
+        .and_where(column(section::Column::RequiresApproval).eq(seen.requires_approval))
+        .returning_col(section::Column::Id);
     let seat = Alias::new("seat");
     let (columns, values): (Vec<_>, Vec<_>) = enrollment::Column::iter()
         .filter_map(|c| enrollment.get(c).into_value().map(|v| (c, Expr::val(v))))

@@ -184,3 +184,125 @@ both_backends!(
     every_notice_of_a_write_arrives_after_commit,
     a_write_that_fails_announces_nothing_and_keeps_nothing,
 );
+
+/// Polls until some statement waits for a row lock (PostgreSQL), so a test knows a write has
+/// reached the statement it means to hold up.
+async fn until_a_statement_waits(app: &TestApp) {
+    use sea_orm::{ConnectionTrait, Statement};
+    for _ in 0..500 {
+        let row = app
+            .db
+            .query_one_raw(Statement::from_string(
+                app.db.get_database_backend(),
+                "SELECT count(*) AS waiting FROM pg_locks WHERE NOT granted",
+            ))
+            .await
+            .expect("pg_locks")
+            .expect("a row");
+        if row.try_get::<i64>("", "waiting").expect("count") > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no statement ever waited for a lock");
+}
+
+/// Enrolls `student` in `section` through the use case, in a task of its own.
+fn enroll_in_background(
+    app: &TestApp,
+    student: &entity::user::Model,
+    section: uuid::Uuid,
+) -> tokio::task::JoinHandle<Result<entity::enrollment::Model, ApiError>> {
+    let state = app.state.clone();
+    let viewer = Viewer {
+        user: student.clone(),
+    };
+    tokio::spawn(async move {
+        let request = EnrollRequest {
+            section_id: section,
+            user_id: None,
+            visibility: true,
+            override_capacity: false,
+            override_schedule_conflict: false,
+        };
+        enroll::enroll(&state.store, &viewer, request).await
+    })
+}
+
+/// A transaction holding `section`'s row lock, as a writer of the section does.
+async fn hold(app: &TestApp, section: uuid::Uuid) -> sea_orm::DatabaseTransaction {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let held = app.db.begin().await.expect("begin");
+    let lock = format!("SELECT id FROM sections WHERE id = '{section}' FOR UPDATE");
+    held.execute_unprepared(&lock).await.expect("lock");
+    held
+}
+
+/// `enroll` reads the section without locking it and takes the seat with one conditional
+/// update, which locks the row. While another transaction holds the section (as `updateSection`
+/// does), the enroll's update waits; if that transaction moves the section onto the student's
+/// other seat, or makes it require approval, the enroll decides on the section as committed:
+/// `SCHEDULE_CONFLICT` with nothing written, or a PENDING enrollment.
+#[tokio::test]
+async fn enroll_decides_on_the_section_as_committed_not_as_read() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let campus = app.campus("Org").await;
+    let (_, monday) = app
+        .course_with_section(&campus, "Held", Some(10), "MONDAY")
+        .await;
+    let (student, token) = app.student(&campus).await;
+    app.enroll(&token, monday).await.expect("the Monday seat");
+    let student = app.user_row(student).await;
+
+    // Moved onto Monday 09:00 while the enroll waits for the row: refused.
+    let (_, tuesday) = app
+        .course_with_section(&campus, "Moved", Some(10), "TUESDAY")
+        .await;
+    let held = hold(&app, tuesday).await;
+    let enrolling = enroll_in_background(&app, &student, tuesday);
+    until_a_statement_waits(&app).await;
+    let monday_meeting =
+        r#"[{"weekday": "MONDAY", "start": "09:00", "end": "10:30", "room": "B2"}]"#;
+    held.execute_raw(Statement::from_sql_and_values(
+        sea_orm::DatabaseBackend::Postgres,
+        "UPDATE sections SET schedule = CAST($1 AS jsonb), weekdays = 1 WHERE id = $2",
+        [monday_meeting.into(), tuesday.into()],
+    ))
+    .await
+    .expect("moved");
+    held.commit().await.expect("commit");
+    let refused = enrolling.await.expect("task");
+    assert!(
+        matches!(refused, Err(ApiError::ScheduleConflict(_))),
+        "{refused:?}"
+    );
+    let section = app.section_row(tuesday).await;
+    assert_eq!(section.registered_count, 0, "no seat taken");
+    let rows = entity::enrollment::Entity::find()
+        .all(&app.db)
+        .await
+        .expect("rows");
+    assert!(
+        rows.iter().all(|e| e.section_id != tuesday),
+        "no enrollment written"
+    );
+
+    // Made to require approval meanwhile: the seat is held as PENDING.
+    let (_, approval) = app
+        .course_with_section(&campus, "Approval", Some(10), "FRIDAY")
+        .await;
+    let held = hold(&app, approval).await;
+    let enrolling = enroll_in_background(&app, &student, approval);
+    until_a_statement_waits(&app).await;
+    let approve = format!("UPDATE sections SET requires_approval = true WHERE id = '{approval}'");
+    held.execute_unprepared(&approve).await.expect("changed");
+    held.commit().await.expect("commit");
+    let pending = enrolling.await.expect("task").expect("enrolled");
+    assert_eq!(pending.status, EnrollmentStatus::Pending);
+    let section = app.section_row(approval).await;
+    assert_eq!((section.pending_count, section.registered_count), (1, 0));
+    app.assert_section_consistent(approval).await;
+}
