@@ -3,6 +3,7 @@
 
 pub mod cursor;
 pub mod notification;
+pub mod order;
 pub mod schedule;
 pub mod seats;
 pub mod status;

@@ -17,7 +17,7 @@ use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::store::rows;
+use crate::{domain::order, store::rows};
 use uuid::Uuid;
 
 /// Loads rows for one request. `viewer` scopes the viewer-specific keys.
@@ -199,13 +199,26 @@ macro_rules! grouped_loader {
     };
 }
 
-grouped_loader!(
-    ActiveSectionsOf: section by CourseId / course_id,
-    section::Entity::find()
-        .filter(section::Column::IsActive.eq(true))
-        .order_by_asc(section::Column::Name)
-        .order_by_asc(section::Column::Id)
-);
+impl Loader<ActiveSectionsOf> for DbLoader {
+    type Value = Vec<section::Model>;
+    type Error = Arc<DbErr>;
+
+    /// Sorted here, a course's few at a time, rather than by the database: sorting a page's
+    /// 150 rows by name was half of the statement's time in PostgreSQL.
+    async fn load(&self, keys: &[ActiveSectionsOf]) -> LoadResult<ActiveSectionsOf, Self::Value> {
+        let select = section::Entity::find()
+            .filter(section::Column::IsActive.eq(true))
+            .filter(section::Column::CourseId.is_in(keys.iter().map(|k| k.0)));
+        let rows = rows(select, &self.db).await?;
+        let mut map = grouped(keys.iter().copied(), rows, |row| {
+            ActiveSectionsOf(row.course_id)
+        });
+        for sections in map.values_mut() {
+            sections.sort_by(order::sections);
+        }
+        Ok(map)
+    }
+}
 grouped_loader!(
     EventsOf: enrollment_event by EnrollmentId / enrollment_id,
     enrollment_event::Entity::find().order_by_asc(enrollment_event::Column::Id)

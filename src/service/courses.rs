@@ -276,12 +276,12 @@ pub async fn all_sections(
             "only those who manage the course see its inactive sections",
         ));
     }
-    Ok(section::Entity::find()
+    let mut sections = section::Entity::find()
         .filter(section::Column::CourseId.eq(course.id))
-        .order_by_asc(section::Column::Name)
-        .order_by_asc(section::Column::Id)
         .all(store.db())
-        .await?)
+        .await?;
+    sections.sort_by(crate::domain::order::sections);
+    Ok(sections)
 }
 
 /// Two concurrent edits of prerequisites could each pass the cycle check and together close a

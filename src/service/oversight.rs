@@ -128,16 +128,18 @@ pub async fn oversee(store: &Store, viewer: &Viewer, scope: Scope) -> Result<Ove
         }
     };
 
-    let sections = section::Entity::find()
+    let mut sections = section::Entity::find()
         .filter(in_scope(Expr::col((
             section::Entity,
             section::Column::CourseId,
         ))))
-        .order_by_asc(section::Column::CourseId)
-        .order_by_asc(section::Column::Name)
-        .order_by_asc(section::Column::Id)
         .all(db)
         .await?;
+    sections.sort_by(|a, b| {
+        a.course_id
+            .cmp(&b.course_id)
+            .then_with(|| crate::domain::order::sections(a, b))
+    });
 
     let grouped: Vec<(Uuid, EnrollmentStatus, i64)> = enrollment::Entity::find()
         .select_only()
