@@ -424,7 +424,42 @@ async fn rows_decoded_by_position_equal_rows_decoded_by_name(app: TestApp) {
     same::<team_member::Entity>(&app, "team_member", team_member::Column::UserId).await;
 }
 
+/// A course's sections are listed by name compared by its bytes, then id, on both backends
+/// whatever the database's collation: to visitors (the loader) and to staff (`includeInactive`).
+async fn sections_are_listed_by_name_bytes_alike_on_both_backends(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let token = &campus.teacher_token;
+    let course = app
+        .create_course(token, json!({ "name": "Ordered", "code": "O-1" }))
+        .await;
+    let meeting = json!({ "weekday": "MONDAY", "start": "09:00", "end": "10:00" });
+    for name in ["b", "Lab 2", "B", "a", "Lab 10"] {
+        let section = json!({ "name": name, "capacity": 5, "schedule": [meeting.clone()] });
+        app.create_section(token, course, section).await;
+    }
+    let query = "query($id: UUID!, $all: Boolean!) {
+        course(id: $id) { sections(includeInactive: $all) { name } } }";
+    let expected = ["B", "Lab 10", "Lab 2", "a", "b"];
+    for (viewer, all) in [(None, false), (Some(token.as_str()), true)] {
+        let data = app
+            .ok(viewer, query, json!({ "id": course, "all": all }))
+            .await;
+        let names: Vec<&str> = data["course"]["sections"]
+            .as_array()
+            .expect("sections")
+            .iter()
+            .map(|s| s["name"].as_str().expect("name"))
+            .collect();
+        assert_eq!(
+            names, expected,
+            "[{:?}] includeInactive: {all}",
+            app.backend
+        );
+    }
+}
+
 both_backends!(
+    sections_are_listed_by_name_bytes_alike_on_both_backends,
     rows_decoded_by_position_equal_rows_decoded_by_name,
     pages_are_newest_first_and_cursors_survive_inserts,
     rows_created_at_the_same_instant_page_by_id_without_loss,

@@ -23,18 +23,9 @@ async fn enroll_self(
     student: &entity::user::Model,
     section: uuid::Uuid,
 ) -> entity::enrollment::Model {
-    let request = EnrollRequest {
-        section_id: section,
-        user_id: None,
-        visibility: true,
-        override_capacity: false,
-        override_schedule_conflict: false,
-    };
-    let viewer = Viewer {
-        user: student.clone(),
-    };
-    enroll::enroll(&app.state.store, &viewer, request)
+    enroll_in_background(app, student, section)
         .await
+        .expect("task")
         .expect("enrolled")
 }
 
