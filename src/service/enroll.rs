@@ -96,7 +96,7 @@ async fn enroll_in(
         active_in_course: true,
         overlaps: (!request.override_schedule_conflict).then_some((&section, None)),
     };
-    let mut standing = eligibility::standing(tx, user_id, course.id, reads).await?;
+    let standing = eligibility::standing(tx, user_id, course.id, reads).await?;
     standing.prerequisites()?;
     if standing.active.is_some() {
         return Err(ApiError::AlreadyEnrolled);
@@ -165,20 +165,14 @@ async fn enroll_in(
             }
         }
         // Lock the section and decide on what it is now.
-        let (now, _) = locked_section(tx, section.id).await?;
+        let (now, _) = section_with_course(tx, section.id, true).await?;
         if !now.is_active {
             return Err(ApiError::SectionInactive(
                 "the section or its course is not active".into(),
             ));
         }
         if now.schedule != section.schedule && !request.override_schedule_conflict {
-            let reads = eligibility::Reads {
-                prerequisites_at: None,
-                active_in_course: false,
-                overlaps: Some((&now, None)),
-            };
-            standing = eligibility::standing(tx, user_id, course.id, reads).await?;
-            standing.schedule(&now)?;
+            eligibility::check_schedule(tx, user_id, &now, None).await?;
         }
         section = now;
     }
@@ -289,24 +283,22 @@ async fn read(
             return Ok((section, course, Some(user)));
         }
     }
-    let select = section::Entity::find_by_id(section_id).find_also_related(course::Entity);
-    match select.one(tx).await? {
-        Some((section, Some(course))) => Ok((section, course, None)),
-        _ => Err(ApiError::NotFound("section")),
-    }
+    let (section, course) = section_with_course(tx, section_id, false).await?;
+    Ok((section, course, None))
 }
 
 /// The column prefix of the user in [`read`]'s statement, beside SeaORM's `A_` and `B_`.
 const USER: &str = "C_";
 
-/// The section, locked for the write, and its course (PostgreSQL; SQLite's write lock holds it
-/// already).
-async fn locked_section(
+/// The section and its course; with `lock`, the section locked for the write (PostgreSQL;
+/// SQLite's write lock holds it already).
+async fn section_with_course(
     tx: &Tx<'_>,
     section_id: Uuid,
+    lock: bool,
 ) -> Result<(section::Model, course::Model), ApiError> {
     let mut select = section::Entity::find_by_id(section_id).find_also_related(course::Entity);
-    if tx.get_database_backend() == DatabaseBackend::Postgres {
+    if lock && tx.get_database_backend() == DatabaseBackend::Postgres {
         QuerySelect::query(&mut select).lock_with_tables(LockType::Update, [section::Entity]);
     }
     match select.one(tx).await? {
