@@ -199,8 +199,10 @@ macro_rules! grouped_loader {
     };
 }
 
+/// Shared (`Arc`): the loader hands out a copy of a value each time it is asked, and a page asks
+/// for each course's sections twice (priming, then the field).
 impl Loader<ActiveSectionsOf> for DbLoader {
-    type Value = Vec<section::Model>;
+    type Value = Arc<[section::Model]>;
     type Error = Arc<DbErr>;
 
     /// Sorted here, a course's few at a time, rather than by the database: sorting a page's
@@ -210,13 +212,16 @@ impl Loader<ActiveSectionsOf> for DbLoader {
             .filter(section::Column::IsActive.eq(true))
             .filter(section::Column::CourseId.is_in(keys.iter().map(|k| k.0)));
         let rows = rows(select, &self.db).await?;
-        let mut map = grouped(keys.iter().copied(), rows, |row| {
+        let map = grouped(keys.iter().copied(), rows, |row| {
             ActiveSectionsOf(row.course_id)
         });
-        for sections in map.values_mut() {
-            sections.sort_by(order::sections);
-        }
-        Ok(map)
+        Ok(map
+            .into_iter()
+            .map(|(key, mut sections)| {
+                sections.sort_by(order::sections);
+                (key, sections.into())
+            })
+            .collect())
     }
 }
 grouped_loader!(

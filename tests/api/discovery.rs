@@ -511,3 +511,96 @@ async fn postgres_sessions_plan_for_a_database_in_memory() {
         assert_eq!(plans, "force_generic_plan");
     }
 }
+
+/// A pooled connection goes back to the pool without a round trip when its last exchange
+/// finished (vendor/sqlx-core/PATCHED.md); one left mid-exchange must still come back clean. On
+/// a pool of one connection: a statement abandoned while the database runs it, then a
+/// transaction dropped with its write uncommitted; the next statements get their own answers,
+/// and the write is gone.
+async fn a_connection_left_mid_statement_serves_the_next_one_cleanly(app: TestApp) {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    let db = roster::db::connect(&roster::config::DbConfig {
+        database_url: app.database_url.clone(),
+        db_max_connections: Some(1),
+        db_acquire_timeout: None,
+    })
+    .await
+    .expect("a pool of one");
+    let backend = db.get_database_backend();
+    let slow = match app.backend {
+        Backend::Postgres => "SELECT 7 AS n FROM pg_sleep(0.4)",
+        Backend::Sqlite => {
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) \
+             SELECT 7 AS n FROM c WHERE x = 3000000"
+        }
+    };
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        db.query_one_raw(Statement::from_string(backend, slow)),
+    )
+    .await;
+    assert!(
+        abandoned.is_err(),
+        "[{:?}] the slow statement finished within 50 ms",
+        app.backend
+    );
+    let answer = |n: i64| {
+        let db = db.clone();
+        async move {
+            let row = db
+                .query_one_raw(Statement::from_string(
+                    backend,
+                    format!("SELECT CAST({n} AS BIGINT) AS n"),
+                ))
+                .await
+                .expect("the next statement")
+                .expect("a row");
+            row.try_get::<i64>("", "n").expect("n")
+        }
+    };
+    assert_eq!(
+        answer(42).await,
+        42,
+        "[{:?}] after the abandoned statement",
+        app.backend
+    );
+
+    let organization = Uuid::now_v7();
+    {
+        let tx = db.begin().await.expect("begin");
+        tx.execute_raw(Statement::from_sql_and_values(
+            backend,
+            match app.backend {
+                Backend::Postgres => {
+                    "INSERT INTO organizations (id, name, created_at) VALUES ($1, 'Dropped', $2)"
+                }
+                Backend::Sqlite => {
+                    "INSERT INTO organizations (id, name, created_at) VALUES (?, 'Dropped', ?)"
+                }
+            },
+            [organization.into(), now().into()],
+        ))
+        .await
+        .expect("insert");
+    }
+    assert_eq!(
+        answer(43).await,
+        43,
+        "[{:?}] after the dropped transaction",
+        app.backend
+    );
+    let left = db
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT id FROM organizations WHERE name = 'Dropped'",
+        ))
+        .await
+        .expect("read");
+    assert!(
+        left.is_empty(),
+        "[{:?}] the dropped write was kept",
+        app.backend
+    );
+}
+
+both_backends!(a_connection_left_mid_statement_serves_the_next_one_cleanly);

@@ -133,10 +133,7 @@ impl Course {
                 .loader
                 .load_one(ActiveSectionsOf(self.0.id))
                 .await?
-                .unwrap_or_default()
-                .into_iter()
-                .map(Section)
-                .collect())
+                .map_or_else(Vec::new, |rows| rows.iter().cloned().map(Section).collect()))
         })
         .await
     }
