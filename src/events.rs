@@ -34,6 +34,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, Statement, sqlx::postgres::PgListener,
 };
 use serde::{Deserialize, Serialize};
+use sqlx_postgres::AT_COMMIT;
 use tokio::sync::{OnceCell, broadcast, oneshot};
 use uuid::Uuid;
 
@@ -227,7 +228,9 @@ impl Drop for ActiveSubscription {
 }
 
 /// Sends `notice` with `pg_notify` inside the transaction `txn`: PostgreSQL delivers it to every
-/// replica's listener if and when `txn` commits, and never otherwise.
+/// replica's listener if and when `txn` commits, and never otherwise. The statement is marked
+/// [`AT_COMMIT`]: it travels with the transaction's next statement or its `COMMIT`, whose error
+/// is then its own.
 ///
 /// # Errors
 /// The database refuses the notification.
@@ -235,7 +238,7 @@ pub async fn pg_notify(txn: &impl ConnectionTrait, notice: &Notice) -> Result<()
     let payload = serde_json::to_string(notice).map_err(|e| DbErr::Custom(e.to_string()))?;
     txn.execute_raw(Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
+        format!("{AT_COMMIT} SELECT pg_notify($1, $2)"),
         [CHANNEL.into(), payload.into()],
     ))
     .await?;

@@ -25,9 +25,10 @@ use entity::{
 };
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait, ExecResult, FromQueryResult, QueryResult, QueryTrait,
-    Select, Set, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    DatabaseTransaction, DbErr, EntityTrait, ExecResult, QueryResult, QueryTrait, Select, Set,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
+use sqlx_postgres::AT_COMMIT;
 use uuid::Uuid;
 
 use crate::{
@@ -246,14 +247,12 @@ impl Tx<'_> {
 
     /// Writes the audit event of one status change in this transaction (invariant 6), the
     /// notification it sends the student if it sends one (docs/design.md#notifications), and
-    /// queues its notice for delivery after commit.
+    /// queues its notice for delivery after commit. On PostgreSQL the event's statement is sent
+    /// with the `COMMIT` (see [`Tx::insert_announced`]).
     ///
     /// # Errors
     /// The database fails.
-    pub async fn record(
-        &self,
-        transition: Transition,
-    ) -> Result<enrollment_event::Model, ApiError> {
+    pub async fn record(&self, transition: Transition) -> Result<(), ApiError> {
         crate::service::notifications::on_transition(self, &transition).await?;
         let row = enrollment_event::ActiveModel {
             enrollment_id: Set(transition.enrollment_id),
@@ -275,19 +274,23 @@ impl Tx<'_> {
             transition.course_id,
             transition.sections,
         ));
-        Ok(event)
+        Ok(())
     }
 
-    /// PostgreSQL: inserts the event and hands its notice to `pg_notify` in the same statement,
-    /// one round trip fewer while the write holds its locks. PostgreSQL still delivers the
-    /// notice only if the transaction commits. The notice names the event's key, which the
-    /// insert assigns: the payload is sent as the JSON before and after the key, joined around
-    /// it in SQL.
+    /// PostgreSQL: inserts the event and hands its notice to `pg_notify` in one statement,
+    /// which is marked [`AT_COMMIT`]: the driver sends it in the same write as the `COMMIT`,
+    /// which runs only if the insert succeeded, so a write that holds a section's lock waits
+    /// for one round trip fewer. Its time was read already, after the locks (invariant 6); what
+    /// the transaction runs after it sees no event row, and nothing reads one. An error it
+    /// meets is the commit's. PostgreSQL delivers the notice only if the transaction commits.
+    /// The notice names the event's key, which the insert assigns: the payload is sent as the
+    /// JSON before and after the key, joined around it in SQL. The notice kept here is only
+    /// counted; subscribers get the one PostgreSQL delivers, key included.
     async fn insert_announced(
         &self,
         row: enrollment_event::ActiveModel,
         transition: Transition,
-    ) -> Result<enrollment_event::Model, ApiError> {
+    ) -> Result<(), ApiError> {
         const KEY: i64 = i64::MIN;
         let provisional = enrollment_event::Model {
             id: KEY,
@@ -299,7 +302,7 @@ impl Tx<'_> {
             details: None,
             at: transition.at,
         };
-        let mut notice = Notice::of_event(
+        let notice = Notice::of_event(
             &provisional,
             transition.user_id,
             transition.course_id,
@@ -311,34 +314,27 @@ impl Tx<'_> {
             .split_once(&key)
             .ok_or_else(|| DbErr::Custom("the notice does not name its event".into()))?;
         let mut insert = enrollment_event::Entity::insert(row);
-        insert.query().returning_all();
+        insert.query().returning_col(enrollment_event::Column::Id);
         let statement = insert.build(DatabaseBackend::Postgres);
         let mut values = statement.values.map(|v| v.0).unwrap_or_default();
         let n = values.len();
         values.extend([CHANNEL.into(), before.into(), after.into()]);
         let sql = format!(
-            "WITH ev AS ({}) SELECT ev.*, CAST(pg_notify(${}, ${} || ev.id || ${}) AS TEXT) \
-             AS notified FROM ev",
+            "{AT_COMMIT} WITH ev AS ({}) SELECT pg_notify(${}, ${} || ev.id || ${}) FROM ev",
             statement.sql,
             n + 1,
             n + 2,
             n + 3
         );
-        let event = self
-            .txn
-            .query_one_raw(Statement::from_sql_and_values(
+        self.txn
+            .execute_raw(Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
                 sql,
                 values,
             ))
-            .await?
-            .ok_or_else(|| DbErr::RecordNotInserted)
-            .and_then(|r| enrollment_event::Model::from_query_result(&r, ""))?;
-        if let Some(sent) = notice.event.as_mut() {
-            sent.id = event.id;
-        }
+            .await?;
         self.queue(notice, true);
-        Ok(event)
+        Ok(())
     }
 
     /// Queues a notice of a change that is not a status change (a section's capacity or

@@ -170,10 +170,71 @@ async fn a_write_that_fails_announces_nothing_and_keeps_nothing(app: TestApp) {
     );
 }
 
+/// On PostgreSQL an event's insert is sent with the `COMMIT` (vendor/sqlx-core/PATCHED.md), so
+/// its error is met there instead of where it was recorded: the write must still fail whole.
+/// The event here names no enrollment, which its foreign key refuses; the write's first
+/// statement, the transaction's `BEGIN` sent with it, must be undone as well.
+async fn an_event_refused_at_commit_fails_the_whole_write(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let (course, section) = app
+        .course_with_section(&campus, "Chemistry", Some(5), "MONDAY")
+        .await;
+    let student = app.user(Role::Student, Some(campus.organization.id)).await;
+    let student_id = student.id;
+    let mut changes = app.state.store.bus().subscribe();
+    let result: Result<(), ApiError> = app
+        .state
+        .store
+        .write(|tx| {
+            Box::pin(async move {
+                entity::section::Entity::delete_by_id(section)
+                    .exec(tx)
+                    .await?;
+                tx.record(Transition {
+                    enrollment_id: uuid::Uuid::now_v7(),
+                    user_id: student_id,
+                    course_id: course,
+                    sections: vec![section],
+                    from: None,
+                    to: EnrollmentStatus::Registered,
+                    actor: Some(student_id),
+                    reason: None,
+                    details: None,
+                    at: tx.now(),
+                })
+                .await?;
+                Ok(())
+            })
+        })
+        .await;
+    assert!(
+        result.is_err(),
+        "[{:?}] an event without its enrollment was committed",
+        app.backend
+    );
+    assert!(
+        timeout(Duration::from_millis(500), changes.recv())
+            .await
+            .is_err(),
+        "[{:?}] the failed write announced its event",
+        app.backend
+    );
+    assert_eq!(
+        app.section_row(section).await.id,
+        section,
+        "[{:?}] the write's first statement was kept",
+        app.backend
+    );
+    // The connection the failed write used serves the next one.
+    let row = enroll_self(&app, &student, section).await;
+    assert_eq!(row.status, EnrollmentStatus::Registered);
+}
+
 both_backends!(
     a_use_case_called_outside_graphql_announces_its_commit,
     every_notice_of_a_write_arrives_after_commit,
     a_write_that_fails_announces_nothing_and_keeps_nothing,
+    an_event_refused_at_commit_fails_the_whole_write,
 );
 
 /// Polls until some statement waits for a row lock (PostgreSQL), so a test knows a write has

@@ -25,6 +25,19 @@ impl TransactionManager for PgTransactionManager {
             None => begin_ansi_transaction_sql(depth),
         };
 
+        // Roster: an outermost `BEGIN` on an idle connection is only queued, without its
+        // `Sync`: the transaction's first prepared statement is sent behind it in the same
+        // write (`PgConnection::run`), and runs only if the `BEGIN` succeeded. One round trip
+        // fewer for every transaction.
+        if depth == 0
+            && conn.inner.pending_ready_for_query_count == 0
+            && conn.inner.stream.write_buffer_mut().is_empty()
+        {
+            conn.queue_begin(statement.as_str())?;
+            conn.inner.transaction_depth += 1;
+            return Ok(());
+        }
+
         let rollback = Rollback::new(conn);
         rollback.conn.queue_simple_query(statement.as_str())?;
         rollback.conn.wait_until_ready().await?;
@@ -39,8 +52,14 @@ impl TransactionManager for PgTransactionManager {
 
     async fn commit(conn: &mut PgConnection) -> Result<(), Error> {
         if conn.inner.transaction_depth > 0 {
-            conn.execute(commit_ansi_transaction_sql(conn.inner.transaction_depth))
-                .await?;
+            let sql = commit_ansi_transaction_sql(conn.inner.transaction_depth);
+            if conn.inner.queued > 0 {
+                // Roster: a prepared `COMMIT`, sent behind the statements deferred to it
+                // (`PgConnection::run`); it runs only if they succeed.
+                conn.execute(sqlx_core::query::query(sql)).await?;
+            } else {
+                conn.execute(sql).await?;
+            }
 
             conn.inner.transaction_depth -= 1;
         }
@@ -50,6 +69,7 @@ impl TransactionManager for PgTransactionManager {
 
     async fn rollback(conn: &mut PgConnection) -> Result<(), Error> {
         if conn.inner.transaction_depth > 0 {
+            conn.discard_queued().await?;
             conn.execute(rollback_ansi_transaction_sql(conn.inner.transaction_depth))
                 .await?;
 
@@ -61,6 +81,7 @@ impl TransactionManager for PgTransactionManager {
 
     fn start_rollback(conn: &mut PgConnection) {
         if conn.inner.transaction_depth > 0 {
+            conn.sync_queued();
             conn.queue_simple_query(
                 rollback_ansi_transaction_sql(conn.inner.transaction_depth).as_str(),
             )

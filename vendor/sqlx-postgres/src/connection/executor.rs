@@ -20,6 +20,10 @@ use sqlx_core::sql_str::SqlStr;
 use sqlx_core::Either;
 use std::{pin::pin, sync::Arc};
 
+/// Roster: the comment that marks a statement to be sent with the transaction's next statement
+/// or its `COMMIT` (see `PgConnection::run`).
+pub const AT_COMMIT: &str = "/* at commit */";
+
 async fn prepare(
     conn: &mut PgConnection,
     sql: &str,
@@ -206,10 +210,23 @@ impl PgConnection {
         let mut logger = QueryLogger::new(query, self.inner.log_settings.clone());
         let sql = logger.sql().as_str();
 
-        // before we continue, wait until we are "ready" to accept more queries
-        self.wait_until_ready().await?;
+        // before we continue, wait until we are "ready" to accept more queries (Roster: but a
+        // prepared statement is sent behind the statements queued without a `Sync`)
+        if self.inner.queued == 0 || arguments.is_none() {
+            self.wait_until_ready().await?;
+        }
+
+        // Roster: a statement in a transaction whose SQL begins with [`AT_COMMIT`] is only
+        // queued, without a `Sync`: it is sent with the transaction's next statement or its
+        // `COMMIT`, which run only if it succeeds, and reports its error there. It yields
+        // nothing.
+        let at_commit = arguments.is_some()
+            && self.inner.transaction_depth > 0
+            && sql.starts_with(AT_COMMIT);
 
         let mut metadata: Arc<PgStatementMetadata>;
+        // Roster: how many queued statements' replies come before this one's.
+        let mut ahead = 0;
 
         let format = if let Some(mut arguments) = arguments {
             // Check this before we write anything to the stream.
@@ -236,8 +253,16 @@ impl PgConnection {
             // patch holes created during encoding
             arguments.apply_patches(self, &metadata.parameters).await?;
 
-            // consume messages till `ReadyForQuery` before bind and execute
-            self.wait_until_ready().await?;
+            // consume messages till `ReadyForQuery` before bind and execute (Roster: unless a
+            // `BEGIN` is queued, which this statement is sent behind; preparing it first would
+            // have sent the `BEGIN` and waited)
+            if self.inner.queued > 0 {
+                if !at_commit {
+                    ahead = std::mem::take(&mut self.inner.queued);
+                }
+            } else {
+                self.wait_until_ready().await?;
+            }
 
             // bind to attach the arguments to the statement and create a portal
             self.inner.stream.write_msg(Bind {
@@ -275,7 +300,11 @@ impl PgConnection {
             // dozens of queries before a [Sync] and postgres can handle that. Execution on the server
             // is still serial but it would reduce round-trips. Some kind of builder pattern that is
             // termed batching might suit this.
-            self.write_sync();
+            if at_commit {
+                self.inner.queued += 1;
+            } else {
+                self.write_sync();
+            }
 
             // prepared statements are binary
             PgValueFormat::Binary
@@ -290,11 +319,21 @@ impl PgConnection {
             PgValueFormat::Text
         };
 
-        self.inner.stream.flush().await?;
+        if !at_commit {
+            self.inner.stream.flush().await?;
+        }
 
         Ok(try_stream! {
-            loop {
+            while !at_commit {
                 let message = self.inner.stream.recv().await?;
+
+                if ahead > 0 {
+                    // Roster: a queued statement's replies end with its `CommandComplete`.
+                    if let BackendMessageFormat::CommandComplete = message.format {
+                        ahead -= 1;
+                    }
+                    continue;
+                }
 
                 match message.format {
                     BackendMessageFormat::BindComplete

@@ -27,6 +27,7 @@ pub use self::stream::PgStream;
 mod describe;
 mod establish;
 mod executor;
+pub use executor::AT_COMMIT;
 mod resolve;
 mod sasl;
 mod stream;
@@ -75,6 +76,11 @@ pub struct PgConnectionInner {
     transaction_status: TransactionStatus,
     pub(crate) transaction_depth: usize,
 
+    // Roster: statements whose messages are in the write buffer without a `Sync` (a `BEGIN`,
+    // statements deferred to the commit), for the next statement to be sent behind them. While
+    // it is not zero, nothing else is pending.
+    pub(crate) queued: usize,
+
     log_settings: LogSettings,
 }
 
@@ -92,6 +98,8 @@ impl PgConnection {
 
     // will return when the connection is ready for another query
     pub(crate) async fn wait_until_ready(&mut self) -> Result<(), Error> {
+        self.sync_queued();
+
         if !self.inner.stream.write_buffer_mut().is_empty() {
             self.inner.stream.flush().await?;
         }
@@ -133,6 +141,55 @@ impl PgConnection {
     ///
     /// Used for rolling back transactions and releasing advisory locks.
     #[inline(always)]
+    /// Roster: ends the queued statements with a `Sync` of their own, for whatever is not sent
+    /// behind them.
+    pub(crate) fn sync_queued(&mut self) {
+        if self.inner.queued > 0 {
+            self.inner.queued = 0;
+            self.write_sync();
+        }
+    }
+
+    /// Roster: sends what is queued and reads its replies, ignoring the errors they report (a
+    /// transaction about to be rolled back).
+    pub(crate) async fn discard_queued(&mut self) -> Result<(), Error> {
+        if self.inner.queued == 0 {
+            return Ok(());
+        }
+        loop {
+            match self.wait_until_ready().await {
+                Err(Error::Database(_)) => continue,
+                done => return done,
+            }
+        }
+    }
+
+    /// Roster: queues an unnamed `BEGIN`-like statement without a `Sync`: sent with the next
+    /// statement, which runs only if it succeeds.
+    pub(crate) fn queue_begin(&mut self, statement: &str) -> Result<(), Error> {
+        use crate::io::{PortalId, StatementId};
+        use crate::message::{Bind, Execute, Parse};
+        self.inner.stream.write_msg(Parse {
+            statement: StatementId::UNNAMED,
+            query: statement,
+            param_types: &[],
+        })?;
+        self.inner.stream.write_msg(Bind {
+            portal: PortalId::UNNAMED,
+            statement: StatementId::UNNAMED,
+            formats: &[],
+            num_params: 0,
+            params: &[],
+            result_formats: &[],
+        })?;
+        self.inner.stream.write_msg(Execute {
+            portal: PortalId::UNNAMED,
+            limit: 0,
+        })?;
+        self.inner.queued += 1;
+        Ok(())
+    }
+
     pub(crate) fn queue_simple_query(&mut self, query: &str) -> Result<(), Error> {
         self.inner.stream.write_msg(Query(query))?;
         self.inner.pending_ready_for_query_count += 1;
