@@ -68,7 +68,18 @@ async fn enroll_in(
     // conditional update that takes its seat, so a busy section is held for that statement and
     // the commit only (docs/architecture.md#the-write-path).
     let user_id = request.user_id.unwrap_or(viewer.id());
-    let (mut section, course, user) = read(tx, request.section_id, user_id).await?;
+    let postgres = tx.get_database_backend() == DatabaseBackend::Postgres;
+    let checked_at = tx.now();
+    // What the checks read. On PostgreSQL it is read with the section and the user's lock, in
+    // the same statement; that statement's snapshot may be older than the lock, so the seat's
+    // statement confirms it (`Standing::unchanged`), and a refusal is decided on a new read.
+    let early = eligibility::Reads {
+        prerequisites_at: Some(checked_at),
+        active_in_course: true,
+        overlaps: (!request.override_schedule_conflict).then_some((request.section_id, None)),
+    };
+    let (mut section, course, user, early_standing) =
+        read(tx, request.section_id, user_id, postgres.then_some(&early)).await?;
     let proxy = user_id != viewer.id();
     let overrides = request.override_capacity || request.override_schedule_conflict;
     if (proxy || overrides) && !viewer.can_manage_course(&course) {
@@ -90,19 +101,32 @@ async fn enroll_in(
             "the section or its course is not active".into(),
         ));
     }
-    let checked_at = tx.now();
     let reads = eligibility::Reads {
-        prerequisites_at: Some(checked_at),
-        active_in_course: true,
-        overlaps: (!request.override_schedule_conflict).then_some((&section, None)),
+        overlaps: if request.override_schedule_conflict {
+            None
+        } else {
+            eligibility::Reads::overlaps_of(&section, None)
+        },
+        ..early
     };
-    let standing = eligibility::standing(tx, user_id, course.id, reads).await?;
-    standing.prerequisites()?;
-    if standing.active.is_some() {
-        return Err(ApiError::AlreadyEnrolled);
-    }
-    standing.schedule(&section)?;
-    let postgres = tx.get_database_backend() == DatabaseBackend::Postgres;
+    let (standing, unchanged) = match early_standing {
+        Some(standing) if !standing.refuses(&section) => {
+            let unchanged = standing.unchanged(user_id, course.id, &early);
+            (standing, unchanged)
+        }
+        _ => (
+            eligibility::standing(tx, user_id, course.id, reads).await?,
+            None,
+        ),
+    };
+    let check = |standing: &eligibility::Standing, section: &section::Model| {
+        standing.prerequisites()?;
+        if standing.active.is_some() {
+            return Err(ApiError::AlreadyEnrolled);
+        }
+        standing.schedule(section)
+    };
+    check(&standing, &section)?;
     let seat_status = |section: &section::Model| {
         if section.requires_approval {
             Pending
@@ -156,9 +180,10 @@ async fn enroll_in(
         let free = Seats::from(&section);
         if section.is_active && free.waitlisted == 0 && !free.is_full() {
             let status = seat_status(&section);
-            let seated = seats::take_for(tx, &section, status, row(status, None))
-                .await
-                .map_err(already)?;
+            let seated =
+                seats::take_for(tx, &section, status, row(status, None), unchanged.clone())
+                    .await
+                    .map_err(already)?;
             if let Some(row) = seated {
                 record_enrollment(tx, viewer, &row, status, details).await?;
                 return Ok(row);
@@ -171,14 +196,28 @@ async fn enroll_in(
                 "the section or its course is not active".into(),
             ));
         }
-        if now.schedule != section.schedule && !request.override_schedule_conflict {
+        if unchanged.is_some() {
+            // What the checks read before the lock, read again now that it is held.
+            let reads = eligibility::Reads {
+                overlaps: if request.override_schedule_conflict {
+                    None
+                } else {
+                    eligibility::Reads::overlaps_of(&now, None)
+                },
+                ..early
+            };
+            check(
+                &eligibility::standing(tx, user_id, course.id, reads).await?,
+                &now,
+            )?;
+        } else if now.schedule != section.schedule && !request.override_schedule_conflict {
             eligibility::check_schedule(tx, user_id, &now, None).await?;
         }
         section = now;
     }
     let seat_status = seat_status(&section);
     let (seated, took) = if postgres {
-        let seated = seats::take_for(tx, &section, seat_status, row(seat_status, None))
+        let seated = seats::take_for(tx, &section, seat_status, row(seat_status, None), None)
             .await
             .map_err(already)?;
         let took = seated.is_some();
@@ -247,9 +286,10 @@ async fn record_enrollment(
 
 /// The section, its course, and the user to enroll, locked, in one statement (on PostgreSQL
 /// `FOR UPDATE OF users`; the section is locked later, by the update that takes its seat, and
-/// the course row stays unlocked, as other writers of the course's sections expect). The user
-/// is `None` when the statement found no such user: the caller decides between `FORBIDDEN` and
-/// `NOT_FOUND` (see [`eligibility::lock_user`]).
+/// the course row stays unlocked, as other writers of the course's sections expect), with what
+/// `reads` asks for the checks (PostgreSQL, see [`eligibility::standing_expr`]). The user is
+/// `None` when the statement found no such user: the caller decides between `FORBIDDEN` and
+/// `NOT_FOUND` (see [`eligibility::lock_user`]), and reads the checks' rows itself.
 ///
 /// # Errors
 /// `NOT_FOUND` for an unknown section; the database fails.
@@ -257,10 +297,24 @@ async fn read(
     tx: &Tx<'_>,
     section_id: Uuid,
     user_id: Uuid,
-) -> Result<(section::Model, course::Model, Option<user::Model>), ApiError> {
+    reads: Option<&eligibility::Reads>,
+) -> Result<
+    (
+        section::Model,
+        course::Model,
+        Option<user::Model>,
+        Option<eligibility::Standing>,
+    ),
+    ApiError,
+> {
     let mut select = section::Entity::find_by_id(section_id)
         .find_also_related(course::Entity)
         .into_query();
+    let course_of_section = Expr::col((section::Entity, section::Column::CourseId));
+    let standing = reads.and_then(|r| eligibility::standing_expr(user_id, course_of_section, r));
+    if let Some(standing) = &standing {
+        select.expr_as(standing.clone(), Alias::new(STANDING));
+    }
     for column in user::Column::iter() {
         select.expr_as(
             Expr::col((user::Entity, column)),
@@ -280,15 +334,24 @@ async fn read(
         if let Some(course) = course {
             let section = section::Model::from_query_result(&row, SelectA.as_str())?;
             let user = user::Model::from_query_result(&row, USER)?;
-            return Ok((section, course, Some(user)));
+            let standing = match standing {
+                Some(_) => Some(eligibility::Standing::from_json(
+                    row.try_get::<serde_json::Value>("", STANDING)?,
+                )?),
+                None => None,
+            };
+            return Ok((section, course, Some(user), standing));
         }
     }
     let (section, course) = section_with_course(tx, section_id, false).await?;
-    Ok((section, course, None))
+    Ok((section, course, None, None))
 }
 
 /// The column prefix of the user in [`read`]'s statement, beside SeaORM's `A_` and `B_`.
 const USER: &str = "C_";
+
+/// The column of [`read`]'s statement that holds what the checks read.
+const STANDING: &str = "standing";
 
 /// The section and its course; with `lock`, the section locked for the write (PostgreSQL;
 /// SQLite's write lock holds it already).

@@ -54,8 +54,9 @@ pub(crate) async fn take(
 /// statement: the insert reads the update's row, so it happens only if a seat was taken.
 /// The seat is taken only while the section's meetings and approval rule are still those of
 /// `seen`, the row the caller checked them on, which need not be locked: the update re-checks
-/// every condition on the row as the last commit left it. `None` (and nothing written) when no
-/// seat was free on those terms.
+/// every condition on the row as the last commit left it. `also`: a further condition, read in
+/// the statement's own snapshot (what the caller's checks read, confirmed). `None` (and nothing
+/// written) when no seat was free on those terms.
 ///
 /// # Errors
 /// The database fails (a unique violation is left for the caller to name).
@@ -64,6 +65,7 @@ pub(crate) async fn take_for(
     seen: &section::Model,
     status: EnrollmentStatus,
     enrollment: enrollment::ActiveModel,
+    also: Option<Expr>,
 ) -> Result<Option<enrollment::Model>, DbErr> {
     let Some(mut update) = take_statement(seen.id, status) else {
         return Ok(None);
@@ -73,6 +75,9 @@ pub(crate) async fn take_for(
         .and_where(column(section::Column::Schedule).eq(seen.schedule.clone()))
         .and_where(column(section::Column::RequiresApproval).eq(seen.requires_approval))
         .returning_col(section::Column::Id);
+    if let Some(also) = also {
+        update.and_where(also);
+    }
     let seat = Alias::new("seat");
     let (columns, values): (Vec<_>, Vec<_>) = enrollment::Column::iter()
         .filter_map(|c| enrollment.get(c).into_value().map(|v| (c, Expr::val(v))))

@@ -358,3 +358,121 @@ async fn enroll_decides_on_the_section_as_committed_not_as_read() {
     assert_eq!((section.pending_count, section.registered_count), (1, 0));
     app.assert_section_consistent(approval).await;
 }
+
+/// A transaction holding `user`'s row lock, as another write of the same user does.
+async fn hold_user(app: &TestApp, user: uuid::Uuid) -> sea_orm::DatabaseTransaction {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let held = app.db.begin().await.expect("begin");
+    let lock = format!("SELECT id FROM users WHERE id = '{user}' FOR UPDATE");
+    held.execute_unprepared(&lock).await.expect("lock");
+    held
+}
+
+/// On PostgreSQL `enroll` reads what its checks need in the statement that takes the user's
+/// lock, so that read may predate the user's previous write, committed while it waited for the
+/// lock (docs/architecture.md#the-write-path). The seat's statement must see that write: a seat
+/// taken meanwhile whose meetings overlap is `SCHEDULE_CONFLICT`, one taken meanwhile in the
+/// same course is `ALREADY_ENROLLED`, and a conflicting seat withdrawn meanwhile no longer
+/// refuses.
+#[tokio::test]
+async fn enroll_checks_what_the_users_previous_write_committed() {
+    use sea_orm::{ConnectionTrait, DatabaseBackend::Postgres, Statement};
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let campus = app.campus("Org").await;
+    let (student, _) = app.student(&campus).await;
+    let student = app.user_row(student).await;
+    // Writes in `held` what a write of the student's would: a seat, its counter.
+    let take = |course: uuid::Uuid, section: uuid::Uuid| {
+        let id = uuid::Uuid::now_v7();
+        let statements = [
+            Statement::from_sql_and_values(
+                Postgres,
+                "INSERT INTO enrollments (id, user_id, course_id, section_id, status, \
+                 visibility, enrolled_at, prerequisite_check_passed, seat_reserved_at, \
+                 created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'REGISTERED', true, now(), true, now(), now(), now())",
+                [id.into(), student.id.into(), course.into(), section.into()],
+            ),
+            Statement::from_sql_and_values(
+                Postgres,
+                "UPDATE sections SET registered_count = registered_count + 1 WHERE id = $1",
+                [section.into()],
+            ),
+        ];
+        (id, statements)
+    };
+
+    // An overlapping seat taken while the enroll waits for the user's lock.
+    let (monday_course, monday) = app
+        .course_with_section(&campus, "Monday", Some(10), "MONDAY")
+        .await;
+    let (_, overlapping) = app
+        .course_with_section(&campus, "Also Monday", Some(10), "MONDAY")
+        .await;
+    let held = hold_user(&app, student.id).await;
+    let enrolling = enroll_in_background(&app, &student, overlapping);
+    until_a_statement_waits(&app).await;
+    let (monday_seat, statements) = take(monday_course, monday);
+    for statement in statements {
+        held.execute_raw(statement).await.expect("the other seat");
+    }
+    held.commit().await.expect("commit");
+    let refused = enrolling.await.expect("task");
+    assert!(
+        matches!(refused, Err(ApiError::ScheduleConflict(_))),
+        "{refused:?}"
+    );
+    assert_eq!(app.section_row(overlapping).await.registered_count, 0);
+    app.assert_section_consistent(overlapping).await;
+
+    // A seat in the same course taken meanwhile.
+    let (course, first) = app
+        .course_with_section(&campus, "Twice", Some(10), "FRIDAY")
+        .await;
+    let second = app
+        .create_section(
+            &campus.teacher_token,
+            course,
+            serde_json::json!({ "name": "Section B", "capacity": 10 }),
+        )
+        .await;
+    let held = hold_user(&app, student.id).await;
+    let enrolling = enroll_in_background(&app, &student, second);
+    until_a_statement_waits(&app).await;
+    let (_, statements) = take(course, first);
+    for statement in statements {
+        held.execute_raw(statement).await.expect("the first seat");
+    }
+    held.commit().await.expect("commit");
+    let refused = enrolling.await.expect("task");
+    assert!(
+        matches!(refused, Err(ApiError::AlreadyEnrolled)),
+        "{refused:?}"
+    );
+    assert_eq!(app.section_row(second).await.registered_count, 0);
+
+    // The Monday seat withdrawn meanwhile: the overlapping section is open to the student.
+    let held = hold_user(&app, student.id).await;
+    let enrolling = enroll_in_background(&app, &student, overlapping);
+    until_a_statement_waits(&app).await;
+    for statement in [
+        Statement::from_sql_and_values(
+            Postgres,
+            "UPDATE enrollments SET status = 'WITHDRAWN', withdrawn_at = now() WHERE id = $1",
+            [monday_seat.into()],
+        ),
+        Statement::from_sql_and_values(
+            Postgres,
+            "UPDATE sections SET registered_count = registered_count - 1 WHERE id = $1",
+            [monday.into()],
+        ),
+    ] {
+        held.execute_raw(statement).await.expect("withdrawn");
+    }
+    held.commit().await.expect("commit");
+    let seated = enrolling.await.expect("task").expect("enrolled");
+    assert_eq!(seated.status, EnrollmentStatus::Registered);
+    app.assert_section_consistent(overlapping).await;
+}
