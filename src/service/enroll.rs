@@ -101,11 +101,12 @@ async fn enroll_in(
             "the section or its course is not active".into(),
         ));
     }
-    let reads = eligibility::Reads {
+    // What the checks read once `section` is known, after the lock.
+    let reads_for = |section: &section::Model| eligibility::Reads {
         overlaps: if request.override_schedule_conflict {
             None
         } else {
-            eligibility::Reads::overlaps_of(&section, None)
+            eligibility::Reads::overlaps_of(section, None)
         },
         ..early
     };
@@ -115,7 +116,7 @@ async fn enroll_in(
             (standing, unchanged)
         }
         _ => (
-            eligibility::standing(tx, user_id, course.id, reads).await?,
+            eligibility::standing(tx, user_id, course.id, reads_for(&section)).await?,
             None,
         ),
     };
@@ -198,18 +199,8 @@ async fn enroll_in(
         }
         if unchanged.is_some() {
             // What the checks read before the lock, read again now that it is held.
-            let reads = eligibility::Reads {
-                overlaps: if request.override_schedule_conflict {
-                    None
-                } else {
-                    eligibility::Reads::overlaps_of(&now, None)
-                },
-                ..early
-            };
-            check(
-                &eligibility::standing(tx, user_id, course.id, reads).await?,
-                &now,
-            )?;
+            let standing = eligibility::standing(tx, user_id, course.id, reads_for(&now)).await?;
+            check(&standing, &now)?;
         } else if now.schedule != section.schedule && !request.override_schedule_conflict {
             eligibility::check_schedule(tx, user_id, &now, None).await?;
         }

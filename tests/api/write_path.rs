@@ -283,9 +283,14 @@ fn enroll_in_background(
 
 /// A transaction holding `section`'s row lock, as a writer of the section does.
 async fn hold(app: &TestApp, section: uuid::Uuid) -> sea_orm::DatabaseTransaction {
+    hold_row(app, "sections", section).await
+}
+
+/// A transaction holding the row lock of `id` in `table`.
+async fn hold_row(app: &TestApp, table: &str, id: uuid::Uuid) -> sea_orm::DatabaseTransaction {
     use sea_orm::{ConnectionTrait, TransactionTrait};
     let held = app.db.begin().await.expect("begin");
-    let lock = format!("SELECT id FROM sections WHERE id = '{section}' FOR UPDATE");
+    let lock = format!("SELECT id FROM {table} WHERE id = '{id}' FOR UPDATE");
     held.execute_unprepared(&lock).await.expect("lock");
     held
 }
@@ -359,15 +364,6 @@ async fn enroll_decides_on_the_section_as_committed_not_as_read() {
     app.assert_section_consistent(approval).await;
 }
 
-/// A transaction holding `user`'s row lock, as another write of the same user does.
-async fn hold_user(app: &TestApp, user: uuid::Uuid) -> sea_orm::DatabaseTransaction {
-    use sea_orm::{ConnectionTrait, TransactionTrait};
-    let held = app.db.begin().await.expect("begin");
-    let lock = format!("SELECT id FROM users WHERE id = '{user}' FOR UPDATE");
-    held.execute_unprepared(&lock).await.expect("lock");
-    held
-}
-
 /// On PostgreSQL `enroll` reads what its checks need in the statement that takes the user's
 /// lock, so that read may predate the user's previous write, committed while it waited for the
 /// lock (docs/architecture.md#the-write-path). The seat's statement must see that write: a seat
@@ -411,7 +407,7 @@ async fn enroll_checks_what_the_users_previous_write_committed() {
     let (_, overlapping) = app
         .course_with_section(&campus, "Also Monday", Some(10), "MONDAY")
         .await;
-    let held = hold_user(&app, student.id).await;
+    let held = hold_row(&app, "users", student.id).await;
     let enrolling = enroll_in_background(&app, &student, overlapping);
     until_a_statement_waits(&app).await;
     let (monday_seat, statements) = take(monday_course, monday);
@@ -438,7 +434,7 @@ async fn enroll_checks_what_the_users_previous_write_committed() {
             serde_json::json!({ "name": "Section B", "capacity": 10 }),
         )
         .await;
-    let held = hold_user(&app, student.id).await;
+    let held = hold_row(&app, "users", student.id).await;
     let enrolling = enroll_in_background(&app, &student, second);
     until_a_statement_waits(&app).await;
     let (_, statements) = take(course, first);
@@ -454,7 +450,7 @@ async fn enroll_checks_what_the_users_previous_write_committed() {
     assert_eq!(app.section_row(second).await.registered_count, 0);
 
     // The Monday seat withdrawn meanwhile: the overlapping section is open to the student.
-    let held = hold_user(&app, student.id).await;
+    let held = hold_row(&app, "users", student.id).await;
     let enrolling = enroll_in_background(&app, &student, overlapping);
     until_a_statement_waits(&app).await;
     for statement in [
