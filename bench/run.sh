@@ -4,7 +4,9 @@
 #   bench/run.sh enroll     enroll throughput: one hot section and 1,000 sections, at 1, 8 and 32
 #                           clients, on PostgreSQL and SQLite, beside raw SQL through pgbench; each
 #                           row gives the anchor's tx/s and Roster ÷ anchor, then the ratios at 8
-#                           clients beside their goals (spread ≥ 0.5×, one hot section ≥ 0.7×)
+#                           clients beside their goals (spread ≥ 0.5×, one hot section ≥ 0.7×);
+#                           first, beside the anchor, Roster's own enroll statements replayed by
+#                           pgbench without the server (bench/replay/): the database's ceiling
 #   bench/run.sh load       64 clients for 30 s (DURATION) of discovery reads, enrollments and
 #                           withdrawals; every outcome counted, nothing but domain errors allowed
 #   bench/run.sh fanout     sectionSeats fan-out to 1,000 and 10,000 WebSocket subscribers, and a
@@ -57,25 +59,68 @@ trap stop_all EXIT
 PG=postgres://postgres@127.0.0.1:$PORT
 $BIN/psql "$PG/postgres" -q -c "CREATE DATABASE anchor" -c "CREATE DATABASE roster"
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
 machine() {
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo)," \
     "$(uname -sr), $($BIN/postgres --version), $(rustc --version | cut -d' ' -f1-2), $(date -u +%F)"
 }
 
+# One pgbench figure: tx/s, or the run stops with pgbench's errors.
+pgbench_tps() {
+  local out
+  out=$($BIN/pgbench -n "$@" -j 2 -T "$SECS" 2>&1) || { echo "pgbench $*: $out" >&2; return 1; }
+  echo "$out" | awk '/^tps/{printf "%.0f", $3}'
+}
+
+# Roster's enroll transaction replayed by pgbench (bench/replay/enroll.sql) on a fresh course in
+# the "replay" database, CLIENTS and SECTIONS given: tx/s. Every transaction must have taken a
+# seat, with its enrollment and its event, or the run stops.
+replay_tps() {
+  local clients=$1 sections=$2 course tps check
+  course=$($BIN/psql "$PG/replay" -tAq -c "SELECT replay_course()")
+  tps=$(pgbench_tps -M prepared -D sections="$sections" -f bench/replay/enroll.sql -c "$clients" "$PG/replay")
+  # seats taken | enrollments | events of those enrollments
+  check=$($BIN/psql "$PG/replay" -tA -F '|' -c "SELECT
+      (SELECT sum(registered_count) FROM sections WHERE course_id = '$course'),
+      (SELECT count(*) FROM enrollments WHERE course_id = '$course' AND status = 'REGISTERED'),
+      (SELECT count(*) FROM enrollment_events v JOIN enrollments e ON e.id = v.enrollment_id
+        WHERE e.course_id = '$course' AND v.to_status = 'REGISTERED')")
+  local seats=${check%%|*} events=${check##*|}
+  if [ "$check" != "$seats|$seats|$seats" ] || [ "$seats" = 0 ]; then
+    echo "replay: seats, enrollments and events differ in course $course: $check" >&2
+    return 1
+  fi
+  [ "$events" -gt 0 ] && echo "$tps"
+}
+
 enroll() {
   $BIN/psql "$PG/anchor" -q -f bench/anchor/schema.sql
-  echo "## enroll: raw SQL anchor (pgbench, ${SECS}s per figure)"
+  $BIN/psql "$PG/postgres" -q -c "CREATE DATABASE replay"
+  ROSTER_DATABASE_URL="$PG/replay" target/release/roster migrate >/dev/null
+  $BIN/psql "$PG/replay" -q -v ON_ERROR_STOP=1 -f bench/replay/setup.sql
+  echo "## enroll: raw SQL anchor and Roster's own statements, both through pgbench (${SECS}s per figure)"
   echo
-  echo "| clients | one hot section (tx/s) | spread over 1,000 sections (tx/s) |"
-  echo "|---|---|---|"
+  echo "The anchor is bench/anchor/{hot,spread}.sql. \"Roster's statements\" is bench/replay/enroll.sql:"
+  echo "the statements roster serve sends for one enrollment, replayed by pgbench without the server,"
+  echo "HTTP or GraphQL, in Roster's schema: the database's own work for one enroll, the most any"
+  echo "server could get out of these statements. Ratios are to the anchor at the same clients."
+  echo
+  echo "| clients | anchor: one hot section (tx/s) | anchor: spread over 1,000 sections (tx/s) | Roster's statements: one hot section (tx/s) | × anchor | Roster's statements: spread (tx/s) | × anchor |"
+  echo "|---|---|---|---|---|---|---|"
   # The anchor's figures for enroll-bench's ratios: 1=HOT/SPREAD,8=HOT/SPREAD,32=HOT/SPREAD.
-  local anchor="" c hot spread db url
+  local anchor="" c hot spread rhot rspread db url
   for c in 1 8 32; do
-    hot=$($BIN/pgbench -n -f bench/anchor/hot.sql -c $c -j 2 -T "$SECS" "$PG/anchor" 2>/dev/null | awk '/^tps/{printf "%.0f", $3}')
-    spread=$($BIN/pgbench -n -f bench/anchor/spread.sql -c $c -j 2 -T "$SECS" "$PG/anchor" 2>/dev/null | awk '/^tps/{printf "%.0f", $3}')
-    echo "| $c | $hot | $spread |"
+    hot=$(pgbench_tps -f bench/anchor/hot.sql -c $c "$PG/anchor")
+    spread=$(pgbench_tps -f bench/anchor/spread.sql -c $c "$PG/anchor")
+    rhot=$(replay_tps $c 1)
+    rspread=$(replay_tps $c 1000)
+    echo "| $c | $hot | $spread | $rhot | $(ratio "$rhot" "$hot") | $rspread | $(ratio "$rspread" "$spread") |"
     anchor="${anchor:+$anchor,}$c=$hot/$spread"
+    [ $c = 8 ] && ceiling="PostgreSQL: Roster's own statements without the server, at 8 clients: $(ratio "$rspread" "$spread")× the anchor spread over 1,000 sections, $(ratio "$rhot" "$hot")× in one hot section"
   done
+  echo
+  echo "$ceiling"
   echo
   echo "## enroll: Roster over HTTP ($STUDENTS students per figure; ratio = enrollments/s ÷ anchor tx/s)"
   # One table per database: enroll-bench follows its rows with the ratios beside their goals.
