@@ -458,6 +458,163 @@ async fn sections_are_listed_by_name_bytes_alike_on_both_backends(app: TestApp) 
     }
 }
 
+/// The discovery page loads its courses' relations in one batch each (teacher, active
+/// sections, the viewer's enrollment): every course of the page answers exactly as `course(id)`
+/// answers for it alone, for courses of different teachers, with different sections, an
+/// inactive one among them, and with the viewer seated in one course and waiting in another,
+/// on whole pages and on pages of two after cursors under each filter (the row read to know of
+/// a next page lends its badge to none); `includeInactive` beside the plain `sections` on the
+/// same page still lists every section.
+async fn each_course_of_a_page_answers_as_it_does_alone(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let org = campus.organization.id;
+    let student = app.user(Role::Student, Some(org)).await;
+    let admin = app.user(Role::Admin, None).await;
+    let mut inactive = None;
+    let mut courses = Vec::new();
+    for t in 0..3 {
+        let teacher = app.user(Role::Teacher, Some(org)).await;
+        let token = app.token(teacher.id);
+        for c in 0..2 {
+            let course = app
+                .create_course(&token, json!({ "name": format!("T{t} C{c}") }))
+                .await;
+            let mut sections = Vec::new();
+            for s in 0..=(t + c) {
+                let meeting = json!({ "weekday": "FRIDAY", "start": format!("{:02}:00", 8 + s), "end": format!("{:02}:30", 8 + s) });
+                let section = json!({ "name": format!("T{t} C{c} S{s}"), "capacity": 3, "schedule": [meeting] });
+                sections.push(app.create_section(&token, course, section).await);
+            }
+            if t == 1 && c == 1 {
+                let deactivate = "mutation($id: UUID!) { updateSection(id: $id, input: { isActive: false }) { id } }";
+                app.ok(Some(&token), deactivate, json!({ "id": sections[0] }))
+                    .await;
+                inactive = Some(sections[0]);
+            }
+            courses.push((course, sections));
+        }
+    }
+    app.seat(student.id, courses[0].1[0], EnrollmentStatus::Registered)
+        .await;
+    app.seat(student.id, courses[3].1[1], EnrollmentStatus::Waitlisted)
+        .await;
+    let inactive = inactive.expect("an inactive section");
+
+    let fields = "id name teacher { id name email } viewerEnrollment { id status }
+        sections { id name registeredCount waitlistCount schedule { weekday start end } }";
+    let page = format!("{{ courses(first: 20) {{ edges {{ node {{ {fields} }} }} }} }}");
+    let alone = format!("query($id: UUID!) {{ course(id: $id) {{ {fields} }} }}");
+    for (viewer, is_student) in [(student.id, true), (admin.id, false)] {
+        let token = app.token(viewer);
+        let data = app.ok(Some(&token), &page, json!({})).await;
+        let edges = data["courses"]["edges"].as_array().expect("edges");
+        assert_eq!(edges.len(), courses.len(), "[{:?}] {data}", app.backend);
+        for edge in edges {
+            let node = &edge["node"];
+            let id = parse_id(&node["id"]);
+            let one = app.ok(Some(&token), &alone, json!({ "id": id })).await;
+            assert_eq!(node, &one["course"], "[{:?}] course {id}", app.backend);
+            let (_, sections) = courses.iter().find(|(c, _)| *c == id).expect("ours");
+            let listed: Vec<Uuid> = node["sections"]
+                .as_array()
+                .expect("sections")
+                .iter()
+                .map(|s| parse_id(&s["id"]))
+                .collect();
+            let active: Vec<Uuid> = sections
+                .iter()
+                .copied()
+                .filter(|s| *s != inactive)
+                .collect();
+            assert_eq!(listed, active, "[{:?}] course {id}", app.backend);
+        }
+        let enrolled: Vec<(Uuid, &str)> = edges
+            .iter()
+            .filter(|e| !e["node"]["viewerEnrollment"].is_null())
+            .map(|e| {
+                let status = e["node"]["viewerEnrollment"]["status"]
+                    .as_str()
+                    .expect("status");
+                (parse_id(&e["node"]["id"]), status)
+            })
+            .collect();
+        if is_student {
+            let mut expected = vec![(courses[0].0, "REGISTERED"), (courses[3].0, "WAITLISTED")];
+            expected.sort();
+            let mut enrolled = enrolled;
+            enrolled.sort();
+            assert_eq!(enrolled, expected, "[{:?}]", app.backend);
+        } else {
+            assert!(enrolled.is_empty(), "[{:?}] {enrolled:?}", app.backend);
+        }
+    }
+
+    // Pages of two, after cursors, and every filter: the badge is the course's own, and the
+    // course read only to know of a next page lends it to none on this page.
+    let token = app.token(student.id);
+    let paged = "query($after: String, $filter: CourseFilter) {
+        courses(first: 2, after: $after, filter: $filter) {
+            edges { node { id viewerEnrollment { id status } } }
+            pageInfo { hasNextPage endCursor } } }";
+    let badge = "query($id: UUID!) { course(id: $id) { viewerEnrollment { id status } } }";
+    let filters = [
+        json!({}),
+        json!({ "search": "c0" }),
+        json!({ "weekday": "FRIDAY", "hasOpenSeats": true }),
+        json!({ "teacherId": null }),
+    ];
+    for filter in filters {
+        let mut after: Option<String> = None;
+        let mut seen = 0;
+        loop {
+            let data = app
+                .ok(
+                    Some(&token),
+                    paged,
+                    json!({ "after": after, "filter": filter }),
+                )
+                .await;
+            for edge in data["courses"]["edges"].as_array().expect("edges") {
+                let id = parse_id(&edge["node"]["id"]);
+                let one = app.ok(Some(&token), badge, json!({ "id": id })).await;
+                assert_eq!(
+                    edge["node"]["viewerEnrollment"], one["course"]["viewerEnrollment"],
+                    "[{:?}] course {id} with {filter}",
+                    app.backend
+                );
+                seen += 1;
+            }
+            let info = &data["courses"]["pageInfo"];
+            if info["hasNextPage"] != true {
+                break;
+            }
+            after = info["endCursor"].as_str().map(str::to_owned);
+        }
+        assert!(seen > 0, "[{:?}] nothing with {filter}", app.backend);
+    }
+
+    let both = "{ courses(first: 20) { edges { node { id sections { id } all: sections(includeInactive: true) { id } } } } }";
+    let data = app.ok(Some(&app.token(admin.id)), both, json!({})).await;
+    let with_inactive = data["courses"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .find(|e| {
+            e["node"]["all"].as_array().expect("all").len()
+                > e["node"]["sections"].as_array().expect("sections").len()
+        })
+        .expect("the course with an inactive section lists it under includeInactive");
+    assert!(
+        with_inactive["node"]["all"]
+            .as_array()
+            .expect("all")
+            .iter()
+            .any(|s| parse_id(&s["id"]) == inactive),
+        "[{:?}] {with_inactive}",
+        app.backend
+    );
+}
+
 both_backends!(
     sections_are_listed_by_name_bytes_alike_on_both_backends,
     rows_decoded_by_position_equal_rows_decoded_by_name,
@@ -467,7 +624,8 @@ both_backends!(
     filters_search_teacher_open_seats_and_weekday,
     first_is_capped_and_bad_cursors_are_rejected,
     counts_and_the_enrolled_badge_come_from_the_rows,
-    discovery_costs_the_same_few_statements_for_5_and_50_courses
+    discovery_costs_the_same_few_statements_for_5_and_50_courses,
+    each_course_of_a_page_answers_as_it_does_alone
 );
 
 #[test]
