@@ -46,7 +46,7 @@ use crate::{
         errors::to_server_error,
         limits::{self, Limits},
     },
-    http,
+    http, jobs,
     response_cache::{ResponseCache, Reusable},
     store::Store,
 };
@@ -75,8 +75,9 @@ pub struct App {
     pub limits: Limits,
     /// Answers to anonymous queries, kept while the database has not changed.
     pub response_cache: ResponseCache,
-    /// The PostgreSQL change listener, stopped with the app.
-    listener: Mutex<Option<JoinHandle<()>>>,
+    /// The background tasks (the change feed on PostgreSQL, the delivery worker, the timers),
+    /// stopped with the app.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Set once the server begins to shut down: WebSocket connections then close.
     shutdown: watch::Sender<bool>,
     /// WebSocket connections still open.
@@ -151,63 +152,34 @@ impl App {
             max_page_size: settings.max_page_size,
             cors_origins: settings.cors_origins,
             limits: settings.limits,
-            listener: Mutex::default(),
+            tasks: Mutex::default(),
             shutdown: watch::channel(false).0,
             websockets: Arc::default(),
         });
-        app.listen_for_changes(url).await?;
+        app.listen_for_changes(&settings.database).await?;
         if settings.delivery.channels().any() {
-            delivery::spawn(
-                app.store.clone(),
-                settings.delivery,
-                app.shutdown.subscribe(),
-            );
+            let worker = delivery::Worker::new(app.store.clone(), settings.delivery);
+            app.keep([jobs::spawn(worker, app.shutdown.subscribe())]);
         }
         Ok(app)
     }
 
-    /// Starts the timers of `roster serve`, at once and then until the shutdown: every
-    /// `offer_sweep`, open offers past their deadline are passed on and offers about to lapse
-    /// are reminded (`service::offers`); every minute, holders of certifications expiring within
-    /// 30 days are reminded (`service::notifications::remind_expiring`). Running at once is what
-    /// catches up after a restart that missed a deadline.
+    /// Starts the timers of `roster serve` (see [`crate::jobs`]): every `offer_sweep`, open
+    /// offers past their deadline are passed on and offers about to lapse are reminded
+    /// (`service::offers::Sweep`); every minute, holders of certifications expiring within 30
+    /// days are reminded (`service::notifications::ExpiryReminders`).
     pub fn start_timers(&self, offer_sweep: Duration) {
         use crate::service::{notifications, offers};
-        let store = self.store.clone();
-        let mut shutdown = self.shutdown.subscribe();
-        tokio::spawn(async move {
-            loop {
-                match offers::expire_due(&store).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(passed_on = n, "expired offers passed on"),
-                    Err(err) => tracing::warn!(error = %err, "passing on expired offers failed"),
-                }
-                match offers::remind_due(&store).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(reminded = n, "offer reminders"),
-                    Err(err) => tracing::warn!(error = %err, "offer reminders failed"),
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(offer_sweep) => {}
-                    _ = shutdown.changed() => return,
-                }
-            }
-        });
-        let store = self.store.clone();
-        let mut shutdown = self.shutdown.subscribe();
-        tokio::spawn(async move {
-            loop {
-                match notifications::remind_expiring(&store).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(reminded = n, "certification expiry reminders"),
-                    Err(err) => tracing::warn!(error = %err, "expiry reminders failed"),
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(60)) => {}
-                    _ = shutdown.changed() => return,
-                }
-            }
-        });
+        self.keep([
+            jobs::spawn(
+                offers::Sweep::new(self.store.clone(), offer_sweep),
+                self.shutdown.subscribe(),
+            ),
+            jobs::spawn(
+                notifications::ExpiryReminders(self.store.clone()),
+                self.shutdown.subscribe(),
+            ),
+        ]);
     }
 
     /// Starts the shutdown: every WebSocket connection sends a close frame (1001, going away)
@@ -328,39 +300,51 @@ impl App {
         Ok(data)
     }
 
-    /// On PostgreSQL, starts this replica's listener for committed changes (see
-    /// [`crate::events`]) and waits until it listens; on SQLite there is nothing to start.
+    /// On PostgreSQL, starts this replica's change feed (see [`crate::events`]) and waits until
+    /// it reads and listens; on SQLite there is nothing to start.
     ///
     /// # Errors
-    /// The listener could not reach the database within 10 s.
-    async fn listen_for_changes(&self, database_url: &str) -> anyhow::Result<()> {
-        if !database_url.starts_with("postgres") {
+    /// The feed could not reach the database within 10 s.
+    async fn listen_for_changes(&self, database: &DbConfig) -> anyhow::Result<()> {
+        if !database.database_url.starts_with("postgres") {
             return Ok(());
         }
-        let (ready, listening) = tokio::sync::oneshot::channel();
-        let task = events::spawn_listener(
-            database_url.to_owned(),
-            self.store.db().clone(),
-            self.store.bus().clone(),
-            ready,
-        );
-        if let Ok(mut slot) = self.listener.lock() {
-            *slot = Some(task);
-        }
-        tokio::time::timeout(Duration::from_secs(10), listening)
-            .await
-            .map_err(|_| anyhow::anyhow!("could not LISTEN for changes within 10 s"))?
-            .map_err(|_| anyhow::anyhow!("the change listener stopped"))?;
+        // The feed reads on a connection of its own, so that it never waits behind requests
+        // for the pool, nor they behind it.
+        let feed_db = db::connect(&DbConfig {
+            database_url: database.database_url.clone(),
+            db_max_connections: Some(1),
+            db_acquire_timeout: None,
+        })
+        .await
+        .context("cannot open the change feed's connection")?;
+        let store = &self.store;
+        let tasks = events::start_feed(
+            &database.database_url,
+            &feed_db,
+            store.bus(),
+            store.wakeups(),
+            &self.shutdown.subscribe(),
+        )
+        .await?;
+        self.keep(tasks);
         Ok(())
+    }
+
+    /// Keeps background tasks, to stop them with the app.
+    fn keep(&self, tasks: impl IntoIterator<Item = JoinHandle<()>>) {
+        if let Ok(mut kept) = self.tasks.lock() {
+            kept.extend(tasks);
+        }
     }
 }
 
 impl Drop for App {
     fn drop(&mut self) {
-        if let Ok(mut slot) = self.listener.lock()
-            && let Some(task) = slot.take()
-        {
-            task.abort();
+        if let Ok(tasks) = self.tasks.get_mut() {
+            for task in tasks.drain(..) {
+                task.abort();
+            }
         }
     }
 }

@@ -28,7 +28,6 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, LockBehavior, LockType},
 };
 use serde_json::json;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::{error::ApiError, store::Store};
@@ -289,71 +288,79 @@ fn due(channels: &[&str], now: DateTime<Utc>) -> sea_orm::Select<notification_de
         .filter(notification_delivery::Column::Channel.is_in(channels.iter().copied()))
 }
 
-/// Starts the worker; it stops when `shutdown` turns true.
-pub fn spawn(
+/// The delivery worker, a [`crate::jobs::Job`]: each round claims a batch of due outbox rows,
+/// delivers them side by side and records their outcomes in one write (a busy outbox costs two
+/// writes per batch, not one per row). Woken by a commit that queued deliveries.
+pub struct Worker {
     store: Store,
     config: DeliveryConfig,
-    mut shutdown: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    client: reqwest::Client,
+}
+
+impl Worker {
+    pub fn new(store: Store, config: DeliveryConfig) -> Self {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        let wake = store.outbox().clone();
-        loop {
-            let claimed = match claim(&store, &config).await {
-                Ok(claimed) => claimed,
-                Err(err) => {
-                    tracing::warn!(error = %err, "the delivery worker could not claim work");
-                    Vec::new()
-                }
-            };
-            let full = claimed.len() as u64 >= BATCH;
-            let worked = !claimed.is_empty();
-            // The batch's deliveries run side by side, and their outcomes are recorded in one
-            // write: a busy outbox costs two writes per batch, not one per row.
-            let (store_ref, client_ref, config_ref) = (&store, &client, &config);
-            let outcomes: Vec<Outcome> = futures_util::stream::iter(claimed)
-                .map(|(delivery, notification, recipient)| async move {
-                    let outcome = deliver(
-                        store_ref,
-                        client_ref,
-                        config_ref,
-                        &delivery,
-                        &notification,
-                        recipient.as_ref(),
-                    )
-                    .await;
-                    (delivery, notification, outcome)
-                })
-                .buffer_unordered(IN_FLIGHT)
-                .collect()
+        Self {
+            store,
+            config,
+            client,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::jobs::Job for Worker {
+    fn name(&self) -> &'static str {
+        "delivery"
+    }
+
+    fn every(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn wake(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        Some(self.store.outbox().clone())
+    }
+
+    async fn run_once(&mut self) -> anyhow::Result<crate::jobs::Round> {
+        let (store, client, config) = (&self.store, &self.client, &self.config);
+        let claimed = claim(store, config).await?;
+        let full = claimed.len() as u64 >= BATCH;
+        let worked = !claimed.is_empty();
+        let outcomes: Vec<Outcome> = futures_util::stream::iter(claimed)
+            .map(|(delivery, notification, recipient)| async move {
+                let outcome = deliver(
+                    store,
+                    client,
+                    config,
+                    &delivery,
+                    &notification,
+                    recipient.as_ref(),
+                )
                 .await;
-            if let Err(err) = record(&store, &config, &outcomes).await {
-                tracing::warn!(error = %err, "the delivery worker could not record outcomes");
-            }
-            if worked {
-                // Once per round of work, not per delivery.
-                match undelivered().count(store.db()).await {
-                    #[allow(clippy::cast_precision_loss)]
-                    Ok(depth) => metrics::gauge!("roster_outbox_depth").set(depth as f64),
-                    Err(err) => tracing::warn!(error = %err, "cannot count the outbox"),
-                }
-            }
-            if full {
-                continue;
-            }
-            tokio::select! {
-                () = wake.notified() => {}
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.changed() => return,
-            }
-            if *shutdown.borrow() {
-                return;
+                (delivery, notification, outcome)
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        let handled = outcomes.len();
+        record(store, config, &outcomes).await?;
+        if worked {
+            // Once per round of work, not per delivery.
+            match undelivered().count(store.db()).await {
+                #[allow(clippy::cast_precision_loss)]
+                Ok(depth) => metrics::gauge!("roster_outbox_depth").set(depth as f64),
+                Err(err) => tracing::warn!(error = %err, "cannot count the outbox"),
             }
         }
-    })
+        Ok(crate::jobs::Round {
+            handled,
+            more: full,
+        })
+    }
 }
 
 /// One attempt's row, notification and result.

@@ -1,15 +1,18 @@
 //! Change notices for live subscriptions, delivered only after the transaction that made the
-//! change has committed.
+//! change has committed (docs/architecture.md#the-change-feed).
 //!
 //! Every enrollment event, and every section change that moves seats, produces a [`Notice`].
 //! Subscriptions never trust a notice's data for what they send: they re-read the committed rows,
 //! so a notice only has to say *what* changed.
 //!
-//! - **PostgreSQL** (any number of replicas): the writing transaction issues
-//!   `pg_notify('roster_changes', …)`, which PostgreSQL delivers only if and when it commits.
-//!   Each replica `LISTEN`s on one connection ([`spawn_listener`]) and fans the notices out to
-//!   its local subscribers through its [`Bus`]; when that connection drops it reconnects, and the
-//!   subscribers stay attached to the bus meanwhile.
+//! - **PostgreSQL** (any number of replicas): the writing transaction inserts each notice as a
+//!   row of `changes`, with the transaction's id. Each replica's [`Feed`] reads the rows
+//!   committed since its last read, in commit order, and fans them out to its local
+//!   subscribers through its [`Bus`]. It reads when its own replica commits a change, when
+//!   another replica's wake-up arrives (a `NOTIFY` sent after the commit, on a connection of its
+//!   own, never inside a writing transaction: PostgreSQL serializes the commits of notifying
+//!   transactions behind one database-wide lock), and every [`POLL_EVERY`] in any case, which
+//!   is what delivers the change of a replica that died between its commit and its wake-up.
 //! - **SQLite** (one process): the store hands the notices of a write to the bus right after its
 //!   `COMMIT`; a write that rolled back, or an attempt that is retried, hands over nothing.
 //!
@@ -28,18 +31,30 @@ use std::{
     time::Duration,
 };
 
-use entity::{enrollment, enrollment_event, section, types::EnrollmentStatus};
+use entity::{enrollment_event, section, types::EnrollmentStatus};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, Statement, sqlx::postgres::PgListener,
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, Statement,
+    sqlx::{
+        Connection, Executor,
+        postgres::{PgConnection, PgListener},
+    },
 };
 use serde::{Deserialize, Serialize};
-use sqlx_postgres::AT_COMMIT;
-use tokio::sync::{OnceCell, broadcast, oneshot};
+use tokio::sync::{Notify, OnceCell, broadcast, watch};
 use uuid::Uuid;
 
-/// The PostgreSQL channel every replica listens on.
+/// The PostgreSQL channel on which replicas wake each other after a commit.
 pub const CHANNEL: &str = "roster_changes";
+
+/// The wake-up a replica sends the others after a commit that recorded changes.
+const WAKE_UP: &str = "NOTIFY roster_changes";
+
+/// How often a replica reads the change feed when nothing woke it.
+pub const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a change row is kept: far longer than any write transaction may stay open, so a
+/// row is never pruned before every running replica could read it.
+pub const KEEP_CHANGES: Duration = Duration::from_secs(15 * 60);
 
 /// Notices a subscriber may fall behind before it is told and disconnected.
 pub const BUS_CAPACITY: usize = 1024;
@@ -114,7 +129,7 @@ impl Notice {
         }
     }
 
-    fn resync() -> Self {
+    pub(crate) fn resync() -> Self {
         Self {
             sections: Vec::new(),
             course_id: Uuid::nil(),
@@ -227,121 +242,269 @@ impl Drop for ActiveSubscription {
     }
 }
 
-/// Sends `notice` with `pg_notify` inside the transaction `txn`: PostgreSQL delivers it to every
-/// replica's listener if and when `txn` commits, and never otherwise. The statement is marked
-/// [`AT_COMMIT`]: it travels with the transaction's next statement or its `COMMIT`, whose error
-/// is then its own.
-///
-/// # Errors
-/// The database refuses the notification.
-pub async fn pg_notify(txn: &impl ConnectionTrait, notice: &Notice) -> Result<(), DbErr> {
-    let payload = serde_json::to_string(notice).map_err(|e| DbErr::Custom(e.to_string()))?;
-    txn.execute_raw(Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        format!("{AT_COMMIT} SELECT pg_notify($1, $2)"),
-        [CHANNEL.into(), payload.into()],
-    ))
-    .await?;
-    Ok(())
+/// What wakes this replica's feed reader and its neighbours: a commit of this replica that
+/// recorded changes signals both. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Wakeups {
+    /// Wakes this replica's [`Feed`].
+    reader: Arc<Notify>,
+    /// Wakes the task that sends the other replicas a `NOTIFY` (see [`spawn_feed`]).
+    others: Arc<Notify>,
 }
 
-/// Listens on [`CHANNEL`] over one dedicated PostgreSQL connection and publishes every notice to
-/// `bus`. When the connection drops it reconnects (with a pause), then publishes the events
-/// committed meanwhile from the `enrollment_events` table and a resync notice, so that seat
-/// counts and positions are re-read; subscribers stay attached to the bus throughout. `ready`
-/// fires once the first `LISTEN` is in place.
-pub fn spawn_listener(
-    url: String,
+impl Wakeups {
+    /// Says that changes were committed: read them, and tell the other replicas.
+    pub fn committed(&self) {
+        self.reader.notify_one();
+        self.others.notify_one();
+    }
+}
+
+/// PostgreSQL: one replica's reader of the `changes` table. Each read publishes, oldest first,
+/// the rows whose transactions committed after the previous read's snapshot was taken and
+/// before its own: rows with an `xid` at or above the previous snapshot's `xmin` that the
+/// previous snapshot did not see (its transaction was running or had not begun), and that this
+/// one sees. Ids are assigned before commit, so "every row after the last id read" would miss
+/// a row whose transaction committed after a higher id had become visible; the snapshots do
+/// not. Between two reads the batches follow commit order, and within a batch the ids do for
+/// any one section, since a write inserts its change rows after it has locked the section.
+pub struct Feed {
     db: DatabaseConnection,
     bus: Bus,
-    ready: oneshot::Sender<()>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ready = Some(ready);
-        // The newest event this replica has announced; `None` until the first LISTEN.
-        let mut last_event: Option<i64> = None;
-        loop {
-            match listen(&url).await {
-                Ok(mut listener) => {
-                    match last_event {
-                        None => match newest_event(&db).await {
-                            Ok(newest) => last_event = Some(newest),
-                            Err(e) => tracing::warn!(error = %e, "cannot read the newest event"),
-                        },
-                        Some(after) => {
-                            tracing::info!("listening for changes again; catching up");
-                            match replay(&db, after, &bus).await {
-                                Ok(newest) => last_event = Some(newest),
-                                Err(e) => tracing::warn!(error = %e, "cannot catch up on events"),
-                            }
-                            bus.publish(Notice::resync());
-                        }
-                    }
-                    if let Some(ready) = ready.take() {
-                        let _ = ready.send(());
-                    }
-                    loop {
-                        match listener.try_recv().await {
-                            Ok(Some(notification)) => {
-                                match serde_json::from_str::<Notice>(notification.payload()) {
-                                    Ok(notice) => {
-                                        if let Some(event) = &notice.event {
-                                            last_event =
-                                                Some(last_event.unwrap_or(0).max(event.id));
-                                        }
-                                        bus.publish(notice);
-                                    }
-                                    Err(e) => tracing::warn!(error = %e, "unreadable notice"),
+    /// The snapshot of the last read (`pg_snapshot` as text); `None` before the first.
+    seen: Option<String>,
+    /// The last read failed: changes may have been pruned meanwhile, so the next good read
+    /// also tells every subscription to re-read.
+    failed: bool,
+    /// What wakes it when run as a job.
+    wake: Option<Arc<Notify>>,
+}
+
+impl Feed {
+    pub fn new(db: DatabaseConnection, bus: Bus) -> Self {
+        Self {
+            db,
+            bus,
+            seen: None,
+            failed: false,
+            wake: None,
+        }
+    }
+
+    /// The feed, run as a job, woken by `wake`.
+    #[must_use]
+    pub fn woken_by(mut self, wake: Arc<Notify>) -> Self {
+        self.wake = Some(wake);
+        self
+    }
+
+    /// Publishes the changes committed since the last read; returns how many. The first read
+    /// only takes its snapshot: changes committed before the replica started concern nobody.
+    ///
+    /// # Errors
+    /// The database fails (the next read starts from the same snapshot).
+    pub async fn run_once(&mut self) -> Result<usize, DbErr> {
+        let result = self.read().await;
+        match &result {
+            Ok(_) if self.failed => {
+                self.failed = false;
+                self.bus.publish(Notice::resync());
+            }
+            Ok(_) => {}
+            Err(_) => self.failed = true,
+        }
+        result
+    }
+
+    async fn read(&mut self) -> Result<usize, DbErr> {
+        let Some(seen) = self.seen.clone() else {
+            let row = self
+                .db
+                .query_one_raw(Statement::from_string(
+                    DatabaseBackend::Postgres,
+                    "SELECT CAST(pg_current_snapshot() AS TEXT)",
+                ))
+                .await?
+                .ok_or_else(|| DbErr::Custom("no snapshot".into()))?;
+            self.seen = Some(row.try_get_by_index(0)?);
+            return Ok(0);
+        };
+        // One statement, so one snapshot for the rows and for the snapshot returned.
+        const READ: &str = "SELECT CAST(pg_current_snapshot() AS TEXT), \
+            (SELECT '[' || COALESCE(string_agg(c.notice, ',' ORDER BY c.id), '') || ']' \
+             FROM changes c WHERE c.xid >= pg_snapshot_xmin(CAST($1 AS pg_snapshot)) \
+             AND NOT pg_visible_in_snapshot(c.xid, CAST($1 AS pg_snapshot)))";
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                READ,
+                [seen.into()],
+            ))
+            .await?
+            .ok_or_else(|| DbErr::Custom("no snapshot".into()))?;
+        let snapshot: String = row.try_get_by_index(0)?;
+        let notices: String = row.try_get_by_index(1)?;
+        let notices: Vec<serde_json::Value> =
+            serde_json::from_str(&notices).map_err(|e| DbErr::Json(e.to_string()))?;
+        let count = notices.len();
+        for notice in notices {
+            match serde_json::from_value::<Notice>(notice) {
+                Ok(notice) => self.bus.publish(notice),
+                Err(e) => tracing::warn!(error = %e, "unreadable change row"),
+            }
+        }
+        self.seen = Some(snapshot);
+        Ok(count)
+    }
+}
+
+/// PostgreSQL: deletes the change rows older than [`KEEP_CHANGES`]; returns how many.
+///
+/// # Errors
+/// The database fails.
+pub async fn prune(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    let result = db
+        .execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "DELETE FROM changes WHERE at < clock_timestamp() - CAST($1 AS INTERVAL)",
+            [format!("{} seconds", KEEP_CHANGES.as_secs()).into()],
+        ))
+        .await?;
+    Ok(result.rows_affected())
+}
+
+#[async_trait::async_trait]
+impl crate::jobs::Job for Feed {
+    fn name(&self) -> &'static str {
+        "change feed"
+    }
+
+    fn every(&self) -> Duration {
+        POLL_EVERY
+    }
+
+    fn wake(&self) -> Option<Arc<Notify>> {
+        self.wake.clone()
+    }
+
+    async fn run_once(&mut self) -> anyhow::Result<crate::jobs::Round> {
+        Ok(Feed::run_once(self).await?.into())
+    }
+}
+
+/// PostgreSQL: prunes the change feed every minute (see [`prune`]).
+pub struct Prune(pub DatabaseConnection);
+
+#[async_trait::async_trait]
+impl crate::jobs::Job for Prune {
+    fn name(&self) -> &'static str {
+        "change feed pruning"
+    }
+
+    fn every(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    async fn run_once(&mut self) -> anyhow::Result<crate::jobs::Round> {
+        let pruned = prune(&self.0).await?;
+        Ok(usize::try_from(pruned).unwrap_or(usize::MAX).into())
+    }
+}
+
+/// Starts a replica's change feed on PostgreSQL and returns its tasks once it reads and
+/// listens: the reader ([`Feed`], a [`crate::jobs::Job`] woken by `wakeups`, by the other
+/// replicas' `NOTIFY` and every [`POLL_EVERY`]), its pruning ([`Prune`]), the listener for
+/// those `NOTIFY`s (one dedicated connection, reconnecting after a pause when it drops), and
+/// the sender of this replica's own wake-ups (another dedicated connection with
+/// `synchronous_commit` off: a wake-up needs no durability, and its commit then holds
+/// PostgreSQL's notify lock for no disk flush). Wake-ups asked for while one is being sent are
+/// sent as one, after it.
+///
+/// # Errors
+/// The feed's first snapshot cannot be read, or nothing listens within 10 s.
+pub async fn start_feed(
+    url: &str,
+    db: &DatabaseConnection,
+    bus: &Bus,
+    wakeups: &Wakeups,
+    shutdown: &watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut feed = Feed::new(db.clone(), bus.clone()).woken_by(wakeups.reader.clone());
+    feed.run_once().await?;
+    let (listening, mut is_listening) = watch::channel(false);
+    let listener = {
+        let (url, wake) = (url.to_owned(), wakeups.reader.clone());
+        tokio::spawn(async move {
+            loop {
+                match listen(&url).await {
+                    Ok(mut listener) => {
+                        listening.send_replace(true);
+                        // Whatever was committed while nobody listened.
+                        wake.notify_one();
+                        loop {
+                            match listener.try_recv().await {
+                                Ok(Some(_)) => wake.notify_one(),
+                                Ok(None) => {
+                                    tracing::warn!("the change listener lost its connection");
+                                    break;
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "the change listener failed");
+                                    break;
                                 }
                             }
-                            Ok(None) => {
-                                tracing::warn!("the change listener lost its connection");
-                                break;
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "the change listener failed");
-                                break;
-                            }
                         }
                     }
+                    Err(e) => tracing::warn!(error = %e, "cannot listen for changes; retrying"),
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot listen for changes; retrying"),
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        })
+    };
+    let sender = {
+        let (url, wake) = (url.to_owned(), wakeups.others.clone());
+        tokio::spawn(async move {
+            let mut connection: Option<PgConnection> = None;
+            loop {
+                wake.notified().await;
+                if connection.is_none() {
+                    connection = wake_up_connection(&url)
+                        .await
+                        .inspect_err(|e| tracing::warn!(error = %e, "cannot send wake-ups"))
+                        .ok();
+                }
+                if let Some(conn) = connection.as_mut()
+                    && let Err(e) = conn.execute(WAKE_UP).await
+                {
+                    tracing::warn!(error = %e, "a wake-up was not sent");
+                    connection = None;
+                }
+            }
+        })
+    };
+    let tasks = vec![
+        listener,
+        sender,
+        crate::jobs::spawn(feed, shutdown.clone()),
+        crate::jobs::spawn(Prune(db.clone()), shutdown.clone()),
+    ];
+    if tokio::time::timeout(Duration::from_secs(10), is_listening.wait_for(|l| *l))
+        .await
+        .is_err()
+    {
+        for task in &tasks {
+            task.abort();
         }
-    })
-}
-
-async fn newest_event(db: &DatabaseConnection) -> Result<i64, DbErr> {
-    Ok(enrollment_event::Entity::find()
-        .order_by_desc(enrollment_event::Column::Id)
-        .one(db)
-        .await?
-        .map_or(0, |e| e.id))
-}
-
-/// Publishes the events committed after `after`, oldest first; returns the newest id seen.
-async fn replay(db: &DatabaseConnection, after: i64, bus: &Bus) -> Result<i64, DbErr> {
-    let missed = enrollment_event::Entity::find()
-        .filter(enrollment_event::Column::Id.gt(after))
-        .order_by_asc(enrollment_event::Column::Id)
-        .find_also_related(enrollment::Entity)
-        .all(db)
-        .await?;
-    let mut newest = after;
-    for (event, enrollment) in missed {
-        newest = newest.max(event.id);
-        let Some(enrollment) = enrollment else {
-            continue;
-        };
-        bus.publish(Notice::of_event(
-            &event,
-            enrollment.user_id,
-            enrollment.course_id,
-            vec![enrollment.section_id],
-        ));
+        anyhow::bail!("could not LISTEN for changes within 10 s");
     }
-    Ok(newest)
+    Ok(tasks)
+}
+
+async fn wake_up_connection(url: &str) -> Result<PgConnection, sea_orm::sqlx::Error> {
+    let mut conn = PgConnection::connect(url).await?;
+    conn.execute("SET synchronous_commit = off").await?;
+    Ok(conn)
 }
 
 async fn listen(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {

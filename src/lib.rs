@@ -2,10 +2,6 @@
 //!
 //! `main.rs` only parses the command line; everything it runs lives here so that the tests drive
 //! the very same [`app::App`] the binary serves.
-// The GraphQL resolvers nest one future type per level of the schema (a container's fields are
-// polled in place, vendor/async-graphql/PATCHED.md); proving them `Send` needs more than the
-// default 128 steps.
-#![recursion_limit = "256"]
 
 pub mod app;
 pub mod auth;
@@ -21,6 +17,7 @@ pub mod export;
 pub mod graphiql;
 pub mod graphql;
 pub mod http;
+pub mod jobs;
 pub mod metrics;
 pub mod oidc;
 pub mod response_cache;

@@ -28,14 +28,13 @@ use sea_orm::{
     DatabaseTransaction, DbErr, EntityTrait, ExecResult, QueryResult, QueryTrait, Select, Set,
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
-use sqlx_postgres::AT_COMMIT;
 use uuid::Uuid;
 
 use crate::{
     clock::Clock,
     delivery::{Channels, DeliveryConfig, PushConfig},
     error::ApiError,
-    events::{self, Bus, CHANNEL, Notice},
+    events::{Bus, Notice, Wakeups},
 };
 
 /// How many times a write that lost a race (deadlock, serialization failure, SQLite busy) is
@@ -52,8 +51,11 @@ pub struct Store {
     clock: Clock,
     bus: Bus,
     /// Whether this process publishes its own committed changes to `bus` (SQLite, one
-    /// process) rather than hearing them through PostgreSQL's `LISTEN`, as every replica does.
+    /// process) rather than reading them back from the change feed, as every replica on
+    /// PostgreSQL does.
     publishes_locally: bool,
+    /// PostgreSQL: what a commit that recorded changes wakes (the feed readers).
+    wakeups: Wakeups,
     /// The channels notifications are delivered on beyond the inbox.
     channels: Channels,
     /// The Web Push key and rules, when push is on.
@@ -77,6 +79,7 @@ impl Store {
             clock,
             bus,
             publishes_locally,
+            wakeups: Wakeups::default(),
             channels: Channels::default(),
             push: None,
             outbox: Arc::default(),
@@ -120,6 +123,11 @@ impl Store {
         &self.bus
     }
 
+    /// What a commit that recorded changes wakes (see [`crate::events::spawn_feed`]).
+    pub fn wakeups(&self) -> &Wakeups {
+        &self.wakeups
+    }
+
     /// The clock's current time.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
@@ -132,9 +140,10 @@ impl Store {
     /// locks and conditional updates do the rest. When the database reports a retryable
     /// conflict the attempt is rolled back and run again from the start, up to [`ATTEMPTS`]
     /// times; each attempt is a whole transaction, so a retry never sees half of an earlier
-    /// one. The notices the attempt recorded are delivered only after its commit: through
-    /// `pg_notify` inside the transaction on PostgreSQL (which PostgreSQL delivers only if it
-    /// commits, to every replica), to the in-process bus right after `COMMIT` on SQLite. A
+    /// one. The notices the attempt recorded are delivered only after its commit: on
+    /// PostgreSQL they are rows of the change feed, written in the transaction and read back by
+    /// every replica once it committed (this one is woken at once, the others by a `NOTIFY`
+    /// sent after the commit); on SQLite they go to the in-process bus right after `COMMIT`. A
     /// failed attempt delivers nothing.
     ///
     /// Call it as `store.write(|tx| Box::pin(async move { … })).await`.
@@ -178,8 +187,11 @@ impl Store {
     }
 
     /// A committed write's notices: counted, and published here when this process is the one
-    /// that publishes.
+    /// that publishes; otherwise the feed readers are woken.
     fn delivered(&self, notices: Vec<Notice>) {
+        if !self.publishes_locally && !notices.is_empty() {
+            self.wakeups.committed();
+        }
         for notice in notices {
             if let Some(event) = &notice.event {
                 crate::metrics::record_transition(
@@ -202,7 +214,7 @@ pub struct Tx<'c> {
     txn: DatabaseTransaction,
     clock: Clock,
     channels: Channels,
-    /// With whether each was handed to PostgreSQL already.
+    /// With whether each was written to the change feed already (PostgreSQL).
     notices: Mutex<Vec<(Notice, bool)>>,
     /// Whether the write queued deliveries, so the worker is woken after commit.
     queued: AtomicBool,
@@ -247,8 +259,8 @@ impl Tx<'_> {
 
     /// Writes the audit event of one status change in this transaction (invariant 6), the
     /// notification it sends the student if it sends one (docs/design.md#notifications), and
-    /// queues its notice for delivery after commit. On PostgreSQL the event's statement is sent
-    /// with the `COMMIT` (see [`Tx::insert_announced`]).
+    /// queues its notice for delivery after commit. On PostgreSQL the event and its change row
+    /// are one statement (see [`Tx::insert_announced`]).
     ///
     /// # Errors
     /// The database fails.
@@ -277,15 +289,10 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// PostgreSQL: inserts the event and hands its notice to `pg_notify` in one statement,
-    /// which is marked [`AT_COMMIT`]: the driver sends it in the same write as the `COMMIT`,
-    /// which runs only if the insert succeeded, so a write that holds a section's lock waits
-    /// for one round trip fewer. Its time was read already, after the locks (invariant 6); what
-    /// the transaction runs after it sees no event row, and nothing reads one. An error it
-    /// meets is the commit's. PostgreSQL delivers the notice only if the transaction commits.
-    /// The notice names the event's key, which the insert assigns: the payload is sent as the
-    /// JSON before and after the key, joined around it in SQL. The notice kept here is only
-    /// counted; subscribers get the one PostgreSQL delivers, key included.
+    /// PostgreSQL: inserts the event and its change row (see [`crate::events::Feed`]) in one
+    /// statement. The notice names the event's key, which the insert assigns: the row's text is
+    /// the JSON before and after the key, joined around it in SQL. The notice kept here is only
+    /// counted; subscribers get the one the feed reads back, key included.
     async fn insert_announced(
         &self,
         row: enrollment_event::ActiveModel,
@@ -318,13 +325,12 @@ impl Tx<'_> {
         let statement = insert.build(DatabaseBackend::Postgres);
         let mut values = statement.values.map(|v| v.0).unwrap_or_default();
         let n = values.len();
-        values.extend([CHANNEL.into(), before.into(), after.into()]);
+        values.extend([before.into(), after.into()]);
         let sql = format!(
-            "{AT_COMMIT} WITH ev AS ({}) SELECT pg_notify(${}, ${} || ev.id || ${}) FROM ev",
+            "WITH ev AS ({}) INSERT INTO changes (notice) SELECT ${} || ev.id || ${} FROM ev",
             statement.sql,
             n + 1,
-            n + 2,
-            n + 3
+            n + 2
         );
         self.txn
             .execute_raw(Statement::from_sql_and_values(
@@ -343,7 +349,7 @@ impl Tx<'_> {
         self.queue(notice, false);
     }
 
-    /// Queues a notice; `sent`: already handed to PostgreSQL's `pg_notify`.
+    /// Queues a notice; `sent`: already written to the change feed.
     fn queue(&self, notice: Notice, sent: bool) {
         self.notices
             .lock()
@@ -351,16 +357,29 @@ impl Tx<'_> {
             .push((notice, sent));
     }
 
-    /// Commits, handing the notices not yet sent to PostgreSQL inside the transaction first;
-    /// returns them all.
+    /// Commits, writing the notices not yet in the change feed (PostgreSQL) in one statement
+    /// first; returns them all.
     async fn commit(self) -> Result<Vec<Notice>, DbErr> {
         let notices = self
             .notices
             .into_inner()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.txn.get_database_backend() == DatabaseBackend::Postgres {
-            for (notice, _) in notices.iter().filter(|(_, sent)| !sent) {
-                events::pg_notify(&self.txn, notice).await?;
+            let unsent = notices
+                .iter()
+                .filter(|(_, sent)| !sent)
+                .map(|(notice, _)| serde_json::to_string(notice).map(sea_orm::Value::from))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| DbErr::Json(e.to_string()))?;
+            if !unsent.is_empty() {
+                let marks: Vec<String> = (1..=unsent.len()).map(|n| format!("(${n})")).collect();
+                self.txn
+                    .execute_raw(Statement::from_sql_and_values(
+                        DatabaseBackend::Postgres,
+                        format!("INSERT INTO changes (notice) VALUES {}", marks.join(", ")),
+                        unsent,
+                    ))
+                    .await?;
             }
         }
         self.txn.commit().await?;

@@ -118,8 +118,7 @@ impl Reads {
 /// it waits for each round trip, so every statement spared is time another writer does not
 /// wait. Run it after [`lock_user`], as a statement of its own: under READ COMMITTED a
 /// statement sees what was committed when it began, so one that began before the lock was
-/// granted could miss the seat its predecessor just took. (`enroll` reads it in the statement
-/// that takes the lock, and has the seat's statement confirm it: [`standing_expr`].)
+/// granted could miss the seat its predecessor just took.
 ///
 /// # Errors
 /// The database fails.
@@ -146,7 +145,6 @@ pub(crate) async fn standing(
             row.try_get_by_index(1)?,
             row.try_get_by_index(2)?,
             row.try_get_by_index(3)?,
-            row.try_get_by_index(4)?,
         )?;
     }
     Ok(standing)
@@ -155,22 +153,22 @@ pub(crate) async fn standing(
 /// The statement of [`standing`] and its five values (`$1`…`$5`), `None` when `reads` asks for
 /// nothing. Its rows: a kind (1 a missing prerequisite, 2 the active enrollment in the course,
 /// 3 another active seat), an id (the course, the enrollment, the section), a name, the
-/// section's meetings as JSON, and the enrollment.
+/// section's meetings as JSON.
 fn standing_sql(
     user_id: Uuid,
     course_id: Uuid,
     reads: &Reads,
 ) -> Option<(String, Vec<sea_orm::Value>)> {
     const PREREQUISITES: &str = "SELECT 1 AS kind, c.id AS id, c.name AS name, \
-        CAST(NULL AS TEXT) AS schedule, CAST(NULL AS UUID) AS enrollment \
+        CAST(NULL AS TEXT) AS schedule \
         FROM course_prerequisites p JOIN courses c ON c.id = p.prerequisite_id \
         WHERE p.course_id = $1 AND NOT EXISTS (SELECT 1 FROM certifications x \
         WHERE x.user_id = $2 AND x.course_id = p.prerequisite_id \
         AND (x.expires_at IS NULL OR x.expires_at > $3))";
-    const ACTIVE: &str = "SELECT 2, e.id, CAST(NULL AS TEXT), CAST(NULL AS TEXT), e.id \
+    const ACTIVE: &str = "SELECT 2, e.id, CAST(NULL AS TEXT), CAST(NULL AS TEXT) \
         FROM enrollments e WHERE e.user_id = $2 AND e.course_id = $1 \
         AND e.status IN ('PENDING', 'REGISTERED', 'WAITLISTED', 'OFFERED')";
-    const SEATS: &str = "SELECT 3, s.id, c.name, CAST(s.schedule AS TEXT), e.id \
+    const SEATS: &str = "SELECT 3, s.id, c.name, CAST(s.schedule AS TEXT) \
         FROM enrollments e JOIN sections s ON s.id = e.section_id \
         JOIN courses c ON c.id = s.course_id WHERE e.user_id = $2 \
         AND e.status IN ('PENDING', 'REGISTERED', 'OFFERED') AND s.id <> $4 AND e.id <> $5";
@@ -208,28 +206,6 @@ fn standing_sql(
     ))
 }
 
-/// PostgreSQL: [`standing`] as one JSON value, for another statement to read (`enroll` reads
-/// it with the section and the user's lock), `course` being that statement's expression for
-/// the course. That statement's snapshot was taken before the lock was granted, so what it read
-/// must be confirmed after the lock: the seat's statement takes the seat only on
-/// [`Standing::unchanged`]. `None` when `reads` asks for nothing.
-pub(crate) fn standing_expr(
-    user_id: Uuid,
-    course: sea_orm::sea_query::Expr,
-    reads: &Reads,
-) -> Option<sea_orm::sea_query::Expr> {
-    use sea_orm::sea_query::Expr;
-    let (sql, values) = standing_sql(user_id, Uuid::nil(), reads)?;
-    let values = std::iter::once(course).chain(values.into_iter().skip(1).map(Expr::val));
-    Some(Expr::cust_with_exprs(
-        format!(
-            "(SELECT COALESCE(json_agg(json_build_array(k.kind, k.id, k.name, k.schedule, \
-             k.enrollment)), CAST('[]' AS JSON)) FROM ({sql}) AS k)"
-        ),
-        values,
-    ))
-}
-
 /// What [`standing`] found.
 #[derive(Debug, Default)]
 pub(crate) struct Standing {
@@ -239,35 +215,16 @@ pub(crate) struct Standing {
     pub active: Option<Uuid>,
     /// The user's other active seats: the course's name and the section's meetings.
     seats: Vec<(String, entity::types::Schedule)>,
-    /// The enrollments read (the active one, those of the other seats).
-    enrollments: Vec<Uuid>,
 }
 
 impl Standing {
-    /// What [`standing_expr`] read.
-    ///
-    /// # Errors
-    /// The JSON is not what it builds.
-    pub(crate) fn from_json(json: serde_json::Value) -> Result<Self, ApiError> {
-        type Row = (i32, Uuid, Option<String>, Option<String>, Option<Uuid>);
-        let rows: Vec<Row> =
-            serde_json::from_value(json).map_err(|e| DbErr::Json(e.to_string()))?;
-        let mut standing = Self::default();
-        for (kind, id, name, schedule, enrollment) in rows {
-            standing.push(kind, id, name, schedule, enrollment)?;
-        }
-        Ok(standing)
-    }
-
     fn push(
         &mut self,
         kind: i32,
         id: Uuid,
         name: Option<String>,
         schedule: Option<String>,
-        enrollment: Option<Uuid>,
     ) -> Result<(), ApiError> {
-        self.enrollments.extend(enrollment);
         match kind {
             1 => self.missing.push((id, name.unwrap_or_default())),
             2 => self.active = Some(id),
@@ -280,39 +237,6 @@ impl Standing {
         Ok(())
     }
 
-    /// Whether the checks refuse a seat in `section`.
-    pub(crate) fn refuses(&self, section: &section::Model) -> bool {
-        self.active.is_some() || self.verdict(section).is_err()
-    }
-
-    /// PostgreSQL: a condition for the seat's statement, true while [`standing`] (the same
-    /// `reads`) would find what this read found, as far as it can allow a seat: no missing
-    /// prerequisite, and no active enrollment besides those it read (one committed by the
-    /// user's previous write while this read waited for the lock). The statement runs after
-    /// the lock, so its snapshot holds every write of the user before it.
-    pub(crate) fn unchanged(
-        &self,
-        user_id: Uuid,
-        course_id: Uuid,
-        reads: &Reads,
-    ) -> Option<sea_orm::sea_query::Expr> {
-        let (sql, mut values) = standing_sql(user_id, course_id, reads)?;
-        let unseen = if self.enrollments.is_empty() {
-            "TRUE".to_owned()
-        } else {
-            let first = values.len() + 1;
-            values.extend(self.enrollments.iter().map(|&e| e.into()));
-            let marks: Vec<String> = (first..values.len() + 1).map(|n| format!("${n}")).collect();
-            format!("g.enrollment NOT IN ({})", marks.join(", "))
-        };
-        Some(sea_orm::sea_query::Expr::cust_with_values(
-            format!("NOT EXISTS (SELECT 1 FROM ({sql}) AS g WHERE g.kind = 1 OR {unseen})"),
-            values,
-        ))
-    }
-}
-
-impl Standing {
     /// `PREREQUISITES_MISSING`, else `SCHEDULE_CONFLICT` (see [`Self::schedule`]), else `Ok`.
     ///
     /// # Errors

@@ -7,16 +7,15 @@ use entity::{
 };
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, IdenStatic,
-    Iterable, JoinType, QuerySelect, QueryTrait, SelectA, SelectB, Set,
+    Iterable, JoinType, QueryTrait, SelectA, SelectB, Set,
     sea_query::{Alias, Expr, ExprTrait, IntoTableRef, LockType},
 };
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{eligibility, promotion, seats};
+use super::{eligibility, for_update, promotion, seats};
 use crate::{
     auth::Viewer,
-    domain::seats::Seats,
     error::ApiError,
     store::{Store, Transition, Tx},
 };
@@ -37,11 +36,13 @@ pub struct EnrollRequest {
 /// Enrolls a user in a section: a seat (REGISTERED, or PENDING when the section requires
 /// approval), else a place on the waitlist, else `SECTION_FULL`.
 ///
-/// Every check runs inside the write transaction, under the user's lock, in docs/design.md's
-/// order: the section and course are active; every prerequisite has an unexpired
-/// certification; no active enrollment in the course; no schedule conflict with the user's
-/// other active seats; then the seat, whose conditional update locks the section and requires
-/// it to be as the checks saw it.
+/// One transaction, read top to bottom (docs/architecture.md#the-write-path): lock the user;
+/// read the checks in docs/design.md's order (the section and course are active; every
+/// prerequisite has an unexpired certification; no active enrollment in the course; no
+/// schedule conflict with the user's other active seats); take the seat (or, for staff, a seat
+/// beyond capacity, or else a waitlist ticket) by a conditional update of the section, which
+/// locks it; insert the enrollment; record the event; fill seats behind the waitlist if the
+/// newcomer joined it.
 ///
 /// # Errors
 /// `FORBIDDEN` for proxy enrollment or overrides by anyone who does not manage the course, and
@@ -64,22 +65,11 @@ async fn enroll_in(
     viewer: &Viewer,
     request: &EnrollRequest,
 ) -> Result<enrollment::Model, ApiError> {
-    // The user is locked first; the section is read without a lock and locked last, by the
-    // conditional update that takes its seat, so a busy section is held for that statement and
-    // the commit only (docs/architecture.md#the-write-path).
     let user_id = request.user_id.unwrap_or(viewer.id());
-    let postgres = tx.get_database_backend() == DatabaseBackend::Postgres;
-    let checked_at = tx.now();
-    // What the checks read. On PostgreSQL it is read with the section and the user's lock, in
-    // the same statement; that statement's snapshot may be older than the lock, so the seat's
-    // statement confirms it (`Standing::unchanged`), and a refusal is decided on a new read.
-    let early = eligibility::Reads {
-        prerequisites_at: Some(checked_at),
-        active_in_course: true,
-        overlaps: (!request.override_schedule_conflict).then_some((request.section_id, None)),
-    };
-    let (mut section, course, user, early_standing) =
-        read(tx, request.section_id, user_id, postgres.then_some(&early)).await?;
+    // The user is locked first, so that the checks of one user's seats run one at a time
+    // (invariant 7); the section is read unlocked here and locked last, by the update that
+    // takes its seat, so a busy section is held only from that statement to the commit.
+    let (section, course, user) = read(tx, request.section_id, user_id).await?;
     let proxy = user_id != viewer.id();
     let overrides = request.override_capacity || request.override_schedule_conflict;
     if (proxy || overrides) && !viewer.can_manage_course(&course) {
@@ -101,33 +91,27 @@ async fn enroll_in(
             "the section or its course is not active".into(),
         ));
     }
-    // What the checks read once `section` is known, after the lock.
-    let reads_for = |section: &section::Model| eligibility::Reads {
+    // The checks, read in a statement of their own after the user's lock: under READ
+    // COMMITTED it sees every seat the user's previous write committed.
+    let checked_at = tx.now();
+    let reads = eligibility::Reads {
+        prerequisites_at: Some(checked_at),
+        active_in_course: true,
         overlaps: if request.override_schedule_conflict {
             None
         } else {
-            eligibility::Reads::overlaps_of(section, None)
+            eligibility::Reads::overlaps_of(&section, None)
         },
-        ..early
     };
-    let (standing, unchanged) = match early_standing {
-        Some(standing) if !standing.refuses(&section) => {
-            let unchanged = standing.unchanged(user_id, course.id, &early);
-            (standing, unchanged)
-        }
-        _ => (
-            eligibility::standing(tx, user_id, course.id, reads_for(&section)).await?,
-            None,
-        ),
-    };
-    let check = |standing: &eligibility::Standing, section: &section::Model| {
-        standing.prerequisites()?;
-        if standing.active.is_some() {
-            return Err(ApiError::AlreadyEnrolled);
-        }
-        standing.schedule(section)
-    };
-    check(&standing, &section)?;
+    let standing = eligibility::standing(tx, user_id, course.id, reads).await?;
+    standing.prerequisites()?;
+    if standing.active.is_some() {
+        return Err(ApiError::AlreadyEnrolled);
+    }
+    standing.schedule(&section)?;
+
+    // The seat, on the section as the checks saw it: the update re-checks its meetings and
+    // approval rule on the row as the last commit left it, and locks it.
     let seat_status = |section: &section::Model| {
         if section.requires_approval {
             Pending
@@ -135,17 +119,52 @@ async fn enroll_in(
             Registered
         }
     };
+    let mut section = section;
+    let mut took = seats::take_as_seen(tx, &section, seat_status(&section)).await?;
+    if !took {
+        // Full, people waiting, or changed since it was read: lock it and decide on what it is
+        // now.
+        let now = lock_section(tx, section.id).await?;
+        if !now.is_active {
+            return Err(ApiError::SectionInactive(
+                "the section or its course is not active".into(),
+            ));
+        }
+        if now.schedule != section.schedule && !request.override_schedule_conflict {
+            eligibility::check_schedule(tx, user_id, &now, None).await?;
+        }
+        section = now;
+        took = seats::take(tx, section.id, seat_status(&section)).await?;
+    }
+    let seat_status = seat_status(&section);
     let mut details = serde_json::Map::new();
     if request.override_schedule_conflict {
         details.insert("scheduleConflictOverride".into(), json!(true));
     }
+    // A seat, else (staff override) a seat beyond capacity, else a waitlist ticket. The section
+    // row is locked, so what the conditional updates decide stays true until commit.
+    let (status, ticket) = if took {
+        (seat_status, None)
+    } else if request.override_capacity {
+        seats::add(tx, section.id, seat_status, 1).await?;
+        details.insert("capacityOverride".into(), json!(true));
+        (seat_status, None)
+    } else {
+        match seats::join_waitlist(tx, section.id).await? {
+            Some(ticket) => (Waitlisted, Some(ticket)),
+            None => {
+                return Err(ApiError::Conflict(
+                    "the section changed meanwhile; try again".into(),
+                ));
+            }
+        }
+    };
     let at = tx.now();
-    let section_id = section.id;
-    let row = |status: EnrollmentStatus, ticket: Option<i64>| enrollment::ActiveModel {
+    let row = enrollment::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(user_id),
         course_id: Set(course.id),
-        section_id: Set(section_id),
+        section_id: Set(section.id),
         status: Set(status),
         visibility: Set(request.visibility),
         enrolled_at: Set(at),
@@ -171,73 +190,11 @@ async fn enroll_in(
         updated_at: Set(at),
     };
     // The partial unique index settles a race between two transactions that both found no
-    // active enrollment.
-    let already = |e| ApiError::on_unique_violation(e, || ApiError::AlreadyEnrolled);
-    if postgres {
-        // The seat and the row holding it are one statement, on the section as it was read:
-        // its update takes the section's lock and re-checks the conditions on the row as the
-        // last commit left it, the meetings and approval rule checked above included. Not
-        // tried when the section was full, inactive or had people waiting.
-        let free = Seats::from(&section);
-        if section.is_active && free.waitlisted == 0 && !free.is_full() {
-            let status = seat_status(&section);
-            let seated =
-                seats::take_for(tx, &section, status, row(status, None), unchanged.clone())
-                    .await
-                    .map_err(already)?;
-            if let Some(row) = seated {
-                record_enrollment(tx, viewer, &row, status, details).await?;
-                return Ok(row);
-            }
-        }
-        // Lock the section and decide on what it is now.
-        let (now, _) = section_with_course(tx, section.id, true).await?;
-        if !now.is_active {
-            return Err(ApiError::SectionInactive(
-                "the section or its course is not active".into(),
-            ));
-        }
-        if unchanged.is_some() {
-            // What the checks read before the lock, read again now that it is held.
-            let standing = eligibility::standing(tx, user_id, course.id, reads_for(&now)).await?;
-            check(&standing, &now)?;
-        } else if now.schedule != section.schedule && !request.override_schedule_conflict {
-            eligibility::check_schedule(tx, user_id, &now, None).await?;
-        }
-        section = now;
-    }
-    let seat_status = seat_status(&section);
-    let (seated, took) = if postgres {
-        let seated = seats::take_for(tx, &section, seat_status, row(seat_status, None), None)
-            .await
-            .map_err(already)?;
-        let took = seated.is_some();
-        (seated, took)
-    } else {
-        (None, seats::take(tx, section.id, seat_status).await?)
-    };
-    // A seat, else (staff override) a seat beyond capacity, else a waitlist ticket. The section
-    // row is locked, so what the conditional updates decide stays true until commit.
-    let (status, ticket) = if took {
-        (seat_status, None)
-    } else if request.override_capacity {
-        seats::add(tx, section.id, seat_status, 1).await?;
-        details.insert("capacityOverride".into(), json!(true));
-        (seat_status, None)
-    } else {
-        match seats::join_waitlist(tx, section.id).await? {
-            Some(ticket) => (Waitlisted, Some(ticket)),
-            None => {
-                return Err(ApiError::Conflict(
-                    "the section changed meanwhile; try again".into(),
-                ));
-            }
-        }
-    };
-    let row = match seated {
-        Some(row) => row,
-        None => row(status, ticket).insert(tx).await.map_err(already)?,
-    };
+    // active enrollment (the user's lock makes it one that bypassed `enroll`).
+    let row = row
+        .insert(tx)
+        .await
+        .map_err(|e| ApiError::on_unique_violation(e, || ApiError::AlreadyEnrolled))?;
     record_enrollment(tx, viewer, &row, status, details).await?;
     if status == Waitlisted {
         // Free seats behind waiters who may not take them now: the newcomer joins the queue, and
@@ -277,10 +234,9 @@ async fn record_enrollment(
 
 /// The section, its course, and the user to enroll, locked, in one statement (on PostgreSQL
 /// `FOR UPDATE OF users`; the section is locked later, by the update that takes its seat, and
-/// the course row stays unlocked, as other writers of the course's sections expect), with what
-/// `reads` asks for the checks (PostgreSQL, see [`eligibility::standing_expr`]). The user is
-/// `None` when the statement found no such user: the caller decides between `FORBIDDEN` and
-/// `NOT_FOUND` (see [`eligibility::lock_user`]), and reads the checks' rows itself.
+/// the course row stays unlocked, as other writers of the course's sections expect). The user
+/// is `None` when the statement found no such user: the caller decides between `FORBIDDEN` and
+/// `NOT_FOUND` (see [`eligibility::lock_user`]).
 ///
 /// # Errors
 /// `NOT_FOUND` for an unknown section; the database fails.
@@ -288,24 +244,10 @@ async fn read(
     tx: &Tx<'_>,
     section_id: Uuid,
     user_id: Uuid,
-    reads: Option<&eligibility::Reads>,
-) -> Result<
-    (
-        section::Model,
-        course::Model,
-        Option<user::Model>,
-        Option<eligibility::Standing>,
-    ),
-    ApiError,
-> {
+) -> Result<(section::Model, course::Model, Option<user::Model>), ApiError> {
     let mut select = section::Entity::find_by_id(section_id)
         .find_also_related(course::Entity)
         .into_query();
-    let course_of_section = Expr::col((section::Entity, section::Column::CourseId));
-    let standing = reads.and_then(|r| eligibility::standing_expr(user_id, course_of_section, r));
-    if let Some(standing) = &standing {
-        select.expr_as(standing.clone(), Alias::new(STANDING));
-    }
     for column in user::Column::iter() {
         select.expr_as(
             Expr::col((user::Entity, column)),
@@ -325,38 +267,29 @@ async fn read(
         if let Some(course) = course {
             let section = section::Model::from_query_result(&row, SelectA.as_str())?;
             let user = user::Model::from_query_result(&row, USER)?;
-            let standing = match standing {
-                Some(_) => Some(eligibility::Standing::from_json(
-                    row.try_get::<serde_json::Value>("", STANDING)?,
-                )?),
-                None => None,
-            };
-            return Ok((section, course, Some(user), standing));
+            return Ok((section, course, Some(user)));
         }
     }
-    let (section, course) = section_with_course(tx, section_id, false).await?;
-    Ok((section, course, None, None))
+    match section::Entity::find_by_id(section_id)
+        .find_also_related(course::Entity)
+        .one(tx)
+        .await?
+    {
+        Some((section, Some(course))) => Ok((section, course, None)),
+        _ => Err(ApiError::NotFound("section")),
+    }
 }
 
 /// The column prefix of the user in [`read`]'s statement, beside SeaORM's `A_` and `B_`.
 const USER: &str = "C_";
 
-/// The column of [`read`]'s statement that holds what the checks read.
-const STANDING: &str = "standing";
-
-/// The section and its course; with `lock`, the section locked for the write (PostgreSQL;
-/// SQLite's write lock holds it already).
-async fn section_with_course(
-    tx: &Tx<'_>,
-    section_id: Uuid,
-    lock: bool,
-) -> Result<(section::Model, course::Model), ApiError> {
-    let mut select = section::Entity::find_by_id(section_id).find_also_related(course::Entity);
-    if lock && tx.get_database_backend() == DatabaseBackend::Postgres {
-        QuerySelect::query(&mut select).lock_with_tables(LockType::Update, [section::Entity]);
-    }
-    match select.one(tx).await? {
-        Some((section, Some(course))) => Ok((section, course)),
-        _ => Err(ApiError::NotFound("section")),
-    }
+/// The section locked for the write (PostgreSQL; SQLite's write lock holds it already).
+async fn lock_section(tx: &Tx<'_>, section_id: Uuid) -> Result<section::Model, ApiError> {
+    for_update(
+        section::Entity::find_by_id(section_id),
+        tx.get_database_backend(),
+    )
+    .one(tx)
+    .await?
+    .ok_or(ApiError::NotFound("section"))
 }

@@ -260,6 +260,29 @@ pub async fn since(
         .await?)
 }
 
+/// The certification reminders of `roster serve`, a [`crate::jobs::Job`] run every minute:
+/// each round runs [`remind_expiring`].
+pub struct ExpiryReminders(pub Store);
+
+#[async_trait::async_trait]
+impl crate::jobs::Job for ExpiryReminders {
+    fn name(&self) -> &'static str {
+        "certification expiry reminders"
+    }
+
+    fn every(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(60)
+    }
+
+    async fn run_once(&mut self) -> anyhow::Result<crate::jobs::Round> {
+        let reminded = remind_expiring(&self.0).await?;
+        if reminded > 0 {
+            tracing::info!(reminded, "certification expiry reminders");
+        }
+        Ok(reminded.into())
+    }
+}
+
 /// Tells the holders of certifications expiring within 30 days, once per certification: the
 /// reminder and the mark that it was sent are written together, and on PostgreSQL rows another
 /// replica is reminding are skipped (`FOR UPDATE SKIP LOCKED`). Run by every `roster serve` on

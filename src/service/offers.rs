@@ -91,6 +91,42 @@ enum Expiry {
 /// How many times a sweep comes back to an offer that was busy.
 const BUSY_RETRIES: usize = 20;
 
+/// The offer sweep of `roster serve`, a [`crate::jobs::Job`]: each round runs [`expire_due`],
+/// then [`remind_due`].
+pub struct Sweep {
+    store: Store,
+    every: std::time::Duration,
+}
+
+impl Sweep {
+    pub fn new(store: Store, every: std::time::Duration) -> Self {
+        Self { store, every }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::jobs::Job for Sweep {
+    fn name(&self) -> &'static str {
+        "offer sweep"
+    }
+
+    fn every(&self) -> std::time::Duration {
+        self.every
+    }
+
+    async fn run_once(&mut self) -> anyhow::Result<crate::jobs::Round> {
+        let lapsed = expire_due(&self.store).await?;
+        if lapsed > 0 {
+            tracing::info!(passed_on = lapsed, "expired offers passed on");
+        }
+        let reminded = remind_due(&self.store).await?;
+        if reminded > 0 {
+            tracing::info!(reminded, "offer reminders");
+        }
+        Ok((lapsed + reminded).into())
+    }
+}
+
 /// Passes on every offer past its deadline; returns how many this call passed on. Each is its
 /// own write, which takes the section's row lock like every change of its seats (a hot
 /// section's lock is held for milliseconds at a time, so waiting for it beats skipping it,

@@ -3,15 +3,12 @@
 //! (PostgreSQL) or the database (SQLite) until commit, so what it decided stays true.
 
 use entity::{
-    enrollment, section,
+    section,
     types::EnrollmentStatus::{self, *},
 };
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
-    Iterable, QueryFilter,
-    sea_query::{
-        Alias, CommonTableExpression, Expr, ExprTrait, Query, UpdateStatement, WithClause,
-    },
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    sea_query::{Expr, ExprTrait, Query, UpdateStatement},
 };
 use uuid::Uuid;
 
@@ -50,56 +47,27 @@ pub(crate) async fn take(
     Ok(result.rows_affected() == 1)
 }
 
-/// PostgreSQL: takes a seat as [`take`] does and inserts `enrollment`, which holds it, in one
-/// statement: the insert reads the update's row, so it happens only if a seat was taken.
-/// The seat is taken only while the section's meetings and approval rule are still those of
-/// `seen`, the row the caller checked them on, which need not be locked: the update re-checks
-/// every condition on the row as the last commit left it. `also`: a further condition, read in
-/// the statement's own snapshot (what the caller's checks read, confirmed). `None` (and nothing
-/// written) when no seat was free on those terms.
+/// Takes a seat as [`take`] does, only while the section's meetings and approval rule are
+/// still those of `seen`, the row the caller checked them on, which need not be locked: the
+/// update re-checks every condition on the row as the last commit left it. `false` (and
+/// nothing written) when no seat was free on those terms.
 ///
 /// # Errors
-/// The database fails (a unique violation is left for the caller to name).
-pub(crate) async fn take_for(
+/// The database fails.
+pub(crate) async fn take_as_seen(
     conn: &impl ConnectionTrait,
     seen: &section::Model,
     status: EnrollmentStatus,
-    enrollment: enrollment::ActiveModel,
-    also: Option<Expr>,
-) -> Result<Option<enrollment::Model>, DbErr> {
+) -> Result<bool, ApiError> {
     let Some(mut update) = take_statement(seen.id, status) else {
-        return Ok(None);
+        return Ok(false);
     };
     let column = |c: section::Column| Expr::col((section::Entity, c));
     update
         .and_where(column(section::Column::Schedule).eq(seen.schedule.clone()))
-        .and_where(column(section::Column::RequiresApproval).eq(seen.requires_approval))
-        .returning_col(section::Column::Id);
-    if let Some(also) = also {
-        update.and_where(also);
-    }
-    let seat = Alias::new("seat");
-    let (columns, values): (Vec<_>, Vec<_>) = enrollment::Column::iter()
-        .filter_map(|c| enrollment.get(c).into_value().map(|v| (c, Expr::val(v))))
-        .unzip();
-    let mut insert = Query::insert();
-    insert
-        .into_table(enrollment::Entity)
-        .columns(columns)
-        .select_from(Query::select().exprs(values).from(seat.clone()).to_owned())
-        .map_err(|e| DbErr::Custom(e.to_string()))?
-        .returning_all();
-    let with = WithClause::new()
-        .cte(
-            CommonTableExpression::new()
-                .query(update)
-                .table_name(seat)
-                .to_owned(),
-        )
-        .to_owned();
-    let row = conn.query_one(&insert.with(with)).await?;
-    row.map(|row| enrollment::Model::from_query_result(&row, ""))
-        .transpose()
+        .and_where(column(section::Column::RequiresApproval).eq(seen.requires_approval));
+    let result = conn.execute(&update).await?;
+    Ok(result.rows_affected() == 1)
 }
 
 /// The conditional update of [`take`]; `None` for a status without a seat counter.

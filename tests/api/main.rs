@@ -7,6 +7,7 @@
 mod helpers;
 
 mod auth;
+mod change_feed;
 mod cli;
 mod crash;
 mod discovery;

@@ -170,11 +170,10 @@ async fn a_write_that_fails_announces_nothing_and_keeps_nothing(app: TestApp) {
     );
 }
 
-/// On PostgreSQL an event's insert is sent with the `COMMIT` (vendor/sqlx-core/PATCHED.md), so
-/// its error is met there instead of where it was recorded: the write must still fail whole.
-/// The event here names no enrollment, which its foreign key refuses; the write's first
-/// statement, the transaction's `BEGIN` sent with it, must be undone as well.
-async fn an_event_refused_at_commit_fails_the_whole_write(app: TestApp) {
+/// An event the database refuses (here it names no enrollment, which its foreign key refuses)
+/// fails the whole write: its first statement is undone, its change row (PostgreSQL) is never
+/// read by any replica, and nobody hears of it.
+async fn a_refused_event_fails_the_whole_write(app: TestApp) {
     let campus = app.campus("Org").await;
     let (course, section) = app
         .course_with_section(&campus, "Chemistry", Some(5), "MONDAY")
@@ -234,7 +233,7 @@ both_backends!(
     a_use_case_called_outside_graphql_announces_its_commit,
     every_notice_of_a_write_arrives_after_commit,
     a_write_that_fails_announces_nothing_and_keeps_nothing,
-    an_event_refused_at_commit_fails_the_whole_write,
+    a_refused_event_fails_the_whole_write,
 );
 
 /// Polls until some statement waits for a row lock (PostgreSQL), so a test knows a write has

@@ -347,13 +347,10 @@ impl<'a, T> ContextBase<'a, T> {
     }
 
     #[doc(hidden)]
-    ///
-    /// Roster's patch: an error that already has a path keeps it. An error is given its path
-    /// where it arises; the containers it then propagates through (list items, parent fields)
-    /// used to overwrite it with their own, shorter path, so that a response named the nearest
-    /// list item instead of the field that failed (GraphQL specification, "Handling Field
-    /// Errors": the path is the response path of the field that raised the error).
     pub fn set_error_path(&self, error: ServerError) -> ServerError {
+        // An error keeps the path of the field where it arose (GraphQL spec, "Handling Field
+        // Errors"); the list items and parent fields it then propagates through must not
+        // replace it with their own, shorter path.
         if !error.path.is_empty() {
             return error;
         }

@@ -4,10 +4,8 @@ use futures_util::FutureExt;
 use indexmap::IndexMap;
 
 use crate::{
-    Context, ContextBase, ContextSelectionSet, Error, Name, OutputType, Positioned, ServerError,
-    ServerResult, Value,
-    extensions::ResolveInfo,
-    parser::types::{Field, Selection, SelectionSet},
+    Context, ContextBase, ContextSelectionSet, Error, Name, OutputType, ServerError, ServerResult,
+    Value, extensions::ResolveInfo, parser::types::Selection,
 };
 
 /// Represents a GraphQL container object.
@@ -143,47 +141,36 @@ pub async fn resolve_container_serial<'a, T: ContainerType + ?Sized>(
 }
 
 pub(crate) fn create_value_object(values: Vec<(Name, Value)>) -> Value {
-    let mut map = IndexMap::with_capacity(values.len());
+    let mut map = IndexMap::new();
     for (name, value) in values {
-        match map.entry(name) {
-            indexmap::map::Entry::Occupied(mut entry) => merge_value(entry.get_mut(), value),
-            indexmap::map::Entry::Vacant(entry) => {
-                entry.insert(value);
-            }
-        }
+        insert_value(&mut map, name, value);
     }
     Value::Object(map)
 }
 
-/// Merges `value` into `target`, the value already answered under the same response key.
-fn merge_value(target: &mut Value, value: Value) {
-    if let Value::Object(target_map) = target {
-        if let Value::Object(obj) = value {
-            for (key, value) in obj.into_iter() {
-                insert_value(target_map, key, value);
-            }
-        }
-    } else if let Value::List(target_list) = target
-        && let Value::List(list) = value
-    {
-        for (idx, value) in list.into_iter().enumerate() {
-            if let Some(Value::Object(target_map)) = target_list.get_mut(idx)
-                && let Value::Object(obj) = value
-            {
+fn insert_value(target: &mut IndexMap<Name, Value>, name: Name, value: Value) {
+    if let Some(prev_value) = target.get_mut(&name) {
+        if let Value::Object(target_map) = prev_value {
+            if let Value::Object(obj) = value {
                 for (key, value) in obj.into_iter() {
                     insert_value(target_map, key, value);
                 }
             }
+        } else if let Value::List(target_list) = prev_value
+            && let Value::List(list) = value
+        {
+            for (idx, value) in list.into_iter().enumerate() {
+                if let Some(Value::Object(target_map)) = target_list.get_mut(idx)
+                    && let Value::Object(obj) = value
+                {
+                    for (key, value) in obj.into_iter() {
+                        insert_value(target_map, key, value);
+                    }
+                }
+            }
         }
-    }
-}
-
-fn insert_value(target: &mut IndexMap<Name, Value>, name: Name, value: Value) {
-    match target.entry(name) {
-        indexmap::map::Entry::Occupied(mut entry) => merge_value(entry.get_mut(), value),
-        indexmap::map::Entry::Vacant(entry) => {
-            entry.insert(value);
-        }
+    } else {
+        target.insert(name, value);
     }
 }
 
@@ -192,30 +179,6 @@ async fn resolve_container_inner<'a, T: ContainerType + ?Sized>(
     root: &'a T,
     parallel: bool,
 ) -> ServerResult<Value> {
-    if parallel && ctx.query_env.extensions.is_empty() && only_plain_fields(&ctx.item.node) {
-        // The common case: fields without fragments, directives or extensions. Every field's
-        // future is of one type, and they are polled together from one allocation instead of
-        // boxed one by one (each box the size of the type's largest field future).
-        let resolve = |field: &'a Positioned<Field>| async move {
-            let ctx_field: ContextBase<'_, &Positioned<Field>> = ctx.with_field(field);
-            let field_name = ctx_field.item.node.response_key().node.clone();
-            if field.node.name.node == "__typename" {
-                let typename = root.introspection_type_name().into_owned();
-                return Ok((field_name, Value::String(typename)));
-            }
-            ServerResult::Ok((
-                field_name,
-                root.resolve_field(&ctx_field).await?.unwrap_or_default(),
-            ))
-        };
-        let fields = ctx.item.node.items.iter().map(|selection| match &selection.node {
-            Selection::Field(field) => field,
-            _ => unreachable!("only fields were selected"),
-        });
-        let res = futures_util::future::try_join_all(fields.map(resolve)).await?;
-        return Ok(create_value_object(res));
-    }
-
     let mut fields = Fields(Vec::new());
     fields.add_set(ctx, root)?;
 
@@ -230,13 +193,6 @@ async fn resolve_container_inner<'a, T: ContainerType + ?Sized>(
     };
 
     Ok(create_value_object(res))
-}
-
-/// Whether `selection_set` selects fields only, none with a directive left to run.
-fn only_plain_fields(selection_set: &SelectionSet) -> bool {
-    selection_set.items.iter().all(|selection| {
-        matches!(&selection.node, Selection::Field(field) if field.node.directives.is_empty())
-    })
 }
 
 type BoxFieldFuture<'a> = Pin<Box<dyn Future<Output = ServerResult<(Name, Value)>> + 'a + Send>>;
