@@ -93,6 +93,17 @@ pub fn rss_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// The CPU time a process has used so far (user and system), read from `/proc`, in
+/// milliseconds (clock ticks of 10 ms, the kernel's `USER_HZ` of 100).
+pub fn cpu_ms(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Some((ticks(11)? + ticks(12)?) * 10.0)
+}
+
 impl Server {
     /// Kills the process and waits for it (what dropping does).
     pub fn stop(&mut self) {

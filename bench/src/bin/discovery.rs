@@ -91,6 +91,10 @@ struct Args {
     /// Enrollments and withdrawals committed per second during the registration-day figure.
     #[arg(long, default_value_t = 20.0)]
     write_rate: f64,
+    /// Only these figures (for an A/B of two builds): `anonymous`, `uncached`, `signed-in`,
+    /// `course`, `mine`, `mix`, `registration-day`. All of them when not given.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// The discovery query of the anchor's shape.
@@ -233,6 +237,14 @@ async fn main() -> anyhow::Result<()> {
         ),
     ];
 
+    let wanted = |key: &str| args.only.is_empty() || args.only.iter().any(|o| o == key);
+    let key_of = |query: &str| match query {
+        ANONYMOUS => "anonymous",
+        UNCACHED => "uncached",
+        SIGNED_IN => "signed-in",
+        "course(id), student" => "course",
+        _ => "mine",
+    };
     let mut figures = Vec::new();
     if let Some(anchor) = &args.anchor_url {
         let query = std::fs::read_to_string(&args.anchor_query)
@@ -261,7 +273,7 @@ async fn main() -> anyhow::Result<()> {
             figures.push(figure);
         }
     }
-    for (query, lines) in &reads {
+    for (query, lines) in reads.iter().filter(|(query, _)| wanted(key_of(query))) {
         // The uncached figure gets a second server of its own, up only while it is measured.
         let uncached = if *query == UNCACHED {
             let uncached = Server::start_with(
@@ -296,7 +308,7 @@ async fn main() -> anyhow::Result<()> {
         drop(uncached);
     }
     let sections = ids(&db, "SELECT s.id FROM sections s JOIN courses c ON c.id = s.course_id WHERE s.is_active AND c.is_active ORDER BY s.id LIMIT 1000").await?;
-    for &clients in &args.concurrency {
+    for &clients in args.concurrency.iter().filter(|_| wanted("mix")) {
         let mut figure = mix(
             &url,
             &tokens,
@@ -312,7 +324,12 @@ async fn main() -> anyhow::Result<()> {
         figures.push(figure);
     }
     let registration_day_query = registration_day_query(args.write_rate);
-    if let Some(&clients) = args.concurrency.iter().max() {
+    if let Some(&clients) = args
+        .concurrency
+        .iter()
+        .max()
+        .filter(|_| wanted("registration-day"))
+    {
         let writers = tokens.get(WRITER_SKIPS..).filter(|w| !w.is_empty());
         let mut figure = registration_day(
             &args,
