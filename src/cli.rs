@@ -13,16 +13,13 @@ use tokio::net::TcpListener;
 
 use crate::{
     app::{self, App},
-    auth::{MIN_SECRET_LEN, TokenKeys},
-    clock::Clock,
     config::{AuthConfig, DbConfig, DemoData, LogConfig, ServeConfig},
-    db,
     delivery::{DeliveryConfig, EmailConfig, PushConfig, WebhookConfig},
-    events::Bus,
     graphql::{self, limits::Limits},
+    identity::tokens::{MIN_SECRET_LEN, TokenKeys},
     seed,
     service::users::{self, NewUser},
-    store::Store,
+    store::{Store, clock::Clock, db, feed::Bus},
     telemetry,
 };
 
@@ -232,7 +229,7 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
     let mut keys = token_keys(auth, db_config)?;
     if let Some(oidc) = auth.oidc() {
         let issuer = oidc.issuer.clone();
-        keys = keys.with_oidc(std::sync::Arc::new(crate::oidc::Oidc::new(oidc)?));
+        keys = keys.with_oidc(std::sync::Arc::new(crate::identity::oidc::Oidc::new(oidc)?));
         tracing::info!(%issuer, "accepting tokens of the OpenID provider");
     }
     let settings = app::Settings {
@@ -295,11 +292,12 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
     // On SIGTERM or Ctrl-C: stop accepting, close WebSockets with a close frame, let in-flight
     // requests finish, and give up on them after the grace period.
     let stopping = state.clone();
-    let server =
-        axum::serve(listener, app::router(state.clone())).with_graceful_shutdown(async move {
+    let server = axum::serve(listener, crate::http::router(state.clone())).with_graceful_shutdown(
+        async move {
             shutdown_signal().await;
             stopping.begin_shutdown();
-        });
+        },
+    );
     let deadline = async {
         state.shutting_down().await;
         tokio::time::sleep(config.shutdown_grace).await;

@@ -68,9 +68,9 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     /// The OpenID provider settings, when an issuer is configured.
-    pub fn oidc(&self) -> Option<crate::oidc::OidcConfig> {
+    pub fn oidc(&self) -> Option<crate::domain::identity::OidcConfig> {
         let issuer = self.oidc_issuer.clone().filter(|i| !i.trim().is_empty())?;
-        Some(crate::oidc::OidcConfig {
+        Some(crate::domain::identity::OidcConfig {
             issuer,
             jwks_url: self.oidc_jwks_url.clone().filter(|u| !u.trim().is_empty()),
             audience: self.oidc_audience.clone().unwrap_or_default(),

@@ -1,25 +1,34 @@
 //! Roster: a GraphQL API server for course discovery, enrollment, waitlists and certifications.
 //!
 //! `main.rs` only parses the command line; everything it runs lives here so that the tests drive
-//! the very same [`app::App`] the binary serves.
+//! the very same [`app::App`] the binary serves. The modules, from the top down
+//! (docs/architecture.md#layers): each uses only those below it.
+//!
+//! - [`cli`], [`config`]: the command line and every setting;
+//! - [`http`]: serving HTTP (the router, GraphQL over HTTP, WebSocket, exports, GraphiQL,
+//!   health and metrics), over [`app`], the application every request shares, and
+//!   [`response_cache`];
+//! - [`graphql`]: the schema, resolvers, loaders and hooks;
+//! - [`identity`]: bearer tokens (Roster's own and an OpenID provider's) → the viewer;
+//! - [`delivery`]: notifications beyond the inbox (Web Push, e-mail, webhooks);
+//! - [`service`]: one function per use case, each write one transaction;
+//! - [`store`]: the database, the one write path, the change feed, the clock;
+//! - [`domain`]: pure rules, no I/O; [`jobs`], [`error`], [`metrics`], [`telemetry`]: the
+//!   shapes and plumbing everything shares.
+//!
+//! [`seed`] loads demo and benchmark data through the services and the store.
 
 pub mod app;
-pub mod auth;
 pub mod cli;
-pub mod clock;
 pub mod config;
-pub mod db;
 pub mod delivery;
 pub mod domain;
 pub mod error;
-pub mod events;
-pub mod export;
-pub mod graphiql;
 pub mod graphql;
 pub mod http;
+pub mod identity;
 pub mod jobs;
 pub mod metrics;
-pub mod oidc;
 pub mod response_cache;
 pub mod seed;
 pub mod service;

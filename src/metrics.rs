@@ -17,8 +17,6 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gau
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sea_orm::{DatabaseBackend, DatabaseConnection};
 
-use crate::events::Bus;
-
 /// The process-wide recorder, installed on first use.
 pub fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -89,7 +87,7 @@ pub fn record_transition(from: Option<&str>, to: &str) {
 }
 
 /// The exposition text, with the gauges read now.
-pub fn render(db: &DatabaseConnection, bus: &Bus) -> String {
+pub fn render(db: &DatabaseConnection, active_subscriptions: i64) -> String {
     let handle = handle();
     let (size, idle) = match db.get_database_backend() {
         DatabaseBackend::Postgres => {
@@ -106,6 +104,6 @@ pub fn render(db: &DatabaseConnection, bus: &Bus) -> String {
     gauge!("roster_db_pool_connections", "state" => "in_use")
         .set(f64::from(size.saturating_sub(idle)));
     gauge!("roster_db_pool_connections", "state" => "idle").set(f64::from(idle));
-    gauge!("roster_subscriptions_active").set(bus.active_subscriptions() as f64);
+    gauge!("roster_subscriptions_active").set(active_subscriptions as f64);
     handle.render()
 }

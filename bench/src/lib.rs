@@ -294,14 +294,14 @@ impl Fixture {
     ) -> anyhow::Result<Self> {
         let (roster, database_url) = (target.roster.as_path(), target.database_url.as_str());
         use migration::MigratorTrait;
-        let db = roster::db::connect(&roster::config::DbConfig {
+        let db = roster::store::db::connect(&roster::config::DbConfig {
             database_url: database_url.to_owned(),
             db_max_connections: Some(4),
             db_acquire_timeout: None,
         })
         .await?;
         migration::Migrator::up(&db, None).await?;
-        let keys = roster::auth::TokenKeys::new(SECRET.as_bytes())?;
+        let keys = roster::identity::tokens::TokenKeys::new(SECRET.as_bytes())?;
         let (organization_id, teacher_id) = data::staff(&db).await?;
         let students =
             data::insert_users(&db, organization_id, entity::types::Role::Student, students)
@@ -351,7 +351,7 @@ pub mod data {
         types::{PromotionMode, Role},
         user,
     };
-    use roster::clock::Clock;
+    use roster::store::clock::Clock;
     use sea_orm::{DatabaseConnection, EntityTrait, Set};
     use uuid::Uuid;
 

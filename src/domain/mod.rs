@@ -1,11 +1,14 @@
-//! Pure rules, no I/O: the status machine, schedules, seat arithmetic, input limits and cursors. Everything here is
-//! reachable from unit tests without a database.
+//! Pure rules, no I/O: the status machine, schedules, seat arithmetic, input limits, cursors,
+//! who may see and do what (the viewer, visibility), and what a sign-in identity is. Everything
+//! here is reachable from unit tests without a database.
 
 pub mod cursor;
+pub mod identity;
 pub mod notification;
 pub mod order;
 pub mod schedule;
 pub mod seats;
 pub mod status;
 pub mod validate;
+pub mod viewer;
 pub mod visibility;

@@ -4,6 +4,59 @@
 use chrono::{DateTime, Utc};
 use entity::types::EnrollmentStatus::{self, *};
 
+/// The webhook channel's name in the outbox.
+pub const WEBHOOK: &str = "webhook";
+/// The e-mail channel's name in the outbox.
+pub const EMAIL: &str = "email";
+/// The Web Push channel's name in the outbox.
+pub const PUSH: &str = "push";
+
+/// The channels notifications are delivered on beyond the inbox.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Channels {
+    pub webhook: bool,
+    pub email: bool,
+    pub push: bool,
+}
+
+impl Channels {
+    /// The outbox names of the channels in use.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        [
+            (self.webhook, WEBHOOK),
+            (self.email, EMAIL),
+            (self.push, PUSH),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+    }
+
+    pub fn any(self) -> bool {
+        self.names().next().is_some()
+    }
+}
+
+/// What the API needs of Web Push: the server's public key, which browsers subscribe with, and
+/// which endpoints a subscription may name. Signing and sending is `delivery::push`.
+#[derive(Clone, Debug)]
+pub struct PushRules {
+    pub public_key: String,
+    /// Whether `http://` endpoints are allowed (tests, a push service on a private network).
+    pub allow_http: bool,
+}
+
+impl PushRules {
+    /// The public key, base64url: what a browser's `pushManager.subscribe` takes.
+    pub fn public_key(&self) -> &str {
+        &self.public_key
+    }
+
+    /// Whether a subscription may name `endpoint`.
+    pub fn allows(&self, endpoint: &str) -> bool {
+        endpoint.starts_with("https://") || (self.allow_http && endpoint.starts_with("http://"))
+    }
+}
+
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

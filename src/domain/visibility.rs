@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use entity::{course, enrollment, section, types::Role, user};
 use uuid::Uuid;
 
-use crate::auth::Viewer;
+use crate::domain::viewer::Viewer;
 
 /// What the viewer is to one enrollment.
 #[derive(Clone, Copy, Debug, Default)]

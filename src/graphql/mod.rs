@@ -16,7 +16,8 @@ pub mod types;
 use std::time::Duration;
 
 use crate::{
-    auth::Viewer, error::ApiError, graphql::limits::Limits, response_cache::Reusable, store::Store,
+    domain::viewer::Viewer, error::ApiError, graphql::limits::Limits, response_cache::Reusable,
+    store::Store,
 };
 use async_graphql::{
     Context, Schema,

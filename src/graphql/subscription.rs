@@ -1,6 +1,6 @@
 //! Live updates over `/graphql/ws` (`graphql-transport-ws` and the legacy `graphql-ws`).
 //!
-//! Each subscription listens to this replica's [`Bus`](crate::events::Bus), which carries only
+//! Each subscription listens to this replica's [`Bus`](crate::store::feed::Bus), which carries only
 //! committed changes, and re-reads the rows it reports, so what it sends is what the database
 //! holds. A subscriber that falls more than `BUS_CAPACITY` changes behind gets a
 //! `SUBSCRIBER_TOO_SLOW` error and its subscription ends; it never holds anyone else up.
@@ -21,9 +21,11 @@ use super::{
 use crate::{
     domain::seats::Seats,
     error::ApiError,
-    events::{ActiveSubscription, Bus, Notice},
     service::{courses, enrollments, notifications, sections},
-    store::Store,
+    store::{
+        Store,
+        feed::{ActiveSubscription, Bus, Notice},
+    },
 };
 
 #[derive(Default)]

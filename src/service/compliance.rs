@@ -14,10 +14,15 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::rosters::{self, EnrollmentFilter, Page, by_id};
+use super::{
+    listing::Page,
+    rosters::{self, EnrollmentFilter, by_id},
+};
 use crate::{
-    auth::Viewer,
-    domain::cursor::{Cursor, SerialCursor},
+    domain::{
+        cursor::{Cursor, SerialCursor},
+        viewer::Viewer,
+    },
     error::ApiError,
     store::Store,
 };

@@ -12,8 +12,7 @@ use uuid::Uuid;
 
 use super::promotion;
 use crate::{
-    auth::Viewer,
-    domain::validate,
+    domain::{validate, viewer::Viewer},
     error::ApiError,
     store::{Store, Tx},
 };

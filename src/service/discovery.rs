@@ -9,7 +9,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::seats;
+use super::{listing::escape_like, seats};
 use crate::{
     domain::{cursor::Cursor, validate},
     error::ApiError,
@@ -150,25 +150,4 @@ fn active_sections_of_outer_course() -> SelectStatement {
         )
         .and_where(Expr::col((section::Entity, section::Column::IsActive)).eq(true))
         .to_owned()
-}
-
-pub(crate) fn escape_like(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape_like;
-
-    #[test]
-    fn like_wildcards_in_search_text_are_escaped() {
-        assert_eq!(escape_like("100%_a\\b"), "100\\%\\_a\\\\b");
-    }
 }

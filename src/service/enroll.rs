@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::{eligibility, for_update, promotion, seats};
 use crate::{
-    auth::Viewer,
+    domain::viewer::Viewer,
     error::ApiError,
     store::{Store, Transition, Tx},
 };
@@ -216,18 +216,21 @@ async fn record_enrollment(
     status: EnrollmentStatus,
     details: serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), ApiError> {
-    tx.record(Transition {
-        enrollment_id: row.id,
-        user_id: row.user_id,
-        course_id: row.course_id,
-        sections: vec![row.section_id],
-        from: None,
-        to: status,
-        actor: Some(viewer.id()),
-        reason: None,
-        details: (!details.is_empty()).then_some(serde_json::Value::Object(details)),
-        at: tx.now(),
-    })
+    super::record(
+        tx,
+        Transition {
+            enrollment_id: row.id,
+            user_id: row.user_id,
+            course_id: row.course_id,
+            sections: vec![row.section_id],
+            from: None,
+            to: status,
+            actor: Some(viewer.id()),
+            reason: None,
+            details: (!details.is_empty()).then_some(serde_json::Value::Object(details)),
+            at: tx.now(),
+        },
+    )
     .await?;
     Ok(())
 }

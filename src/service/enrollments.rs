@@ -5,7 +5,11 @@ use entity::{certification, enrollment, enrollment_event, types::EnrollmentStatu
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use uuid::Uuid;
 
-use crate::{auth::Viewer, domain::validate, error::ApiError, store::Store};
+use crate::{
+    domain::{validate, viewer::Viewer},
+    error::ApiError,
+    store::Store,
+};
 
 /// The user's enrollments, newest first, optionally only those in `statuses`.
 ///

@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod eligibility;
 pub mod enroll;
 pub mod enrollments;
+pub mod listing;
 pub mod notifications;
 pub mod offers;
 pub mod oversight;
@@ -28,7 +29,21 @@ use entity::{course, section};
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, QuerySelect, Select};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::{
+    error::ApiError,
+    store::{Transition, Tx},
+};
+
+/// Records one status change in the write: the notification it sends the student, if it sends
+/// one (docs/design.md#notifications), then the audit event and its change notice
+/// ([`Tx::record`]). Every status change goes through it.
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn record(tx: &Tx<'_>, transition: Transition) -> Result<(), ApiError> {
+    notifications::on_transition(tx, &transition).await?;
+    tx.record(transition).await
+}
 
 /// `SELECT … FOR UPDATE` on PostgreSQL. SQLite has no row locks and needs none: a write
 /// transaction there is `BEGIN IMMEDIATE` and already holds the database's write lock.

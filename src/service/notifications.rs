@@ -10,16 +10,15 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::rosters::Page;
+use super::listing::Page;
 use crate::{
-    auth::Viewer,
     domain::{
         cursor::Cursor,
         notification::{self as rules, Message, Place},
+        viewer::Viewer,
     },
     error::ApiError,
-    events::Notice,
-    store::{Store, Transition, Tx},
+    store::{Store, Transition, Tx, feed::Notice},
 };
 
 /// Writes `message` to `user_id`'s inbox in this transaction, with an outbox row for every
@@ -47,7 +46,7 @@ pub async fn notify(
     .insert(tx)
     .await?;
     for channel in tx.channels().names() {
-        if channel == crate::delivery::PUSH
+        if channel == crate::domain::notification::PUSH
             && push_subscription::Entity::find()
                 .filter(push_subscription::Column::UserId.eq(user_id))
                 .count(tx)

@@ -58,20 +58,23 @@ pub(crate) async fn lapse(
         return Ok(false);
     }
     seats::moved(tx, row.section_id, Offered, Withdrawn).await?;
-    tx.record(Transition {
-        enrollment_id: row.id,
-        user_id: row.user_id,
-        course_id: row.course_id,
-        sections: vec![row.section_id],
-        from: Some(Offered),
-        to: Withdrawn,
-        actor: None,
-        reason: Some(OFFER_EXPIRED.into()),
-        details: row
-            .offer_expires_at
-            .map(|deadline| json!({ "offerExpiresAt": deadline })),
-        at,
-    })
+    super::record(
+        tx,
+        Transition {
+            enrollment_id: row.id,
+            user_id: row.user_id,
+            course_id: row.course_id,
+            sections: vec![row.section_id],
+            from: Some(Offered),
+            to: Withdrawn,
+            actor: None,
+            reason: Some(OFFER_EXPIRED.into()),
+            details: row
+                .offer_expires_at
+                .map(|deadline| json!({ "offerExpiresAt": deadline })),
+            at,
+        },
+    )
     .await?;
     promotion::fill_free_seats(tx, row.section_id).await?;
     Ok(true)

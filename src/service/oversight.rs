@@ -21,7 +21,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::rosters::{courses_where, require_course_staff};
-use crate::{auth::Viewer, error::ApiError, store::Store};
+use crate::{domain::viewer::Viewer, error::ApiError, store::Store};
 
 /// What is overseen.
 #[derive(Clone, Copy, Debug)]

@@ -146,18 +146,21 @@ pub(crate) async fn fill_free_seats(
         .exec(tx)
         .await?;
         seats::moved(tx, section.id, Waitlisted, to).await?;
-        tx.record(Transition {
-            enrollment_id: row.id,
-            user_id: row.user_id,
-            course_id: row.course_id,
-            sections: vec![row.section_id],
-            from: Some(Waitlisted),
-            to,
-            actor: None,
-            reason: Some(reason.into()),
-            details,
-            at,
-        })
+        super::record(
+            tx,
+            Transition {
+                enrollment_id: row.id,
+                user_id: row.user_id,
+                course_id: row.course_id,
+                sections: vec![row.section_id],
+                from: Some(Waitlisted),
+                to,
+                actor: None,
+                reason: Some(reason.into()),
+                details,
+                at,
+            },
+        )
         .await?;
         free -= 1;
         promoted.push(row);

@@ -13,14 +13,13 @@ use entity::{
 };
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    QueryTrait, Select,
-    sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
+    QueryTrait, Select, sea_query::Query,
 };
 use uuid::Uuid;
 
+use super::listing::{Page, name_or_email_like, search_pattern};
 use crate::{
-    auth::Viewer,
-    domain::{cursor::Cursor, validate},
+    domain::{cursor::Cursor, viewer::Viewer},
     error::ApiError,
     store::Store,
 };
@@ -41,31 +40,6 @@ pub struct EnrollmentFilter {
     pub enrolled_before: Option<DateTime<Utc>>,
     /// The enrolled user's name or e-mail, case-insensitively.
     pub search: Option<String>,
-}
-
-/// One page of a listing.
-pub struct Page<T> {
-    pub rows: Vec<T>,
-    pub has_next_page: bool,
-}
-
-impl<M: sea_orm::FromQueryResult + Send + Sync> Page<M> {
-    /// At most `first` rows of `select` (already ordered and past the cursor), and whether more
-    /// follow: one row more is read to know.
-    pub(crate) async fn read<E: EntityTrait<Model = M>>(
-        store: &Store,
-        select: Select<E>,
-        first: u64,
-    ) -> Result<Self, ApiError> {
-        let mut rows = select.limit(first + 1).all(store.db()).await?;
-        // No next page after an empty one: there is no cursor to continue from.
-        let has_next_page = first > 0 && rows.len() as u64 > first;
-        rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
-        Ok(Self {
-            rows,
-            has_next_page,
-        })
-    }
 }
 
 /// The enrollments in the viewer's scope that match `filter`, newest first (ties by id), at
@@ -384,43 +358,6 @@ pub(crate) fn courses_where(
         .from(course::Entity)
         .and_where(condition)
         .to_owned()
-}
-
-/// `%text%`, lower-cased with LIKE's wildcards escaped; `None` for no search.
-///
-/// # Errors
-/// `BAD_USER_INPUT` for an over-long search.
-pub(crate) fn search_pattern(search: Option<&str>) -> Result<Option<String>, ApiError> {
-    let Some(search) = search.map(str::trim).filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
-    if !search.chars().all(validate::storable) {
-        return Err(ApiError::bad_input(
-            "filter.search",
-            "control characters (such as NUL) are not allowed in text",
-        ));
-    }
-    if search.chars().count() > validate::SEARCH_MAX {
-        return Err(ApiError::bad_input(
-            "filter.search",
-            format!("must be at most {} characters", validate::SEARCH_MAX),
-        ));
-    }
-    Ok(Some(format!(
-        "%{}%",
-        super::discovery::escape_like(&search.to_lowercase())
-    )))
-}
-
-/// A user's name or e-mail contains the pattern, case-insensitively.
-pub(crate) fn name_or_email_like(pattern: &str) -> Condition {
-    let like = |column: user::Column| {
-        Expr::expr(Func::lower(Expr::col((user::Entity, column))))
-            .like(LikeExpr::new(pattern).escape('\\'))
-    };
-    Condition::any()
-        .add(like(user::Column::Name))
-        .add(like(user::Column::Email))
 }
 
 /// One line of the enrollment report: the enrollment with the names the report shows.

@@ -11,11 +11,9 @@ use uuid::Uuid;
 
 use super::{for_update, promotion};
 use crate::{
-    auth::Viewer,
-    domain::validate,
+    domain::{validate, viewer::Viewer},
     error::ApiError,
-    events::Notice,
-    store::{Store, Tx},
+    store::{Store, Tx, feed::Notice},
 };
 
 /// A new section of a course.

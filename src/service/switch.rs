@@ -13,7 +13,7 @@ use super::{
     transitions::{invalid, lock_for_change},
 };
 use crate::{
-    auth::Viewer,
+    domain::viewer::Viewer,
     error::ApiError,
     store::{Store, Transition, Tx},
 };
@@ -116,21 +116,24 @@ async fn switch_in(
         return Err(invalid(row.status, to));
     }
     seats::add(tx, locked.section.id, row.status, -1).await?;
-    tx.record(Transition {
-        enrollment_id: row.id,
-        user_id: row.user_id,
-        course_id: row.course_id,
-        sections: vec![locked.section.id, target.id],
-        from: Some(row.status),
-        to,
-        actor: Some(viewer.id()),
-        reason: Some("switched section".into()),
-        details: Some(json!({
-            "fromSectionId": locked.section.id,
-            "toSectionId": target.id,
-        })),
-        at,
-    })
+    super::record(
+        tx,
+        Transition {
+            enrollment_id: row.id,
+            user_id: row.user_id,
+            course_id: row.course_id,
+            sections: vec![locked.section.id, target.id],
+            from: Some(row.status),
+            to,
+            actor: Some(viewer.id()),
+            reason: Some("switched section".into()),
+            details: Some(json!({
+                "fromSectionId": locked.section.id,
+                "toSectionId": target.id,
+            })),
+            at,
+        },
+    )
     .await?;
     if row.status.holds_seat() {
         promotion::fill_free_seats(tx, locked.section.id).await?;

@@ -16,8 +16,10 @@ use uuid::Uuid;
 
 use super::for_update;
 use crate::{
-    auth::Viewer,
-    domain::validate::{self, TEAM_NAME_MAX},
+    domain::{
+        validate::{self, TEAM_NAME_MAX},
+        viewer::Viewer,
+    },
     error::ApiError,
     store::{Store, Tx},
 };

@@ -22,8 +22,7 @@ use super::{
     for_update, offers, promotion, seats,
 };
 use crate::{
-    auth::Viewer,
-    domain::{notification::OFFER_DECLINED, status::can_transition, validate},
+    domain::{notification::OFFER_DECLINED, status::can_transition, validate, viewer::Viewer},
     error::ApiError,
     store::{Store, Transition, Tx},
 };
@@ -385,18 +384,21 @@ async fn change_in(
         return Err(invalid(from, to));
     }
     seats::moved(tx, locked.section.id, from, to).await?;
-    tx.record(Transition {
-        enrollment_id: row.id,
-        user_id: row.user_id,
-        course_id: row.course_id,
-        sections: vec![row.section_id],
-        from: Some(from),
-        to,
-        actor: Some(viewer.id()),
-        reason: change.reason.map(str::to_owned),
-        details,
-        at,
-    })
+    super::record(
+        tx,
+        Transition {
+            enrollment_id: row.id,
+            user_id: row.user_id,
+            course_id: row.course_id,
+            sections: vec![row.section_id],
+            from: Some(from),
+            to,
+            actor: Some(viewer.id()),
+            reason: change.reason.map(str::to_owned),
+            details,
+            at,
+        },
+    )
     .await?;
     if to == Completed {
         issue_certification(tx, &locked, at).await?;

@@ -7,9 +7,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::rosters::{Page, name_or_email_like, search_pattern};
+use super::listing::{Page, name_or_email_like, search_pattern};
 use crate::{
-    auth::Viewer, domain::cursor::NameCursor, domain::validate, error::ApiError, store::Store,
+    domain::{cursor::NameCursor, validate, viewer::Viewer},
+    error::ApiError,
+    store::Store,
 };
 
 /// What `roster user add` asks for.
@@ -196,8 +198,8 @@ fn listing(viewer: &Viewer, filter: &UserFilter) -> Result<Select<user::Entity>,
 /// e-mail matching an existing user, no user and no creation; the database fails.
 pub async fn from_identity(
     store: &Store,
-    config: &crate::oidc::OidcConfig,
-    identity: &crate::oidc::Identity,
+    config: &crate::domain::identity::OidcConfig,
+    identity: &crate::domain::identity::Identity,
 ) -> Result<user::Model, ApiError> {
     if let Some(user) = linked(store.db(), identity).await? {
         return Ok(user);
@@ -218,7 +220,7 @@ pub async fn from_identity(
 
 async fn linked(
     conn: &impl sea_orm::ConnectionTrait,
-    identity: &crate::oidc::Identity,
+    identity: &crate::domain::identity::Identity,
 ) -> Result<Option<user::Model>, ApiError> {
     use entity::user_identity;
     Ok(user::Entity::find()
@@ -231,8 +233,8 @@ async fn linked(
 
 async fn sign_in(
     tx: &crate::store::Tx<'_>,
-    config: &crate::oidc::OidcConfig,
-    identity: &crate::oidc::Identity,
+    config: &crate::domain::identity::OidcConfig,
+    identity: &crate::domain::identity::Identity,
 ) -> Result<user::Model, ApiError> {
     use entity::user_identity;
     if let Some(user) = linked(tx, identity).await? {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::helpers::{SECRET, TestApp, both_backends, error_code};
 use entity::{types::Role, user};
 use jsonwebtoken::{EncodingKey, Header};
-use roster::auth::TokenKeys;
+use roster::identity::tokens::TokenKeys;
 use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use entity::types::Role;
 use roster::{
-    auth::Viewer,
-    clock::Clock,
     config::DbConfig,
+    domain::viewer::Viewer,
     error::ApiError,
-    events::{Bus, Feed, Notice},
     service::enroll::{self, EnrollRequest},
-    store::Store,
+    store::{
+        Store,
+        clock::Clock,
+        feed::{Bus, Feed, Notice},
+    },
 };
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
 use tokio::{sync::broadcast, time::timeout};
@@ -61,7 +63,7 @@ async fn a_change_from_a_replica_that_died_before_waking_anyone_arrives() {
     let student = app.user(Role::Student, Some(campus.organization.id)).await;
     let mut changes = app.state.store.bus().subscribe();
 
-    let silent = roster::db::connect(&DbConfig {
+    let silent = roster::store::db::connect(&DbConfig {
         database_url: app.database_url.clone(),
         db_max_connections: Some(2),
         db_acquire_timeout: None,
@@ -85,7 +87,7 @@ async fn a_change_from_a_replica_that_died_before_waking_anyone_arrives() {
     .await
     .expect("enrolled through the silent replica");
 
-    let notice = next(&mut changes, roster::events::POLL_EVERY * 3).await;
+    let notice = next(&mut changes, roster::store::feed::POLL_EVERY * 3).await;
     assert_eq!(notice.course_id, course);
     assert_eq!(notice.sections, vec![section]);
     let event = notice.event.expect("the enrollment's event");
@@ -223,7 +225,7 @@ async fn pruning_keeps_recent_changes() {
         )
         .await
         .unwrap();
-    assert_eq!(roster::events::prune(&app.db).await.unwrap(), 1);
+    assert_eq!(roster::store::feed::prune(&app.db).await.unwrap(), 1);
     let left = app
         .db
         .query_one_raw(Statement::from_string(

@@ -51,7 +51,7 @@ fn user_add_and_token_print_one_line_each_for_scripts() {
     );
     assert_eq!(token.lines().count(), 1);
     let secret = std::fs::read_to_string(dir.path().join(".roster-jwt-secret")).unwrap();
-    let keys = roster::auth::TokenKeys::new(secret.trim().as_bytes()).unwrap();
+    let keys = roster::identity::tokens::TokenKeys::new(secret.trim().as_bytes()).unwrap();
     assert_eq!(keys.verify(token.trim()).unwrap().to_string(), id);
 
     let duplicate = roster(dir.path())

@@ -678,7 +678,7 @@ async fn postgres_sessions_plan_for_a_database_in_memory() {
 /// and the write is gone.
 async fn a_connection_left_mid_statement_serves_the_next_one_cleanly(app: TestApp) {
     use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
-    let db = roster::db::connect(&roster::config::DbConfig {
+    let db = roster::store::db::connect(&roster::config::DbConfig {
         database_url: app.database_url.clone(),
         db_max_connections: Some(1),
         db_acquire_timeout: None,

@@ -26,8 +26,8 @@ use entity::{enrollment, enrollment_event, organization, section, types::Role, u
 use migration::{Migrator, MigratorTrait};
 use roster::{
     app::{App, Settings},
-    auth::TokenKeys,
     config::DbConfig,
+    identity::tokens::TokenKeys,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, Database, DatabaseConnection, EntityTrait,
@@ -74,7 +74,7 @@ pub(crate) use both_backends;
 
 /// The time the tests write into rows and compare with: the only place they read the clock.
 pub fn now() -> DateTime<Utc> {
-    roster::clock::Clock::default().now()
+    roster::store::clock::Clock::default().now()
 }
 
 /// The application under test, on its own database.
@@ -353,7 +353,7 @@ pub async fn serve(state: Arc<App>) -> SocketAddr {
         .expect("bind");
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move {
-        let _ = axum::serve(listener, roster::app::router(state)).await;
+        let _ = axum::serve(listener, roster::http::router(state)).await;
     });
     address
 }

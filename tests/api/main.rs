@@ -16,6 +16,7 @@ mod enrollment_stress;
 mod export;
 mod fuzz;
 mod http;
+mod layout;
 mod limits;
 mod management;
 mod migrations;

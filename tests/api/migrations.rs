@@ -132,7 +132,7 @@ async fn upgrading_counts_the_finished_seats_of_existing_sections(app: TestApp) 
     }
     // One connection for the schema changes, so that no pooled connection works from a schema
     // read before them.
-    let db = roster::db::connect(&roster::config::DbConfig {
+    let db = roster::store::db::connect(&roster::config::DbConfig {
         database_url: app.database_url.clone(),
         db_max_connections: Some(1),
         db_acquire_timeout: None,

@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use entity::types::{EnrollmentStatus, Role};
 use roster::{
-    auth::Viewer,
+    domain::viewer::Viewer,
     error::ApiError,
-    events::Notice,
     service::enroll::{self, EnrollRequest},
-    store::Transition,
+    store::{Transition, feed::Notice},
 };
 use sea_orm::EntityTrait;
 use tokio::time::timeout;

@@ -165,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.work_dir)?;
     let postgres = args.target.database_url.starts_with("postgres");
-    let db = roster::db::connect(&roster::config::DbConfig {
+    let db = roster::store::db::connect(&roster::config::DbConfig {
         database_url: args.target.database_url.clone(),
         db_max_connections: Some(2),
         db_acquire_timeout: None,
@@ -190,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
         idle_rss.unwrap_or(0.0)
     );
 
-    let keys = roster::auth::TokenKeys::new(SECRET.as_bytes())?;
+    let keys = roster::identity::tokens::TokenKeys::new(SECRET.as_bytes())?;
     let students = ids(&db, "SELECT id FROM users WHERE email LIKE 'student%@scale.roster.dev' ORDER BY email LIMIT 256").await?;
     let courses = ids(&db, "SELECT c.id FROM courses c WHERE c.is_active AND EXISTS (SELECT 1 FROM sections s WHERE s.course_id = c.id AND s.is_active) ORDER BY c.id LIMIT 500").await?;
     ensure!(

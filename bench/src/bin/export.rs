@@ -42,7 +42,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let seeded = roster_bench::seed_scale(&args.target, args.scale)?;
-    let db = roster::db::connect(&roster::config::DbConfig {
+    let db = roster::store::db::connect(&roster::config::DbConfig {
         database_url: args.target.database_url.clone(),
         db_max_connections: Some(2),
         db_acquire_timeout: None,
@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
         .context("the scale data set's first organization")?;
     let admin = data::insert_users(&db, organization.id, Role::Admin, 1).await?[0];
     let coordinator = data::insert_users(&db, organization.id, Role::Coordinator, 1).await?[0];
-    let keys = roster::auth::TokenKeys::new(SECRET.as_bytes())?;
+    let keys = roster::identity::tokens::TokenKeys::new(SECRET.as_bytes())?;
     let token = |id| keys.issue(id, Duration::from_secs(3600));
     let (admin, coordinator) = (token(admin)?, token(coordinator)?);
 
@@ -179,7 +179,7 @@ async fn certify(db: &DatabaseConnection) -> anyhow::Result<u64> {
         .into_tuple::<Uuid>()
         .all(db)
         .await?;
-    let at = roster::clock::Clock::default().now();
+    let at = roster::store::clock::Clock::default().now();
     let mut total = 0;
     for courses in certifying.chunks(200) {
         let rows: Vec<(Uuid, Uuid, Uuid)> = enrollment::Entity::find()

@@ -697,7 +697,7 @@ async fn throughput(
     let sections = sections(fixture, n).await?;
     let students: Vec<Uuid> = {
         // The students' ids, for counting their notifications: the tokens' subjects.
-        let keys = roster::auth::TokenKeys::new(roster_bench::SECRET.as_bytes())?;
+        let keys = roster::identity::tokens::TokenKeys::new(roster_bench::SECRET.as_bytes())?;
         a.iter()
             .chain(&b)
             .map(|t| {

@@ -20,11 +20,12 @@ use uuid::Uuid;
 
 use crate::{
     app::App,
-    auth::{self, Viewer},
-    domain::cursor::Cursor,
+    domain::{cursor::Cursor, viewer::Viewer},
     error::ApiError,
+    identity::tokens,
     service::{
         compliance::{self, CertificationFilter, CertificationRow},
+        listing,
         rosters::{self, EnrollmentFilter, ReportRow},
     },
 };
@@ -233,7 +234,7 @@ async fn export(app: Arc<App>, headers: &HeaderMap, report: Result<Report, ApiEr
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let viewer = match auth::viewer_from_header(&app.store, &app.keys, authorization).await {
+    let viewer = match tokens::viewer_from_header(&app.store, &app.keys, authorization).await {
         Ok(Some(viewer)) => viewer,
         Ok(None) => return refuse(StatusCode::UNAUTHORIZED, "sign in: send a bearer token"),
         Err(err) if err.code() == "UNAUTHENTICATED" => {
@@ -254,7 +255,7 @@ async fn export(app: Arc<App>, headers: &HeaderMap, report: Result<Report, ApiEr
         Err(err) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, &err.public_message()),
     }
     // Checked before the first byte goes out: a bad search is a 400, not a cut stream.
-    if let Err(err) = rosters::search_pattern(report.search()) {
+    if let Err(err) = listing::search_pattern(report.search()) {
         return refuse(StatusCode::BAD_REQUEST, &err.to_string());
     }
     let disposition = format!("attachment; filename=\"{}\"", report.file_name());

@@ -7,6 +7,10 @@
 //! therefore holds only its rule: it cannot forget to retry, to write the audit event, or to
 //! announce a change, and it cannot announce a change that rolled back.
 
+pub mod clock;
+pub mod db;
+pub mod feed;
+
 use std::{
     future::Future,
     marker::PhantomData,
@@ -31,10 +35,12 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::{
-    clock::Clock,
-    delivery::{Channels, DeliveryConfig, PushConfig},
+    domain::notification::{Channels, PushRules},
     error::ApiError,
-    events::{Bus, Notice, Wakeups},
+    store::{
+        clock::Clock,
+        feed::{Bus, Notice, Wakeups},
+    },
 };
 
 /// How many times a write that lost a race (deadlock, serialization failure, SQLite busy) is
@@ -59,7 +65,7 @@ pub struct Store {
     /// The channels notifications are delivered on beyond the inbox.
     channels: Channels,
     /// The Web Push key and rules, when push is on.
-    push: Option<PushConfig>,
+    push: Option<PushRules>,
     /// Wakes this process's delivery worker when a write queued deliveries.
     outbox: Arc<tokio::sync::Notify>,
     /// On SQLite, this process's writers take turns here, first come first served, before
@@ -87,16 +93,17 @@ impl Store {
         }
     }
 
-    /// The store delivering notifications as `delivery` says as well as to the inbox.
+    /// The store writing notifications for delivery on `channels` as well as to the inbox,
+    /// with `push`'s rules for Web Push subscriptions (see `crate::delivery`).
     #[must_use]
-    pub fn with_delivery(mut self, delivery: &DeliveryConfig) -> Self {
-        self.channels = delivery.channels();
-        self.push = delivery.push.clone();
+    pub fn with_delivery(mut self, channels: Channels, push: Option<PushRules>) -> Self {
+        self.channels = channels;
+        self.push = push;
         self
     }
 
     /// The Web Push key and rules, when push is on.
-    pub fn push(&self) -> Option<&PushConfig> {
+    pub fn push(&self) -> Option<&PushRules> {
         self.push.as_ref()
     }
 
@@ -123,7 +130,7 @@ impl Store {
         &self.bus
     }
 
-    /// What a commit that recorded changes wakes (see [`crate::events::spawn_feed`]).
+    /// What a commit that recorded changes wakes (see [`crate::store::feed::spawn_feed`]).
     pub fn wakeups(&self) -> &Wakeups {
         &self.wakeups
     }
@@ -257,15 +264,14 @@ impl Tx<'_> {
         self.clock.now()
     }
 
-    /// Writes the audit event of one status change in this transaction (invariant 6), the
-    /// notification it sends the student if it sends one (docs/design.md#notifications), and
-    /// queues its notice for delivery after commit. On PostgreSQL the event and its change row
+    /// Writes the audit event of one status change in this transaction (invariant 6) and queues
+    /// its notice for delivery after commit. Services record a status change through
+    /// `service::record`, which writes the student's notification first. On PostgreSQL the event and its change row
     /// are one statement (see [`Tx::insert_announced`]).
     ///
     /// # Errors
     /// The database fails.
     pub async fn record(&self, transition: Transition) -> Result<(), ApiError> {
-        crate::service::notifications::on_transition(self, &transition).await?;
         let row = enrollment_event::ActiveModel {
             enrollment_id: Set(transition.enrollment_id),
             from_status: Set(transition.from),
@@ -289,7 +295,7 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// PostgreSQL: inserts the event and its change row (see [`crate::events::Feed`]) in one
+    /// PostgreSQL: inserts the event and its change row (see [`crate::store::feed::Feed`]) in one
     /// statement. The notice names the event's key, which the insert assigns: the row's text is
     /// the JSON before and after the key, joined around it in SQL. The notice kept here is only
     /// counted; subscribers get the one the feed reads back, key included.

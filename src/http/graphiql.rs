@@ -17,27 +17,27 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     (
         "react.min.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../web/graphiql/assets/react.min.js"),
+        include_bytes!("../../web/graphiql/assets/react.min.js"),
     ),
     (
         "react-dom.min.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../web/graphiql/assets/react-dom.min.js"),
+        include_bytes!("../../web/graphiql/assets/react-dom.min.js"),
     ),
     (
         "graphiql.min.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../web/graphiql/assets/graphiql.min.js"),
+        include_bytes!("../../web/graphiql/assets/graphiql.min.js"),
     ),
     (
         "graphiql.min.css",
         "text/css; charset=utf-8",
-        include_bytes!("../web/graphiql/assets/graphiql.min.css"),
+        include_bytes!("../../web/graphiql/assets/graphiql.min.css"),
     ),
     (
         "graphql-ws.min.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../web/graphiql/assets/graphql-ws.min.js"),
+        include_bytes!("../../web/graphiql/assets/graphql-ws.min.js"),
     ),
 ];
 

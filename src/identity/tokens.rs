@@ -1,19 +1,20 @@
-//! Bearer tokens and the viewer they identify, plus the permission helpers every resolver uses.
+//! Bearer tokens and the viewer they identify.
 //!
 //! A token is Roster's own (HS256, `sub` = the user id, minted by `roster token`) or, when an
-//! OpenID provider is configured, the provider's (see [`crate::oidc`]). Either way the user's
+//! OpenID provider is configured, the provider's (see [`super::oidc`]). Either way the user's
 //! role and organization are read from the database for each request, so a demotion takes
 //! effect at once.
 
 use std::{sync::Arc, time::Duration};
 
-use entity::{course, section, types::Role, user};
+use entity::user;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use sea_orm::{DatabaseConnection, EntityTrait};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{error::ApiError, oidc::Oidc, store::Store};
+use super::oidc::Oidc;
+use crate::{domain::viewer::Viewer, error::ApiError, store::Store};
 
 /// The shortest secret accepted: HS256 is only as strong as its key.
 pub const MIN_SECRET_LEN: usize = 32;
@@ -110,54 +111,6 @@ impl TokenKeys {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| (data.claims.sub, data.claims.exp))
             .map_err(|e| ApiError::Unauthenticated(format!("invalid token: {e}")))
-    }
-}
-
-/// The signed-in user a request acts as.
-#[derive(Clone, Debug)]
-pub struct Viewer {
-    pub user: user::Model,
-}
-
-impl Viewer {
-    pub fn id(&self) -> Uuid {
-        self.user.id
-    }
-
-    pub fn role(&self) -> Role {
-        self.user.role
-    }
-
-    pub fn is_admin(&self) -> bool {
-        self.user.role == Role::Admin
-    }
-
-    /// Whether the viewer is a coordinator of `organization_id`.
-    pub fn coordinates(&self, organization_id: Uuid) -> bool {
-        self.user.role == Role::Coordinator && self.user.organization_id == Some(organization_id)
-    }
-
-    /// Teacher of the course, coordinator of its organization, or admin.
-    pub fn can_manage_course(&self, course: &course::Model) -> bool {
-        self.is_admin()
-            || self.coordinates(course.organization_id)
-            || (self.user.role == Role::Teacher && course.teacher_id == self.user.id)
-    }
-
-    /// Whether the viewer is the section's teaching assistant.
-    pub fn assists(&self, section: &section::Model) -> bool {
-        section.assistant_id == Some(self.user.id)
-    }
-
-    /// Staff of the section: staff of its course, or its teaching assistant. Sees its roster,
-    /// approves, confirms attendance and writes notes there.
-    pub fn staffs_section(&self, course: &course::Model, section: &section::Model) -> bool {
-        self.can_manage_course(course) || self.assists(section)
-    }
-
-    /// Whether the viewer is staff of some kind (teacher, coordinator or admin).
-    pub fn is_staff(&self) -> bool {
-        self.user.role != Role::Student
     }
 }
 

@@ -20,7 +20,10 @@ use jsonwebtoken::{
 use serde::Deserialize;
 use tokio::sync::{Mutex, RwLock};
 
-use crate::error::ApiError;
+use crate::{
+    domain::identity::{Identity, OidcConfig},
+    error::ApiError,
+};
 
 /// The least time between two fetches of the keys, so that tokens naming unknown keys cannot
 /// make Roster hammer the provider.
@@ -31,41 +34,6 @@ const KEYS_MAX_AGE: Duration = Duration::from_secs(3600);
 
 /// Clock difference allowed on `exp` and `nbf`, in seconds.
 const LEEWAY_SECS: u64 = 60;
-
-/// The settings of `ROSTER_OIDC_*`.
-#[derive(Clone, Debug, Default)]
-pub struct OidcConfig {
-    /// The provider's issuer URL, exactly as its tokens' `iss`.
-    pub issuer: String,
-    /// The JWKS URL; by default read from the issuer's discovery document.
-    pub jwks_url: Option<String>,
-    /// The `aud` Roster's tokens carry (its client id, or the API's identifier).
-    pub audience: String,
-    /// Allows `http://` URLs (tests, private networks); otherwise only `https://`.
-    pub allow_http: bool,
-    /// Creates a user on first sign-in when none matches.
-    pub auto_create: bool,
-    /// The organization users created on first sign-in belong to (by name; created if missing).
-    pub organization: Option<String>,
-    /// A claim (`roles`, `groups`) whose values may name the role of a user created on first
-    /// sign-in: `admin`, `coordinator`, `teacher` or `student`. Never changes an existing user.
-    pub role_claim: Option<String>,
-}
-
-/// Who a valid provider token says the user is.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Identity {
-    pub issuer: String,
-    pub subject: String,
-    pub email: Option<String>,
-    pub email_verified: bool,
-    pub name: Option<String>,
-    pub picture: Option<String>,
-    /// The values of the configured role claim.
-    pub roles: Vec<String>,
-    /// When the token expires (seconds since the epoch).
-    pub expires_at: i64,
-}
 
 #[derive(Deserialize)]
 struct Claims {
@@ -430,7 +398,7 @@ mod tests {
     #[test]
     fn only_the_providers_tokens_go_to_the_provider() {
         let oidc = Oidc::new(config()).unwrap();
-        let own = crate::auth::TokenKeys::new(b"0123456789abcdef0123456789abcdef")
+        let own = crate::identity::tokens::TokenKeys::new(b"0123456789abcdef0123456789abcdef")
             .unwrap()
             .issue(uuid::Uuid::new_v4(), Duration::from_secs(60))
             .unwrap();
