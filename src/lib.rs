@@ -18,6 +18,11 @@
 //!
 //! [`seed`] loads demo and benchmark data through the services and the store.
 
+// async-graphql nests one future type per level of the schema (an object's fields resolved
+// by `try_join_all` inside its parent's); proving the deepest of them `Send` takes more than
+// the default 128 steps in a release build (E0275 on `PageInfo`'s container).
+#![recursion_limit = "256"]
+
 pub mod app;
 pub mod cli;
 pub mod config;
