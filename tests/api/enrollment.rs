@@ -663,8 +663,65 @@ async fn every_invalid_transition_from_every_state_changes_nothing(app: TestApp)
     assert_eq!(refused, 20 + 4 + 2 + 1 + 3);
 }
 
+/// A student's `switchSection` racing their own `enroll` into a section of another course
+/// that overlaps the switch's target: at most one of the two may succeed, and the student never
+/// holds two overlapping seats (invariant 7). Both writes lock the student before they read
+/// the student's seats.
+async fn a_switch_racing_an_enroll_into_an_overlapping_section_books_one(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let t = campus.teacher_token.clone();
+    let meets = |day: &str| json!([{ "weekday": day, "start": "09:00", "end": "10:30" }]);
+    let (_, [monday, tuesday]) = app
+        .course_with_sections(
+            &t,
+            json!({ "name": "Drawing" }),
+            [
+                json!({ "name": "Monday", "schedule": meets("MONDAY") }),
+                json!({ "name": "Tuesday", "schedule": meets("TUESDAY") }),
+            ],
+        )
+        .await;
+    let (_, [other]) = app
+        .course_with_sections(
+            &t,
+            json!({ "name": "Singing" }),
+            [json!({ "name": "Tuesday", "schedule": meets("TUESDAY") })],
+        )
+        .await;
+    for round in 0..15 {
+        let (student, token) = app.student(&campus).await;
+        let seat = app.enroll(&token, monday).await.expect("seated").id;
+        let switch = app.gql(Some(&token), SWITCH, json!({ "e": seat, "s": tuesday }));
+        let (switched, enrolled) = tokio::join!(switch, app.enroll(&token, other));
+        let switched = switched["errors"].is_null();
+        assert!(
+            !(switched && enrolled.is_ok()),
+            "[{:?}] round {round}: both the switch and the enroll succeeded",
+            app.backend
+        );
+        let held: Vec<_> = enrollment::Entity::find()
+            .filter(enrollment::Column::UserId.eq(student))
+            .filter(enrollment::Column::Status.is_in(EnrollmentStatus::ACTIVE))
+            .all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.section_id)
+            .collect();
+        assert!(
+            !(held.contains(&tuesday) && held.contains(&other)),
+            "[{:?}] round {round}: two overlapping seats {held:?}",
+            app.backend
+        );
+    }
+    for section in [monday, tuesday, other] {
+        app.assert_section_consistent(section).await;
+    }
+}
+
 both_backends!(
     switching_moves_the_seat_and_promotes_in_the_old_section,
+    a_switch_racing_an_enroll_into_an_overlapping_section_books_one,
     opposite_concurrent_switches_neither_deadlock_nor_overbook,
     staff_override_capacity_is_recorded_and_promotes_nobody_while_over,
     every_invalid_transition_from_every_state_changes_nothing
