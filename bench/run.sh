@@ -34,6 +34,13 @@
 #   bench/run.sh notify     Web Push latency from 1,000 withdrawals (each promoting a waiter) to
 #                           the loopback push service's receipt, at 1 and 8 clients; enroll/withdraw
 #                           throughput at 8 clients with delivery off and on (push and webhook)
+#   bench/run.sh promotion  a waitlist promotion on the promoted student's screen: 200 withdrawals
+#                           through one server, each promoting a waiter subscribed to
+#                           waitlistPromotions over a WebSocket, half on that server (one replica)
+#                           and half on a second server on the same database (across two), while 8
+#                           clients enroll through both; p50/p99/max from the withdraw's response
+#                           to the subscriber's receipt, beside the goals (p99 < 100 ms on one
+#                           replica, < 250 ms across two); PostgreSQL only
 #
 # Starts a throwaway PostgreSQL 15 cluster on a free loopback port with default (durable)
 # settings, like the anchor; everything runs on 127.0.0.1 and stops by itself.
@@ -234,6 +241,13 @@ notify() {
   machine
 }
 
+promotion() {
+  echo "## promotion: a waitlist promotion on the subscriber's screen, on one replica and across two, under enroll load"
+  target/release/promotion-bench --label PostgreSQL --database-url "$PG/roster"
+  echo
+  machine
+}
+
 ab_builds() {
   : "${OLD:?OLD names the old roster binary}" "${NEW:?NEW names the new roster binary}"
   $BIN/psql "$PG/postgres" -q -c "CREATE DATABASE roster_old" -c "CREATE DATABASE roster_new"
@@ -307,7 +321,8 @@ case "$WHAT" in
   fanout) fanout ;;
   discovery) discovery ;;
   notify) notify ;;
+  promotion) promotion ;;
   ab-enroll) ab_enroll ;;
   ab-discovery) ab_discovery ;;
-  *) echo "unknown benchmark: $WHAT (try: discovery, enroll, export, fanout, load, notify, ab-enroll, ab-discovery)" >&2; exit 2 ;;
+  *) echo "unknown benchmark: $WHAT (try: discovery, enroll, export, fanout, load, notify, promotion, ab-enroll, ab-discovery)" >&2; exit 2 ;;
 esac
