@@ -294,6 +294,17 @@ impl App {
         tokens::authenticate(&self.store, &self.keys, header).await
     }
 
+    /// The document a request names by its persisted query's hash alone, if this replica has it.
+    pub(crate) async fn persisted_document(
+        &self,
+        request: &async_graphql::Request,
+    ) -> Option<async_graphql::parser::types::ExecutableDocument> {
+        if !request.query.is_empty() {
+            return None;
+        }
+        self.persisted.stored(request).await
+    }
+
     /// Keeps background tasks, to stop them with the app.
     fn keep(&self, tasks: impl IntoIterator<Item = JoinHandle<()>>) {
         if let Ok(mut kept) = self.tasks.lock() {

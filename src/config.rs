@@ -11,7 +11,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://roster.db";
 #[derive(Args, Clone, Debug)]
 pub struct DbConfig {
     /// Database URL: `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB`.
-    #[arg(long, env = "ROSTER_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    #[arg(long, env = "ROSTER_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true, global = true)]
     pub database_url: String,
 
     /// Largest number of pooled database connections (default: 16 on PostgreSQL, 8 on SQLite).
@@ -181,7 +181,12 @@ pub struct ServeConfig {
 
     /// Every notification is also POSTed here as JSON, signed by the Standard Webhooks scheme
     /// (for SMS or chat gateways). Needs `ROSTER_WEBHOOK_SECRET`.
-    #[arg(long, env = "ROSTER_WEBHOOK_URL", requires = "webhook_secret")]
+    #[arg(
+        long,
+        env = "ROSTER_WEBHOOK_URL",
+        requires = "webhook_secret",
+        hide_env_values = true
+    )]
     pub webhook_url: Option<String>,
 
     /// The webhook signing secret, `whsec_` and base64.

@@ -47,6 +47,13 @@ pub trait Job: Send + 'static {
         None
     }
 
+    /// The least time between the starts of two rounds: wake-ups that come sooner are served
+    /// together by the next round, so a job woken by every commit runs at most so often
+    /// however busy the database is. None by default.
+    fn min_interval(&self) -> Duration {
+        Duration::ZERO
+    }
+
     /// One round of work.
     ///
     /// # Errors
@@ -59,6 +66,7 @@ pub fn spawn<J: Job>(mut job: J, mut shutdown: watch::Receiver<bool>) -> JoinHan
     tokio::spawn(async move {
         let wake = job.wake();
         loop {
+            let started = tokio::time::Instant::now();
             match job.run_once().await {
                 Ok(round) if round.more => continue,
                 Ok(round) if round.handled > 0 => {
@@ -67,7 +75,9 @@ pub fn spawn<J: Job>(mut job: J, mut shutdown: watch::Receiver<bool>) -> JoinHan
                 Ok(_) => {}
                 Err(err) => tracing::warn!(job = job.name(), error = %err, "job round failed"),
             }
+            let next = started + job.min_interval();
             let woken = async {
+                tokio::time::sleep_until(next).await;
                 match &wake {
                     Some(wake) => wake.notified().await,
                     None => std::future::pending().await,

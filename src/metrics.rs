@@ -53,6 +53,22 @@ pub fn handle() -> &'static PrometheusHandle {
             "roster_subscriptions_active",
             "Live GraphQL subscriptions on this replica"
         );
+        describe_counter!(
+            "roster_response_cache_total",
+            "Anonymous queries looked up in the response cache, by outcome (hit, miss, stale, unavailable)"
+        );
+        describe_counter!(
+            "roster_notification_deliveries_total",
+            "Notification delivery attempts, by channel and outcome"
+        );
+        describe_histogram!(
+            "roster_notification_delivery_latency_seconds",
+            "Time from a notification's creation to its delivery, by channel"
+        );
+        describe_gauge!(
+            "roster_outbox_depth",
+            "Notification deliveries neither delivered nor given up"
+        );
         handle
     })
 }

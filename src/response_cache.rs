@@ -123,12 +123,16 @@ pub enum Lookup {
     Hit(Bytes),
     /// No usable answer: compute it and store it under this version.
     Miss(Version),
-    /// The version could not be read: compute the answer and do not store it.
+    /// The cache cannot work here (it is off, or the database is in memory): compute the
+    /// answer and do not store it.
+    Off,
+    /// The database did not answer the version's read, so it would not answer the query
+    /// either: the request is answered `UNAVAILABLE` at once, after one wait, not two.
     Unavailable,
 }
 
 impl ResponseCache {
-    /// A cache for `db`; `enabled: false` makes every lookup [`Lookup::Unavailable`].
+    /// A cache for `db`; `enabled: false` makes every lookup [`Lookup::Off`].
     pub fn new(db: &DatabaseConnection, enabled: bool) -> Self {
         let source = match db.get_database_backend() {
             _ if !enabled => Source::Off,
@@ -153,10 +157,14 @@ impl ResponseCache {
     /// The stored answer for `key` if the database has not changed since it was computed;
     /// otherwise the version to store a fresh answer under.
     pub async fn lookup(&self, key: &Key) -> Lookup {
-        let Some(now) = self.version().await else {
-            metrics::counter!("roster_response_cache_total", "outcome" => "unavailable")
-                .increment(1);
-            return Lookup::Unavailable;
+        let now = match self.version().await {
+            Ok(now) => now,
+            Err(Unversioned::Off) => return Lookup::Off,
+            Err(Unversioned::Failed) => {
+                metrics::counter!("roster_response_cache_total", "outcome" => "unavailable")
+                    .increment(1);
+                return Lookup::Unavailable;
+            }
         };
         let mut entries = self.entries.lock().expect("answer cache lock");
         match entries.0.get(key).cloned() {
@@ -194,9 +202,9 @@ impl ResponseCache {
         }
     }
 
-    async fn version(&self) -> Option<Version> {
+    async fn version(&self) -> Result<Version, Unversioned> {
         match &self.source {
-            Source::Off => None,
+            Source::Off => Err(Unversioned::Off),
             Source::Postgres(db) => {
                 let row = db
                     .query_one_raw(Statement::from_string(
@@ -204,23 +212,36 @@ impl ResponseCache {
                         "SELECT pg_current_snapshot()::text AS v",
                     ))
                     .await
-                    .ok()??;
-                Version::parse_snapshot(&row.try_get::<String>("", "v").ok()?)
+                    .map_err(|_| Unversioned::Failed)?
+                    .ok_or(Unversioned::Failed)?;
+                row.try_get::<String>("", "v")
+                    .ok()
+                    .and_then(|v| Version::parse_snapshot(&v))
+                    .ok_or(Unversioned::Off)
             }
             Source::Sqlite { db, connection } => {
                 let connection = connection
                     .get_or_init(|| async { own_connection(db).await.map(AsyncMutex::new) })
                     .await
-                    .as_ref()?;
+                    .as_ref()
+                    .ok_or(Unversioned::Off)?;
                 let mut connection = connection.lock().await;
                 let version: i64 = sqlx::query_scalar("PRAGMA data_version")
                     .fetch_one(&mut *connection)
                     .await
-                    .ok()?;
-                Some(Version::DataVersion(version))
+                    .map_err(|_| Unversioned::Failed)?;
+                Ok(Version::DataVersion(version))
             }
         }
     }
+}
+
+/// Why no version could be read.
+enum Unversioned {
+    /// The cache cannot work here (off, an in-memory database): answer without it.
+    Off,
+    /// The database did not answer: neither would it for the query itself.
+    Failed,
 }
 
 /// A connection to the pool's SQLite file that only ever reads `data_version`; `None` for an

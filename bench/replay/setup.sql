@@ -19,7 +19,7 @@ WITH org AS (
 ), students AS (
   INSERT INTO users (id, email, name, role, organization_id, created_at, updated_at)
   SELECT gen_random_uuid(), gen_random_uuid() || '@replay.roster.dev', 'Replay student',
-         'STUDENT', org.id, now(), now() FROM org, generate_series(1, 150000)
+         'STUDENT', org.id, now(), now() FROM org, generate_series(1, 400000)
   RETURNING id
 )
 INSERT INTO replay_students SELECT row_number() OVER (), id FROM students;

@@ -109,6 +109,7 @@ pub fn check(document: &ExecutableDocument, variables: &Variables) -> ServerResu
         let mut values: HashMap<&str, Value> = HashMap::new();
         for definition in &operation.node.variable_definitions {
             let name = definition.node.name.node.as_str();
+            required(definition, variables)?;
             let value = variables
                 .get(&definition.node.name.node)
                 .cloned()
@@ -135,6 +136,34 @@ pub fn check(document: &ExecutableDocument, variables: &Variables) -> ServerResu
         )?;
     }
     Ok(())
+}
+
+/// A variable of a non-null type must be given a value that is not null, unless it has a
+/// default and is left out (the specification's `CoerceVariableValues`; graphql-js answers the
+/// same). async-graphql would run the operation with the argument's default instead.
+fn required(
+    definition: &async_graphql::Positioned<async_graphql::parser::types::VariableDefinition>,
+    variables: &Variables,
+) -> ServerResult<()> {
+    let ty = &definition.node.var_type.node;
+    if ty.nullable {
+        return Ok(());
+    }
+    let name = &definition.node.name.node;
+    let what = match variables.get(name) {
+        Some(Value::Null) => "must not be null",
+        Some(_) => return Ok(()),
+        None if definition.node.default_value.is_some() => return Ok(()),
+        None => "was not provided",
+    };
+    let mut error = ServerError::new(
+        format!("Variable \"${name}\" of required type \"{ty}\" {what}."),
+        Some(definition.pos),
+    );
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    extensions.set("code", "BAD_USER_INPUT");
+    extensions.set("field", format!("${name}"));
+    Err(error)
 }
 
 struct Walk<'a> {

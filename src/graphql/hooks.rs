@@ -103,6 +103,20 @@ impl PersistedQueries {
         Self(LruCacheStorage::new(capacity))
     }
 
+    /// The document stored under the hash of the request's `persistedQuery` extension, the
+    /// request left as it is: `None` when it names no hash or none is stored. (A GET request
+    /// must not run a mutation, whatever form its document arrives in.)
+    pub async fn stored(&self, request: &GqlRequest) -> Option<ExecutableDocument> {
+        let async_graphql::Value::Object(persisted) = request.extensions.get("persistedQuery")?
+        else {
+            return None;
+        };
+        let async_graphql::Value::String(hash) = persisted.get("sha256Hash")? else {
+            return None;
+        };
+        self.0.get(hash.clone()).await
+    }
+
     /// Resolves the request's `persistedQuery` extension, if it has one, to its document: a
     /// hash alone gives the document stored under it (`PersistedQueryNotFound` when there is
     /// none); a document with its hash is checked against the hash, parsed and stored. `None`:

@@ -2,7 +2,8 @@
 //! `GET /export/certifications.csv`, the rows of the staff listings `enrollments(filter)` and
 //! `certifications(filter)` as RFC 4180 CSV, with the same filters (query-string parameters)
 //! and the same scope. The body is streamed a page at a time, so memory stays constant whatever
-//! the row count.
+//! the row count. Lines end with CRLF (RFC 4180), and a cell a spreadsheet would take for a
+//! formula is written with a leading single quote ([`neutralized`]).
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use entity::types::EnrollmentStatus;
-use futures_util::stream;
+use futures_util::{StreamExt, stream};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -240,7 +241,7 @@ async fn export(app: Arc<App>, headers: &HeaderMap, report: Result<Report, ApiEr
         Err(err) if err.code() == "UNAUTHENTICATED" => {
             return refuse(StatusCode::UNAUTHORIZED, &err.to_string());
         }
-        Err(err) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, &err.public_message()),
+        Err(err) => return failed(&err),
     };
     let report = match report {
         Ok(report) => report,
@@ -252,7 +253,7 @@ async fn export(app: Arc<App>, headers: &HeaderMap, report: Result<Report, ApiEr
         Err(err) if err.code() == "FORBIDDEN" || err.code() == "NOT_FOUND" => {
             return refuse(StatusCode::FORBIDDEN, &err.to_string());
         }
-        Err(err) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, &err.public_message()),
+        Err(err) => return failed(&err),
     }
     // Checked before the first byte goes out: a bad search is a 400, not a cut stream.
     if let Err(err) = listing::search_pattern(report.search()) {
@@ -267,10 +268,13 @@ async fn export(app: Arc<App>, headers: &HeaderMap, report: Result<Report, ApiEr
         started: false,
         done: false,
     };
+    // Fused: the compression layer polls a body once more after its end, which an unfused
+    // `unfold` answers with a panic (and the client with an empty 200).
     let body = stream::unfold(state, |mut state| async move {
         let chunk = state.next_chunk().await?;
         Some((chunk, state))
-    });
+    })
+    .fuse();
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
@@ -298,7 +302,9 @@ impl Stream {
         if self.done {
             return None;
         }
-        let mut writer = csv::Writer::from_writer(Vec::new());
+        let mut writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::new());
         if !self.started {
             self.started = true;
             if let Err(err) = writer.write_record(self.report.columns()) {
@@ -318,7 +324,8 @@ impl Stream {
         self.done = !more;
         self.after = last;
         for record in &records {
-            if let Err(err) = writer.write_record(record) {
+            let cells: Vec<_> = record.iter().map(|cell| neutralized(cell)).collect();
+            if let Err(err) = writer.write_record(cells.iter().map(|cell| cell.as_bytes())) {
                 return Some(Err(std::io::Error::other(err)));
             }
         }
@@ -327,6 +334,18 @@ impl Stream {
                 .into_inner()
                 .map_err(|e| std::io::Error::other(e.to_string())),
         )
+    }
+}
+
+/// `cell` as a spreadsheet will not run it: a cell that begins with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return is a formula to Excel, LibreOffice and Google Sheets, so it gets a
+/// leading single quote, as OWASP's "CSV Injection" advises. Students write some of these cells
+/// (their name, a reason).
+fn neutralized(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
     }
 }
 
@@ -375,6 +394,19 @@ fn certification_record(row: &CertificationRow, now: DateTime<Utc>) -> Vec<Strin
         time(row.completed_at),
         name(row.confirmed_by.as_ref()),
     ]
+}
+
+/// 503 with `Retry-After` when the database cannot be had (`UNAVAILABLE`), 500 otherwise.
+fn failed(err: &ApiError) -> Response {
+    if err.code() != "UNAVAILABLE" {
+        return refuse(StatusCode::INTERNAL_SERVER_ERROR, &err.public_message());
+    }
+    let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, &err.public_message());
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {

@@ -16,7 +16,10 @@ use std::sync::Arc;
 
 use async_graphql::{
     BatchRequest, BatchResponse, ServerError,
-    parser::{parse_query, types::OperationType},
+    parser::{
+        parse_query,
+        types::{ExecutableDocument, OperationType},
+    },
 };
 use async_graphql_axum::{GraphQLBatchRequest, rejection::GraphQLRejection};
 use axum::{
@@ -133,7 +136,12 @@ pub async fn get(State(state): State<Arc<App>>, request: Request) -> Response {
         Ok(single) => single,
         Err(message) => return failure(media, StatusCode::BAD_REQUEST, &message),
     };
-    if is_mutation(&single) {
+    let persisted_mutation = match state.persisted_document(&single).await {
+        Some(document) => operations(&document, single.operation_name.as_deref())
+            .contains(&OperationType::Mutation),
+        None => false,
+    };
+    if is_mutation(&single) || persisted_mutation {
         let mut response = failure(
             media,
             StatusCode::METHOD_NOT_ALLOWED,
@@ -175,7 +183,15 @@ async fn consult(state: &App, key: Key, media: Media) -> Result<Option<(Key, Ver
     match state.response_cache.lookup(&key).await {
         Lookup::Hit(body) => Err(cached(body, media)),
         Lookup::Miss(version) => Ok(Some((key, version))),
-        Lookup::Unavailable => Ok(None),
+        Lookup::Off => Ok(None),
+        Lookup::Unavailable => {
+            let error =
+                crate::graphql::errors::to_server_error(&crate::error::ApiError::Unavailable);
+            Err(respond(
+                BatchResponse::Single(async_graphql::Response::from_errors(vec![error])),
+                media,
+            ))
+        }
     }
 }
 
@@ -276,20 +292,31 @@ async fn run(state: &App, request: Request, media: Media, json: bool) -> Respons
     let authorization = bearer(request.headers());
     let mut store = None;
     let mut request = request;
-    if json && authorization.is_none() && state.response_cache.enabled() {
+    if json {
         let (parts, body) = request.into_parts();
         let bytes = match axum::body::to_bytes(body, state.limits.body_bytes).await {
             Ok(bytes) => bytes,
             Err(_) => return body_too_large(media, state.limits.body_bytes),
         };
-        let key = Key {
-            media: media.name(),
-            request: bytes.clone(),
-        };
-        store = match consult(state, key, media).await {
-            Ok(store) => store,
-            Err(hit) => return hit,
-        };
+        // `[]` would parse as one request with an empty document (serde reads a struct from a
+        // sequence), and be refused as a syntax error: say what is wrong with it instead.
+        if serde_json::from_slice::<Vec<serde_json::Value>>(&bytes).is_ok_and(|b| b.is_empty()) {
+            return failure(
+                media,
+                StatusCode::BAD_REQUEST,
+                "an empty batch: a batch needs at least one operation",
+            );
+        }
+        if authorization.is_none() && state.response_cache.enabled() {
+            let key = Key {
+                media: media.name(),
+                request: bytes.clone(),
+            };
+            store = match consult(state, key, media).await {
+                Ok(store) => store,
+                Err(hit) => return hit,
+            };
+        }
         request = Request::from_parts(parts, Body::from(bytes));
     }
     let batch = match GraphQLBatchRequest::<GraphQLRejection>::from_request(request, &()).await {
@@ -331,7 +358,11 @@ fn selected_operations(request: &async_graphql::Request) -> Vec<OperationType> {
     let Ok(document) = parse_query(&request.query) else {
         return Vec::new();
     };
-    let wanted = request.operation_name.as_deref();
+    operations(&document, request.operation_name.as_deref())
+}
+
+/// The types of the operations of `document` that `wanted` selects (all when `None`).
+fn operations(document: &ExecutableDocument, wanted: Option<&str>) -> Vec<OperationType> {
     document
         .operations
         .iter()

@@ -52,6 +52,12 @@ const WAKE_UP: &str = "NOTIFY roster_changes";
 /// How often a replica reads the change feed when nothing woke it.
 pub const POLL_EVERY: Duration = Duration::from_secs(1);
 
+/// The least time between two reads of the change feed, and between two wake-ups a replica
+/// sends: under a stream of commits a replica reads (and wakes the others) at most a hundred
+/// times a second, each read taking every change committed since the last one, instead of a
+/// read and a `NOTIFY` per commit.
+pub const COALESCE: Duration = Duration::from_millis(10);
+
 /// How long a change row is kept: far longer than any write transaction may stay open, so a
 /// row is never pruned before every running replica could read it.
 pub const KEEP_CHANGES: Duration = Duration::from_secs(15 * 60);
@@ -388,6 +394,10 @@ impl crate::jobs::Job for Feed {
         self.wake.clone()
     }
 
+    fn min_interval(&self) -> Duration {
+        COALESCE
+    }
+
     async fn run_once(&mut self) -> anyhow::Result<crate::jobs::Round> {
         Ok(Feed::run_once(self).await?.into())
     }
@@ -480,6 +490,7 @@ pub async fn start_feed(
                     tracing::warn!(error = %e, "a wake-up was not sent");
                     connection = None;
                 }
+                tokio::time::sleep(COALESCE).await;
             }
         })
     };

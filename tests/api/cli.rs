@@ -192,3 +192,39 @@ async fn serve_with_no_configuration_loads_demo_data_and_prints_working_tokens()
     assert_eq!(teacher["data"]["me"]["role"], "TEACHER");
     child.kill().await.ok();
 }
+
+/// `--help` names the environment variables but never prints their values: the database and
+/// webhook URLs, the SMTP URL and the secrets carry credentials.
+#[test]
+fn help_never_prints_the_secrets_in_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = [
+        (
+            "ROSTER_DATABASE_URL",
+            "postgres://roster:db-s3cret@db.internal/roster",
+        ),
+        (
+            "ROSTER_WEBHOOK_URL",
+            "https://hook:hook-s3cret@hooks.internal/roster",
+        ),
+        (
+            "ROSTER_WEBHOOK_SECRET",
+            "whsec_c3VwZXItc2VjcmV0LXZhbHVlLTEyMzQ1Njc4",
+        ),
+        ("ROSTER_SMTP_URL", "smtps://mail:smtp-s3cret@mail.internal"),
+        ("ROSTER_JWT_SECRET", "jwt-s3cret-jwt-s3cret-jwt-s3cret-jwt"),
+        ("ROSTER_VAPID_PRIVATE_KEY", "vapid-s3cret"),
+    ];
+    for args in [&["--help"][..], &["serve", "--help"][..]] {
+        let mut cmd = roster(dir.path());
+        for (name, value) in secrets {
+            cmd.env(name, value);
+        }
+        let help = stdout_of(cmd.args(args));
+        assert!(help.contains("ROSTER_DATABASE_URL"), "{help}");
+        for (name, value) in secrets {
+            assert!(!help.contains(value), "{args:?} printed {name}: {help}");
+        }
+        assert!(!help.contains("s3cret"), "{args:?}: {help}");
+    }
+}

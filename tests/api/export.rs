@@ -210,7 +210,91 @@ async fn the_export_streams_every_page(app: TestApp) {
     assert_eq!(people.len(), 1005, "each enrollment once");
 }
 
+/// Browsers ask for gzip or br: the export must arrive whole through the compression layer,
+/// byte for byte what an uncompressed request gets.
+async fn the_export_arrives_whole_when_compressed(app: TestApp) {
+    use std::io::Read;
+    let campus = app.campus("North").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Pressed", None, "MONDAY")
+        .await;
+    for (id, _) in app.students(&campus, 30).await {
+        app.seat(id, section, EnrollmentStatus::Registered).await;
+    }
+    let (status, plain) = export(&app, Some(&campus.teacher_token), "").await;
+    assert_eq!(status, 200);
+    assert_eq!(records(&plain).len(), 31);
+    let address = app.serve().await;
+    for encoding in ["gzip", "br"] {
+        let response = reqwest::Client::new()
+            .get(format!("http://{address}/export/enrollments.csv"))
+            .bearer_auth(&campus.teacher_token)
+            .header("accept-encoding", encoding)
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-encoding"],
+            encoding,
+            "compressed"
+        );
+        let bytes = response.bytes().await.expect("the whole body");
+        let mut body = String::new();
+        match encoding {
+            "gzip" => flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_string(&mut body)
+                .expect("gzip"),
+            _ => brotli::Decompressor::new(&bytes[..], 4096)
+                .read_to_string(&mut body)
+                .expect("br"),
+        };
+        assert_eq!(body, plain, "[{encoding}] the same rows");
+    }
+}
+
+/// A cell a spreadsheet would run (`=`, `+`, `-`, `@`, tab, carriage return first) is written
+/// with a leading single quote, and lines end with CRLF (RFC 4180).
+async fn formula_cells_are_neutralised_and_lines_end_with_crlf(app: TestApp) {
+    let campus = app.campus("North").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Sheets", Some(10), "MONDAY")
+        .await;
+    let (student, token) = app.student(&campus).await;
+    let mut row: user::ActiveModel = app.user_row(student).await.into();
+    row.name = Set("@SUM(1+1)".to_owned());
+    row.update(&app.db).await.expect("renamed");
+    let seat = app.enroll(&token, section).await.expect("enrolled");
+    let mut enrollment: entity::enrollment::ActiveModel = app.enrollment_row(seat.id).await.into();
+    enrollment.reason = Set(Some("=HYPERLINK(\"http://evil.example\",\"x\")".to_owned()));
+    enrollment.update(&app.db).await.expect("reason");
+    let (_, other) = app.student(&campus).await;
+    app.enroll(&other, section).await.expect("enrolled");
+
+    let (status, body) = export(&app, Some(&campus.teacher_token), "").await;
+    assert_eq!(status, 200);
+    assert!(body.ends_with("\r\n"), "CRLF: {body:?}");
+    assert_eq!(
+        body.matches("\r\n").count(),
+        body.matches('\n').count(),
+        "every line ends with CRLF"
+    );
+    let rows = records(&body);
+    let row = rows
+        .iter()
+        .find(|r| r[0].contains("SUM"))
+        .expect("the student's row");
+    assert_eq!(row[0], "'@SUM(1+1)");
+    assert_eq!(row[10], "'=HYPERLINK(\"http://evil.example\",\"x\")");
+    assert!(
+        rows.iter().skip(1).all(|r| !r[5].starts_with('\'')),
+        "ordinary cells are left alone"
+    );
+}
+
 both_backends!(
+    the_export_arrives_whole_when_compressed,
+    formula_cells_are_neutralised_and_lines_end_with_crlf,
     the_export_parses_back_with_awkward_names_and_keeps_its_scope,
     the_export_refuses_what_it_must,
     the_export_streams_every_page,

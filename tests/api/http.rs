@@ -127,6 +127,13 @@ async fn status_codes_and_media_types_follow_the_graphql_over_http_spec(app: Tes
         StatusCode::OK,
         "the query of a mixed document may run over GET"
     );
+    // An empty batch is a request error that says so, not a parse error of an empty document.
+    for accept in [Some(GRAPHQL_RESPONSE), None] {
+        let (status, _, body) = post(&url, accept, json!([])).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{accept:?}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("at least one operation"), "{body}");
+    }
     let _ = app;
 }
 
@@ -217,6 +224,23 @@ async fn values_that_do_not_coerce_are_request_errors(app: TestApp) {
             json!({ "query": "query($f: EnrollmentFilter) { enrollments(filter: $f) { totalCount } }",
                     "variables": { "f": { "enrolledAfter": "yesterday" } } }),
             "filter.enrolledAfter",
+        ),
+        // A variable of a non-null type, missing or null (graphql-js refuses both).
+        (
+            json!({ "query": "query($n: Int!) { courses(first: $n) { totalCount } }", "variables": {} }),
+            "$n",
+        ),
+        (
+            json!({ "query": "query($n: Int!) { courses(first: $n) { totalCount } }", "variables": { "n": null } }),
+            "$n",
+        ),
+        (
+            json!({ "query": "query($b: Boolean!) { courses { totalCount @include(if: $b) } }" }),
+            "$b",
+        ),
+        (
+            json!({ "query": "query($c: UUID!) { course(id: $c) { id } }", "variables": {} }),
+            "$c",
         ),
     ];
     for (body, field) in cases {

@@ -204,6 +204,44 @@ async fn automatic_persisted_queries(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(by_hash["data"]["courses"]["totalCount"], 0, "{by_hash}");
+
+    // A mutation registered over POST is not run again by a GET carrying its hash alone
+    // (GraphQL over HTTP: mutations over GET are 405, whatever form the document takes).
+    let campus = app.campus("Org").await;
+    let (student, token) = (campus.teacher.id, campus.teacher_token.clone());
+    let rename = format!(
+        "mutation {{ createTeam(name: \"P{}\", passKey: \"correct horse battery\") {{ id }} }}",
+        &student.simple().to_string()[..20]
+    );
+    let hash = format!("{:x}", Sha256::digest(rename.as_bytes()));
+    let extensions = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let created = post_json(
+        &url,
+        Some(&token),
+        &json!({ "query": rename, "extensions": extensions }),
+    )
+    .await;
+    assert!(created["errors"].is_null(), "{created}");
+    let replayed = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&token)
+        .query(&[("extensions", extensions.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 405);
+    assert_eq!(replayed.headers()[header::ALLOW], "POST");
+    let teams = post_json(
+        &url,
+        Some(&token),
+        &json!({ "query": "{ me { teams { id } } }" }),
+    )
+    .await;
+    assert_eq!(
+        teams["data"]["me"]["teams"].as_array().map(Vec::len),
+        Some(1),
+        "{teams}"
+    );
 }
 
 both_backends!(

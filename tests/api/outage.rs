@@ -143,6 +143,23 @@ async fn a_stopped_database_is_unavailable_quickly_and_back_without_a_restart() 
             "{query} outlived the request timeout: {took:?}"
         );
     }
+    // An anonymous query waits once for the pool (the response cache's read of the database's
+    // version), not once for the cache and once more for the query.
+    let (status, _, took) = post(&base, None, "{ courses { totalCount } }", json!({})).await;
+    assert_eq!(status, 503);
+    assert!(
+        took < Duration::from_millis(1900),
+        "one acquire timeout (1 s), not two: {took:?}"
+    );
+    // The export, streamed outside GraphQL, answers 503 as well, and says when to retry.
+    let export = reqwest::Client::new()
+        .get(format!("{base}/export/enrollments.csv"))
+        .bearer_auth(&teacher)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(export.status().as_u16(), 503);
+    assert!(export.headers().contains_key("retry-after"));
     // The subscription is still open: nothing came, and no error.
     assert_eq!(client.recv_within(Duration::from_millis(500)).await, None);
 
