@@ -120,6 +120,15 @@ test('an error in a non-null root field nulls data, every other key present', as
   assert.equal(answer.data, null);
 });
 
+test('an error in a nullable root field nulls that field alone', async () => {
+  let answer = await check(null, '{ courses(first: 1) { totalCount } team(name: "x") { id } }');
+  assert.equal(answer.data.team, null);
+  assert.equal(typeof answer.data.courses.totalCount, 'number');
+  answer = await check(null, '{ courses(first: 1) { totalCount } user(id: "00000000-0000-0000-0000-000000000000") { id } }');
+  assert.equal(answer.data.user, null);
+  assert.notEqual(answer.data.courses, null);
+});
+
 test('an error in a non-null list nulls its nullable parent, siblings kept', async () => {
   const answer = await check('student', '{ myEnrollments { id status section { id name waitlist { id } } } }');
   assert.equal(answer.data.myEnrollments[0].section, null);

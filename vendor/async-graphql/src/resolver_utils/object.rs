@@ -20,10 +20,20 @@ where
     F: Future<Output = Result<T, E>> + Send + 'a,
 {
     async move {
-        let obj: T = fut.await.map_err(|err| {
-            let err = ::std::convert::Into::<Error>::into(err).into_server_error(ctx.item.pos);
-            ctx.set_error_path(err)
-        })?;
+        let obj: T = match fut.await {
+            Ok(obj) => obj,
+            Err(err) => {
+                let err = ::std::convert::Into::<Error>::into(err).into_server_error(ctx.item.pos);
+                let err = ctx.set_error_path(err);
+                // A nullable field whose resolver fails is null, with its error (GraphQL spec,
+                // "Handling Field Errors"); only a non-null field hands the error to its parent.
+                if T::qualified_type_name().ends_with('!') {
+                    return Err(err);
+                }
+                ctx.add_error(err);
+                return Ok(Some(Value::Null));
+            }
+        };
 
         let ctx_obj = ctx.with_selection_set(&ctx.item.node.selection_set);
         OutputType::resolve(&obj, &ctx_obj, ctx.item)
