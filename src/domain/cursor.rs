@@ -61,6 +61,11 @@ impl NameCursor {
         let text = String::from_utf8(URL_SAFE_NO_PAD.decode(text).ok()?).ok()?;
         let rest = text.strip_prefix("n1:")?;
         let (id, name) = rest.split_once(':')?;
+        // No name holds a NUL (PostgreSQL's text cannot), so no cursor does: refused here,
+        // it cannot reach the database as a parameter it rejects.
+        if name.contains('\0') {
+            return None;
+        }
         Some(Self {
             id: id.parse().ok()?,
             name: name.to_owned(),
@@ -96,6 +101,12 @@ mod tests {
             id: Uuid::new_v4(),
         };
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+    }
+
+    #[test]
+    fn a_name_cursor_holding_a_nul_is_not_a_cursor() {
+        let text = URL_SAFE_NO_PAD.encode(format!("n1:{}:Ada\0", Uuid::new_v4()));
+        assert_eq!(NameCursor::decode(&text), None);
     }
 
     #[test]
