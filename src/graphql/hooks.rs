@@ -68,6 +68,7 @@ impl Hooks {
     ) -> Response {
         let started = Instant::now();
         let prepared = async {
+            strings::check_operation_name(request.operation_name.as_deref())?;
             let document = match persisted.prepare(&mut request).await? {
                 Some(document) => document,
                 None => async_graphql::parser::parse_query(&request.query)?,

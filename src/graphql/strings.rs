@@ -30,6 +30,14 @@ pub fn check(document: &ExecutableDocument, variables: &Variables) -> ServerResu
     Ok(())
 }
 
+/// Checks the request's `operationName` as any other text the client sends.
+///
+/// # Errors
+/// `BAD_USER_INPUT` with `extensions.field` `operationName`.
+pub fn check_operation_name(name: Option<&str>) -> ServerResult<()> {
+    name.map_or(Ok(()), |name| check_text(name, "operationName", None))
+}
+
 fn check_set(set: &SelectionSet) -> ServerResult<()> {
     for item in &set.items {
         match &item.node {

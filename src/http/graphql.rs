@@ -418,7 +418,9 @@ fn render(response: BatchResponse, media: Media) -> (StatusCode, HeaderMap, Vec<
                 StatusCode::OK
             };
             let headers = single.http_headers.clone();
-            let body = if status == StatusCode::OK {
+            // A request error never executed, so its response has no `data` entry (GraphQL
+            // spec, "Response Format"), under either media type.
+            let body = if status == StatusCode::OK && !early {
                 serde_json::to_vec(&single).unwrap_or_default()
             } else {
                 let mut body = serde_json::to_value(&single).unwrap_or_default();

@@ -74,6 +74,9 @@ async fn status_codes_and_media_types_follow_the_graphql_over_http_spec(app: Tes
         assert_eq!(status, StatusCode::OK, "{accept:?}");
         assert!(media.starts_with("application/json"), "{accept:?}: {media}");
         assert!(body["errors"].is_array());
+        // A request error never executed: the response has no `data` entry (GraphQL spec,
+        // "Response Format"), whatever the media type.
+        assert!(body.get("data").is_none(), "{accept:?}: {body}");
     }
 
     // POST needs a JSON body; GET runs queries, never mutations.
@@ -126,6 +129,18 @@ async fn status_codes_and_media_types_follow_the_graphql_over_http_spec(app: Tes
         named.status(),
         StatusCode::OK,
         "the query of a mixed document may run over GET"
+    );
+    // A NUL in `operationName` is bad input like a NUL anywhere else.
+    let named = json!({ "query": "query Q { courses { totalCount } }", "operationName": "Q\u{0}" });
+    let (status, _, body) = post(&url, Some(GRAPHQL_RESPONSE), named).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"], "operationName",
+        "{body}"
     );
     // An empty batch is a request error that says so, not a parse error of an empty document.
     for accept in [Some(GRAPHQL_RESPONSE), None] {
