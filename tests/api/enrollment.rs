@@ -719,8 +719,78 @@ async fn a_switch_racing_an_enroll_into_an_overlapping_section_books_one(app: Te
     }
 }
 
+/// A withdrawal that promotes a waiter racing that waiter's own `switchSection` into a section
+/// overlapping the seat being freed: the promotion checks the waiter's seats under the
+/// waiter's lock, so the waiter never ends with both overlapping seats (invariant 7); a waiter
+/// the switch made ineligible is passed over and keeps their place.
+async fn a_promotion_racing_the_waiters_switch_never_double_books(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let t = campus.teacher_token.clone();
+    let meets = |day: &str| json!([{ "weekday": day, "start": "09:00", "end": "10:30" }]);
+    let (_, [tuesday]) = app
+        .course_with_sections(
+            &t,
+            json!({ "name": "Pottery" }),
+            [json!({ "name": "Tuesday", "capacity": 1, "schedule": meets("TUESDAY") })],
+        )
+        .await;
+    let (_, [monday, overlapping]) = app
+        .course_with_sections(
+            &t,
+            json!({ "name": "Weaving" }),
+            [
+                json!({ "name": "Monday", "schedule": meets("MONDAY") }),
+                json!({ "name": "Tuesday", "schedule": meets("TUESDAY") }),
+            ],
+        )
+        .await;
+    for round in 0..10 {
+        let (_, holder) = app.student(&campus).await;
+        let (waiter, token) = app.student(&campus).await;
+        let seat = app.enroll(&holder, tuesday).await.expect("the seat").id;
+        let waiting = app.enroll(&token, tuesday).await.expect("a place");
+        assert_eq!(waiting.status, "WAITLISTED", "round {round}");
+        let other = app.enroll(&token, monday).await.expect("seated").id;
+        let switch = app.gql(Some(&token), SWITCH, json!({ "e": other, "s": overlapping }));
+        let (switched, withdrawn) = tokio::join!(switch, app.withdraw(&holder, seat));
+        assert_eq!(withdrawn.as_deref(), Ok("WITHDRAWN"), "round {round}");
+        let held: Vec<_> = enrollment::Entity::find()
+            .filter(enrollment::Column::UserId.eq(waiter))
+            .filter(enrollment::Column::Status.is_in([
+                EnrollmentStatus::Registered,
+                EnrollmentStatus::Pending,
+                EnrollmentStatus::Offered,
+            ]))
+            .all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.section_id)
+            .collect();
+        assert!(
+            !(held.contains(&tuesday) && held.contains(&overlapping)),
+            "[{:?}] round {round}: two overlapping seats {held:?} (switch: {switched})",
+            app.backend
+        );
+        // Free the sections for the next round.
+        for e in enrollment::Entity::find()
+            .filter(enrollment::Column::UserId.eq(waiter))
+            .filter(enrollment::Column::Status.is_in(EnrollmentStatus::ACTIVE))
+            .all(&app.db)
+            .await
+            .unwrap()
+        {
+            app.withdraw(&token, e.id).await.expect("withdrawn");
+        }
+    }
+    for section in [tuesday, monday, overlapping] {
+        app.assert_section_consistent(section).await;
+    }
+}
+
 both_backends!(
     switching_moves_the_seat_and_promotes_in_the_old_section,
+    a_promotion_racing_the_waiters_switch_never_double_books,
     a_switch_racing_an_enroll_into_an_overlapping_section_books_one,
     opposite_concurrent_switches_neither_deadlock_nor_overbook,
     staff_override_capacity_is_recorded_and_promotes_nobody_while_over,
