@@ -257,7 +257,10 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
                 _ => None,
             },
             push: vapid_key(&config, db_config)?
-                .map(|key| PushConfig::new(&key, &config.vapid_subject, config.push_allow_http))
+                .map(|key| {
+                    PushConfig::new(&key, &config.vapid_subject, config.push_allow_http)
+                        .map(|push| push.with_internal_hosts(config.push_internal_hosts.clone()))
+                })
                 .transpose()?,
             ..DeliveryConfig::default()
         },

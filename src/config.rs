@@ -225,6 +225,12 @@ pub struct ServeConfig {
     /// Allow plain `http://` push endpoints (tests and private networks).
     #[arg(long, env = "ROSTER_PUSH_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
     pub push_allow_http: bool,
+
+    /// Push service hosts allowed although they are, or resolve to, loopback, private or
+    /// link-local addresses (a push service under test on a private network), comma-separated.
+    /// Every other endpoint must be on the public internet: see README, "Web Push".
+    #[arg(long, env = "ROSTER_PUSH_INTERNAL_HOSTS", value_delimiter = ',')]
+    pub push_internal_hosts: Vec<String>,
 }
 
 impl DbConfig {

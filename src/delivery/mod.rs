@@ -111,19 +111,28 @@ fn due(channels: &[&str], now: DateTime<Utc>) -> sea_orm::Select<notification_de
 pub struct Worker {
     store: Store,
     config: DeliveryConfig,
+    /// Webhooks go out on it: the operator's URL, never redirected.
     client: reqwest::Client,
+    /// Pushes go out on it (see [`PushConfig::client`]).
+    push_client: reqwest::Client,
 }
 
 impl Worker {
     pub fn new(store: Store, config: DeliveryConfig) -> Self {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
+        let push_client = config
+            .push
+            .as_ref()
+            .map_or_else(reqwest::Client::new, PushConfig::client);
         Self {
             store,
             config,
             client,
+            push_client,
         }
     }
 }
@@ -143,7 +152,8 @@ impl crate::jobs::Job for Worker {
     }
 
     async fn run_once(&mut self) -> anyhow::Result<crate::jobs::Round> {
-        let (store, client, config) = (&self.store, &self.client, &self.config);
+        let (store, config) = (&self.store, &self.config);
+        let clients = (&self.client, &self.push_client);
         let claimed = claim(store, config).await?;
         let full = claimed.len() as u64 >= BATCH;
         let worked = !claimed.is_empty();
@@ -151,7 +161,7 @@ impl crate::jobs::Job for Worker {
             .map(|(delivery, notification, recipient)| async move {
                 let outcome = deliver(
                     store,
-                    client,
+                    clients,
                     config,
                     &delivery,
                     &notification,
@@ -258,7 +268,7 @@ async fn claim(store: &Store, config: &DeliveryConfig) -> Result<Vec<Claimed>, A
 /// One attempt on one channel.
 async fn deliver(
     store: &Store,
-    client: &reqwest::Client,
+    (client, push_client): (&reqwest::Client, &reqwest::Client),
     config: &DeliveryConfig,
     delivery: &notification_delivery::Model,
     notification: &notification::Model,
@@ -281,7 +291,7 @@ async fn deliver(
             let Some(push) = &config.push else {
                 return Err("no VAPID key is configured".into());
             };
-            push::send_push(store, client, push, notification).await
+            push::send_push(store, push_client, push, notification).await
         }
         other => Err(format!("unknown channel {other}")),
     }

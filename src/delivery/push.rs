@@ -17,6 +17,8 @@ pub struct PushConfig {
     public_key: String,
     subject: String,
     allow_http: bool,
+    /// Hosts allowed although internal (`ROSTER_PUSH_INTERNAL_HOSTS`).
+    internal_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for PushConfig {
@@ -55,7 +57,28 @@ impl PushConfig {
             public_key,
             subject: subject.to_owned(),
             allow_http,
+            internal_hosts: Vec::new(),
         })
+    }
+
+    /// The key, also sending to these hosts although they are, or resolve to, internal
+    /// addresses (a push service under test).
+    #[must_use]
+    pub fn with_internal_hosts(mut self, hosts: Vec<String>) -> Self {
+        self.internal_hosts = hosts;
+        self
+    }
+
+    /// The HTTP client pushes go out on: no redirects followed, and a push service's name
+    /// resolved to the addresses [`PushRules::reachable`] allows only, so that a name which
+    /// resolves inside the network (rebinding after registration included) is never reached.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(Reachable(self.rules())))
+            .build()
+            .unwrap_or_default()
     }
 
     /// A new private key, base64url, for a server that was given none.
@@ -101,12 +124,31 @@ impl PushConfig {
         PushRules {
             public_key: self.public_key.clone(),
             allow_http: self.allow_http,
+            internal_hosts: self.internal_hosts.clone(),
         }
     }
+}
 
-    /// Whether a subscription's endpoint may be sent to (see [`PushRules::allows`]).
-    pub fn allows(&self, endpoint: &str) -> bool {
-        self.rules().allows(endpoint)
+/// Resolves a push service's name as the system does, keeping the addresses the rules let the
+/// worker reach (see [`PushConfig::client`]).
+struct Reachable(PushRules);
+
+impl reqwest::dns::Resolve for Reachable {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let rules = self.0.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|address| rules.reachable(&host, address.ip()))
+                .collect();
+            if addresses.is_empty() {
+                return Err(
+                    format!("{host} resolves to no address a push service may have").into(),
+                );
+            }
+            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 
@@ -136,7 +178,10 @@ pub(super) async fn send_push(
     .to_string();
     let mut failures = Vec::new();
     for subscription in subscriptions {
-        if !push.allows(&subscription.endpoint) {
+        // Checked at registration; again here for rows registered before that check, and
+        // for an address written as such, which no resolver sees.
+        if let Err(why) = push.rules().check(&subscription.endpoint) {
+            tracing::warn!(endpoint = %subscription.endpoint, why, "a push endpoint refused");
             continue;
         }
         let keys = (
@@ -202,5 +247,36 @@ pub(super) async fn send_push(
         Ok(())
     } else {
         Err(failures.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use reqwest::dns::{Name, Resolve};
+
+    use super::*;
+
+    fn rules(internal: &[&str]) -> PushRules {
+        PushRules {
+            public_key: String::new(),
+            allow_http: true,
+            internal_hosts: internal.iter().map(|h| (*h).to_owned()).collect(),
+        }
+    }
+
+    /// A name checked at registration is checked again when the worker connects: one that
+    /// resolves to a loopback address (as after DNS rebinding) is not reached.
+    #[tokio::test]
+    async fn a_name_resolving_inside_the_network_is_not_reached() {
+        let name = || Name::from_str("localhost").unwrap();
+        let refused = Reachable(rules(&[])).resolve(name()).await;
+        assert!(refused.is_err(), "localhost was reachable");
+        let allowed = Reachable(rules(&["localhost"]))
+            .resolve(name())
+            .await
+            .expect("an allowed internal host resolves");
+        assert!(allowed.into_iter().all(|a| a.ip().is_loopback()));
     }
 }

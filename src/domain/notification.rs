@@ -43,6 +43,9 @@ pub struct PushRules {
     pub public_key: String,
     /// Whether `http://` endpoints are allowed (tests, a push service on a private network).
     pub allow_http: bool,
+    /// Hosts the operator allows although they are, or resolve to, internal addresses (a push
+    /// service under test on a private network). Empty by default.
+    pub internal_hosts: Vec<String>,
 }
 
 impl PushRules {
@@ -51,9 +54,88 @@ impl PushRules {
         &self.public_key
     }
 
-    /// Whether a subscription may name `endpoint`.
-    pub fn allows(&self, endpoint: &str) -> bool {
-        endpoint.starts_with("https://") || (self.allow_http && endpoint.starts_with("http://"))
+    /// Whether a subscription may name `endpoint`: an `https://` URL (`http://` when allowed)
+    /// without user or password, whose host is a name or a public address. A push service is
+    /// on the internet: an endpoint at a loopback, private, link-local, unique-local or
+    /// unspecified address would make Roster's delivery worker a way into the network it runs
+    /// in (server-side request forgery), whatever the form the address is written in. A name
+    /// is checked again when the worker connects ([`PushRules::reachable`]), so a name that
+    /// resolves to such an address is refused then.
+    ///
+    /// # Errors
+    /// Why the endpoint is refused.
+    pub fn check(&self, endpoint: &str) -> Result<(), &'static str> {
+        let url = url::Url::parse(endpoint).map_err(|_| "must be a URL")?;
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_http => {}
+            _ => return Err("must be the push service's https:// URL"),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not carry a user or password");
+        }
+        let host = url.host_str().ok_or("must name a host")?;
+        if self.is_internal_host(host) {
+            return Ok(());
+        }
+        match url.host() {
+            Some(url::Host::Ipv4(ip)) if !is_public(ip.into()) => {
+                Err("must not be at a loopback, private, link-local or unspecified address")
+            }
+            Some(url::Host::Ipv6(ip)) if !is_public(ip.into()) => {
+                Err("must not be at a loopback, private, link-local or unspecified address")
+            }
+            Some(url::Host::Domain(name))
+                if name.eq_ignore_ascii_case("localhost")
+                    || name.to_ascii_lowercase().ends_with(".localhost") =>
+            {
+                Err("must not be at a loopback, private, link-local or unspecified address")
+            }
+            Some(_) => Ok(()),
+            None => Err("must name a host"),
+        }
+    }
+
+    /// Whether the worker may connect to `address`, which `host` resolved to.
+    pub fn reachable(&self, host: &str, address: std::net::IpAddr) -> bool {
+        self.is_internal_host(host) || is_public(address)
+    }
+
+    fn is_internal_host(&self, host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.internal_hosts
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(host))
+    }
+}
+
+/// Whether `address` is on the public internet: not loopback, private (RFC 1918), shared
+/// (100.64/10), link-local, unspecified, broadcast or documentation, nor an IPv6 unique-local,
+/// link-local or loopback one, nor an IPv4-mapped form of any of these.
+pub fn is_public(address: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match address {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
     }
 }
 
@@ -252,6 +334,65 @@ pub fn certification_expiring(course: &str, expires_at: DateTime<Utc>) -> Messag
         body: format!(
             "Your certification for {course} expires on {day}. Enroll again to renew it in time."
         ),
+    }
+}
+
+#[cfg(test)]
+mod push_tests {
+    use super::PushRules;
+
+    fn rules(internal: &[&str]) -> PushRules {
+        PushRules {
+            public_key: String::new(),
+            allow_http: true,
+            internal_hosts: internal.iter().map(|h| (*h).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn endpoints_inside_the_network_are_refused_in_every_spelling() {
+        let rules = rules(&[]);
+        for endpoint in [
+            "http://127.0.0.1/push",
+            "https://127.1.2.3:8443/push",
+            "http://[::1]/push",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.0.0.7/push",
+            "http://192.168.1.1/push",
+            "http://172.16.0.1/push",
+            "http://100.64.0.1/push",
+            "http://0.0.0.0/push",
+            "http://2130706433/push",
+            "http://0x7f000001/push",
+            "http://[::ffff:127.0.0.1]/push",
+            "http://[fd00::1]/push",
+            "http://[fe80::1]/push",
+            "http://localhost:5432/push",
+            "http://push.localhost/push",
+            "https://user:secret@push.example/push",
+            "ftp://push.example/push",
+            "not a url",
+        ] {
+            assert!(rules.check(endpoint).is_err(), "{endpoint} was allowed");
+        }
+        for endpoint in [
+            "https://fcm.googleapis.com/fcm/send/abc",
+            "https://updates.push.services.mozilla.com/wpush/v2/x",
+            "https://8.8.8.8/push",
+            "https://[2606:4700::1111]/push",
+        ] {
+            assert_eq!(rules.check(endpoint), Ok(()), "{endpoint}");
+        }
+    }
+
+    #[test]
+    fn the_operator_may_allow_internal_push_hosts() {
+        let rules = rules(&["127.0.0.1", "push.internal"]);
+        assert_eq!(rules.check("http://127.0.0.1:9000/push"), Ok(()));
+        assert!(rules.check("http://127.0.0.2/push").is_err());
+        assert!(rules.reachable("push.internal", "10.1.2.3".parse().unwrap()));
+        assert!(!rules.reachable("push.example", "10.1.2.3".parse().unwrap()));
+        assert!(rules.reachable("push.example", "8.8.4.4".parse().unwrap()));
     }
 }
 

@@ -355,15 +355,14 @@ pub async fn register_push(
         ));
     };
     let endpoint = endpoint.trim();
-    if endpoint.len() > 2048
-        || endpoint.parse::<axum::http::Uri>().is_err()
-        || !push.allows(endpoint)
-    {
+    if endpoint.len() > 2048 || endpoint.parse::<axum::http::Uri>().is_err() {
         return Err(ApiError::bad_input(
             "endpoint",
             "must be the push service's https:// URL",
         ));
     }
+    push.check(endpoint)
+        .map_err(|why| ApiError::bad_input("endpoint", why))?;
     let key = Base64UrlUnpadded::decode_vec(p256dh.trim().trim_end_matches('='))
         .ok()
         .filter(|k| web_push_native::p256::PublicKey::from_sec1_bytes(k).is_ok());

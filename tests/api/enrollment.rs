@@ -751,7 +751,11 @@ async fn a_promotion_racing_the_waiters_switch_never_double_books(app: TestApp) 
         let waiting = app.enroll(&token, tuesday).await.expect("a place");
         assert_eq!(waiting.status, "WAITLISTED", "round {round}");
         let other = app.enroll(&token, monday).await.expect("seated").id;
-        let switch = app.gql(Some(&token), SWITCH, json!({ "e": other, "s": overlapping }));
+        let switch = app.gql(
+            Some(&token),
+            SWITCH,
+            json!({ "e": other, "s": overlapping }),
+        );
         let (switched, withdrawn) = tokio::join!(switch, app.withdraw(&holder, seat));
         assert_eq!(withdrawn.as_deref(), Ok("WITHDRAWN"), "round {round}");
         let held: Vec<_> = enrollment::Entity::find()

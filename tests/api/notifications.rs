@@ -745,7 +745,11 @@ async fn a_promotion_is_pushed_encrypted_and_signed(app: TestApp) {
     tokio::spawn(async move { axum::serve(listener, service).await });
 
     let vapid = PushConfig::generate_private_key();
-    let push = PushConfig::new(&vapid, "mailto:ops@roster.test", true).unwrap();
+    // The loopback push service is the operator's allowed internal host; nothing else internal
+    // may be named (server-side request forgery).
+    let push = PushConfig::new(&vapid, "mailto:ops@roster.test", true)
+        .unwrap()
+        .with_internal_hosts(vec!["127.0.0.1".to_owned()]);
     let delivering = app
         .state_with(|s| {
             s.delivery = DeliveryConfig {
@@ -772,7 +776,18 @@ async fn a_promotion_is_pushed_encrypted_and_signed(app: TestApp) {
     let (second_id, second) = app.student(&campus).await;
     let register = "mutation($e: String!, $p: String!, $a: String!) {
         registerPushSubscription(endpoint: $e, p256dh: $p, auth: $a) }";
-    for (endpoint, p, a, field) in [
+    let inside = [
+        "http://[::1]:9/x",
+        "http://169.254.169.254/latest",
+        "http://10.0.0.1/x",
+        "http://192.168.0.1/x",
+        "http://0.0.0.0/x",
+        "http://0x7f000002/x",
+        "http://localhost:5432/x",
+        "http://user:pw@push.example/x",
+    ]
+    .map(|e| (e.to_owned(), p256dh.clone(), auth.clone(), "endpoint"));
+    for (endpoint, p, a, field) in inside.into_iter().chain([
         (
             "ftp://push.example/x".to_owned(),
             p256dh.clone(),
@@ -791,7 +806,7 @@ async fn a_promotion_is_pushed_encrypted_and_signed(app: TestApp) {
             "c2hvcnQ".to_owned(),
             "auth",
         ),
-    ] {
+    ]) {
         let body = json!({ "query": register, "variables": { "e": endpoint, "p": p, "a": a } });
         let refused = post_json(&base, Some(&second), &body).await;
         assert_eq!(
