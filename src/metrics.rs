@@ -9,7 +9,9 @@
 //! | `roster_subscriptions_active` | gauge | |
 //!
 //! `operation` is the GraphQL operation name (`anonymous` when it has none), cut to 64 letters,
-//! digits and underscores, since clients choose it.
+//! digits and underscores, since clients choose it; and since anyone may choose it, only the
+//! first [`OPERATION_LABELS`] names this process meets get a label of their own, every later
+//! one `other`, so the scrape and the recorder's memory stay bounded whatever clients send.
 
 use std::sync::OnceLock;
 
@@ -73,18 +75,52 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// How many distinct operation names get a label of their own.
+pub const OPERATION_LABELS: usize = 200;
+
 /// The operation label for `name`.
 pub fn operation_label(name: Option<&str>) -> String {
-    let cleaned: String = name
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .take(64)
-        .collect();
-    if cleaned.is_empty() {
-        "anonymous".into()
-    } else {
-        cleaned
+    static SEEN: OnceLock<Labels> = OnceLock::new();
+    SEEN.get_or_init(|| Labels::new(OPERATION_LABELS))
+        .label(name)
+}
+
+/// A bounded set of labels: the first `cap` distinct names keep theirs.
+struct Labels {
+    cap: usize,
+    seen: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl Labels {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            seen: std::sync::Mutex::default(),
+        }
+    }
+
+    fn label(&self, name: Option<&str>) -> String {
+        let cleaned: String = name
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
+        if cleaned.is_empty() {
+            return "anonymous".into();
+        }
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.contains(&cleaned) {
+            return cleaned;
+        }
+        if seen.len() < self.cap {
+            seen.insert(cleaned.clone());
+            return cleaned;
+        }
+        "other".into()
     }
 }
 
@@ -122,4 +158,27 @@ pub fn render(db: &DatabaseConnection, active_subscriptions: i64) -> String {
     gauge!("roster_db_pool_connections", "state" => "idle").set(f64::from(idle));
     gauge!("roster_subscriptions_active").set(active_subscriptions as f64);
     handle.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Labels;
+
+    #[test]
+    fn operation_labels_are_bounded() {
+        let labels = Labels::new(3);
+        assert_eq!(labels.label(None), "anonymous");
+        assert_eq!(labels.label(Some("Courses")), "Courses");
+        assert_eq!(labels.label(Some("Me!")), "Me");
+        assert_eq!(labels.label(Some("Third")), "Third");
+        for n in 0..20_000 {
+            assert_eq!(labels.label(Some(&format!("Junk{n}"))), "other");
+        }
+        assert_eq!(
+            labels.label(Some("Courses")),
+            "Courses",
+            "a known name keeps its label"
+        );
+        assert_eq!(labels.seen.lock().unwrap().len(), 3);
+    }
 }

@@ -167,6 +167,16 @@ pub struct Bus {
     active: Arc<AtomicI64>,
     published: Arc<AtomicU64>,
     section_reads: Arc<Mutex<HashMap<Uuid, (u64, SharedRead)>>>,
+    /// How far the change feed's reader has got (PostgreSQL), for [`Bus::settle`].
+    progress: Arc<Progress>,
+}
+
+/// The feed reader's reads: how many began, the last that ended, and what wakes the reader.
+#[derive(Default)]
+struct Progress {
+    started: AtomicU64,
+    completed: watch::Sender<u64>,
+    wake: Mutex<Option<Arc<Notify>>>,
 }
 
 impl Default for Bus {
@@ -176,11 +186,37 @@ impl Default for Bus {
             active: Arc::default(),
             published: Arc::default(),
             section_reads: Arc::default(),
+            progress: Arc::default(),
         }
     }
 }
 
 impl Bus {
+    /// Resolves once the change feed has published every change committed before the call
+    /// (a read that began after it has ended), or after two seconds; at once where no feed
+    /// runs (SQLite publishes at commit). Changes reach the bus a few milliseconds after their
+    /// commit on PostgreSQL: a caller that must not hear of changes it made before, such as a
+    /// test that subscribes after setting things up, settles first.
+    pub async fn settle(&self) {
+        let wake = self
+            .progress
+            .wake
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some(wake) = wake else {
+            return;
+        };
+        let target = self.progress.started.load(Ordering::SeqCst) + 1;
+        let mut completed = self.progress.completed.subscribe();
+        wake.notify_one();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            completed.wait_for(|done| *done >= target),
+        )
+        .await;
+    }
+
     /// Hands a committed change to every current subscriber; never waits.
     pub fn publish(&self, mut notice: Notice) {
         notice.seq = self.published.fetch_add(1, Ordering::Relaxed) + 1;
@@ -297,9 +333,15 @@ impl Feed {
         }
     }
 
-    /// The feed, run as a job, woken by `wake`.
+    /// The feed, run as a job, woken by `wake` (and by [`Bus::settle`]).
     #[must_use]
     pub fn woken_by(mut self, wake: Arc<Notify>) -> Self {
+        *self
+            .bus
+            .progress
+            .wake
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(wake.clone());
         self.wake = Some(wake);
         self
     }
@@ -310,7 +352,16 @@ impl Feed {
     /// # Errors
     /// The database fails (the next read starts from the same snapshot).
     pub async fn run_once(&mut self) -> Result<usize, DbErr> {
+        let progress = self.bus.progress.clone();
+        let this_read = progress.started.fetch_add(1, Ordering::SeqCst) + 1;
         let result = self.read().await;
+        progress.completed.send_if_modified(|done| {
+            let later = this_read > *done;
+            if later {
+                *done = this_read;
+            }
+            later
+        });
         match &result {
             Ok(_) if self.failed => {
                 self.failed = false;

@@ -237,3 +237,31 @@ async fn pruning_keeps_recent_changes() {
         .unwrap();
     assert_eq!(left.try_get_by_index::<i64>(0).unwrap(), 1);
 }
+
+/// `Bus::settle` returns once every change committed before the call is on the bus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settling_waits_for_the_changes_committed_before() {
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let bus = app.state.store.bus().clone();
+    let mut changes = bus.subscribe();
+    for n in 0..5u128 {
+        app.state
+            .store
+            .write(|tx| {
+                Box::pin(async move {
+                    tx.announce(Notice::of_section(Uuid::from_u128(n), Uuid::nil()));
+                    Ok(())
+                })
+            })
+            .await
+            .expect("committed");
+    }
+    bus.settle().await;
+    let mut heard = 0;
+    while changes.try_recv().is_ok() {
+        heard += 1;
+    }
+    assert_eq!(heard, 5, "every change committed before settling");
+}

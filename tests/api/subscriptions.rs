@@ -398,6 +398,9 @@ async fn a_transaction_that_fails_after_its_event_delivers_nothing(app: TestApp)
     for sql in refuse {
         app.db.execute_unprepared(sql).await.unwrap();
     }
+    // The enrollments above reach the bus a few milliseconds after their commits: let them
+    // pass before subscribing, so that the first event heard is the withdrawal's.
+    app.state.store.bus().settle().await;
     let address = app.serve().await;
     let mut teacher = Client::ready(address, false, bearer(&t)).await;
     teacher
