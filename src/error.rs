@@ -65,6 +65,10 @@ pub enum ApiError {
     /// `UNAVAILABLE` (HTTP 503 under `application/graphql-response+json`).
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
+    /// The OpenID provider's keys could not be had within a few seconds and none are cached, so
+    /// its token cannot be checked now. `UNAVAILABLE`, as for the database, naming the provider.
+    #[error("the identity provider is unavailable; try again shortly")]
+    ProviderUnavailable,
     /// Anything unexpected. The client sees only a correlation id; the cause is logged. `INTERNAL`.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -89,7 +93,7 @@ impl ApiError {
             Self::TooManyAttempts { .. } => "TOO_MANY_ATTEMPTS",
             Self::SubscriberTooSlow { .. } => "SUBSCRIBER_TOO_SLOW",
             Self::Conflict(_) => "CONFLICT",
-            Self::Unavailable => "UNAVAILABLE",
+            Self::Unavailable | Self::ProviderUnavailable => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }

@@ -3,7 +3,7 @@
 //! what catches up after a restart), then again when the job is woken or its period has passed,
 //! or straight away when a round says there is more, until the shutdown.
 //!
-//! The jobs: the change feed's reader and its pruning (`events`), the delivery worker
+//! The jobs: the change feed's reader and its pruning (`store::feed`), the delivery worker
 //! (`delivery`), passing on expired offers and reminding offers about to lapse, and reminding
 //! holders of certifications about to expire (`service::{offers, notifications}`). Each job is
 //! safe to run on every replica at once: its writes lease, lock or claim what they handle.

@@ -29,6 +29,11 @@ use crate::{
 /// make Roster hammer the provider.
 pub const REFRESH_FLOOR: Duration = Duration::from_secs(5);
 
+/// How long a request waits for the provider's keys (discovery and key set together) before it
+/// is answered `UNAVAILABLE`: a provider that hangs must not hold requests for the request's
+/// whole time limit.
+const KEYS_WITHIN: Duration = Duration::from_secs(3);
+
 /// How long fetched keys are used before they are fetched again on the next sign-in.
 const KEYS_MAX_AGE: Duration = Duration::from_secs(3600);
 
@@ -194,7 +199,9 @@ impl Oidc {
                 other => format!("invalid token: {other:?}"),
             })
         })?;
-        Ok(self.identity(data.claims))
+        let identity = self.identity(data.claims);
+        checked(&identity)?;
+        Ok(identity)
     }
 
     fn identity(&self, claims: Claims) -> Identity {
@@ -263,7 +270,10 @@ impl Oidc {
         let recent = last.is_some_and(|at| at.elapsed() < REFRESH_FLOOR);
         if !recent {
             *last = Some(Instant::now());
-            match self.fetch().await {
+            match tokio::time::timeout(KEYS_WITHIN, self.fetch())
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {KEYS_WITHIN:?}")))
+            {
                 Ok(set) => {
                     let mut keys = self.keys.write().await;
                     keys.set = Some(set);
@@ -276,7 +286,7 @@ impl Oidc {
                     if let Some(jwk) = keys.set.as_ref().and_then(pick) {
                         return Ok(jwk);
                     }
-                    return Err(ApiError::Unavailable);
+                    return Err(ApiError::ProviderUnavailable);
                 }
             }
         }
@@ -289,7 +299,7 @@ impl Oidc {
                     None => "the token names no key (`kid`) and the provider has several".into(),
                 })
             }),
-            None => Err(ApiError::Unavailable),
+            None => Err(ApiError::ProviderUnavailable),
         }
     }
 
@@ -339,6 +349,38 @@ impl Oidc {
         tracing::info!(keys = set.keys.len(), kids = ?kids, "fetched the OpenID provider's keys");
         Ok(set)
     }
+}
+
+/// A provider's claims are input like any other: an identity whose subject or e-mail no column
+/// could store, or whose e-mail is not an address, is refused with the reason, before anything
+/// reads or writes with it. (Names and pictures are checked where a user is created.)
+///
+/// # Errors
+/// `UNAUTHENTICATED` naming the claim.
+fn checked(identity: &Identity) -> Result<(), ApiError> {
+    let text = |value: &str, max: usize| {
+        !value.is_empty()
+            && value.chars().count() <= max
+            && value.chars().all(crate::domain::validate::storable)
+    };
+    if !text(&identity.subject, 255) {
+        return Err(ApiError::Unauthenticated(
+            "the token's `sub` claim is empty, too long or holds control characters".into(),
+        ));
+    }
+    if let Some(email) = &identity.email {
+        let address = text(email, 254)
+            && !email.chars().any(char::is_whitespace)
+            && email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && domain.contains('.') && !domain.contains('@')
+            });
+        if !address {
+            return Err(ApiError::Unauthenticated(
+                "the token's `email` claim is not an e-mail address".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -393,6 +435,41 @@ mod tests {
         assert!(identity.email_verified);
         assert_eq!(identity.name.as_deref(), Some("Ada Lovelace"));
         assert_eq!(identity.roles, ["staff", "teacher"]);
+    }
+
+    #[test]
+    fn claims_no_column_could_store_are_refused() {
+        let good = Identity {
+            issuer: "https://sso.example.edu".into(),
+            subject: "248289761001".into(),
+            email: Some("ada@example.edu".into()),
+            ..Identity::default()
+        };
+        assert!(checked(&good).is_ok());
+        for email in [
+            "ada\0@example.edu",
+            "not-an-address",
+            "ada@localhost",
+            "two@@example.edu",
+            "ada lovelace@example.edu",
+            "ada\u{7}@example.edu",
+        ] {
+            let bad = Identity {
+                email: Some(email.into()),
+                ..good.clone()
+            };
+            assert!(checked(&bad).is_err(), "{email:?} was accepted");
+        }
+        let long = Identity {
+            email: Some(format!("{}@example.edu", "a".repeat(300))),
+            ..good.clone()
+        };
+        assert!(checked(&long).is_err(), "an over-long e-mail");
+        let subject = Identity {
+            subject: "sub\0".into(),
+            ..good.clone()
+        };
+        assert!(checked(&subject).is_err(), "a NUL in the subject");
     }
 
     #[test]

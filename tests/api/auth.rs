@@ -226,3 +226,60 @@ both_backends!(
     student_emails_are_private_and_staff_emails_public,
     http_serves_graphql_graphiql_and_health
 );
+
+/// An OpenID provider that accepts connections and never answers: a request bearing one of its
+/// tokens is answered `UNAVAILABLE` naming the identity provider, within a few seconds, not
+/// after the request's time limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_hangs_is_unavailable_within_seconds() {
+    use base64::Engine as _;
+    use roster::{domain::identity::OidcConfig, identity::oidc::Oidc};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let issuer = format!("http://{address}/realms/campus");
+    let app = TestApp::new(crate::helpers::Backend::Sqlite).await;
+    let oidc = Oidc::new(OidcConfig {
+        issuer: issuer.clone(),
+        audience: "roster".into(),
+        allow_http: true,
+        ..OidcConfig::default()
+    })
+    .expect("the provider's settings");
+    let state = app
+        .state_with(|s| {
+            s.keys = TokenKeys::new(SECRET)
+                .unwrap()
+                .with_oidc(std::sync::Arc::new(oidc));
+        })
+        .await;
+    let part = |json: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    let expires = chrono::Utc::now().timestamp() + 600;
+    let token = format!(
+        "{}.{}.c2lnbmF0dXJl",
+        part(r#"{"alg":"RS256","kid":"k1","typ":"JWT"}"#.into()),
+        part(format!(
+            r#"{{"iss":"{issuer}","sub":"ada","aud":"roster","exp":{expires}}}"#
+        )),
+    );
+    let started = std::time::Instant::now();
+    let response = state
+        .execute(
+            async_graphql::BatchRequest::Single("{ me { id } }".into()),
+            Some(&format!("Bearer {token}")),
+        )
+        .await;
+    let took = started.elapsed();
+    let response = serde_json::to_value(response).unwrap();
+    assert_eq!(error_code(&response), "UNAVAILABLE", "{response}");
+    let message = response["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("identity provider"), "{message}");
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+}
