@@ -138,7 +138,7 @@ impl App {
             shutdown: watch::channel(false).0,
             websockets: Arc::default(),
         });
-        app.listen_for_changes(&settings.database).await?;
+        app.start_change_feed(&settings.database).await?;
         if settings.delivery.channels().any() {
             let worker = delivery::Worker::new(app.store.clone(), settings.delivery);
             app.keep([jobs::spawn(worker, app.shutdown.subscribe())]);
@@ -256,7 +256,7 @@ impl App {
     ///
     /// # Errors
     /// The feed could not reach the database within 10 s.
-    async fn listen_for_changes(&self, database: &DbConfig) -> anyhow::Result<()> {
+    async fn start_change_feed(&self, database: &DbConfig) -> anyhow::Result<()> {
         if !database.database_url.starts_with("postgres") {
             return Ok(());
         }
