@@ -204,7 +204,11 @@ impl App {
         {
             Ok(viewer) => viewer,
             Err(err) => {
-                let response = || GqlResponse::from_errors(vec![to_server_error(&err)]);
+                // Refused before execution (a bad token, the database away): counted as such.
+                let response = || {
+                    crate::metrics::record_operation("refused", false, 0.0);
+                    GqlResponse::from_errors(vec![to_server_error(&err)])
+                };
                 return match batch {
                     BatchRequest::Single(_) => BatchResponse::Single(response()),
                     BatchRequest::Batch(requests) => {

@@ -463,13 +463,20 @@ fn body_too_large(media: Media, limit: usize) -> Response {
     )
 }
 
-/// A request refused for exceeding `limit`: `LIMIT_EXCEEDED` with `extensions.limit`.
+/// A request refused for exceeding `limit`: `LIMIT_EXCEEDED` with `extensions.limit`. Counted
+/// as refused, as every request answered before execution is, except one that ran out of time
+/// (its operation had begun).
 fn limit_failure(media: Media, status: StatusCode, limit: &str, message: &str) -> Response {
+    if limit != "timeout" {
+        crate::metrics::record_operation("refused", false, 0.0);
+    }
     refusal(media, status, limits::exceeded(limit, message))
 }
 
-/// A request that could not be run at all, as a GraphQL response with one error.
+/// A request that could not be run at all, as a GraphQL response with one error; counted as
+/// refused.
 fn failure(media: Media, status: StatusCode, message: &str) -> Response {
+    crate::metrics::record_operation("refused", false, 0.0);
     let code = match status {
         StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",

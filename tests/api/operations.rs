@@ -380,6 +380,25 @@ async fn metrics_count_from_start_up_including_refusals_and_cached_answers() {
             .await
             .unwrap();
     }
+    // Refused before any document is read: a bad token (401), a body that is not JSON (415),
+    // one over the size limit (413) and a batch over its limit.
+    let refusals = [
+        http.post(format!("{base}/graphql"))
+            .bearer_auth("not-a-token")
+            .json(&early),
+        http.post(format!("{base}/graphql"))
+            .header("content-type", "text/plain")
+            .body("{ courses { totalCount } }"),
+        http.post(format!("{base}/graphql"))
+            .header("content-type", "application/json")
+            .body(vec![b' '; (1 << 20) + 1]),
+        http.post(format!("{base}/graphql"))
+            .json(&vec![json!({ "query": "{ courses { totalCount } }" }); 11]),
+    ];
+    for request in refusals {
+        let status = request.send().await.unwrap().status().as_u16();
+        assert!([200, 401, 413, 415].contains(&status), "{status}");
+    }
     let get = format!("{base}/graphql?query=%7B%20courses%20%7B%20totalCount%20%7D%20%7D");
     let mut hits = 0.0;
     for _ in 0..3 {
@@ -412,8 +431,8 @@ async fn metrics_count_from_start_up_including_refusals_and_cached_answers() {
     );
     assert_eq!(
         requests("operation=\"refused\",outcome=\"error\""),
-        3.0,
-        "{text}"
+        7.0,
+        "three documents, a token, a media type, a size and a batch: {text}"
     );
     assert_eq!(
         requests("operation=\"cached\",outcome=\"ok\""),
