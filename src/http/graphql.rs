@@ -300,7 +300,11 @@ async fn run(state: &App, request: Request, media: Media, json: bool) -> Respons
         };
         // `[]` would parse as one request with an empty document (serde reads a struct from a
         // sequence), and be refused as a syntax error: say what is wrong with it instead.
-        if serde_json::from_slice::<Vec<serde_json::Value>>(&bytes).is_ok_and(|b| b.is_empty()) {
+        let empty_batch = bytes
+            .trim_ascii()
+            .strip_prefix(b"[")
+            .is_some_and(|rest| rest.trim_ascii() == b"]");
+        if empty_batch {
             return failure(
                 media,
                 StatusCode::BAD_REQUEST,

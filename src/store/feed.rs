@@ -179,6 +179,16 @@ struct Progress {
     wake: Mutex<Option<Arc<Notify>>>,
 }
 
+impl Progress {
+    /// What wakes the reader, once a reader runs.
+    fn wake(&self) -> Option<Arc<Notify>> {
+        self.wake
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
 impl Default for Bus {
     fn default() -> Self {
         Self {
@@ -198,13 +208,7 @@ impl Bus {
     /// commit on PostgreSQL: a caller that must not hear of changes it made before, such as a
     /// test that subscribes after setting things up, settles first.
     pub async fn settle(&self) {
-        let wake = self
-            .progress
-            .wake
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let Some(wake) = wake else {
+        let Some(wake) = self.progress.wake() else {
             return;
         };
         let target = self.progress.started.load(Ordering::SeqCst) + 1;
@@ -318,8 +322,6 @@ pub struct Feed {
     /// The last read failed: changes may have been pruned meanwhile, so the next good read
     /// also tells every subscription to re-read.
     failed: bool,
-    /// What wakes it when run as a job.
-    wake: Option<Arc<Notify>>,
 }
 
 impl Feed {
@@ -329,20 +331,18 @@ impl Feed {
             bus,
             seen: None,
             failed: false,
-            wake: None,
         }
     }
 
     /// The feed, run as a job, woken by `wake` (and by [`Bus::settle`]).
     #[must_use]
-    pub fn woken_by(mut self, wake: Arc<Notify>) -> Self {
+    pub fn woken_by(self, wake: Arc<Notify>) -> Self {
         *self
             .bus
             .progress
             .wake
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(wake.clone());
-        self.wake = Some(wake);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(wake);
         self
     }
 
@@ -442,7 +442,7 @@ impl crate::jobs::Job for Feed {
     }
 
     fn wake(&self) -> Option<Arc<Notify>> {
-        self.wake.clone()
+        self.bus.progress.wake()
     }
 
     fn min_interval(&self) -> Duration {
