@@ -46,6 +46,22 @@ pub enum ApiError {
     /// waiter. `OFFER_EXPIRED`.
     #[error("the offer expired; the seat went to the next person on the waitlist")]
     OfferExpired,
+    /// The section's enrollment window has not opened; `extensions.opensAt` says when it does
+    /// (the student's own appointment, if any). `ENROLLMENT_NOT_OPEN`.
+    #[error("enrollment opens at {}", .opens_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))]
+    EnrollmentNotOpen {
+        opens_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// The section's enrollment window has closed; `extensions.closedAt` says when.
+    /// `ENROLLMENT_CLOSED`.
+    #[error("enrollment closed at {}", .closed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))]
+    EnrollmentClosed {
+        closed_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// The term's deadline for this change has passed; only staff may still make it.
+    /// `DEADLINE_PASSED`.
+    #[error("{0}")]
+    DeadlinePassed(String),
     /// The team pass key does not match. `INVALID_PASS_KEY`.
     #[error("invalid pass key")]
     InvalidPassKey,
@@ -89,6 +105,9 @@ impl ApiError {
             Self::ScheduleConflict(_) => "SCHEDULE_CONFLICT",
             Self::InvalidTransition { .. } => "INVALID_TRANSITION",
             Self::OfferExpired => "OFFER_EXPIRED",
+            Self::EnrollmentNotOpen { .. } => "ENROLLMENT_NOT_OPEN",
+            Self::EnrollmentClosed { .. } => "ENROLLMENT_CLOSED",
+            Self::DeadlinePassed(_) => "DEADLINE_PASSED",
             Self::InvalidPassKey => "INVALID_PASS_KEY",
             Self::TooManyAttempts { .. } => "TOO_MANY_ATTEMPTS",
             Self::SubscriberTooSlow { .. } => "SUBSCRIBER_TOO_SLOW",

@@ -27,6 +27,9 @@ pub const DEMO_TEACHER_EMAIL: &str = "teacher1@demo.roster.dev";
 pub const DEMO_COORDINATOR_EMAIL: &str = "coordinator1@demo.roster.dev";
 pub const DEMO_ADMIN_EMAIL: &str = "admin@demo.roster.dev";
 
+/// The demo organizations' time zone: its terms cross a daylight-saving change.
+const DEMO_TIME_ZONE: &str = "America/New_York";
+
 const ORGANIZATIONS: [&str; 3] = [
     "Northside Learning Association",
     "Harbor Community College",
@@ -259,6 +262,7 @@ impl Demo {
             .map(|name| organization::Model {
                 id: ids.next(),
                 name: (*name).into(),
+                time_zone: DEMO_TIME_ZONE.into(),
                 created_at: base,
             })
             .collect();
@@ -390,6 +394,12 @@ impl Demo {
                     waitlist_count: 0,
                     finished_count: 0,
                     offered_count: 0,
+                    term_id: None,
+                    starts_on: None,
+                    ends_on: None,
+                    enrollment_opens_at: None,
+                    enrollment_closes_at: None,
+                    close_noticed_at: None,
                     // Some sections offer a freed seat for two days instead of giving it.
                     promotion_mode: if i % 5 == 4 {
                         PromotionMode::Offer
@@ -584,6 +594,7 @@ impl Book {
             skipped_at: None,
             offer_expires_at: None,
             offer_remind_at: None,
+            record: None,
             created_at: at,
             updated_at: at,
         };
@@ -682,6 +693,7 @@ pub async fn load_scale(store: &Store, scale: f64) -> Result<usize, ApiError> {
         .map(|i| organization::Model {
             id: ids.next(),
             name: format!("Scale Organization {i}"),
+            time_zone: "UTC".into(),
             created_at: base,
         })
         .collect();
@@ -751,6 +763,12 @@ pub async fn load_scale(store: &Store, scale: f64) -> Result<usize, ApiError> {
                 waitlist_count: 0,
                 finished_count: 0,
                 offered_count: 0,
+                term_id: None,
+                starts_on: None,
+                ends_on: None,
+                enrollment_opens_at: None,
+                enrollment_closes_at: None,
+                close_noticed_at: None,
                 promotion_mode: PromotionMode::Automatic,
                 offer_hours: 24,
                 assistant_id: None,
@@ -822,6 +840,7 @@ pub async fn load_scale(store: &Store, scale: f64) -> Result<usize, ApiError> {
                 skipped_at: None,
                 offer_expires_at: None,
                 offer_remind_at: None,
+                record: None,
                 created_at: at,
                 updated_at: at,
             };

@@ -5,7 +5,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::types::EnrollmentStatus;
+use crate::types::{EnrollmentRecord, EnrollmentStatus};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "enrollments")]
@@ -49,6 +49,8 @@ pub struct Model {
     /// While OFFERED: when the student is reminded that the offer is about to lapse; cleared
     /// once reminded.
     pub offer_remind_at: Option<DateTimeUtc>,
+    /// What a withdrawal left on the transcript (`None` until withdrawn).
+    pub record: Option<EnrollmentRecord>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

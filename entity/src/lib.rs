@@ -5,6 +5,7 @@
 
 pub mod prelude;
 
+pub mod calendar_feed;
 pub mod certification;
 pub mod course;
 pub mod course_prerequisite;
@@ -19,6 +20,7 @@ pub mod section;
 pub mod team;
 pub mod team_join_failure;
 pub mod team_member;
+pub mod term;
 pub mod types;
 pub mod user;
 pub mod user_identity;

@@ -9,6 +9,8 @@ pub struct Model {
     pub id: Uuid,
     #[sea_orm(unique)]
     pub name: String,
+    /// IANA time zone name (`UTC` unless set): the default of the organization's terms.
+    pub time_zone: String,
     pub created_at: DateTimeUtc,
 }
 

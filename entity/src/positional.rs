@@ -88,6 +88,12 @@ positional!(section {
     promotion_mode,
     offer_hours,
     offered_count,
+    term_id,
+    starts_on,
+    ends_on,
+    enrollment_opens_at,
+    enrollment_closes_at,
+    close_noticed_at,
     created_at,
     updated_at,
 });
@@ -106,6 +112,7 @@ positional!(user {
 positional!(organization {
     id,
     name,
+    time_zone,
     created_at,
 });
 
@@ -135,6 +142,7 @@ positional!(enrollment {
     skipped_at,
     offer_expires_at,
     offer_remind_at,
+    record,
     created_at,
     updated_at,
 });

@@ -42,6 +42,16 @@ pub struct Model {
     pub offer_hours: i32,
     /// Enrollments in OFFERED (they hold a seat until accepted, declined or expired).
     pub offered_count: i32,
+    /// The term the section runs in; `None`: a weekly schedule without dates or windows.
+    pub term_id: Option<Uuid>,
+    /// The section's first and last dates, inside its term (the term's when `None`).
+    pub starts_on: Option<Date>,
+    pub ends_on: Option<Date>,
+    /// The section's own enrollment window, overriding its term's.
+    pub enrollment_opens_at: Option<DateTimeUtc>,
+    pub enrollment_closes_at: Option<DateTimeUtc>,
+    /// When its waiters were last told that its window closed (once per close).
+    pub close_noticed_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }
@@ -58,6 +68,20 @@ pub enum Relation {
     Course,
     #[sea_orm(has_many = "super::enrollment::Entity")]
     Enrollment,
+    #[sea_orm(
+        belongs_to = "super::term::Entity",
+        from = "Column::TermId",
+        to = "super::term::Column::Id",
+        on_update = "NoAction",
+        on_delete = "SetNull"
+    )]
+    Term,
+}
+
+impl Related<super::term::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Term.def()
+    }
 }
 
 impl Related<super::course::Entity> for Entity {

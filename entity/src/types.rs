@@ -156,3 +156,42 @@ impl Schedule {
         self.0.iter().fold(0, |mask, m| mask | m.weekday.bit())
     }
 }
+
+/// How a term admits its first requests (docs/design.md#registration-opening).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Admission {
+    /// Seats go in the order requests arrive.
+    #[sea_orm(string_value = "FIRST_COME")]
+    FirstCome,
+    /// Requests of the first minutes are drawn in a verifiable random order.
+    #[sea_orm(string_value = "LOTTERY")]
+    Lottery,
+}
+
+/// What a withdrawal leaves on the student's transcript (docs/design.md#time): nothing up to the
+/// term's drop deadline, a `W` up to its withdrawal deadline.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(8))")]
+#[serde(rename_all = "UPPERCASE")]
+pub enum EnrollmentRecord {
+    /// Dropped: no transcript record.
+    #[sea_orm(string_value = "NONE")]
+    #[cfg_attr(feature = "graphql", graphql(name = "NONE"))]
+    None,
+    /// Withdrawn after the drop deadline: recorded as `W`.
+    #[sea_orm(string_value = "W")]
+    #[cfg_attr(feature = "graphql", graphql(name = "W"))]
+    W,
+}
+
+/// A term's holidays: dates without meetings, stored as one JSON array of ISO 8601 dates.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, FromJsonQueryResult)]
+pub struct Holidays(pub Vec<chrono::NaiveDate>);

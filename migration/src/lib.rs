@@ -24,6 +24,7 @@ mod m20261125_000015_create_notifications;
 mod m20261125_000016_add_offer_mode;
 mod m20261125_000017_create_user_identities;
 mod m20261207_000018_create_changes;
+mod m20261207_000019_create_terms;
 
 pub struct Migrator;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000016_add_offer_mode::Migration),
             Box::new(m20261125_000017_create_user_identities::Migration),
             Box::new(m20261207_000018_create_changes::Migration),
+            Box::new(m20261207_000019_create_terms::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! who may see and do what (the viewer, visibility), and what a sign-in identity is. Everything
 //! here is reachable from unit tests without a database.
 
+pub mod calendar;
 pub mod cursor;
 pub mod identity;
 pub mod notification;

@@ -116,6 +116,16 @@ fn describe(error: &mut ServerError, api: &ApiError) {
             retry_after_seconds,
         } => set(error, "retryAfterSeconds", *retry_after_seconds),
         ApiError::InvalidTransition { from, .. } => set(error, "currentStatus", from.clone()),
+        ApiError::EnrollmentNotOpen { opens_at } => set(
+            error,
+            "opensAt",
+            opens_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
+        ApiError::EnrollmentClosed { closed_at } => set(
+            error,
+            "closedAt",
+            closed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ),
         ApiError::PrerequisitesMissing { ids, .. } => set(
             error,
             "missingCourseIds",

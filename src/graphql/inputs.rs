@@ -1,16 +1,19 @@
 //! The input objects of the schema, and their conversion into the plain commands the services
 //! take: services never see a GraphQL type.
 
-use async_graphql::{InputObject, MaybeUndefined};
-use chrono::{DateTime, Utc};
-use entity::types::{EnrollmentStatus, Meeting, PromotionMode, Role, Weekday};
+use async_graphql::{
+    InputObject, InputValueError, InputValueResult, MaybeUndefined, Scalar, ScalarType, Value,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::types::{Admission, EnrollmentStatus, Meeting, PromotionMode, Role, Weekday};
 use uuid::Uuid;
 
 use crate::service::{
     compliance,
     courses::{CourseChanges, NewCourse},
     discovery, rosters,
-    sections::{NewSection, SectionChanges},
+    sections::{NewSection, SectionChanges, SectionTime},
+    terms::TermFields,
     users,
 };
 
@@ -26,6 +29,8 @@ pub struct CourseFilter {
     pub has_open_seats: Option<bool>,
     /// Only courses with an active section meeting on this day.
     pub weekday: Option<Weekday>,
+    /// Only courses with an active section in this term.
+    pub term_id: Option<Uuid>,
 }
 
 /// A new course. `teacherId` and `organizationId` default to the caller's.
@@ -112,6 +117,15 @@ pub struct CreateSectionInput {
     /// How long an offered seat is held before it passes on: 1 to 168 hours.
     #[graphql(default = 24)]
     pub offer_hours: i32,
+    /// The term the section runs in; without one the section meets weekly with no dates.
+    pub term_id: Option<Uuid>,
+    /// The first date of its meetings, inside the term; the term's when left out.
+    pub starts_on: Option<Date>,
+    /// The last date of its meetings, inside the term; the term's when left out.
+    pub ends_on: Option<Date>,
+    /// The section's own enrollment window, overriding the term's.
+    pub enrollment_opens_at: Option<DateTime<Utc>>,
+    pub enrollment_closes_at: Option<DateTime<Utc>>,
 }
 
 /// Changes to a section; fields left out stay as they are. Raising the capacity promotes the
@@ -131,6 +145,135 @@ pub struct UpdateSectionInput {
     pub promotion_mode: Option<PromotionMode>,
     /// 1 to 168 hours; applies to offers made from now on.
     pub offer_hours: Option<i32>,
+    /// Null takes the section out of its term (its dates must be cleared too).
+    pub term_id: MaybeUndefined<Uuid>,
+    /// Null: the term's.
+    pub starts_on: MaybeUndefined<Date>,
+    /// Null: the term's.
+    pub ends_on: MaybeUndefined<Date>,
+    /// Null: the term's.
+    pub enrollment_opens_at: MaybeUndefined<DateTime<Utc>>,
+    /// Null: the term's. A window that opens again promotes into free seats.
+    pub enrollment_closes_at: MaybeUndefined<DateTime<Utc>>,
+}
+
+/// A date, ISO 8601 (`2026-09-01`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date(pub NaiveDate);
+
+#[Scalar(name = "Date")]
+impl ScalarType for Date {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(text) => {
+                let strict = text.len() == 10 && text.as_bytes()[4] == b'-';
+                text.parse::<NaiveDate>()
+                    .ok()
+                    .filter(|_| strict)
+                    .map(Date)
+                    .ok_or_else(|| InputValueError::custom("expected a date as YYYY-MM-DD"))
+            }
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}
+
+/// A new term of an organization (docs/design.md#time).
+#[derive(InputObject, Clone, Debug)]
+pub struct CreateTermInput {
+    /// Defaults to the caller's organization.
+    pub organization_id: Option<Uuid>,
+    /// 1 to 100 characters, e.g. "Fall 2026".
+    pub name: String,
+    /// Letters, digits or `-`, unique in the organization, e.g. `2026-FA`.
+    pub code: String,
+    pub starts_on: Date,
+    /// Not before `startsOn`.
+    pub ends_on: Date,
+    /// IANA name; the organization's when left out.
+    pub time_zone: Option<String>,
+    /// Dates inside the term without meetings.
+    #[graphql(default)]
+    pub holidays: Vec<Date>,
+    pub enrollment_opens_at: Option<DateTime<Utc>>,
+    /// After `enrollmentOpensAt`.
+    pub enrollment_closes_at: Option<DateTime<Utc>>,
+    /// Until then a withdrawal leaves no record (`record: NONE`).
+    pub drop_deadline: Option<DateTime<Utc>>,
+    /// Until then a withdrawal is recorded as `W`; after it only staff withdraw. Not before
+    /// `dropDeadline`.
+    pub withdraw_deadline: Option<DateTime<Utc>>,
+    /// `FIRST_COME` (the default).
+    pub admission: Option<Admission>,
+    pub lottery_minutes: Option<i32>,
+}
+
+/// Changes to a term; fields left out stay as they are, nullable fields set to null are
+/// cleared. Sections with dates of their own must stay inside the term.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct UpdateTermInput {
+    pub name: Option<String>,
+    pub code: Option<String>,
+    pub starts_on: Option<Date>,
+    pub ends_on: Option<Date>,
+    pub time_zone: Option<String>,
+    /// Replaces the whole list.
+    pub holidays: Option<Vec<Date>>,
+    pub enrollment_opens_at: MaybeUndefined<DateTime<Utc>>,
+    pub enrollment_closes_at: MaybeUndefined<DateTime<Utc>>,
+    pub drop_deadline: MaybeUndefined<DateTime<Utc>>,
+    pub withdraw_deadline: MaybeUndefined<DateTime<Utc>>,
+    pub admission: Option<Admission>,
+    pub lottery_minutes: MaybeUndefined<i32>,
+}
+
+/// Changes to an organization.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct UpdateOrganizationInput {
+    /// IANA time zone name: the default of terms created from now on.
+    pub time_zone: Option<String>,
+}
+
+impl From<CreateTermInput> for TermFields {
+    fn from(i: CreateTermInput) -> Self {
+        Self {
+            name: Some(i.name),
+            code: Some(i.code),
+            starts_on: Some(i.starts_on.0),
+            ends_on: Some(i.ends_on.0),
+            time_zone: i.time_zone,
+            holidays: Some(i.holidays.into_iter().map(|d| d.0).collect()),
+            enrollment_opens_at: Some(i.enrollment_opens_at),
+            enrollment_closes_at: Some(i.enrollment_closes_at),
+            drop_deadline: Some(i.drop_deadline),
+            withdraw_deadline: Some(i.withdraw_deadline),
+            admission: i.admission,
+            lottery_minutes: Some(i.lottery_minutes),
+        }
+    }
+}
+
+impl From<UpdateTermInput> for TermFields {
+    fn from(i: UpdateTermInput) -> Self {
+        Self {
+            name: i.name,
+            code: i.code,
+            starts_on: i.starts_on.map(|d| d.0),
+            ends_on: i.ends_on.map(|d| d.0),
+            time_zone: i.time_zone,
+            holidays: i.holidays.map(|h| h.into_iter().map(|d| d.0).collect()),
+            enrollment_opens_at: change(i.enrollment_opens_at),
+            enrollment_closes_at: change(i.enrollment_closes_at),
+            drop_deadline: change(i.drop_deadline),
+            withdraw_deadline: change(i.withdraw_deadline),
+            admission: i.admission,
+            lottery_minutes: change(i.lottery_minutes),
+        }
+    }
 }
 
 impl From<CourseFilter> for discovery::CourseFilter {
@@ -140,6 +283,7 @@ impl From<CourseFilter> for discovery::CourseFilter {
             teacher_id: f.teacher_id,
             has_open_seats: f.has_open_seats,
             weekday: f.weekday,
+            term_id: f.term_id,
         }
     }
 }
@@ -185,6 +329,13 @@ impl From<CreateSectionInput> for NewSection {
             assistant_id: i.assistant_id,
             promotion_mode: i.promotion_mode,
             offer_hours: i.offer_hours,
+            time: SectionTime {
+                term_id: Some(i.term_id),
+                starts_on: Some(i.starts_on.map(|d| d.0)),
+                ends_on: Some(i.ends_on.map(|d| d.0)),
+                enrollment_opens_at: Some(i.enrollment_opens_at),
+                enrollment_closes_at: Some(i.enrollment_closes_at),
+            },
         }
     }
 }
@@ -203,6 +354,13 @@ impl From<UpdateSectionInput> for SectionChanges {
             assistant_id: change(i.assistant_id),
             promotion_mode: i.promotion_mode,
             offer_hours: i.offer_hours,
+            time: SectionTime {
+                term_id: change(i.term_id),
+                starts_on: change(i.starts_on).map(|d| d.map(|d| d.0)),
+                ends_on: change(i.ends_on).map(|d| d.map(|d| d.0)),
+                enrollment_opens_at: change(i.enrollment_opens_at),
+                enrollment_closes_at: change(i.enrollment_closes_at),
+            },
         }
     }
 }

@@ -28,6 +28,9 @@ pub struct CourseFilter {
     pub has_open_seats: Option<bool>,
     /// Only courses with an active section meeting on this day.
     pub weekday: Option<Weekday>,
+    /// Only courses with an active section in this term (the other conditions on sections then
+    /// hold in that term).
+    pub term_id: Option<Uuid>,
 }
 
 /// One page of discovery results.
@@ -84,6 +87,13 @@ pub async fn count_discoverable(store: &Store, filter: &CourseFilter) -> Result<
 }
 
 fn discoverable(filter: &CourseFilter) -> Result<Select<course::Entity>, ApiError> {
+    let active_sections_of_outer_course = || {
+        let mut sections = active_sections_of_outer_course();
+        if let Some(term) = filter.term_id {
+            sections.and_where(Expr::col((section::Entity, section::Column::TermId)).eq(term));
+        }
+        sections
+    };
     let mut sections = active_sections_of_outer_course();
     if let Some(day) = filter.weekday {
         sections.and_where(

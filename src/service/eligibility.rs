@@ -11,8 +11,11 @@ use entity::{
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Statement};
 use uuid::Uuid;
 
-use super::for_update;
-use crate::{domain::schedule::first_conflict, error::ApiError};
+use super::{for_update, terms};
+use crate::{
+    domain::calendar::{self, Dated, Span, first_conflict},
+    error::ApiError,
+};
 
 /// Takes the user's row lock (PostgreSQL; SQLite's write transaction already serializes
 /// writers), so that the checks of one user's seats (invariant 7) run one at a time. Lock order:
@@ -66,9 +69,25 @@ pub(crate) async fn check_seat(
             None
         },
     };
+    let span = match reads.overlaps {
+        Some(_) => span_of(conn, section).await?,
+        None => None,
+    };
     standing(conn, user_id, course.id, reads)
         .await?
-        .verdict(section)
+        .verdict(section, span.as_ref())
+}
+
+/// The dates `section` meets on: none without a term (read only for a section in one).
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn span_of(
+    conn: &impl ConnectionTrait,
+    section: &section::Model,
+) -> Result<Option<Span>, ApiError> {
+    let term = terms::of_section(conn, section).await?;
+    Ok(terms::span(section, term.as_ref()))
 }
 
 /// Whether overlapping meetings are checked, or staff override the check (recorded on the
@@ -140,37 +159,55 @@ pub(crate) async fn standing(
         .await?;
     let mut standing = Standing::default();
     for row in rows {
-        standing.push(
-            row.try_get_by_index(0)?,
-            row.try_get_by_index(1)?,
-            row.try_get_by_index(2)?,
-            row.try_get_by_index(3)?,
-        )?;
+        let kind: i32 = row.try_get_by_index(0)?;
+        let id: Uuid = row.try_get_by_index(1)?;
+        let name: Option<String> = row.try_get_by_index(2)?;
+        match kind {
+            1 => standing.missing.push((id, name.unwrap_or_default())),
+            2 => standing.active = Some(id),
+            _ => standing.seats.push(Seat {
+                course: name.unwrap_or_default(),
+                schedule: json(row.try_get_by_index::<Option<String>>(3)?)?.unwrap_or_default(),
+                span: seat_span(
+                    row.try_get_by_index(4)?,
+                    row.try_get_by_index(5)?,
+                    row.try_get_by_index(6)?,
+                    row.try_get_by_index(7)?,
+                )?,
+            }),
+        }
     }
     Ok(standing)
 }
 
 /// The statement of [`standing`] and its five values (`$1`…`$5`), `None` when `reads` asks for
 /// nothing. Its rows: a kind (1 a missing prerequisite, 2 the active enrollment in the course,
-/// 3 another active seat), an id (the course, the enrollment, the section), a name, the
-/// section's meetings as JSON.
+/// 3 another active seat), an id (the course, the enrollment, the section), a name, and for a
+/// seat its section's meetings as JSON, its first and last date, its term's time zone and
+/// holidays (no dates without a term).
 fn standing_sql(
     user_id: Uuid,
     course_id: Uuid,
     reads: &Reads,
 ) -> Option<(String, Vec<sea_orm::Value>)> {
     const PREREQUISITES: &str = "SELECT 1 AS kind, c.id AS id, c.name AS name, \
-        CAST(NULL AS TEXT) AS schedule \
+        CAST(NULL AS TEXT) AS schedule, CAST(NULL AS TEXT) AS starts_on, \
+        CAST(NULL AS TEXT) AS ends_on, CAST(NULL AS TEXT) AS time_zone, \
+        CAST(NULL AS TEXT) AS holidays \
         FROM course_prerequisites p JOIN courses c ON c.id = p.prerequisite_id \
         WHERE p.course_id = $1 AND NOT EXISTS (SELECT 1 FROM certifications x \
         WHERE x.user_id = $2 AND x.course_id = p.prerequisite_id \
         AND (x.expires_at IS NULL OR x.expires_at > $3))";
-    const ACTIVE: &str = "SELECT 2, e.id, CAST(NULL AS TEXT), CAST(NULL AS TEXT) \
+    const ACTIVE: &str = "SELECT 2, e.id, CAST(NULL AS TEXT), CAST(NULL AS TEXT), \
+        CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT) \
         FROM enrollments e WHERE e.user_id = $2 AND e.course_id = $1 \
         AND e.status IN ('PENDING', 'REGISTERED', 'WAITLISTED', 'OFFERED')";
-    const SEATS: &str = "SELECT 3, s.id, c.name, CAST(s.schedule AS TEXT) \
+    const SEATS: &str = "SELECT 3, s.id, c.name, CAST(s.schedule AS TEXT), \
+        CAST(COALESCE(s.starts_on, t.starts_on) AS TEXT), \
+        CAST(COALESCE(s.ends_on, t.ends_on) AS TEXT), CAST(t.time_zone AS TEXT), \
+        CAST(t.holidays AS TEXT) \
         FROM enrollments e JOIN sections s ON s.id = e.section_id \
-        JOIN courses c ON c.id = s.course_id WHERE e.user_id = $2 \
+        JOIN courses c ON c.id = s.course_id LEFT JOIN terms t ON t.id = s.term_id WHERE e.user_id = $2 \
         AND e.status IN ('PENDING', 'REGISTERED', 'OFFERED') AND s.id <> $4 AND e.id <> $5";
     debug_assert_eq!(
         EnrollmentStatus::ACTIVE,
@@ -213,37 +250,59 @@ pub(crate) struct Standing {
     missing: Vec<(Uuid, String)>,
     /// The user's active enrollment in the course.
     pub active: Option<Uuid>,
-    /// The user's other active seats: the course's name and the section's meetings.
-    seats: Vec<(String, entity::types::Schedule)>,
+    /// The user's other active seats.
+    seats: Vec<Seat>,
+}
+
+/// Another active seat of the user: its course's name, its section's meetings and dates.
+#[derive(Debug)]
+struct Seat {
+    course: String,
+    schedule: entity::types::Schedule,
+    span: Option<Span>,
+}
+
+fn json<T: serde::de::DeserializeOwned>(text: Option<String>) -> Result<Option<T>, ApiError> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| DbErr::Json(e.to_string()).into()))
+        .transpose()
+}
+
+/// A seat's dates as the statement reads them: all four values, or none for a section without
+/// a term.
+fn seat_span(
+    starts_on: Option<String>,
+    ends_on: Option<String>,
+    time_zone: Option<String>,
+    holidays: Option<String>,
+) -> Result<Option<Span>, ApiError> {
+    let (Some(starts_on), Some(ends_on), Some(time_zone)) = (starts_on, ends_on, time_zone) else {
+        return Ok(None);
+    };
+    let date = |text: &str| {
+        text.get(..10)
+            .and_then(|d| d.parse::<chrono::NaiveDate>().ok())
+            .ok_or_else(|| ApiError::from(DbErr::Type(format!("not a date: {text}"))))
+    };
+    Ok(Some(Span::new(
+        date(&starts_on)?,
+        date(&ends_on)?,
+        calendar::time_zone(&time_zone).unwrap_or(chrono_tz::UTC),
+        json(holidays)?.unwrap_or_default(),
+    )))
 }
 
 impl Standing {
-    fn push(
-        &mut self,
-        kind: i32,
-        id: Uuid,
-        name: Option<String>,
-        schedule: Option<String>,
-    ) -> Result<(), ApiError> {
-        match kind {
-            1 => self.missing.push((id, name.unwrap_or_default())),
-            2 => self.active = Some(id),
-            _ => {
-                let schedule = serde_json::from_str(schedule.as_deref().unwrap_or("[]"))
-                    .map_err(|e| DbErr::Json(e.to_string()))?;
-                self.seats.push((name.unwrap_or_default(), schedule));
-            }
-        }
-        Ok(())
-    }
-
     /// `PREREQUISITES_MISSING`, else `SCHEDULE_CONFLICT` (see [`Self::schedule`]), else `Ok`.
     ///
     /// # Errors
     /// As above.
-    pub(crate) fn verdict(&self, section: &section::Model) -> Result<(), ApiError> {
+    pub(crate) fn verdict(
+        &self,
+        section: &section::Model,
+        span: Option<&Span>,
+    ) -> Result<(), ApiError> {
         self.prerequisites()?;
-        self.schedule(section)
+        self.schedule(section, span)
     }
 
     /// `PREREQUISITES_MISSING` naming the prerequisites without an unexpired certification.
@@ -259,18 +318,32 @@ impl Standing {
     }
 
     /// `SCHEDULE_CONFLICT` naming the first of the other seats whose meetings overlap
-    /// `section`'s, and the meeting.
+    /// `section`'s (on `span`, its dates) on some date, the meeting and the date.
     ///
     /// # Errors
     /// As above.
-    pub(crate) fn schedule(&self, section: &section::Model) -> Result<(), ApiError> {
-        for (name, other) in &self.seats {
-            if let Some((mine, _)) = first_conflict(&section.schedule, other) {
+    pub(crate) fn schedule(
+        &self,
+        section: &section::Model,
+        span: Option<&Span>,
+    ) -> Result<(), ApiError> {
+        let mine = Dated {
+            schedule: &section.schedule,
+            span,
+        };
+        for seat in &self.seats {
+            let theirs = Dated {
+                schedule: &seat.schedule,
+                span: seat.span.as_ref(),
+            };
+            if let Some((meeting, on)) = first_conflict(mine, theirs) {
+                let on = on.map(|d| format!(" on {d}")).unwrap_or_default();
                 return Err(ApiError::ScheduleConflict(format!(
-                    "{name} ({} {}–{})",
-                    format!("{:?}", mine.weekday).to_uppercase(),
-                    mine.start,
-                    mine.end
+                    "{} ({} {}–{}{on})",
+                    seat.course,
+                    format!("{:?}", meeting.weekday).to_uppercase(),
+                    meeting.start,
+                    meeting.end
                 )));
             }
         }
@@ -296,7 +369,8 @@ pub(crate) async fn check_schedule(
         active_in_course: false,
         overlaps: Reads::overlaps_of(section, ignore_enrollment),
     };
+    let span = span_of(conn, section).await?;
     standing(conn, user_id, section.course_id, reads)
         .await?
-        .verdict(section)
+        .verdict(section, span.as_ref())
 }

@@ -13,9 +13,9 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{eligibility, for_update, promotion, seats};
+use super::{eligibility, for_update, promotion, seats, terms};
 use crate::{
-    domain::viewer::Viewer,
+    domain::{calendar::WindowState, viewer::Viewer},
     error::ApiError,
     store::{Store, Transition, Tx},
 };
@@ -91,6 +91,10 @@ async fn enroll_in(
             "the section or its course is not active".into(),
         ));
     }
+    let mut details = serde_json::Map::new();
+    // The term, for the window and the dates (a section without one reads nothing more).
+    let term = terms::of_section(tx, &section).await?;
+    check_window(tx, &section, term.as_ref(), proxy, &mut details)?;
     // The checks, read in a statement of their own after the user's lock: under READ
     // COMMITTED it sees every seat the user's previous write committed.
     let checked_at = tx.now();
@@ -108,7 +112,10 @@ async fn enroll_in(
     if standing.active.is_some() {
         return Err(ApiError::AlreadyEnrolled);
     }
-    standing.schedule(&section)?;
+    let span = terms::span(&section, term.as_ref());
+    if !request.override_schedule_conflict {
+        standing.schedule(&section, span.as_ref())?;
+    }
 
     // The seat, on the section as the checks saw it: the update re-checks its meetings and
     // approval rule on the row as the last commit left it, and locks it.
@@ -130,14 +137,19 @@ async fn enroll_in(
                 "the section or its course is not active".into(),
             ));
         }
-        if now.schedule != section.schedule && !request.override_schedule_conflict {
-            eligibility::check_schedule(tx, user_id, &now, None).await?;
+        if now.updated_at != section.updated_at {
+            // Changed by staff since it was read: its window and dates are checked again.
+            let term = terms::of_section(tx, &now).await?;
+            details.clear();
+            check_window(tx, &now, term.as_ref(), proxy, &mut details)?;
+            if !request.override_schedule_conflict {
+                eligibility::check_schedule(tx, user_id, &now, None).await?;
+            }
         }
         section = now;
         took = seats::take(tx, section.id, seat_status(&section)).await?;
     }
     let seat_status = seat_status(&section);
-    let mut details = serde_json::Map::new();
     if request.override_schedule_conflict {
         details.insert("scheduleConflictOverride".into(), json!(true));
     }
@@ -186,6 +198,7 @@ async fn enroll_in(
         skipped_at: Set(None),
         offer_expires_at: Set(None),
         offer_remind_at: Set(None),
+        record: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
     };
@@ -205,6 +218,29 @@ async fn enroll_in(
         }
     }
     Ok(row)
+}
+
+/// The section's enrollment window at this time: a student enrolls only while it is open
+/// (`ENROLLMENT_NOT_OPEN` with its opening time, `ENROLLMENT_CLOSED`); staff enrolling someone
+/// else may enroll outside it, and the event records it as late (`details.outsideWindow`).
+fn check_window(
+    tx: &Tx<'_>,
+    section: &section::Model,
+    term: Option<&entity::term::Model>,
+    proxy: bool,
+    details: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<(), ApiError> {
+    let (outside, refusal) = match terms::window(section, term).at(tx.now()) {
+        WindowState::Open => return Ok(()),
+        WindowState::NotOpen(opens_at) => ("NOT_OPEN", ApiError::EnrollmentNotOpen { opens_at }),
+        WindowState::Closed(closed_at) => ("CLOSED", ApiError::EnrollmentClosed { closed_at }),
+    };
+    if !proxy {
+        return Err(refusal);
+    }
+    details.insert("late".into(), json!(true));
+    details.insert("outsideWindow".into(), json!(outside));
+    Ok(())
 }
 
 /// Records the event creating `row`, in `status`, with `details` (the overrides used), timed

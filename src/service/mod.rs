@@ -22,6 +22,7 @@ pub mod seats;
 pub mod sections;
 pub mod switch;
 pub mod teams;
+pub mod terms;
 pub mod transitions;
 pub mod users;
 

@@ -8,7 +8,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use entity::{
     enrollment, section,
-    types::EnrollmentStatus::{Offered, Withdrawn},
+    types::{
+        EnrollmentRecord,
+        EnrollmentStatus::{Offered, Withdrawn},
+    },
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
@@ -40,6 +43,11 @@ pub(crate) async fn lapse(
     let updated = enrollment::Entity::update_many()
         .col_expr(enrollment::Column::Status, Expr::value(Withdrawn))
         .col_expr(enrollment::Column::WithdrawnAt, Expr::value(Some(at)))
+        // A lapsed offer held the seat for the student, who never took it: no record.
+        .col_expr(
+            enrollment::Column::Record,
+            Expr::value(Some(EnrollmentRecord::None)),
+        )
         .col_expr(enrollment::Column::Reason, Expr::value(OFFER_EXPIRED))
         .col_expr(
             enrollment::Column::OfferExpiresAt,

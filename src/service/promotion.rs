@@ -69,6 +69,14 @@ pub(crate) async fn fill_free_seats(
     if seats.promotable() == 0 || !section.is_active {
         return Ok(Vec::new());
     }
+    // Promotions and offers stop when the enrollment window closes; the waiters stay and are
+    // told once (`CloseNotices`).
+    if section.term_id.is_some() || section.enrollment_closes_at.is_some() {
+        let term = super::terms::of_section(tx, &section).await?;
+        if super::terms::window(&section, term.as_ref()).is_closed(tx.now()) {
+            return Ok(Vec::new());
+        }
+    }
     // Shared-locked on PostgreSQL: a reactivation of the course (which updates its row, then
     // fills each section) and this change then come one after the other, so a seat freed while
     // the course turns active again is never missed by both.

@@ -65,7 +65,9 @@ pub(crate) async fn take_as_seen(
     let column = |c: section::Column| Expr::col((section::Entity, c));
     update
         .and_where(column(section::Column::Schedule).eq(seen.schedule.clone()))
-        .and_where(column(section::Column::RequiresApproval).eq(seen.requires_approval));
+        .and_where(column(section::Column::RequiresApproval).eq(seen.requires_approval))
+        // Any other change by staff (dates, term, window) since the checks read the section.
+        .and_where(column(section::Column::UpdatedAt).eq(seen.updated_at));
     let result = conn.execute(&update).await?;
     Ok(result.rows_affected() == 1)
 }

@@ -1,8 +1,9 @@
 //! Sections: creating and changing them, for the staff of their course, and reading one as the
 //! viewer may see it.
 
+use chrono::{DateTime, NaiveDate, Utc};
 use entity::{
-    course, enrollment, section,
+    course, enrollment, section, term,
     types::{Meeting, PromotionMode, Schedule},
     user,
 };
@@ -32,6 +33,20 @@ pub struct NewSection {
     pub promotion_mode: PromotionMode,
     /// How long an offered seat is held, 1 to 168 hours.
     pub offer_hours: i32,
+    /// Its term, dates and window (docs/design.md#time).
+    pub time: SectionTime,
+}
+
+/// A section's place in time: its term, its dates inside the term (the term's when `None`),
+/// and its own enrollment window (the term's when `None`). In [`SectionChanges`] an outer
+/// `None` leaves a field as it is and `Some(None)` clears it.
+#[derive(Clone, Debug, Default)]
+pub struct SectionTime {
+    pub term_id: Option<Option<Uuid>>,
+    pub starts_on: Option<Option<NaiveDate>>,
+    pub ends_on: Option<Option<NaiveDate>>,
+    pub enrollment_opens_at: Option<Option<DateTime<Utc>>>,
+    pub enrollment_closes_at: Option<Option<DateTime<Utc>>>,
 }
 
 /// Changes to a section: `None` leaves a field as it is; `capacity: Some(None)` makes the
@@ -49,6 +64,7 @@ pub struct SectionChanges {
     /// Switching modes leaves open offers running until they end.
     pub promotion_mode: Option<PromotionMode>,
     pub offer_hours: Option<i32>,
+    pub time: SectionTime,
 }
 
 /// Adds a section to a course.
@@ -78,6 +94,7 @@ pub async fn create_section(
                 if let Some(assistant) = new.assistant_id {
                     check_assistant(tx, assistant, &course).await?;
                 }
+                let time = place_in_time(tx, &course, &Placed::default(), &new.time).await?;
                 let at = tx.now();
                 Ok(section::ActiveModel {
                     id: Set(Uuid::now_v7()),
@@ -98,6 +115,12 @@ pub async fn create_section(
                     requires_approval: Set(new.requires_approval),
                     waitlist_enabled: Set(new.waitlist_enabled),
                     assistant_id: Set(new.assistant_id),
+                    term_id: Set(time.term_id),
+                    starts_on: Set(time.starts_on),
+                    ends_on: Set(time.ends_on),
+                    enrollment_opens_at: Set(time.enrollment_opens_at),
+                    enrollment_closes_at: Set(time.enrollment_closes_at),
+                    close_noticed_at: Set(None),
                     created_at: Set(at),
                     updated_at: Set(at),
                 }
@@ -143,7 +166,22 @@ async fn update_section_in(
     if !viewer.can_manage_course(&course) {
         return Err(ApiError::forbidden("you do not manage this course"));
     }
+    let placed = Placed {
+        term_id: existing.term_id,
+        starts_on: existing.starts_on,
+        ends_on: existing.ends_on,
+        enrollment_opens_at: existing.enrollment_opens_at,
+        enrollment_closes_at: existing.enrollment_closes_at,
+    };
+    let time = place_in_time(tx, &course, &placed, &changes.time).await?;
     let mut model: section::ActiveModel = existing.into();
+    if time != placed {
+        model.term_id = Set(time.term_id);
+        model.starts_on = Set(time.starts_on);
+        model.ends_on = Set(time.ends_on);
+        model.enrollment_opens_at = Set(time.enrollment_opens_at);
+        model.enrollment_closes_at = Set(time.enrollment_closes_at);
+    }
     if let Some(name) = &changes.name {
         model.name = Set(validate::name("name", name, validate::SECTION_NAME_MAX)?);
     }
@@ -190,6 +228,101 @@ async fn update_section_in(
             .ok_or(ApiError::NotFound("section"))?
     };
     Ok((updated, promoted))
+}
+
+/// Where a section stands in time, as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Placed {
+    term_id: Option<Uuid>,
+    starts_on: Option<NaiveDate>,
+    ends_on: Option<NaiveDate>,
+    enrollment_opens_at: Option<DateTime<Utc>>,
+    enrollment_closes_at: Option<DateTime<Utc>>,
+}
+
+/// `placed` with `changes` applied, checked: the term belongs to the course's organization;
+/// dates need a term and lie inside it, the last not before the first; the window closes after
+/// it opens (the term's bounds fill in the ones the section leaves unset).
+async fn place_in_time(
+    tx: &Tx<'_>,
+    course: &course::Model,
+    placed: &Placed,
+    changes: &SectionTime,
+) -> Result<Placed, ApiError> {
+    let mut time = placed.clone();
+    if let Some(v) = changes.term_id {
+        time.term_id = v;
+    }
+    if let Some(v) = changes.starts_on {
+        time.starts_on = v;
+    }
+    if let Some(v) = changes.ends_on {
+        time.ends_on = v;
+    }
+    if let Some(v) = changes.enrollment_opens_at {
+        time.enrollment_opens_at = v;
+    }
+    if let Some(v) = changes.enrollment_closes_at {
+        time.enrollment_closes_at = v;
+    }
+    let term = match time.term_id {
+        Some(id) => Some(
+            term::Entity::find_by_id(id)
+                .one(tx)
+                .await?
+                .filter(|t| t.organization_id == course.organization_id)
+                .ok_or_else(|| {
+                    ApiError::bad_input("termId", "no such term in the course's organization")
+                })?,
+        ),
+        None => None,
+    };
+    match &term {
+        None if time.starts_on.is_some() || time.ends_on.is_some() => {
+            return Err(ApiError::bad_input(
+                if time.starts_on.is_some() {
+                    "startsOn"
+                } else {
+                    "endsOn"
+                },
+                "a section has dates only in a term: set termId",
+            ));
+        }
+        Some(term) => {
+            let inside = term.starts_on..=term.ends_on;
+            for (field, date) in [("startsOn", time.starts_on), ("endsOn", time.ends_on)] {
+                if date.is_some_and(|d| !inside.contains(&d)) {
+                    return Err(ApiError::bad_input(
+                        field,
+                        format!(
+                            "must be inside the term ({} to {})",
+                            term.starts_on, term.ends_on
+                        ),
+                    ));
+                }
+            }
+            let first = time.starts_on.unwrap_or(term.starts_on);
+            if time.ends_on.unwrap_or(term.ends_on) < first {
+                return Err(ApiError::bad_input("endsOn", "must not be before startsOn"));
+            }
+        }
+        None => {}
+    }
+    let opens = time
+        .enrollment_opens_at
+        .or(term.as_ref().and_then(|t| t.enrollment_opens_at));
+    let closes = time
+        .enrollment_closes_at
+        .or(term.as_ref().and_then(|t| t.enrollment_closes_at));
+    if let (Some(opens), Some(closes)) = (opens, closes)
+        && closes <= opens
+    {
+        return Err(ApiError::bad_input(
+            "enrollmentClosesAt",
+            "must be after the window opens",
+        ));
+    }
+    Ok(time)
 }
 
 /// An assistant must be a user of the course's organization.

@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use super::{
     eligibility, for_update, promotion, seats, section_with_course,
-    transitions::{invalid, lock_for_change},
+    transitions::{Actor, invalid, lock_for_change, withdrawal},
 };
 use crate::{
-    domain::viewer::Viewer,
+    domain::{calendar::WindowState, viewer::Viewer},
     error::ApiError,
     store::{Store, Transition, Tx},
 };
@@ -89,6 +89,21 @@ async fn switch_in(
             "the section or its course is not active".into(),
         ));
     }
+    // Joining the target is an enrollment in it: a student only while its window is open.
+    let target_term = super::terms::of_section(tx, &target).await?;
+    let window = super::terms::window(&target, target_term.as_ref()).at(tx.now());
+    let outside = match window {
+        WindowState::Open => None,
+        WindowState::NotOpen(opens_at) => Some(ApiError::EnrollmentNotOpen { opens_at }),
+        WindowState::Closed(closed_at) => Some(ApiError::EnrollmentClosed { closed_at }),
+    };
+    let staff = locked.actor == Some(Actor::Staff);
+    if let Some(refusal) = outside.filter(|_| !staff) {
+        return Err(refusal);
+    }
+    // Leaving the section is a withdrawal from it: the term's deadline ladder applies, and
+    // what it leaves for the section left is on the switch's event.
+    let (record, late) = withdrawal(tx, &locked.section, row.status, staff).await?;
     eligibility::lock_user(tx, row.user_id).await?;
     eligibility::check_schedule(tx, row.user_id, &target, Some(row.id)).await?;
     if !seats::take(tx, target.id, to).await? {
@@ -127,10 +142,19 @@ async fn switch_in(
             to,
             actor: Some(viewer.id()),
             reason: Some("switched section".into()),
-            details: Some(json!({
-                "fromSectionId": locked.section.id,
-                "toSectionId": target.id,
-            })),
+            details: Some({
+                let mut details = json!({
+                    "fromSectionId": locked.section.id,
+                    "toSectionId": target.id,
+                });
+                if locked.section.term_id.is_some() && row.status.holds_seat() {
+                    details["record"] = json!(record);
+                }
+                if late || window != WindowState::Open {
+                    details["late"] = json!(true);
+                }
+                details
+            }),
             at,
         },
     )

@@ -9,7 +9,10 @@
 
 use entity::{
     certification, course, enrollment, section,
-    types::EnrollmentStatus::{self, *},
+    types::{
+        EnrollmentRecord,
+        EnrollmentStatus::{self, *},
+    },
 };
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set,
@@ -325,6 +328,15 @@ async fn change_in(
         return Err(invalid(from, to));
     }
     let mut details = None;
+    let mut record = None;
+    if to == Withdrawn {
+        let staff = locked.actor == Some(Actor::Staff);
+        let (kept, late) = withdrawal(tx, &locked.section, from, staff).await?;
+        record = Some(kept);
+        if late {
+            details = Some(json!({ "late": true }));
+        }
+    }
     if to == Registered || accepting {
         eligibility::lock_user(tx, row.user_id).await?;
         let (section, course) = (&locked.section, &locked.course);
@@ -353,6 +365,7 @@ async fn change_in(
         Withdrawn => {
             columns.withdrawn_at = Set(Some(at));
             columns.reason = Set(change.reason.map(str::to_owned));
+            columns.record = Set(record);
         }
         Cancelled => {
             columns.cancelled_at = Set(Some(at));
@@ -407,6 +420,31 @@ async fn change_in(
         promotion::fill_free_seats(tx, locked.section.id).await?;
     }
     reread(tx, row.id).await
+}
+
+/// The deadline ladder of a withdrawal from `from` now (docs/design.md#time): what it leaves on
+/// the transcript, and whether it comes after the withdrawal deadline (then only `staff` may
+/// make it, recorded late). Leaving a waitlist (nothing held yet) leaves no record at any time.
+///
+/// # Errors
+/// `DEADLINE_PASSED` for a student after the withdrawal deadline; the database fails.
+pub(crate) async fn withdrawal(
+    tx: &Tx<'_>,
+    section: &section::Model,
+    from: EnrollmentStatus,
+    staff: bool,
+) -> Result<(EnrollmentRecord, bool), ApiError> {
+    if !from.holds_seat() || section.term_id.is_none() {
+        return Ok((EnrollmentRecord::None, false));
+    }
+    let term = super::terms::of_section(tx, section).await?;
+    let ladder = super::terms::deadlines(term.as_ref()).at(tx.now());
+    if ladder.past_deadline && !staff {
+        return Err(ApiError::DeadlinePassed(
+            "the term's withdrawal deadline has passed; ask the course's staff".into(),
+        ));
+    }
+    Ok((ladder.record, ladder.past_deadline))
 }
 
 /// An enrollment as this write left it.

@@ -53,6 +53,7 @@ pub async fn add_user(store: &Store, new: NewUser) -> Result<user::Model, ApiErr
                                 organization::ActiveModel {
                                     id: Set(Uuid::now_v7()),
                                     name: Set(validate::name("org", org_name, 255)?),
+                                    time_zone: Set("UTC".into()),
                                     created_at: Set(at),
                                 }
                                 .insert(tx)
@@ -353,6 +354,7 @@ async fn organization_named(tx: &crate::store::Tx<'_>, name: &str) -> Result<Uui
     Ok(organization::ActiveModel {
         id: Set(Uuid::now_v7()),
         name: Set(validate::name("organization", name, 255)?),
+        time_zone: Set("UTC".into()),
         created_at: Set(tx.now()),
     }
     .insert(tx)

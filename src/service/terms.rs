@@ -1,0 +1,421 @@
+//! Terms (docs/design.md#time): creating and changing them (coordinators of their organization,
+//! admins), reading them, and what a section's term makes of its dates, window and deadlines.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::{
+    organization, section, term,
+    types::{Admission, Holidays},
+};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, Set,
+};
+use uuid::Uuid;
+
+use super::{for_update, promotion};
+use crate::{
+    domain::{
+        calendar::{self, Deadlines, Span, Window},
+        validate,
+        viewer::Viewer,
+    },
+    error::ApiError,
+    store::{Store, Tx},
+};
+
+/// The longest name of a term.
+pub const TERM_NAME_MAX: usize = 100;
+/// The most holidays a term may list.
+pub const HOLIDAYS_MAX: usize = 366;
+
+/// A term's fields as a client sends them: for a new term every field it sets, for a change the
+/// fields to change (`None` leaves one as it is; an inner `None` clears an optional one).
+#[derive(Clone, Debug, Default)]
+pub struct TermFields {
+    pub name: Option<String>,
+    pub code: Option<String>,
+    pub starts_on: Option<NaiveDate>,
+    pub ends_on: Option<NaiveDate>,
+    pub time_zone: Option<String>,
+    pub holidays: Option<Vec<NaiveDate>>,
+    pub enrollment_opens_at: Option<Option<DateTime<Utc>>>,
+    pub enrollment_closes_at: Option<Option<DateTime<Utc>>>,
+    pub drop_deadline: Option<Option<DateTime<Utc>>>,
+    pub withdraw_deadline: Option<Option<DateTime<Utc>>>,
+    pub admission: Option<Admission>,
+    pub lottery_minutes: Option<Option<i32>>,
+}
+
+/// Creates a term in an organization (the viewer's unless named).
+///
+/// # Errors
+/// `UNAUTHENTICATED`/`FORBIDDEN` unless a coordinator of the organization or an admin;
+/// `NOT_FOUND` for the organization; `BAD_USER_INPUT` naming the field; `CONFLICT` for a code the
+/// organization already uses.
+pub async fn create_term(
+    store: &Store,
+    viewer: &Viewer,
+    organization_id: Option<Uuid>,
+    fields: TermFields,
+) -> Result<term::Model, ApiError> {
+    let organization_id = organization_id
+        .or(viewer.user.organization_id)
+        .ok_or_else(|| ApiError::bad_input("organizationId", "name the term's organization"))?;
+    let fields = &fields;
+    store
+        .write(|tx| {
+            Box::pin(async move {
+                let organization = organization::Entity::find_by_id(organization_id)
+                    .one(tx)
+                    .await?
+                    .ok_or(ApiError::NotFound("organization"))?;
+                may_manage(viewer, organization.id)?;
+                let (Some(name), Some(code), Some(starts_on), Some(ends_on)) =
+                    (&fields.name, &fields.code, fields.starts_on, fields.ends_on)
+                else {
+                    return Err(ApiError::bad_input(
+                        "input",
+                        "name, code, startsOn and endsOn are required",
+                    ));
+                };
+                let at = tx.now();
+                let model = term::Model {
+                    id: Uuid::now_v7(),
+                    organization_id: organization.id,
+                    name: name.clone(),
+                    code: code.clone(),
+                    starts_on,
+                    ends_on,
+                    time_zone: organization.time_zone.clone(),
+                    holidays: Holidays::default(),
+                    enrollment_opens_at: None,
+                    enrollment_closes_at: None,
+                    drop_deadline: None,
+                    withdraw_deadline: None,
+                    admission: Admission::FirstCome,
+                    lottery_minutes: None,
+                    created_at: at,
+                    updated_at: at,
+                };
+                let model = apply(model, fields)?;
+                let active: term::ActiveModel = model.into();
+                active
+                    .insert(tx)
+                    .await
+                    .map_err(|e| ApiError::on_unique_violation(e, code_taken))
+            })
+        })
+        .await
+}
+
+/// Changes a term. Sections with dates of their own must stay inside it; a window that opens
+/// again (or later) fills the free seats of its sections from their waitlists.
+///
+/// # Errors
+/// As [`create_term`], and `NOT_FOUND` for the term.
+pub async fn update_term(
+    store: &Store,
+    viewer: &Viewer,
+    id: Uuid,
+    fields: TermFields,
+) -> Result<term::Model, ApiError> {
+    let fields = &fields;
+    store
+        .write(|tx| {
+            Box::pin(async move {
+                let existing = for_update(term::Entity::find_by_id(id), tx.get_database_backend())
+                    .one(tx)
+                    .await?
+                    .ok_or(ApiError::NotFound("term"))?;
+                may_manage(viewer, existing.organization_id)?;
+                let mut changed = apply(existing, fields)?;
+                changed.updated_at = tx.now();
+                check_sections_inside(tx, &changed).await?;
+                let active = term::ActiveModel::from(changed).reset_all();
+                let updated = active
+                    .update(tx)
+                    .await
+                    .map_err(|e| ApiError::on_unique_violation(e, code_taken))?;
+                fill_sections(tx, updated.id).await?;
+                Ok(updated)
+            })
+        })
+        .await
+}
+
+fn code_taken() -> ApiError {
+    ApiError::Conflict("the organization has a term with this code already".into())
+}
+
+/// Coordinators manage their organization's terms, admins every organization's.
+fn may_manage(viewer: &Viewer, organization_id: Uuid) -> Result<(), ApiError> {
+    if viewer.is_admin() || viewer.coordinates(organization_id) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "only the organization's coordinators and admins manage its terms",
+        ))
+    }
+}
+
+/// `term` with `fields` applied and checked as a whole: each rule names the field it refuses.
+fn apply(mut term: term::Model, fields: &TermFields) -> Result<term::Model, ApiError> {
+    if let Some(name) = &fields.name {
+        term.name = validate::name("name", name, TERM_NAME_MAX)?;
+    }
+    if let Some(code) = &fields.code {
+        term.code = validate::course_code(Some(code))?
+            .ok_or_else(|| ApiError::bad_input("code", "must not be blank"))?;
+    }
+    if let Some(v) = fields.starts_on {
+        term.starts_on = v;
+    }
+    if let Some(v) = fields.ends_on {
+        term.ends_on = v;
+    }
+    if let Some(zone) = &fields.time_zone {
+        calendar::time_zone(zone).ok_or_else(|| {
+            ApiError::bad_input(
+                "timeZone",
+                "not a time zone of the IANA database (such as Europe/Berlin)",
+            )
+        })?;
+        term.time_zone.clone_from(zone);
+    }
+    if let Some(holidays) = &fields.holidays {
+        let mut holidays = holidays.clone();
+        holidays.sort_unstable();
+        holidays.dedup();
+        if holidays.len() > HOLIDAYS_MAX {
+            return Err(ApiError::bad_input(
+                "holidays",
+                format!("at most {HOLIDAYS_MAX} dates"),
+            ));
+        }
+        term.holidays = Holidays(holidays);
+    }
+    for (field, value) in [
+        (&fields.enrollment_opens_at, &mut term.enrollment_opens_at),
+        (&fields.enrollment_closes_at, &mut term.enrollment_closes_at),
+        (&fields.drop_deadline, &mut term.drop_deadline),
+        (&fields.withdraw_deadline, &mut term.withdraw_deadline),
+    ] {
+        if let Some(v) = field {
+            *value = *v;
+        }
+    }
+    if let Some(admission) = fields.admission {
+        term.admission = admission;
+    }
+    if let Some(minutes) = fields.lottery_minutes {
+        term.lottery_minutes = minutes;
+    }
+    check(&term)?;
+    Ok(term)
+}
+
+/// The rules of a term as a whole.
+fn check(term: &term::Model) -> Result<(), ApiError> {
+    if term.ends_on < term.starts_on {
+        return Err(ApiError::bad_input("endsOn", "must not be before startsOn"));
+    }
+    if let Some(day) = term
+        .holidays
+        .0
+        .iter()
+        .find(|d| !(term.starts_on..=term.ends_on).contains(d))
+    {
+        return Err(ApiError::bad_input(
+            "holidays",
+            format!("{day} is outside the term"),
+        ));
+    }
+    if let (Some(opens), Some(closes)) = (term.enrollment_opens_at, term.enrollment_closes_at)
+        && closes <= opens
+    {
+        return Err(ApiError::bad_input(
+            "enrollmentClosesAt",
+            "must be after enrollmentOpensAt",
+        ));
+    }
+    if let (Some(drop), Some(withdraw)) = (term.drop_deadline, term.withdraw_deadline)
+        && drop > withdraw
+    {
+        return Err(ApiError::bad_input(
+            "dropDeadline",
+            "must not be after withdrawDeadline",
+        ));
+    }
+    if term.admission == Admission::Lottery {
+        return Err(ApiError::bad_input(
+            "admission",
+            "lottery admission is not available yet: use FIRST_COME",
+        ));
+    }
+    if let Some(minutes) = term.lottery_minutes
+        && !(1..=10_080).contains(&minutes)
+    {
+        return Err(ApiError::bad_input(
+            "lotteryMinutes",
+            "must be between 1 and 10080 (a week)",
+        ));
+    }
+    Ok(())
+}
+
+/// Sections with dates of their own must stay inside a changed term.
+async fn check_sections_inside(tx: &Tx<'_>, term: &term::Model) -> Result<(), ApiError> {
+    let outside = section::Entity::find()
+        .filter(section::Column::TermId.eq(term.id))
+        .filter(
+            Condition::any()
+                .add(section::Column::StartsOn.lt(term.starts_on))
+                .add(section::Column::StartsOn.gt(term.ends_on))
+                .add(section::Column::EndsOn.lt(term.starts_on))
+                .add(section::Column::EndsOn.gt(term.ends_on)),
+        )
+        .one(tx)
+        .await?;
+    match outside {
+        Some(section) => Err(ApiError::bad_input(
+            if section.starts_on.is_some_and(|d| d < term.starts_on) {
+                "startsOn"
+            } else {
+                "endsOn"
+            },
+            format!(
+                "section {} ({}) has dates outside the changed term",
+                section.name, section.id
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// After a term's window changed: every section of it with free seats and waiters promotes as
+/// a change of the section would (the window decides in [`promotion::fill_free_seats`]).
+async fn fill_sections(tx: &Tx<'_>, term_id: Uuid) -> Result<(), ApiError> {
+    let sections = section::Entity::find()
+        .filter(section::Column::TermId.eq(term_id))
+        .filter(section::Column::WaitlistCount.gt(0))
+        .order_by_asc(section::Column::Id)
+        .all(tx)
+        .await?;
+    for section in sections {
+        // Locked one at a time in id order, as every writer of several sections does.
+        for_update(
+            section::Entity::find_by_id(section.id),
+            tx.get_database_backend(),
+        )
+        .one(tx)
+        .await?;
+        promotion::fill_free_seats(tx, section.id).await?;
+    }
+    Ok(())
+}
+
+/// An organization's terms (every organization's when `None`), newest first.
+///
+/// # Errors
+/// The database fails.
+pub async fn list(
+    store: &Store,
+    organization_id: Option<Uuid>,
+) -> Result<Vec<term::Model>, ApiError> {
+    let mut select = term::Entity::find();
+    if let Some(id) = organization_id {
+        select = select.filter(term::Column::OrganizationId.eq(id));
+    }
+    Ok(select
+        .order_by_desc(term::Column::StartsOn)
+        .order_by_asc(term::Column::Id)
+        .all(store.db())
+        .await?)
+}
+
+/// One term.
+///
+/// # Errors
+/// The database fails.
+pub async fn by_id(store: &Store, id: Uuid) -> Result<Option<term::Model>, ApiError> {
+    Ok(term::Entity::find_by_id(id).one(store.db()).await?)
+}
+
+/// Sets an organization's time zone, the default of the terms created after.
+///
+/// # Errors
+/// `FORBIDDEN` unless a coordinator of the organization or an admin; `NOT_FOUND`;
+/// `BAD_USER_INPUT` for an unknown time zone.
+pub async fn set_time_zone(
+    store: &Store,
+    viewer: &Viewer,
+    organization_id: Uuid,
+    time_zone: String,
+) -> Result<organization::Model, ApiError> {
+    may_manage(viewer, organization_id)?;
+    calendar::time_zone(&time_zone).ok_or_else(|| {
+        ApiError::bad_input(
+            "timeZone",
+            "not a time zone of the IANA database (such as Europe/Berlin)",
+        )
+    })?;
+    let time_zone = &time_zone;
+    store
+        .write(|tx| {
+            Box::pin(async move {
+                let existing = organization::Entity::find_by_id(organization_id)
+                    .one(tx)
+                    .await?
+                    .ok_or(ApiError::NotFound("organization"))?;
+                let mut active: organization::ActiveModel = existing.into();
+                active.time_zone = Set(time_zone.clone());
+                Ok(active.update(tx).await?)
+            })
+        })
+        .await
+}
+
+/// The term of a section, if it has one.
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn of_section(
+    conn: &impl ConnectionTrait,
+    section: &section::Model,
+) -> Result<Option<term::Model>, ApiError> {
+    match section.term_id {
+        Some(id) => Ok(term::Entity::find_by_id(id).one(conn).await?),
+        None => Ok(None),
+    }
+}
+
+/// The dates a section of `term` meets on: its own dates, else the term's.
+pub fn span(section: &section::Model, term: Option<&term::Model>) -> Option<Span> {
+    let term = term?;
+    Some(Span::new(
+        section.starts_on.unwrap_or(term.starts_on),
+        section.ends_on.unwrap_or(term.ends_on),
+        calendar::time_zone(&term.time_zone).unwrap_or(chrono_tz::UTC),
+        term.holidays.0.clone(),
+    ))
+}
+
+/// A section's enrollment window: its own bounds, else its term's.
+pub fn window(section: &section::Model, term: Option<&term::Model>) -> Window {
+    Window {
+        opens_at: section
+            .enrollment_opens_at
+            .or(term.and_then(|t| t.enrollment_opens_at)),
+        closes_at: section
+            .enrollment_closes_at
+            .or(term.and_then(|t| t.enrollment_closes_at)),
+    }
+}
+
+/// A term's withdrawal deadlines (none without a term).
+pub fn deadlines(term: Option<&term::Model>) -> Deadlines {
+    term.map_or_else(Deadlines::default, |t| Deadlines {
+        drop: t.drop_deadline,
+        withdraw: t.withdraw_deadline,
+    })
+}
