@@ -15,7 +15,7 @@ use tokio::{sync::watch, task::JoinHandle};
 use crate::{
     config::DbConfig,
     delivery::{self, DeliveryConfig},
-    domain::viewer::Viewer,
+    domain::{calendar::CalendarLinks, viewer::Viewer},
     graphql::{
         self, AppSchema, Caching, RequestContext,
         errors::to_server_error,
@@ -85,6 +85,8 @@ pub struct Settings {
     pub on_statement: Option<StatementHook>,
     /// Where notifications are delivered beyond the inbox (see [`crate::delivery`]).
     pub delivery: DeliveryConfig,
+    /// The address clients reach this server at, for the links it hands out (calendar feeds).
+    pub public_url: String,
 }
 
 impl Settings {
@@ -101,6 +103,7 @@ impl Settings {
             clock: Clock::default(),
             on_statement: None,
             delivery: DeliveryConfig::default(),
+            public_url: "http://127.0.0.1:8080".into(),
         }
     }
 }
@@ -129,7 +132,11 @@ impl App {
             socket_schema: graphql::build_socket_schema(settings.slow_operation, &settings.limits),
             response_cache: ResponseCache::new(&db, settings.response_cache),
             store: Store::new(db, settings.clock, Bus::default())
-                .with_delivery(settings.delivery.channels(), settings.delivery.push_rules()),
+                .with_delivery(settings.delivery.channels(), settings.delivery.push_rules())
+                .with_calendar(CalendarLinks::new(
+                    settings.keys.calendar_key(),
+                    &settings.public_url,
+                )),
             keys: settings.keys,
             max_page_size: settings.max_page_size,
             cors_origins: settings.cors_origins,

@@ -259,11 +259,15 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
             push: vapid_key(&config, db_config)?
                 .map(|key| {
                     PushConfig::new(&key, &config.vapid_subject, config.push_allow_http)
-                        .map(|push| push.with_internal_hosts(config.push_internal_hosts.clone()))
+                        .map(|push| push.with_internal_hosts(config.push_allow_hosts.clone()))
                 })
                 .transpose()?,
             ..DeliveryConfig::default()
         },
+        public_url: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen)),
         ..app::Settings::new(db_config.clone(), keys.clone())
     };
     let state = App::build(settings).await?;

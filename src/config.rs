@@ -121,6 +121,11 @@ pub struct ServeConfig {
     #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// The address clients reach this server at (behind a proxy, the public one), for the
+    /// links it hands out: calendar feed URLs. Default: `http://` and the listen address.
+    #[arg(long, env = "ROSTER_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Whether to load demo data into an empty database at start-up.
     #[arg(long, env = "ROSTER_DEMO_DATA", value_enum, default_value_t = DemoData::Auto)]
     pub demo_data: DemoData,
@@ -229,8 +234,8 @@ pub struct ServeConfig {
     /// Push service hosts allowed although they are, or resolve to, loopback, private or
     /// link-local addresses (a push service under test on a private network), comma-separated.
     /// Every other endpoint must be on the public internet: see README, "Web Push".
-    #[arg(long, env = "ROSTER_PUSH_INTERNAL_HOSTS", value_delimiter = ',')]
-    pub push_internal_hosts: Vec<String>,
+    #[arg(long, env = "ROSTER_PUSH_ALLOW_HOSTS", value_delimiter = ',')]
+    pub push_allow_hosts: Vec<String>,
 }
 
 impl DbConfig {

@@ -98,6 +98,25 @@ positional!(section {
     updated_at,
 });
 
+positional!(term {
+    id,
+    organization_id,
+    name,
+    code,
+    starts_on,
+    ends_on,
+    time_zone,
+    holidays,
+    enrollment_opens_at,
+    enrollment_closes_at,
+    drop_deadline,
+    withdraw_deadline,
+    admission,
+    lottery_minutes,
+    created_at,
+    updated_at,
+});
+
 positional!(user {
     id,
     email,
@@ -178,7 +197,8 @@ mod tests {
     #[test]
     fn every_positional_model_lists_its_columns_in_select_order() {
         use crate::*;
-        let cases: [(&str, &[&str], Vec<&str>); 7] = [
+        let cases: [(&str, &[&str], Vec<&str>); 8] = [
+            ("term", term::Model::FIELDS, selected::<term::Entity>()),
             (
                 "course",
                 course::Model::FIELDS,

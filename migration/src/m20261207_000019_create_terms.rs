@@ -6,7 +6,7 @@
 //! Every change is additive: new tables, new nullable columns or columns with a default, new
 //! indexes. Replicas of the previous release keep working on the new schema.
 
-use sea_orm_migration::sea_orm::ConnectionTrait;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::{prelude::*, schema::*};
 
 use super::m20261123_000001_create_organizations::Organizations;
@@ -53,28 +53,40 @@ impl MigrationTrait for Migration {
             )
             .await?;
         let db = manager.get_connection();
+        // The column types SeaORM's schema helpers write: SQLite decodes values by them.
+        let (uuid, date, time) = match manager.get_database_backend() {
+            DbBackend::Sqlite => ("uuid_text", "date_text", "timestamp_with_timezone_text"),
+            _ => ("UUID", "DATE", "TIMESTAMP WITH TIME ZONE"),
+        };
         for statement in [
-            "CREATE UNIQUE INDEX terms_organization_code_uq ON terms (organization_id, code)",
-            "CREATE INDEX terms_starts_on_idx ON terms (starts_on)",
-            "ALTER TABLE organizations ADD COLUMN time_zone VARCHAR(64) NOT NULL DEFAULT 'UTC'",
-            "ALTER TABLE sections ADD COLUMN term_id UUID NULL \
-             REFERENCES terms (id) ON DELETE SET NULL",
-            "ALTER TABLE sections ADD COLUMN starts_on DATE NULL",
-            "ALTER TABLE sections ADD COLUMN ends_on DATE NULL",
-            "ALTER TABLE sections ADD COLUMN enrollment_opens_at TIMESTAMP WITH TIME ZONE NULL",
-            "ALTER TABLE sections ADD COLUMN enrollment_closes_at TIMESTAMP WITH TIME ZONE NULL",
-            "ALTER TABLE sections ADD COLUMN close_noticed_at TIMESTAMP WITH TIME ZONE NULL",
-            "CREATE INDEX sections_term_idx ON sections (term_id) WHERE term_id IS NOT NULL",
+            "CREATE UNIQUE INDEX terms_organization_code_uq ON terms (organization_id, code)"
+                .to_owned(),
+            "CREATE INDEX terms_starts_on_idx ON terms (starts_on)".to_owned(),
+            "ALTER TABLE organizations ADD COLUMN time_zone VARCHAR(64) NOT NULL DEFAULT 'UTC'"
+                .to_owned(),
+            format!(
+                "ALTER TABLE sections ADD COLUMN term_id {uuid} NULL \
+                 REFERENCES terms (id) ON DELETE SET NULL"
+            ),
+            format!("ALTER TABLE sections ADD COLUMN starts_on {date} NULL"),
+            format!("ALTER TABLE sections ADD COLUMN ends_on {date} NULL"),
+            format!("ALTER TABLE sections ADD COLUMN enrollment_opens_at {time} NULL"),
+            format!("ALTER TABLE sections ADD COLUMN enrollment_closes_at {time} NULL"),
+            format!("ALTER TABLE sections ADD COLUMN close_noticed_at {time} NULL"),
+            "CREATE INDEX sections_term_idx ON sections (term_id) WHERE term_id IS NOT NULL"
+                .to_owned(),
             "ALTER TABLE enrollments ADD COLUMN record VARCHAR(8) NULL \
-             CHECK (record IN ('NONE', 'W'))",
+             CHECK (record IN ('NONE', 'W'))"
+                .to_owned(),
             // A user's calendar feed: the random nonce its token is derived from, and the
             // token's SHA-256, by which a feed request finds its user.
-            "CREATE TABLE calendar_feeds (user_id UUID NOT NULL PRIMARY KEY \
-             REFERENCES users (id) ON DELETE CASCADE, nonce VARCHAR(64) NOT NULL, \
-             token_hash VARCHAR(64) NOT NULL UNIQUE, \
-             created_at TIMESTAMP WITH TIME ZONE NOT NULL)",
+            format!(
+                "CREATE TABLE calendar_feeds (user_id {uuid} NOT NULL PRIMARY KEY \
+                 REFERENCES users (id) ON DELETE CASCADE, nonce VARCHAR(64) NOT NULL, \
+                 token_hash VARCHAR(64) NOT NULL UNIQUE, created_at {time} NOT NULL)"
+            ),
         ] {
-            db.execute_unprepared(statement).await?;
+            db.execute_unprepared(&statement).await?;
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ pub struct PushConfig {
     public_key: String,
     subject: String,
     allow_http: bool,
-    /// Hosts allowed although internal (`ROSTER_PUSH_INTERNAL_HOSTS`).
+    /// Hosts allowed although internal (`ROSTER_PUSH_ALLOW_HOSTS`).
     internal_hosts: Vec<String>,
 }
 

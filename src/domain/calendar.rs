@@ -6,9 +6,14 @@
 //! section's dates, holidays excepted: a daylight-saving change moves its UTC instant, never its
 //! local time. A section without a term meets every week with no end, as before terms existed.
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use entity::types::{EnrollmentRecord, Meeting, Schedule, Weekday};
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 use super::schedule::{meetings_overlap, parse_time};
 
@@ -260,6 +265,68 @@ impl Deadlines {
     }
 }
 
+/// The key calendar tokens are derived with, and the public address their URLs start with.
+#[derive(Clone)]
+pub struct CalendarLinks {
+    key: [u8; 32],
+    base_url: String,
+}
+
+impl std::fmt::Debug for CalendarLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CalendarLinks")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for CalendarLinks {
+    /// A key of this process alone, for tests and tools that serve no feed.
+    fn default() -> Self {
+        Self::new(rand::rng().random(), "http://127.0.0.1:8080")
+    }
+}
+
+impl CalendarLinks {
+    /// `key`: 32 secret bytes kept across restarts (derived from the server's signing secret);
+    /// `base_url`: where clients reach this server, such as `https://roster.example.edu`.
+    pub fn new(key: [u8; 32], base_url: &str) -> Self {
+        Self {
+            key,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The token of `user_id`'s feed with `nonce`: 43 characters of base64url.
+    pub fn token(&self, user_id: Uuid, nonce: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(user_id.as_bytes());
+        mac.update(nonce.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    pub fn url(&self, token: &str) -> String {
+        format!("{}/calendar/{token}.ics", self.base_url)
+    }
+}
+
+/// The SHA-256 of a token, hex: what the database keeps.
+pub fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `text` has the shape of a token (so anything else is refused without a read).
+pub fn is_token(text: &str) -> bool {
+    text.len() == 43
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,5 +489,23 @@ mod tests {
                 past_deadline: false
             }
         );
+    }
+
+    #[test]
+    fn tokens_depend_on_the_key_the_user_and_the_nonce() {
+        let links = CalendarLinks::new([7; 32], "https://roster.example/");
+        let user = Uuid::nil();
+        let token = links.token(user, "a");
+        assert!(is_token(&token), "{token}");
+        assert_eq!(token, links.token(user, "a"));
+        assert_ne!(token, links.token(user, "b"));
+        assert_ne!(token, links.token(Uuid::max(), "a"));
+        assert_ne!(token, CalendarLinks::new([8; 32], "x").token(user, "a"));
+        assert_eq!(
+            links.url(&token),
+            format!("https://roster.example/calendar/{token}.ics")
+        );
+        assert!(!is_token("../../etc/passwd"));
+        assert_eq!(token_hash(&token).len(), 64);
     }
 }

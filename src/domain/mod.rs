@@ -4,6 +4,7 @@
 
 pub mod calendar;
 pub mod cursor;
+pub mod ical;
 pub mod identity;
 pub mod notification;
 pub mod order;

@@ -11,7 +11,7 @@ use async_graphql::dataloader::Loader;
 use entity::positional::Positional;
 use entity::{
     certification, course, course_prerequisite, enrollment, enrollment_event, organization,
-    section, team, team_member, types::EnrollmentStatus, user,
+    section, team, team_member, term, types::EnrollmentStatus, user,
 };
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -138,6 +138,7 @@ pub type EnrollmentKey = ById<enrollment::Entity>;
 pub type OrganizationKey = ById<organization::Entity>;
 pub type CourseKey = ById<course::Entity>;
 pub type SectionKey = ById<section::Entity>;
+pub type TermKey = ById<term::Entity>;
 
 /// An entity whose primary key is one `Uuid` column.
 pub trait Identified: EntityTrait<Model: Clone + Send + Sync + Positional> {
@@ -158,7 +159,7 @@ macro_rules! identified {
     };
 }
 
-identified!(user, enrollment, organization, course, section);
+identified!(user, enrollment, organization, course, section, term);
 
 impl<E: Identified> Loader<ById<E>> for DbLoader {
     type Value = E::Model;

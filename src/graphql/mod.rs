@@ -11,6 +11,7 @@ mod observe;
 mod query;
 pub mod strings;
 mod subscription;
+mod time;
 pub mod types;
 
 use std::time::Duration;

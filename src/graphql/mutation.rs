@@ -21,6 +21,7 @@ pub struct MutationRoot(
     EnrollmentMutation,
     TeamMutation,
     NotificationMutation,
+    super::time::TermMutation,
 );
 
 /// The viewer's inbox.

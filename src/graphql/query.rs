@@ -27,7 +27,13 @@ use crate::{
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(CatalogQuery, AccountQuery, TeamQuery, StaffQuery);
+pub struct QueryRoot(
+    CatalogQuery,
+    AccountQuery,
+    TeamQuery,
+    StaffQuery,
+    super::time::TermQuery,
+);
 
 /// Course discovery, open to anonymous visitors.
 #[derive(Default)]

@@ -397,7 +397,7 @@ fn certification_record(row: &CertificationRow, now: DateTime<Utc>) -> Vec<Strin
 }
 
 /// 503 with `Retry-After` when the database cannot be had (`UNAVAILABLE`), 500 otherwise.
-fn failed(err: &ApiError) -> Response {
+pub(super) fn failed(err: &ApiError) -> Response {
     if err.code() != "UNAVAILABLE" {
         return refuse(StatusCode::INTERNAL_SERVER_ERROR, &err.public_message());
     }

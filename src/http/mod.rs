@@ -3,6 +3,7 @@
 //! [`graphiql`]; health, readiness and metrics are here. Every route runs on the shared
 //! [`App`].
 
+mod calendar;
 pub mod export;
 pub mod graphiql;
 pub mod graphql;
@@ -41,6 +42,7 @@ pub fn router(state: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/export/enrollments.csv", get(export::enrollments))
         .route("/export/certifications.csv", get(export::certifications))
+        .route("/calendar/{file}", get(calendar::feed))
         .layer(DefaultBodyLimit::max(state.limits.body_bytes))
         .layer(CompressionLayer::new())
         .layer(

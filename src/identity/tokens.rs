@@ -34,6 +34,9 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     validation: Validation,
     oidc: Option<Arc<Oidc>>,
+    /// The key calendar feed tokens are derived with: HMAC-SHA256 of a fixed label under the
+    /// signing secret, so it lasts as long as the secret and is no bearer token.
+    calendar: [u8; 32],
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -63,7 +66,18 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             oidc: None,
+            calendar: {
+                use hmac::{Hmac, Mac};
+                let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret)?;
+                mac.update(b"roster calendar feed key");
+                mac.finalize().into_bytes().into()
+            },
         })
+    }
+
+    /// The key calendar feed tokens are derived with (see `service::calendar`).
+    pub fn calendar_key(&self) -> [u8; 32] {
+        self.calendar
     }
 
     /// Also accepts the tokens of this OpenID provider.

@@ -6,6 +6,7 @@
 //! [`Store`]: crate::store::Store
 //! [`Store::write`]: crate::store::Store::write
 
+pub mod calendar;
 pub mod compliance;
 pub mod courses;
 pub mod discovery;

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{
-    organization, section, term,
+    course, organization, section, term,
     types::{Admission, Holidays},
 };
 use sea_orm::{
@@ -341,6 +341,34 @@ pub async fn by_id(store: &Store, id: Uuid) -> Result<Option<term::Model>, ApiEr
     Ok(term::Entity::find_by_id(id).one(store.db()).await?)
 }
 
+/// A term's sections as the viewer may see them: an inactive section, or one of an inactive
+/// course, only for those who manage the course. In name order.
+///
+/// # Errors
+/// The database fails.
+pub async fn sections(
+    store: &Store,
+    viewer: Option<&Viewer>,
+    term_id: Uuid,
+) -> Result<Vec<section::Model>, ApiError> {
+    let rows = section::Entity::find()
+        .find_also_related(course::Entity)
+        .filter(section::Column::TermId.eq(term_id))
+        .order_by_asc(section::Column::Name)
+        .order_by_asc(section::Column::Id)
+        .all(store.db())
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(section, course)| {
+            let course = course?;
+            let visible = (section.is_active && course.is_active)
+                || viewer.is_some_and(|v| v.can_manage_course(&course));
+            visible.then_some(section)
+        })
+        .collect())
+}
+
 /// Sets an organization's time zone, the default of the terms created after.
 ///
 /// # Errors
@@ -373,6 +401,22 @@ pub async fn set_time_zone(
             })
         })
         .await
+}
+
+/// An organization as one of its coordinators or an admin sees it.
+///
+/// # Errors
+/// `FORBIDDEN` for anyone else; `NOT_FOUND`; the database fails.
+pub async fn organization(
+    store: &Store,
+    viewer: &Viewer,
+    organization_id: Uuid,
+) -> Result<organization::Model, ApiError> {
+    may_manage(viewer, organization_id)?;
+    organization::Entity::find_by_id(organization_id)
+        .one(store.db())
+        .await?
+        .ok_or(ApiError::NotFound("organization"))
 }
 
 /// The term of a section, if it has one.

@@ -35,7 +35,10 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::{
-    domain::notification::{Channels, PushRules},
+    domain::{
+        calendar::CalendarLinks,
+        notification::{Channels, PushRules},
+    },
     error::ApiError,
     store::{
         clock::Clock,
@@ -74,6 +77,8 @@ pub struct Store {
     /// writes of a few milliseconds, and a steady stream of requests could starve the delivery
     /// worker. Other processes (a `roster` command) still meet the busy timeout.
     writers: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// The key and address of calendar feed URLs (docs/design.md#time).
+    calendar: Arc<CalendarLinks>,
 }
 
 impl Store {
@@ -90,7 +95,20 @@ impl Store {
             push: None,
             outbox: Arc::default(),
             writers: sqlite.then(Arc::default),
+            calendar: Arc::default(),
         }
+    }
+
+    /// Calendar feed URLs made with this key and address.
+    #[must_use]
+    pub fn with_calendar(mut self, links: CalendarLinks) -> Self {
+        self.calendar = Arc::new(links);
+        self
+    }
+
+    /// The key and address of calendar feed URLs.
+    pub fn calendar(&self) -> &CalendarLinks {
+        &self.calendar
     }
 
     /// The store writing notifications for delivery on `channels` as well as to the inbox,

@@ -115,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
         ("ROSTER_VAPID_PRIVATE_KEY", vapid.as_str()),
         ("ROSTER_VAPID_SUBJECT", "mailto:bench@roster.invalid"),
         ("ROSTER_PUSH_ALLOW_HTTP", "true"),
-        ("ROSTER_PUSH_INTERNAL_HOSTS", "127.0.0.1"),
+        ("ROSTER_PUSH_ALLOW_HOSTS", "127.0.0.1"),
     ];
     let mut on_env = push_env.to_vec();
     on_env.extend([

@@ -2,7 +2,10 @@ use std::collections::HashSet;
 
 use async_graphql::{Context, ID, Json, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::{certification, enrollment, enrollment_event, types::EnrollmentStatus};
+use entity::{
+    certification, enrollment, enrollment_event,
+    types::{EnrollmentRecord, EnrollmentStatus},
+};
 use uuid::Uuid;
 
 use super::{Course, Section, User};
@@ -247,6 +250,18 @@ impl Enrollment {
             }
             let visible = self.for_owner_or_staff(ctx).await?;
             Ok(self.0.offer_expires_at.filter(|_| visible))
+        })
+        .await
+    }
+
+    /// What a withdrawal left on the transcript: `NONE` up to the term's drop deadline, `W`
+    /// after it. Null until withdrawn, and for anyone but the student and staff.
+    async fn record(&self, ctx: &Context<'_>) -> Result<Option<EnrollmentRecord>> {
+        boxed(async move {
+            let Some(record) = self.0.record else {
+                return Ok(None);
+            };
+            Ok(self.for_owner_or_staff(ctx).await?.then_some(record))
         })
         .await
     }

@@ -16,6 +16,7 @@ mod oversight;
 mod section;
 mod staff;
 mod team;
+mod term;
 mod user;
 
 pub use course::{Course, CourseConnection, CourseConnectionFields};
@@ -31,6 +32,7 @@ pub use staff::{
 pub(crate) use staff::{certification_page, enrollment_page, event_page, user_page};
 pub use team::Team;
 pub(crate) use team::visible_to_viewer;
+pub use term::{Occurrence, Term};
 pub(crate) use user::users_in_order;
 pub use user::{Organization, User};
 
@@ -58,7 +60,8 @@ nodes!(
     Course => course,
     Section => section,
     Enrollment => enrollment,
-    Organization => organization
+    Organization => organization,
+    Term => term
 );
 
 impl RequestContext {

@@ -6,14 +6,19 @@ use entity::{
 };
 use uuid::Uuid;
 
-use super::{Course, Enrollment, EnrollmentConnection, User, enrollment_page, users_in_order};
-use crate::domain::{seats::Seats, visibility};
+use super::{
+    Course, Enrollment, EnrollmentConnection, Occurrence, Term, User, enrollment_page,
+    users_in_order,
+};
+use crate::domain::{calendar, seats::Seats, visibility};
 use crate::graphql::boxed;
 use crate::graphql::{
-    loaders::{RegisteredIn, TeammatesOf},
+    inputs::Date,
+    loaders::{RegisteredIn, TeammatesOf, TermKey},
     request,
 };
 use crate::service::rosters::{self, Approvals, EnrollmentFilter};
+use crate::service::terms;
 
 /// A section of a course: a schedule, a room, and a number of seats.
 pub struct Section(pub section::Model);
@@ -21,6 +26,14 @@ pub struct Section(pub section::Model);
 impl Section {
     fn seats(&self) -> Seats {
         Seats::from(&self.0)
+    }
+
+    /// The section's term, through the request's loader (one batch for a page of sections).
+    async fn term_row(&self, ctx: &Context<'_>) -> Result<Option<entity::term::Model>> {
+        match self.0.term_id {
+            Some(id) => Ok(request(ctx)?.loader.load_one(TermKey::new(id)).await?),
+            None => Ok(None),
+        }
     }
 }
 
@@ -112,6 +125,68 @@ impl Section {
     /// How long an offered seat is held before it passes on (offer mode), in hours.
     async fn offer_hours(&self) -> i32 {
         self.0.offer_hours
+    }
+
+    /// The term the section runs in; null: a weekly schedule without dates.
+    async fn term(&self, ctx: &Context<'_>) -> Result<Option<Term>> {
+        boxed(async move { self.term_row(ctx).await.map(|t| t.map(Term)) }).await
+    }
+
+    /// The first date of its meetings: its own, else its term's; null without a term.
+    async fn starts_on(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
+        boxed(async move {
+            let term = self.term_row(ctx).await?;
+            Ok(term.map(|t| Date(self.0.starts_on.unwrap_or(t.starts_on))))
+        })
+        .await
+    }
+
+    /// The last date of its meetings: its own, else its term's; null without a term.
+    async fn ends_on(&self, ctx: &Context<'_>) -> Result<Option<Date>> {
+        boxed(async move {
+            let term = self.term_row(ctx).await?;
+            Ok(term.map(|t| Date(self.0.ends_on.unwrap_or(t.ends_on))))
+        })
+        .await
+    }
+
+    /// When students may enroll from: its own window, else its term's; null: no limit.
+    async fn enrollment_opens_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        boxed(async move {
+            let term = self.term_row(ctx).await?;
+            Ok(terms::window(&self.0, term.as_ref()).opens_at)
+        })
+        .await
+    }
+
+    /// When enrollment (and promotion from the waitlist) stops: its own, else its term's.
+    async fn enrollment_closes_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        boxed(async move {
+            let term = self.term_row(ctx).await?;
+            Ok(terms::window(&self.0, term.as_ref()).closes_at)
+        })
+        .await
+    }
+
+    /// Every dated meeting, in time order: the weekly schedule on the section's dates in its
+    /// term's time zone, holidays left out. Empty without a term.
+    async fn occurrences(&self, ctx: &Context<'_>) -> Result<Vec<Occurrence>> {
+        boxed(async move {
+            let term = self.term_row(ctx).await?;
+            let Some(span) = terms::span(&self.0, term.as_ref()) else {
+                return Ok(Vec::new());
+            };
+            Ok(calendar::occurrences(&self.0.schedule, &span)
+                .into_iter()
+                .map(|o| Occurrence {
+                    date: Date(o.date),
+                    starts_at: o.starts_at,
+                    ends_at: o.ends_at,
+                    room: o.meeting.room.clone(),
+                })
+                .collect())
+        })
+        .await
     }
 
     /// Registered classmates who made their enrollment visible and share a team with the

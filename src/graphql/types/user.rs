@@ -15,6 +15,7 @@ use crate::graphql::{
     loaders::{EnrollmentsOf, TeammatesOf, TeamsOf, UserKey},
     request,
 };
+use crate::service::calendar;
 
 /// A person: student, teacher, coordinator or admin.
 pub struct User(pub user::Model);
@@ -40,6 +41,22 @@ impl User {
         let rc = request(ctx)?;
         let visible = visibility::may_see_email(rc.viewer.as_ref(), &self.0);
         Ok(visible.then_some(self.0.email.as_str()))
+    }
+
+    /// The secret address of the user's calendar feed (their seats, and the sections they
+    /// teach or assist, as RFC 5545 events): only their own, null for others and until made
+    /// with `resetCalendarUrl`.
+    async fn calendar_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        boxed(async move {
+            let rc = request(ctx)?;
+            match &rc.viewer {
+                Some(viewer) if viewer.id() == self.0.id => {
+                    Ok(calendar::url(&rc.store, viewer).await?)
+                }
+                _ => Ok(None),
+            }
+        })
+        .await
     }
 
     async fn role(&self) -> Role {
@@ -130,6 +147,11 @@ impl Organization {
 
     async fn name(&self) -> &str {
         &self.0.name
+    }
+
+    /// IANA time zone name (`UTC` unless set): the default of the organization's terms.
+    async fn time_zone(&self) -> &str {
+        &self.0.time_zone
     }
 }
 
