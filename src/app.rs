@@ -156,9 +156,10 @@ impl App {
     /// Starts the timers of `roster serve` (see [`crate::jobs`]): every `offer_sweep`, open
     /// offers past their deadline are passed on and offers about to lapse are reminded
     /// (`service::offers::Sweep`); every minute, holders of certifications expiring within 30
-    /// days are reminded (`service::notifications::ExpiryReminders`).
+    /// days are reminded (`service::notifications::ExpiryReminders`); every 30 seconds, waiters
+    /// of sections whose enrollment window closed are told (`service::terms::CloseNotices`).
     pub fn start_timers(&self, offer_sweep: Duration) {
-        use crate::service::{notifications, offers};
+        use crate::service::{notifications, offers, terms};
         self.keep([
             jobs::spawn(
                 offers::Sweep::new(self.store.clone(), offer_sweep),
@@ -166,6 +167,10 @@ impl App {
             ),
             jobs::spawn(
                 notifications::ExpiryReminders(self.store.clone()),
+                self.shutdown.subscribe(),
+            ),
+            jobs::spawn(
+                terms::CloseNotices(self.store.clone()),
                 self.shutdown.subscribe(),
             ),
         ]);

@@ -375,6 +375,8 @@ pub mod data {
             id: Set(organization_id),
             name: Set(format!("Bench {organization_id}")),
             created_at: Set(at),
+            // Left to the database's defaults, so that a schema of an earlier release takes it.
+            ..Default::default()
         })
         .exec(db)
         .await?;
@@ -454,6 +456,8 @@ pub mod data {
                     waitlist_enabled: Set(true),
                     created_at: Set(at),
                     updated_at: Set(at),
+                    // The term and window columns keep the database's defaults.
+                    ..Default::default()
                 }
             }))
             .exec(db)

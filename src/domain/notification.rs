@@ -164,6 +164,8 @@ pub enum Kind {
     OfferExpiring,
     /// An offer lapsed unanswered; the seat went on to the next waiter.
     OfferExpired,
+    /// The section's enrollment window closed while the student waited: no more promotions.
+    WindowClosed,
 }
 
 /// The reason recorded on an offer that lapsed.
@@ -190,6 +192,7 @@ impl Kind {
             Self::Offered => "OFFERED",
             Self::OfferExpiring => "OFFER_EXPIRING",
             Self::OfferExpired => "OFFER_EXPIRED",
+            Self::WindowClosed => "WINDOW_CLOSED",
         }
     }
 }
@@ -309,6 +312,20 @@ pub fn skipped(place: &Place<'_>, why: &str) -> Message {
         body: format!(
             "A seat in {section} of {course} went to the next person: {why}. You keep your place \
              on the waitlist."
+        ),
+    }
+}
+
+/// The section's enrollment window closed while the student waited.
+pub fn window_closed(place: &Place<'_>, closed_at: DateTime<Utc>) -> Message {
+    let Place { course, section } = place;
+    let at = moment(closed_at);
+    Message {
+        kind: Kind::WindowClosed,
+        title: format!("Enrollment in {course} closed at {at}"),
+        body: format!(
+            "Enrollment in {section} of {course} closed at {at}, so nobody is promoted from its \
+             waitlist any more. You keep your place in case staff open it again."
         ),
     }
 }

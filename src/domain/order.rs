@@ -41,6 +41,12 @@ mod tests {
             promotion_mode: PromotionMode::Automatic,
             offer_hours: 24,
             offered_count: 0,
+            term_id: None,
+            starts_on: None,
+            ends_on: None,
+            enrollment_opens_at: None,
+            enrollment_closes_at: None,
+            close_noticed_at: None,
             created_at: now,
             updated_at: now,
         }

@@ -14,7 +14,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
-use entity::types::EnrollmentStatus;
+use entity::types::{EnrollmentRecord, EnrollmentStatus};
 use futures_util::{StreamExt, stream};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -34,8 +34,9 @@ use crate::{
 /// Rows read per page of the stream.
 const PAGE: u64 = 1000;
 
-/// The columns of the enrollment report that seeds 002 and 003 name, in order.
-const ENROLLMENT_COLUMNS: [&str; 11] = [
+/// The columns of the enrollment report that seeds 002 and 003 name, in order, then when a
+/// withdrawal happened and what it left on the transcript (docs/design.md#time).
+const ENROLLMENT_COLUMNS: [&str; 13] = [
     "person",
     "email",
     "course",
@@ -47,6 +48,8 @@ const ENROLLMENT_COLUMNS: [&str; 11] = [
     "confirmed_by",
     "certification_expires_at",
     "reason",
+    "withdrawn_at",
+    "record",
 ];
 
 /// The columns of the certification report, in order.
@@ -378,6 +381,17 @@ fn enrollment_record(row: &ReportRow) -> Vec<String> {
         name(row.completed_by.as_ref()),
         time(row.certification_expires_at),
         e.reason.clone().unwrap_or_default(),
+        time(e.withdrawn_at),
+        e.record
+            .map(|r| {
+                if r == EnrollmentRecord::W {
+                    "W"
+                } else {
+                    "NONE"
+                }
+            })
+            .unwrap_or_default()
+            .to_owned(),
     ]
 }
 

@@ -463,3 +463,105 @@ pub fn deadlines(term: Option<&term::Model>) -> Deadlines {
         withdraw: t.withdraw_deadline,
     })
 }
+
+/// The close notices of `roster serve`, a [`crate::jobs::Job`] run every 30 seconds: each round
+/// runs [`notify_closed`].
+pub struct CloseNotices(pub Store);
+
+#[async_trait::async_trait]
+impl crate::jobs::Job for CloseNotices {
+    fn name(&self) -> &'static str {
+        "enrollment window close notices"
+    }
+
+    fn every(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(30)
+    }
+
+    async fn run_once(&mut self) -> anyhow::Result<crate::jobs::Round> {
+        let told = notify_closed(&self.0).await?;
+        if told > 0 {
+            tracing::info!(told, "waiters told that enrollment closed");
+        }
+        Ok(told.into())
+    }
+}
+
+/// Tells the waiters of every section whose enrollment window has closed that nobody is
+/// promoted any more, once per close: the notices and the section's mark
+/// (`close_noticed_at`, the close they were told of) are written in one write under the
+/// section's lock, so of replicas running this at once one tells and the others find the mark.
+/// A window that closes again later (staff moved it) is told again. Returns how many waiters
+/// were told.
+///
+/// # Errors
+/// The database fails.
+pub async fn notify_closed(store: &Store) -> Result<usize, ApiError> {
+    const DUE: &str = "SELECT s.id FROM sections s LEFT JOIN terms t ON t.id = s.term_id \
+        WHERE s.waitlist_count > 0 \
+        AND COALESCE(s.enrollment_closes_at, t.enrollment_closes_at) <= $1 \
+        AND (s.close_noticed_at IS NULL \
+        OR s.close_noticed_at < COALESCE(s.enrollment_closes_at, t.enrollment_closes_at)) \
+        ORDER BY s.id LIMIT 100";
+    let db = store.db();
+    let due = db
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            db.get_database_backend(),
+            DUE,
+            [store.now().into()],
+        ))
+        .await?;
+    let mut told = 0;
+    for row in due {
+        let id: Uuid = row.try_get_by_index(0)?;
+        told += store.write(|tx| Box::pin(notify_closed_in(tx, id))).await?;
+    }
+    Ok(told)
+}
+
+async fn notify_closed_in(tx: &Tx<'_>, section_id: Uuid) -> Result<usize, ApiError> {
+    use entity::{enrollment, types::EnrollmentStatus};
+    let Some(section) = for_update(
+        section::Entity::find_by_id(section_id),
+        tx.get_database_backend(),
+    )
+    .one(tx)
+    .await?
+    else {
+        return Ok(0);
+    };
+    let term = of_section(tx, &section).await?;
+    let Some(closed_at) = window(&section, term.as_ref()).closes_at else {
+        return Ok(0);
+    };
+    if closed_at > tx.now() || section.close_noticed_at.is_some_and(|at| at >= closed_at) {
+        return Ok(0);
+    }
+    section::Entity::update(section::ActiveModel {
+        id: Set(section.id),
+        close_noticed_at: Set(Some(closed_at)),
+        ..Default::default()
+    })
+    .exec_without_returning(tx)
+    .await?;
+    let waiting = enrollment::Entity::find()
+        .filter(enrollment::Column::SectionId.eq(section.id))
+        .filter(enrollment::Column::Status.eq(EnrollmentStatus::Waitlisted))
+        .order_by_asc(enrollment::Column::WaitlistTicket)
+        .all(tx)
+        .await?;
+    let course = course::Entity::find_by_id(section.course_id)
+        .one(tx)
+        .await?
+        .map(|c| c.name)
+        .unwrap_or_default();
+    let place = crate::domain::notification::Place {
+        course: &course,
+        section: &section.name,
+    };
+    for row in &waiting {
+        let message = crate::domain::notification::window_closed(&place, closed_at);
+        super::notifications::notify(tx, row.user_id, Some(row.id), message).await?;
+    }
+    Ok(waiting.len())
+}

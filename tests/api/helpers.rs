@@ -253,6 +253,7 @@ impl TestApp {
         organization::ActiveModel {
             id: Set(Uuid::now_v7()),
             name: Set(name.into()),
+            time_zone: Set("UTC".into()),
             created_at: Set(now()),
         }
         .insert(&self.db)
@@ -865,6 +866,7 @@ impl TestApp {
             skipped_at: Set(None),
             offer_expires_at: Set(None),
             offer_remind_at: Set(None),
+            record: Set(None),
             created_at: Set(at),
             updated_at: Set(at),
         }

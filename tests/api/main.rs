@@ -34,4 +34,5 @@ mod staff;
 mod subscriptions;
 mod teams;
 mod text;
+mod time;
 mod write_path;

@@ -41,6 +41,8 @@ pub enum NotificationKind {
     OfferExpiring,
     /// An offer of yours lapsed unanswered; the seat went to the next person.
     OfferExpired,
+    /// Enrollment closed while you waited: nobody is promoted from the waitlist any more.
+    WindowClosed,
     /// A kind this version does not know (written by a newer replica).
     Other,
 }
@@ -59,6 +61,7 @@ impl NotificationKind {
             "OFFERED" => Self::Offered,
             "OFFER_EXPIRING" => Self::OfferExpiring,
             "OFFER_EXPIRED" => Self::OfferExpired,
+            "WINDOW_CLOSED" => Self::WindowClosed,
             _ => Self::Other,
         }
     }
