@@ -7,6 +7,7 @@
 mod helpers;
 
 mod auth;
+mod calendar;
 mod change_feed;
 mod cli;
 mod crash;
