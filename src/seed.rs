@@ -9,8 +9,10 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, Utc};
 use entity::{
     certification, course, course_prerequisite, enrollment, enrollment_event, organization,
-    section,
-    types::{EnrollmentStatus, Meeting, PromotionMode, Role, Schedule, Weekday},
+    section, term,
+    types::{
+        Admission, EnrollmentStatus, Holidays, Meeting, PromotionMode, Role, Schedule, Weekday,
+    },
     user,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
@@ -190,6 +192,7 @@ pub async fn load_demo(store: &Store) -> Result<(), ApiError> {
         .write(|tx| {
             Box::pin(async move {
                 insert_all::<organization::Entity>(tx, &data.organizations).await?;
+                insert_all::<term::Entity>(tx, &data.terms).await?;
                 insert_all::<user::Entity>(tx, &data.users).await?;
                 insert_all::<course::Entity>(tx, &data.courses).await?;
                 insert_all::<course_prerequisite::Entity>(tx, &data.prerequisites).await?;
@@ -235,6 +238,76 @@ impl Ids {
     }
 }
 
+/// An organization's demo terms at `at`: the current one (started a month ago, enrollment open,
+/// the drop deadline a week away) and the next (enrollment opening in two weeks), each with a
+/// holiday and in [`DEMO_TIME_ZONE`], whose daylight-saving changes fall inside a term.
+fn demo_terms(organization: Uuid, at: DateTime<Utc>, ids: &mut Ids) -> [term::Model; 2] {
+    use chrono::DurationRound;
+    let at = at.duration_trunc(Duration::hours(1)).unwrap_or(at);
+    let starts = (at - Duration::days(30)).date_naive();
+    let ends = starts + Duration::days(105);
+    let next_starts = ends + Duration::days(21);
+    let next_ends = next_starts + Duration::days(105);
+    let monday_after =
+        |day: chrono::NaiveDate| crate::domain::calendar::first_on_or_after(day, Weekday::Monday);
+    let term = |id,
+                name: String,
+                (from, to): (chrono::NaiveDate, chrono::NaiveDate),
+                holiday,
+                opens: DateTime<Utc>,
+                closes,
+                drop,
+                withdraw| term::Model {
+        id,
+        organization_id: organization,
+        code: from.format("%Y-%m").to_string(),
+        name,
+        starts_on: from,
+        ends_on: to,
+        time_zone: DEMO_TIME_ZONE.into(),
+        holidays: Holidays(vec![holiday]),
+        enrollment_opens_at: Some(opens),
+        enrollment_closes_at: Some(closes),
+        drop_deadline: Some(drop),
+        withdraw_deadline: Some(withdraw),
+        admission: Admission::FirstCome,
+        lottery_minutes: None,
+        created_at: at - Duration::days(60),
+        updated_at: at - Duration::days(60),
+    };
+    let season = |day: chrono::NaiveDate| {
+        use chrono::Datelike;
+        let name = match day.month() {
+            1..=5 => "Spring",
+            6..=8 => "Summer",
+            _ => "Fall",
+        };
+        format!("{name} {}", day.year())
+    };
+    [
+        term(
+            ids.next(),
+            season(starts),
+            (starts, ends),
+            monday_after(starts + Duration::days(35)),
+            at - Duration::days(45),
+            at + Duration::days(30),
+            at + Duration::days(7),
+            at + Duration::days(45),
+        ),
+        term(
+            ids.next(),
+            season(next_starts),
+            (next_starts, next_ends),
+            monday_after(next_starts + Duration::days(28)),
+            at + Duration::days(14),
+            at + Duration::days(70),
+            at + Duration::days(70),
+            at + Duration::days(120),
+        ),
+    ]
+}
+
 /// (course, prerequisite) by index into [`COURSES`]: Data Structures needs Introduction to
 /// Programming, Advanced Peer Mentoring the foundations course, Machine Learning Statistics.
 const PREREQUISITES: [(usize, usize); 3] = [(1, 0), (6, 5), (14, 12)];
@@ -242,6 +315,7 @@ const PREREQUISITES: [(usize, usize); 3] = [(1, 0), (6, 5), (14, 12)];
 /// The generated rows.
 struct Demo {
     organizations: Vec<organization::Model>,
+    terms: Vec<term::Model>,
     users: Vec<user::Model>,
     courses: Vec<course::Model>,
     prerequisites: Vec<course_prerequisite::Model>,
@@ -267,6 +341,20 @@ impl Demo {
             })
             .collect();
         let org = |i: usize| organizations[i % organizations.len()].id;
+        // Each organization's current term and the next; drawn from ids of their own, so the
+        // other demo rows keep theirs.
+        let mut term_ids = Ids(StdRng::seed_from_u64(3));
+        let terms: Vec<term::Model> = organizations
+            .iter()
+            .flat_map(|o| demo_terms(o.id, at, &mut term_ids))
+            .collect();
+        let term_of = |organization: Uuid, next: bool| {
+            terms
+                .iter()
+                .filter(|t| t.organization_id == organization)
+                .nth(usize::from(next))
+                .map(|t| t.id)
+        };
         let mut person =
             |email: String, name: String, role: Role, org_id: Uuid, picture: Option<String>| {
                 user::Model {
@@ -394,7 +482,7 @@ impl Demo {
                     waitlist_count: 0,
                     finished_count: 0,
                     offered_count: 0,
-                    term_id: None,
+                    term_id: term_of(c.organization_id, false),
                     starts_on: None,
                     ends_on: None,
                     enrollment_opens_at: None,
@@ -417,6 +505,44 @@ impl Demo {
                     updated_at: c.created_at,
                 });
             }
+        }
+
+        // A few courses also run next term, whose enrollment opens in two weeks.
+        for (i, c) in courses.iter().enumerate().filter(|(i, _)| i % 4 == 1) {
+            let schedule = Schedule(vec![Meeting {
+                weekday: Weekday::ALL[i % 5],
+                start: "10:00".into(),
+                end: "11:30".into(),
+                room: Some(format!("Room {}", 300 + i)),
+            }]);
+            sections.push(section::Model {
+                id: term_ids.next(),
+                course_id: c.id,
+                name: "Next term".into(),
+                weekdays: schedule.weekday_mask(),
+                schedule,
+                capacity: Some(20),
+                registered_count: 0,
+                pending_count: 0,
+                waitlist_count: 0,
+                finished_count: 0,
+                offered_count: 0,
+                term_id: term_of(c.organization_id, true),
+                starts_on: None,
+                ends_on: None,
+                enrollment_opens_at: None,
+                enrollment_closes_at: None,
+                close_noticed_at: None,
+                promotion_mode: PromotionMode::Automatic,
+                offer_hours: 24,
+                assistant_id: None,
+                waitlist_seq: 0,
+                is_active: true,
+                requires_approval: false,
+                waitlist_enabled: true,
+                created_at: c.created_at,
+                updated_at: c.created_at,
+            });
         }
 
         let mut book = Book {
@@ -504,6 +630,7 @@ impl Demo {
 
         Demo {
             organizations,
+            terms,
             users,
             courses,
             prerequisites,

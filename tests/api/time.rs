@@ -50,13 +50,17 @@ async fn term(app: &TestApp, token: &str, code: &str, mut input: Value) -> Uuid 
     parse_id(&data["createTerm"]["id"])
 }
 
+/// A section to make: its term, its meeting (weekday, start, end), its own first and last dates.
+type Spec<'a> = (Option<Uuid>, Meeting<'a>, Option<(&'a str, &'a str)>);
+type Meeting<'a> = (&'a str, &'a str, &'a str);
+
 /// A course of the campus with one section per `(term, meeting, dates)`: the meeting's weekday,
 /// start and end; the section's own first and last dates, if any.
 async fn sections<const N: usize>(
     app: &TestApp,
     campus: &Campus,
     name: &str,
-    specs: [(Option<Uuid>, (&str, &str, &str), Option<(&str, &str)>); N],
+    specs: [Spec<'_>; N],
 ) -> [Uuid; N] {
     let course = app
         .create_course(&campus.teacher_token, json!({ "name": name }))
