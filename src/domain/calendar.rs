@@ -9,7 +9,10 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use entity::types::{EnrollmentRecord, Meeting, Schedule, Weekday};
+use entity::{
+    section, term,
+    types::{EnrollmentRecord, Meeting, Schedule, Weekday},
+};
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -263,6 +266,37 @@ impl Deadlines {
             past_deadline: self.withdraw.is_some_and(|d| at > d),
         }
     }
+}
+
+/// The dates a section of `term` meets on: its own dates, else the term's.
+pub fn span(section: &section::Model, term: Option<&term::Model>) -> Option<Span> {
+    let term = term?;
+    Some(Span::new(
+        section.starts_on.unwrap_or(term.starts_on),
+        section.ends_on.unwrap_or(term.ends_on),
+        time_zone(&term.time_zone).unwrap_or(chrono_tz::UTC),
+        term.holidays.0.clone(),
+    ))
+}
+
+/// A section's enrollment window: its own bounds, else its term's.
+pub fn window(section: &section::Model, term: Option<&term::Model>) -> Window {
+    Window {
+        opens_at: section
+            .enrollment_opens_at
+            .or(term.and_then(|t| t.enrollment_opens_at)),
+        closes_at: section
+            .enrollment_closes_at
+            .or(term.and_then(|t| t.enrollment_closes_at)),
+    }
+}
+
+/// A term's withdrawal deadlines (none without a term).
+pub fn deadlines(term: Option<&term::Model>) -> Deadlines {
+    term.map_or_else(Deadlines::default, |t| Deadlines {
+        drop: t.drop_deadline,
+        withdraw: t.withdraw_deadline,
+    })
 }
 
 /// The key calendar tokens are derived with, and the public address their URLs start with.

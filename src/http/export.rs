@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::{
     app::App,
-    domain::{cursor::Cursor, viewer::Viewer},
+    domain::{cursor::Cursor, viewer::Viewer, visibility},
     error::ApiError,
     identity::tokens,
     service::{
@@ -208,7 +208,11 @@ impl Report {
             Self::Enrollments(filter) => {
                 let page = rosters::report_page(&app.store, viewer, filter, PAGE, after).await?;
                 let last = page.rows.last().map(|r| rosters::cursor_of(&r.enrollment));
-                let records = page.rows.iter().map(enrollment_record).collect();
+                let records = page
+                    .rows
+                    .iter()
+                    .map(|row| enrollment_record(row, viewer))
+                    .collect();
                 Ok((records, last, page.has_next_page))
             }
             Self::Certifications(filter) => {
@@ -223,7 +227,7 @@ impl Report {
                 let records = page
                     .rows
                     .iter()
-                    .map(|row| certification_record(row, now))
+                    .map(|row| certification_record(row, now, viewer))
                     .collect();
                 Ok((records, last, page.has_next_page))
             }
@@ -360,15 +364,19 @@ fn name(user: Option<&entity::user::Model>) -> String {
     user.map(|u| u.name.clone()).unwrap_or_default()
 }
 
-fn email(user: Option<&entity::user::Model>) -> String {
-    user.map(|u| u.email.clone()).unwrap_or_default()
+/// The e-mail as the API would show it to `viewer` (`visibility::may_see_email`): a student's
+/// only to admins and coordinators of the student's organization, otherwise empty.
+fn email(user: Option<&entity::user::Model>, viewer: &Viewer) -> String {
+    user.filter(|u| visibility::may_see_email(Some(viewer), u))
+        .map(|u| u.email.clone())
+        .unwrap_or_default()
 }
 
-fn enrollment_record(row: &ReportRow) -> Vec<String> {
+fn enrollment_record(row: &ReportRow, viewer: &Viewer) -> Vec<String> {
     let e = &row.enrollment;
     vec![
         name(row.user.as_ref()),
-        email(row.user.as_ref()),
+        email(row.user.as_ref(), viewer),
         row.course.clone(),
         row.section.clone(),
         serde_json::to_value(e.status)
@@ -395,11 +403,15 @@ fn enrollment_record(row: &ReportRow) -> Vec<String> {
     ]
 }
 
-fn certification_record(row: &CertificationRow, now: DateTime<Utc>) -> Vec<String> {
+fn certification_record(
+    row: &CertificationRow,
+    now: DateTime<Utc>,
+    viewer: &Viewer,
+) -> Vec<String> {
     let c = &row.certification;
     vec![
         name(row.user.as_ref()),
-        email(row.user.as_ref()),
+        email(row.user.as_ref(), viewer),
         row.course.clone(),
         row.section.clone(),
         time(Some(c.issued_at)),

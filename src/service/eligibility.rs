@@ -11,7 +11,7 @@ use entity::{
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Statement};
 use uuid::Uuid;
 
-use super::{for_update, terms};
+use super::for_update;
 use crate::{
     domain::calendar::{self, Dated, Span, first_conflict},
     error::ApiError,
@@ -86,8 +86,8 @@ pub(crate) async fn span_of(
     conn: &impl ConnectionTrait,
     section: &section::Model,
 ) -> Result<Option<Span>, ApiError> {
-    let term = terms::of_section(conn, section).await?;
-    Ok(terms::span(section, term.as_ref()))
+    let term = super::term_of(conn, section).await?;
+    Ok(calendar::span(section, term.as_ref()))
 }
 
 /// Whether overlapping meetings are checked, or staff override the check (recorded on the

@@ -13,7 +13,7 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{eligibility, for_update, promotion, seats, terms};
+use super::{eligibility, for_update, promotion, seats};
 use crate::{
     domain::{calendar::WindowState, viewer::Viewer},
     error::ApiError,
@@ -93,7 +93,7 @@ async fn enroll_in(
     }
     let mut details = serde_json::Map::new();
     // The term, for the window and the dates (a section without one reads nothing more).
-    let term = terms::of_section(tx, &section).await?;
+    let term = super::term_of(tx, &section).await?;
     check_window(tx, &section, term.as_ref(), proxy, &mut details)?;
     // The checks, read in a statement of their own after the user's lock: under READ
     // COMMITTED it sees every seat the user's previous write committed.
@@ -112,7 +112,7 @@ async fn enroll_in(
     if standing.active.is_some() {
         return Err(ApiError::AlreadyEnrolled);
     }
-    let span = terms::span(&section, term.as_ref());
+    let span = crate::domain::calendar::span(&section, term.as_ref());
     if !request.override_schedule_conflict {
         standing.schedule(&section, span.as_ref())?;
     }
@@ -137,9 +137,9 @@ async fn enroll_in(
                 "the section or its course is not active".into(),
             ));
         }
-        if now.updated_at != section.updated_at {
+        if moved_in_time(&now, &section) {
             // Changed by staff since it was read: its window and dates are checked again.
-            let term = terms::of_section(tx, &now).await?;
+            let term = super::term_of(tx, &now).await?;
             details.clear();
             check_window(tx, &now, term.as_ref(), proxy, &mut details)?;
             if !request.override_schedule_conflict {
@@ -220,6 +220,17 @@ async fn enroll_in(
     Ok(row)
 }
 
+/// Whether staff changed what the checks read of `seen` (its meetings, term, dates, window)
+/// since: then they are made again on `now`.
+fn moved_in_time(now: &section::Model, seen: &section::Model) -> bool {
+    now.updated_at != seen.updated_at
+        || now.schedule != seen.schedule
+        || now.term_id != seen.term_id
+        || (now.starts_on, now.ends_on) != (seen.starts_on, seen.ends_on)
+        || (now.enrollment_opens_at, now.enrollment_closes_at)
+            != (seen.enrollment_opens_at, seen.enrollment_closes_at)
+}
+
 /// The section's enrollment window at this time: a student enrolls only while it is open
 /// (`ENROLLMENT_NOT_OPEN` with its opening time, `ENROLLMENT_CLOSED`); staff enrolling someone
 /// else may enroll outside it, and the event records it as late (`details.outsideWindow`).
@@ -230,7 +241,7 @@ fn check_window(
     proxy: bool,
     details: &mut serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), ApiError> {
-    let (outside, refusal) = match terms::window(section, term).at(tx.now()) {
+    let (outside, refusal) = match crate::domain::calendar::window(section, term).at(tx.now()) {
         WindowState::Open => return Ok(()),
         WindowState::NotOpen(opens_at) => ("NOT_OPEN", ApiError::EnrollmentNotOpen { opens_at }),
         WindowState::Closed(closed_at) => ("CLOSED", ApiError::EnrollmentClosed { closed_at }),

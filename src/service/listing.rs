@@ -1,13 +1,17 @@
 //! What the paged listings share: a [`Page`] of rows, and case-insensitive search patterns
 //! with LIKE's wildcards escaped.
 
-use entity::user;
+use entity::{types::Role, user};
 use sea_orm::{
-    Condition, EntityTrait, QuerySelect, Select,
+    ColumnTrait, Condition, EntityTrait, QuerySelect, Select,
     sea_query::{Expr, ExprTrait, Func, LikeExpr},
 };
 
-use crate::{domain::validate, error::ApiError, store::Store};
+use crate::{
+    domain::{validate, viewer::Viewer},
+    error::ApiError,
+    store::Store,
+};
 
 /// One page of a listing.
 pub struct Page<T> {
@@ -57,15 +61,29 @@ pub(crate) fn search_pattern(search: Option<&str>) -> Result<Option<String>, Api
     Ok(Some(format!("%{}%", escape_like(&search.to_lowercase()))))
 }
 
-/// A user's name or e-mail contains the pattern, case-insensitively.
-pub(crate) fn name_or_email_like(pattern: &str) -> Condition {
+/// A user's name, or their e-mail where `viewer` may see it, contains the pattern,
+/// case-insensitively: the search reveals no more than the answer shows
+/// ([`visibility::may_see_email`], here as SQL).
+pub(crate) fn name_or_email_like(pattern: &str, viewer: &Viewer) -> Condition {
     let like = |column: user::Column| {
         Expr::expr(Func::lower(Expr::col((user::Entity, column))))
             .like(LikeExpr::new(pattern).escape('\\'))
     };
-    Condition::any()
-        .add(like(user::Column::Name))
-        .add(like(user::Column::Email))
+    let mut email_visible = Condition::any()
+        .add(user::Column::Role.ne(Role::Student))
+        .add(user::Column::Id.eq(viewer.id()));
+    if viewer.is_admin() {
+        email_visible = Condition::all();
+    } else if viewer.role() == Role::Coordinator
+        && let Some(org) = viewer.user.organization_id
+    {
+        email_visible = email_visible.add(user::Column::OrganizationId.eq(org));
+    }
+    Condition::any().add(like(user::Column::Name)).add(
+        Condition::all()
+            .add(like(user::Column::Email))
+            .add(email_visible),
+    )
 }
 
 /// `text` with LIKE's wildcards (`%`, `_`) and its escape (`\\`) escaped.

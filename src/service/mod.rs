@@ -27,7 +27,7 @@ pub mod terms;
 pub mod transitions;
 pub mod users;
 
-use entity::{course, section};
+use entity::{course, section, term};
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, QuerySelect, Select};
 use uuid::Uuid;
 
@@ -77,5 +77,19 @@ pub(crate) async fn section_with_course(
     {
         Some((section, Some(course))) => Ok((section, course)),
         _ => Err(ApiError::NotFound("section")),
+    }
+}
+
+/// The term of a section, if it has one.
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn term_of(
+    conn: &impl ConnectionTrait,
+    section: &section::Model,
+) -> Result<Option<term::Model>, ApiError> {
+    match section.term_id {
+        Some(id) => Ok(term::Entity::find_by_id(id).one(conn).await?),
+        None => Ok(None),
     }
 }

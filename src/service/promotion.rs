@@ -72,8 +72,8 @@ pub(crate) async fn fill_free_seats(
     // Promotions and offers stop when the enrollment window closes; the waiters stay and are
     // told once (`CloseNotices`).
     if section.term_id.is_some() || section.enrollment_closes_at.is_some() {
-        let term = super::terms::of_section(tx, &section).await?;
-        if super::terms::window(&section, term.as_ref()).is_closed(tx.now()) {
+        let term = super::term_of(tx, &section).await?;
+        if crate::domain::calendar::window(&section, term.as_ref()).is_closed(tx.now()) {
             return Ok(Vec::new());
         }
     }

@@ -183,14 +183,30 @@ pub async fn require_report_scope(
     organization_id: Option<Uuid>,
 ) -> Result<(), ApiError> {
     let db = store.db();
-    if viewer.role() == Role::Student {
-        let assists = section::Entity::find()
-            .filter(section::Column::AssistantId.eq(viewer.id()))
-            .count(db)
-            .await?;
-        if assists == 0 {
-            return Err(ApiError::forbidden("the reports are for staff"));
+    // Staff of something: an admin, a coordinator of an organization, a teacher of a course,
+    // or a section's assistant (who may be a student). Anyone else has nothing to report on.
+    let staffs = match viewer.role() {
+        Role::Admin => true,
+        Role::Coordinator => viewer.user.organization_id.is_some(),
+        role => {
+            let teaches = role == Role::Teacher
+                && course::Entity::find()
+                    .filter(course::Column::TeacherId.eq(viewer.id()))
+                    .count(db)
+                    .await?
+                    > 0;
+            teaches
+                || section::Entity::find()
+                    .filter(section::Column::AssistantId.eq(viewer.id()))
+                    .count(db)
+                    .await?
+                    > 0
         }
+    };
+    if !staffs {
+        return Err(ApiError::forbidden(
+            "the reports are for staff of a course or section",
+        ));
     }
     if let Some(id) = section_id {
         let section = section::Entity::find_by_id(id)
@@ -284,7 +300,7 @@ fn listing(
         let matching = Query::select()
             .column(user::Column::Id)
             .from(user::Entity)
-            .cond_where(name_or_email_like(&pattern))
+            .cond_where(name_or_email_like(&pattern, viewer))
             .to_owned();
         select = select.filter(enrollment::Column::UserId.in_subquery(matching));
     }

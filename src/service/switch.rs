@@ -90,8 +90,8 @@ async fn switch_in(
         ));
     }
     // Joining the target is an enrollment in it: a student only while its window is open.
-    let target_term = super::terms::of_section(tx, &target).await?;
-    let window = super::terms::window(&target, target_term.as_ref()).at(tx.now());
+    let target_term = super::term_of(tx, &target).await?;
+    let window = crate::domain::calendar::window(&target, target_term.as_ref()).at(tx.now());
     let outside = match window {
         WindowState::Open => None,
         WindowState::NotOpen(opens_at) => Some(ApiError::EnrollmentNotOpen { opens_at }),

@@ -14,11 +14,7 @@ use uuid::Uuid;
 
 use super::{for_update, promotion};
 use crate::{
-    domain::{
-        calendar::{self, Deadlines, Span, Window},
-        validate,
-        viewer::Viewer,
-    },
+    domain::{calendar, validate, viewer::Viewer},
     error::ApiError,
     store::{Store, Tx},
 };
@@ -419,51 +415,6 @@ pub async fn organization(
         .ok_or(ApiError::NotFound("organization"))
 }
 
-/// The term of a section, if it has one.
-///
-/// # Errors
-/// The database fails.
-pub(crate) async fn of_section(
-    conn: &impl ConnectionTrait,
-    section: &section::Model,
-) -> Result<Option<term::Model>, ApiError> {
-    match section.term_id {
-        Some(id) => Ok(term::Entity::find_by_id(id).one(conn).await?),
-        None => Ok(None),
-    }
-}
-
-/// The dates a section of `term` meets on: its own dates, else the term's.
-pub fn span(section: &section::Model, term: Option<&term::Model>) -> Option<Span> {
-    let term = term?;
-    Some(Span::new(
-        section.starts_on.unwrap_or(term.starts_on),
-        section.ends_on.unwrap_or(term.ends_on),
-        calendar::time_zone(&term.time_zone).unwrap_or(chrono_tz::UTC),
-        term.holidays.0.clone(),
-    ))
-}
-
-/// A section's enrollment window: its own bounds, else its term's.
-pub fn window(section: &section::Model, term: Option<&term::Model>) -> Window {
-    Window {
-        opens_at: section
-            .enrollment_opens_at
-            .or(term.and_then(|t| t.enrollment_opens_at)),
-        closes_at: section
-            .enrollment_closes_at
-            .or(term.and_then(|t| t.enrollment_closes_at)),
-    }
-}
-
-/// A term's withdrawal deadlines (none without a term).
-pub fn deadlines(term: Option<&term::Model>) -> Deadlines {
-    term.map_or_else(Deadlines::default, |t| Deadlines {
-        drop: t.drop_deadline,
-        withdraw: t.withdraw_deadline,
-    })
-}
-
 /// The close notices of `roster serve`, a [`crate::jobs::Job`] run every 30 seconds: each round
 /// runs [`notify_closed`].
 pub struct CloseNotices(pub Store);
@@ -530,8 +481,8 @@ async fn notify_closed_in(tx: &Tx<'_>, section_id: Uuid) -> Result<usize, ApiErr
     else {
         return Ok(0);
     };
-    let term = of_section(tx, &section).await?;
-    let Some(closed_at) = window(&section, term.as_ref()).closes_at else {
+    let term = super::term_of(tx, &section).await?;
+    let Some(closed_at) = calendar::window(&section, term.as_ref()).closes_at else {
         return Ok(0);
     };
     if closed_at > tx.now() || section.close_noticed_at.is_some_and(|at| at >= closed_at) {

@@ -437,8 +437,8 @@ pub(crate) async fn withdrawal(
     if !from.holds_seat() || section.term_id.is_none() {
         return Ok((EnrollmentRecord::None, false));
     }
-    let term = super::terms::of_section(tx, section).await?;
-    let ladder = super::terms::deadlines(term.as_ref()).at(tx.now());
+    let term = super::term_of(tx, section).await?;
+    let ladder = crate::domain::calendar::deadlines(term.as_ref()).at(tx.now());
     if ladder.past_deadline && !staff {
         return Err(ApiError::DeadlinePassed(
             "the term's withdrawal deadline has passed; ask the course's staff".into(),

@@ -183,7 +183,7 @@ fn listing(viewer: &Viewer, filter: &UserFilter) -> Result<Select<user::Entity>,
         select = select.filter(user::Column::OrganizationId.eq(org));
     }
     if let Some(pattern) = search_pattern(filter.search.as_deref())? {
-        select = select.filter(name_or_email_like(&pattern));
+        select = select.filter(name_or_email_like(&pattern, viewer));
     }
     Ok(select)
 }

@@ -18,7 +18,6 @@ use crate::graphql::{
     request,
 };
 use crate::service::rosters::{self, Approvals, EnrollmentFilter};
-use crate::service::terms;
 
 /// A section of a course: a schedule, a room, and a number of seats.
 pub struct Section(pub section::Model);
@@ -154,7 +153,7 @@ impl Section {
     async fn enrollment_opens_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
         boxed(async move {
             let term = self.term_row(ctx).await?;
-            Ok(terms::window(&self.0, term.as_ref()).opens_at)
+            Ok(calendar::window(&self.0, term.as_ref()).opens_at)
         })
         .await
     }
@@ -163,7 +162,7 @@ impl Section {
     async fn enrollment_closes_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
         boxed(async move {
             let term = self.term_row(ctx).await?;
-            Ok(terms::window(&self.0, term.as_ref()).closes_at)
+            Ok(calendar::window(&self.0, term.as_ref()).closes_at)
         })
         .await
     }
@@ -173,7 +172,7 @@ impl Section {
     async fn occurrences(&self, ctx: &Context<'_>) -> Result<Vec<Occurrence>> {
         boxed(async move {
             let term = self.term_row(ctx).await?;
-            let Some(span) = terms::span(&self.0, term.as_ref()) else {
+            let Some(span) = calendar::span(&self.0, term.as_ref()) else {
                 return Ok(Vec::new());
             };
             Ok(calendar::occurrences(&self.0.schedule, &span)
