@@ -10,6 +10,7 @@ mod auth;
 mod change_feed;
 mod cli;
 mod crash;
+mod deployment;
 mod discovery;
 mod enrollment;
 mod enrollment_stress;
