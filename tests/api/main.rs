@@ -35,4 +35,5 @@ mod staff;
 mod subscriptions;
 mod teams;
 mod text;
+mod upgrade;
 mod write_path;
