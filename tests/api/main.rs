@@ -35,5 +35,6 @@ mod staff;
 mod subscriptions;
 mod teams;
 mod text;
+mod topology;
 mod upgrade;
 mod write_path;
