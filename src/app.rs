@@ -9,7 +9,6 @@ use std::{
 
 use anyhow::Context as _;
 use async_graphql::{BatchRequest, BatchResponse, Response as GqlResponse};
-use migration::{Migrator, MigratorTrait};
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
@@ -124,7 +123,7 @@ impl App {
         if let Some(hook) = settings.on_statement.clone() {
             db.set_metric_callback(move |_| hook());
         }
-        Migrator::up(&db, None).await.context("migrations failed")?;
+        db::migrate(&db).await.context("migrations failed")?;
         let app = Arc::new(Self {
             schema: graphql::build_schema_with(&settings.limits),
             hooks: graphql::hooks(settings.slow_operation, &settings.limits),

@@ -1,5 +1,5 @@
 //! The `roster` command line: `serve` (the default), `migrate`, `seed`, `user add`, `token`,
-//! `schema`.
+//! `schema`, `check`, `backup`.
 
 use std::{path::Path, time::Duration};
 
@@ -17,15 +17,23 @@ use crate::{
     delivery::{DeliveryConfig, EmailConfig, PushConfig, WebhookConfig},
     graphql::{self, limits::Limits},
     identity::tokens::{MIN_SECRET_LEN, TokenKeys},
-    seed,
+    ops, seed,
     service::users::{self, NewUser},
     store::{Store, clock::Clock, db, feed::Bus},
     telemetry,
 };
 
+/// `roster --version`: the crate's version and the commit it was built from (`build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("ROSTER_GIT_COMMIT"),
+    ")"
+);
+
 /// Roster: a GraphQL API for course discovery, enrollment, waitlists and certifications.
 #[derive(Parser, Debug)]
-#[command(name = "roster", version, about)]
+#[command(name = "roster", version = VERSION, about)]
 pub struct Cli {
     #[command(flatten)]
     pub db: DbConfig,
@@ -70,6 +78,16 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Check the configuration `serve` would run with: validate every setting, reach the
+    /// database and the OpenID provider, serve nothing. One line per problem; exit status 1
+    /// if there is any.
+    Check(Box<ServeConfig>),
+    /// Write a consistent copy of the SQLite database to PATH, also while servers run
+    /// (PostgreSQL: use pg_dump or pg_basebackup).
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        path: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -138,11 +156,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(serve_config) => serve(&cli.db, &cli.auth, *serve_config).await,
+        Command::Check(serve_config) => {
+            let problems = ops::check(&cli.db, &cli.auth, &serve_config).await;
+            if problems.is_empty() {
+                println!("configuration OK");
+                return Ok(());
+            }
+            // One line per problem and nothing else: no error chain, no backtrace.
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            std::process::exit(1)
+        }
+        Command::Backup { path } => {
+            let bytes = ops::backup(&cli.db, &path).await?;
+            eprintln!(
+                "wrote {} ({bytes} bytes); keep the JWT secret and the VAPID key with it",
+                path.display()
+            );
+            Ok(())
+        }
         Command::Migrate { rollback } => {
             let db = open(&cli.db).await?;
             match rollback {
                 Some(n) => Migrator::down(&db, Some(n)).await?,
-                None => Migrator::up(&db, None).await?,
+                None => {
+                    db::migrate(&db).await?;
+                }
             }
             Ok(())
         }
@@ -221,7 +261,7 @@ async fn open(config: &DbConfig) -> anyhow::Result<DatabaseConnection> {
 /// what they announce reaches the running servers' subscriptions.
 async fn open_store(config: &DbConfig) -> anyhow::Result<Store> {
     let db = open(config).await?;
-    Migrator::up(&db, None).await.context("migrations failed")?;
+    db::migrate(&db).await.context("migrations failed")?;
     Ok(Store::new(db, Clock::default(), Bus::default()))
 }
 

@@ -85,11 +85,15 @@ impl AuthConfig {
     }
 }
 
+/// The log filter when none is asked for: Roster's own lines at INFO, libraries' at WARN.
+pub const DEFAULT_LOG: &str = "warn,roster=info";
+
 /// Settings for logging.
 #[derive(Args, Clone, Debug)]
 pub struct LogConfig {
-    /// Log filter in `tracing`'s syntax, e.g. `info` or `roster=debug,sqlx=warn`.
-    #[arg(long, env = "ROSTER_LOG", default_value = "info", global = true)]
+    /// Log filter in `tracing`'s syntax, e.g. `info` (libraries too) or `roster=debug`.
+    /// `RUST_LOG`, when set, wins.
+    #[arg(long, env = "ROSTER_LOG", default_value = DEFAULT_LOG, global = true)]
     pub log: String,
 
     /// Log line format: `text` for people, `json` for machines.
@@ -117,7 +121,8 @@ pub enum DemoData {
 /// Settings of `roster serve`.
 #[derive(Args, Clone, Debug)]
 pub struct ServeConfig {
-    /// Address to listen on.
+    /// Address to listen on. Loopback by default: all interfaces (`0.0.0.0:8080`) only when
+    /// told, as the container image does.
     #[arg(long, env = "ROSTER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 

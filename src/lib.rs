@@ -4,7 +4,7 @@
 //! the very same [`app::App`] the binary serves. The modules, from the top down
 //! (docs/architecture.md#layers): each uses only those below it.
 //!
-//! - [`cli`], [`config`]: the command line and every setting;
+//! - [`cli`], [`config`]: the command line and every setting; [`ops`]: `check` and `backup`;
 //! - [`http`]: serving HTTP (the router, GraphQL over HTTP, WebSocket, exports, GraphiQL,
 //!   health and metrics), over [`app`], the application every request shares, and
 //!   [`response_cache`];
@@ -34,6 +34,7 @@ pub mod http;
 pub mod identity;
 pub mod jobs;
 pub mod metrics;
+pub mod ops;
 pub mod response_cache;
 pub mod seed;
 pub mod service;

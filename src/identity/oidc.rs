@@ -303,6 +303,18 @@ impl Oidc {
         }
     }
 
+    /// Fetches the provider's keys now, as a sign-in would (`roster check`).
+    ///
+    /// # Errors
+    /// The provider does not answer within the time a sign-in waits, or publishes no keys.
+    pub async fn probe(&self) -> anyhow::Result<()> {
+        let set = tokio::time::timeout(KEYS_WITHIN, self.fetch())
+            .await
+            .map_err(|_| anyhow::anyhow!("no answer within {KEYS_WITHIN:?}"))??;
+        anyhow::ensure!(!set.keys.is_empty(), "the provider publishes no keys");
+        Ok(())
+    }
+
     /// The provider's key set, from `jwks_url` or the issuer's discovery document.
     async fn fetch(&self) -> anyhow::Result<JwkSet> {
         #[derive(Deserialize)]

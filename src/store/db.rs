@@ -1,12 +1,14 @@
 //! Opening the database the same way on both backends; writes go through
 //! [`crate::store::Store::write`].
 
-use std::{str::FromStr, time::Duration};
+use std::{collections::HashSet, str::FromStr, time::Duration};
 
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DbErr,
     sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
 };
+
+use migration::{Migrator, MigratorTrait};
 
 use crate::config::DbConfig;
 
@@ -79,6 +81,51 @@ pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection, DbErr> {
         });
     }
     Database::connect(options).await
+}
+
+/// Applies the pending migrations and says how many in one line (the migrator's own lines, one
+/// per step, are at INFO, under the default WARN for libraries).
+///
+/// A database that a newer release has already migrated is served as it is, with a warning:
+/// during a rolling upgrade the old replicas keep running, and restart, on the new schema,
+/// which the migration policy (docs/migrations.md) keeps readable by the previous release.
+///
+/// # Errors
+/// A migration failed (the ones before it stay applied), or the database holds migrations
+/// this release does not know while it also lacks some that it does.
+pub async fn migrate(db: &DatabaseConnection) -> Result<usize, DbErr> {
+    let applied: HashSet<String> = Migrator::get_migration_models(db)
+        .await?
+        .into_iter()
+        .map(|model| model.version)
+        .collect();
+    let known: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|migration| migration.name().to_owned())
+        .collect();
+    let pending = known.iter().filter(|m| !applied.contains(*m)).count();
+    let newer = applied
+        .iter()
+        .filter(|version| !known.contains(version))
+        .count();
+    if newer > 0 {
+        if pending > 0 {
+            return Err(DbErr::Custom(format!(
+                "the database holds {newer} migrations this release does not know and lacks \
+                 {pending} that it does: it was migrated by another line of releases"
+            )));
+        }
+        tracing::warn!(
+            newer,
+            "the database was migrated by a newer release; serving on its schema"
+        );
+        return Ok(0);
+    }
+    Migrator::up(db, None).await?;
+    if pending > 0 {
+        tracing::info!("applied {pending} migrations");
+    }
+    Ok(pending)
 }
 
 /// `url` with its password, if any, replaced by `***`, for messages and logs.
