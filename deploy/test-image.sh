@@ -85,7 +85,7 @@ wait_ready() { # URL
 echo "== release binary"
 cargo build --release --locked --quiet --bin roster
 mkdir -p "$work/context"
-cp target/release/roster "$work/context/roster"
+cp "${CARGO_TARGET_DIR:-target}/release/roster" "$work/context/roster"
 
 echo "== base image (debootstrap --variant=minbase bookworm, cached)"
 if [ ! -s "$CACHE/bookworm-minbase.tar" ]; then
