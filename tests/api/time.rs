@@ -881,3 +881,108 @@ async fn discovery_filters_by_term_with_constant_statements(app: TestApp) {
     }
     assert_eq!(counts[0], counts[1], "statements per page: {counts:?}");
 }
+
+both_backends!(offers_follow_the_ladder_and_dated_conflicts);
+
+async fn offers_follow_the_ladder_and_dated_conflicts(app: TestApp) {
+    let (campus, coordinator) = campus_with_coordinator(&app, "Offer U").await;
+    let term_id = term(
+        &app,
+        &coordinator,
+        "O",
+        json!({ "startsOn": "2030-01-07", "endsOn": "2030-04-30",
+                "dropDeadline": now() + Duration::days(1),
+                "withdrawDeadline": now() + Duration::days(30) }),
+    )
+    .await;
+    let other_term = term(
+        &app,
+        &coordinator,
+        "P",
+        json!({ "startsOn": "2030-09-02", "endsOn": "2030-12-20" }),
+    )
+    .await;
+    let monday = ("MONDAY", "09:00", "10:30");
+    let offering = |section: Uuid| {
+        app.ok(
+            Some(&campus.teacher_token),
+            "mutation($id: UUID!) { updateSection(id: $id, input: {
+                capacity: 1, promotionMode: OFFER, offerHours: 168 }) { id } }",
+            json!({ "id": section }),
+        )
+    };
+    let [offered_here] = sections(&app, &campus, "Offered", [(Some(term_id), monday, None)]).await;
+    let [offered_there] = sections(
+        &app,
+        &campus,
+        "Elsewhere",
+        [(Some(other_term), monday, None)],
+    )
+    .await;
+    offering(offered_here).await;
+    offering(offered_there).await;
+    let (_, holder) = app.student(&campus).await;
+    let seats = [
+        app.enroll(&holder, offered_here).await.unwrap(),
+        app.enroll(&holder, offered_there).await.unwrap(),
+    ];
+    let (waiter_id, waiter) = app.student(&campus).await;
+    let here = app.enroll(&waiter, offered_here).await.unwrap();
+    let there = app.enroll(&waiter, offered_there).await.unwrap();
+    for seat in &seats {
+        app.withdraw(&holder, seat.id).await.unwrap();
+    }
+    for offer in [here.id, there.id] {
+        let row = app.enrollment_row(offer).await;
+        assert_eq!(format!("{:?}", row.status), "Offered");
+    }
+    // Staff then give the waiter a seat at the same time in the first term, overriding the
+    // conflict with the offered seat there: accepting that offer is refused, the other term's
+    // is accepted.
+    let [mine] = sections(&app, &campus, "Mine", [(Some(term_id), monday, None)]).await;
+    app.ok(
+        Some(&coordinator),
+        "mutation($s: UUID!, $u: UUID!) { enroll(sectionId: $s, userId: $u,
+            overrideScheduleConflict: true) { id } }",
+        json!({ "s": mine, "u": waiter_id }),
+    )
+    .await;
+    let accept = "mutation($e: UUID!) { acceptOffer(enrollmentId: $e) { status } }";
+    let refused = app
+        .gql(Some(&waiter), accept, json!({ "e": here.id }))
+        .await;
+    assert_eq!(error_code(&refused), "SCHEDULE_CONFLICT", "{refused}");
+    let taken = app
+        .ok(Some(&waiter), accept, json!({ "e": there.id }))
+        .await;
+    assert_eq!(taken["acceptOffer"]["status"], "REGISTERED");
+
+    // Declining an offer after the drop deadline is a withdrawal recorded as W.
+    let [late_offer] = sections(
+        &app,
+        &campus,
+        "Late offer",
+        [(Some(term_id), ("FRIDAY", "09:00", "10:00"), None)],
+    )
+    .await;
+    offering(late_offer).await;
+    let (_, first) = app.student(&campus).await;
+    let (_, second) = app.student(&campus).await;
+    let seat = app.enroll(&first, late_offer).await.unwrap();
+    let queued = app.enroll(&second, late_offer).await.unwrap();
+    app.withdraw(&first, seat.id).await.unwrap();
+    assert_eq!(
+        format!("{:?}", app.enrollment_row(queued.id).await.status),
+        "Offered"
+    );
+    app.state.store.clock().advance(Duration::days(2));
+    let declined = app
+        .ok(
+            Some(&second),
+            "mutation($e: UUID!) { declineOffer(enrollmentId: $e) { status record } }",
+            json!({ "e": queued.id }),
+        )
+        .await;
+    assert_eq!(declined["declineOffer"]["status"], "WITHDRAWN");
+    assert_eq!(declined["declineOffer"]["record"], "W");
+}
