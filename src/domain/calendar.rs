@@ -7,7 +7,7 @@
 //! local time. A section without a term meets every week with no end, as before terms existed.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use entity::{
     section, term,
@@ -18,7 +18,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::schedule::{meetings_overlap, parse_time};
+use super::{ical, schedule::meetings_overlap};
 
 /// The dates a section meets on: its first and last date, the term's time zone and holidays.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,19 +73,6 @@ pub fn first_on_or_after(from: NaiveDate, weekday: Weekday) -> NaiveDate {
     from + Duration::days(ahead)
 }
 
-/// The instant of a local wall-clock time in `tz`. A time skipped by a daylight-saving change
-/// (02:30 on the night clocks go forward) is read as the same time an hour later, as calendar
-/// applications do; a repeated one as its first occurrence.
-pub fn instant(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
-    tz.from_local_datetime(&local)
-        .earliest()
-        .or_else(|| {
-            tz.from_local_datetime(&(local + Duration::hours(1)))
-                .earliest()
-        })
-        .map_or_else(|| local.and_utc(), |t| t.with_timezone(&Utc))
-}
-
 /// One dated meeting of a section.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Occurrence<'a> {
@@ -95,32 +82,29 @@ pub struct Occurrence<'a> {
     pub meeting: &'a Meeting,
 }
 
-/// Every dated meeting of `schedule` over `span`, in time order.
+/// Every dated meeting of `schedule` over `span`, in time order: what the calendar feed's
+/// recurrences expand to ([`ical::occurrences`] decides, so the feed and this list cannot
+/// disagree). A local time a daylight-saving change skips is read with the offset before the
+/// change (an hour later on the clock); a repeated one as its first instance.
 pub fn occurrences<'a>(schedule: &'a Schedule, span: &Span) -> Vec<Occurrence<'a>> {
+    let dates = ical::Dates {
+        starts_on: span.starts_on,
+        ends_on: span.ends_on,
+        tz: span.tz,
+        holidays: span.holidays.clone(),
+    };
     let mut out = Vec::new();
     for meeting in &schedule.0 {
-        let (Some(start), Some(end)) = (parse_time(&meeting.start), parse_time(&meeting.end))
-        else {
+        let Some(pattern) = ical::FeedMeeting::of(meeting) else {
             continue;
         };
-        let mut date = first_on_or_after(span.starts_on, meeting.weekday);
-        while date <= span.ends_on {
-            if !span.is_holiday(date) {
-                let at = |minutes: u16| {
-                    instant(
-                        span.tz,
-                        date.and_hms_opt(u32::from(minutes / 60), u32::from(minutes % 60), 0)
-                            .unwrap_or_default(),
-                    )
-                };
-                out.push(Occurrence {
-                    date,
-                    starts_at: at(start),
-                    ends_at: at(end),
-                    meeting,
-                });
-            }
-            date += Duration::days(7);
+        for (starts_at, ends_at) in ical::occurrences(&pattern, &dates) {
+            out.push(Occurrence {
+                date: starts_at.with_timezone(&span.tz).date_naive(),
+                starts_at,
+                ends_at,
+                meeting,
+            });
         }
     }
     out.sort_by_key(|o| (o.starts_at, o.ends_at));

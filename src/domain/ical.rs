@@ -58,6 +58,23 @@ pub struct FeedMeeting {
     pub room: Option<String>,
 }
 
+impl FeedMeeting {
+    /// A section's weekly meeting as a pattern; `None` for times that are not `HH:MM` (input
+    /// is validated, so only rows written otherwise).
+    pub fn of(meeting: &entity::types::Meeting) -> Option<Self> {
+        let time = |text: &str| {
+            let minutes = super::schedule::parse_time(text)?;
+            NaiveTime::from_hms_opt(u32::from(minutes / 60), u32::from(minutes % 60), 0)
+        };
+        Some(Self {
+            weekday: Weekday::try_from(meeting.weekday as u8).ok()?,
+            start: time(&meeting.start)?,
+            end: time(&meeting.end)?,
+            room: meeting.room.clone(),
+        })
+    }
+}
+
 /// The dated range of a section and the zone its wall-clock times belong to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dates {

@@ -7,7 +7,7 @@
 //! reveals no feed, and `resetCalendarUrl` (a new nonce) makes the old URL answer 404. The token
 //! depends on no password and no bearer token.
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use entity::{calendar_feed, types::Schedule};
 use rand::Rng;
 use sea_orm::{
@@ -20,7 +20,6 @@ use crate::{
     domain::{
         calendar::{self, is_token, token_hash},
         ical::{self, Dates, FeedMeeting, FeedSection},
-        schedule::parse_time,
         viewer::Viewer,
     },
     error::ApiError,
@@ -152,29 +151,13 @@ struct Row {
 
 impl From<Row> for FeedSection {
     fn from(row: Row) -> Self {
-        let time = |t: &str| {
-            parse_time(t)
-                .and_then(|m| NaiveTime::from_hms_opt(u32::from(m / 60), u32::from(m % 60), 0))
-                .unwrap_or_default()
-        };
         FeedSection {
             section_id: row.section_id,
             course_name: row.course_name,
             course_code: row.course_code.unwrap_or_default(),
             section_name: row.section_name,
             teacher: Some(row.teacher),
-            meetings: row
-                .schedule
-                .0
-                .iter()
-                .map(|m| FeedMeeting {
-                    weekday: chrono::Weekday::try_from(m.weekday as u8)
-                        .unwrap_or(chrono::Weekday::Mon),
-                    start: time(&m.start),
-                    end: time(&m.end),
-                    room: m.room.clone(),
-                })
-                .collect(),
+            meetings: row.schedule.0.iter().filter_map(FeedMeeting::of).collect(),
             dates: row.dates.map(|(starts_on, ends_on, zone, holidays)| Dates {
                 starts_on,
                 ends_on,

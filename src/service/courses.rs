@@ -6,7 +6,7 @@ use std::collections::{HashSet, VecDeque};
 use entity::{course, course_prerequisite, organization, section, types::Role, user};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -230,22 +230,10 @@ async fn update_course_in(
 /// A reactivated course fills the free seats of its active sections from their waitlists
 /// (invariant 8), each section locked in id order.
 async fn fill_sections(tx: &Tx<'_>, course: &course::Model) -> Result<(), ApiError> {
-    let sections = section::Entity::find()
+    let active = section::Entity::find()
         .filter(section::Column::CourseId.eq(course.id))
-        .filter(section::Column::IsActive.eq(true))
-        .order_by_asc(section::Column::Id)
-        .all(tx)
-        .await?;
-    for section in sections {
-        super::for_update(
-            section::Entity::find_by_id(section.id),
-            tx.get_database_backend(),
-        )
-        .one(tx)
-        .await?;
-        promotion::fill_free_seats(tx, section.id).await?;
-    }
-    Ok(())
+        .filter(section::Column::IsActive.eq(true));
+    promotion::fill_sections(tx, active).await
 }
 
 /// A course by id as the viewer may see it: inactive courses only for those who manage them.

@@ -176,6 +176,28 @@ pub(crate) async fn fill_free_seats(
     Ok(promoted)
 }
 
+/// Fills the free seats of every section `sections` selects, each locked in id order as every
+/// writer of several sections does (after a course reactivates, after a term's window opens).
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn fill_sections(
+    tx: &Tx<'_>,
+    sections: sea_orm::Select<section::Entity>,
+) -> Result<(), ApiError> {
+    let sections = sections.order_by_asc(section::Column::Id).all(tx).await?;
+    for section in sections {
+        super::for_update(
+            section::Entity::find_by_id(section.id),
+            tx.get_database_backend(),
+        )
+        .one(tx)
+        .await?;
+        fill_free_seats(tx, section.id).await?;
+    }
+    Ok(())
+}
+
 /// Records why a waiter was passed over; they keep their place.
 async fn skip(
     tx: &Tx<'_>,

@@ -291,23 +291,10 @@ async fn check_sections_inside(tx: &Tx<'_>, term: &term::Model) -> Result<(), Ap
 /// After a term's window changed: every section of it with free seats and waiters promotes as
 /// a change of the section would (the window decides in [`promotion::fill_free_seats`]).
 async fn fill_sections(tx: &Tx<'_>, term_id: Uuid) -> Result<(), ApiError> {
-    let sections = section::Entity::find()
+    let waiting = section::Entity::find()
         .filter(section::Column::TermId.eq(term_id))
-        .filter(section::Column::WaitlistCount.gt(0))
-        .order_by_asc(section::Column::Id)
-        .all(tx)
-        .await?;
-    for section in sections {
-        // Locked one at a time in id order, as every writer of several sections does.
-        for_update(
-            section::Entity::find_by_id(section.id),
-            tx.get_database_backend(),
-        )
-        .one(tx)
-        .await?;
-        promotion::fill_free_seats(tx, section.id).await?;
-    }
-    Ok(())
+        .filter(section::Column::WaitlistCount.gt(0));
+    promotion::fill_sections(tx, waiting).await
 }
 
 /// An organization's terms (every organization's when `None`), newest first.
