@@ -5,6 +5,7 @@
 
 pub mod prelude;
 
+pub mod appointment;
 pub mod calendar_feed;
 pub mod certification;
 pub mod course;

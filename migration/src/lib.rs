@@ -25,6 +25,7 @@ mod m20261125_000016_add_offer_mode;
 mod m20261125_000017_create_user_identities;
 mod m20261207_000018_create_changes;
 mod m20261207_000019_create_terms;
+mod m20261207_000020_create_appointments;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000017_create_user_identities::Migration),
             Box::new(m20261207_000018_create_changes::Migration),
             Box::new(m20261207_000019_create_terms::Migration),
+            Box::new(m20261207_000020_create_appointments::Migration),
         ]
     }
 }

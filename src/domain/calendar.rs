@@ -275,6 +275,20 @@ pub fn window(section: &section::Model, term: Option<&term::Model>) -> Window {
     }
 }
 
+/// A student's window in a section: with an appointment in the section's term, it opens at
+/// the appointment (or at the section's own opening, if that is later) instead of the term's.
+pub fn window_for(
+    section: &section::Model,
+    term: Option<&term::Model>,
+    appointment: Option<DateTime<Utc>>,
+) -> Window {
+    let mut window = window(section, term);
+    if let Some(at) = appointment {
+        window.opens_at = Some(section.enrollment_opens_at.map_or(at, |own| own.max(at)));
+    }
+    window
+}
+
 /// A term's withdrawal deadlines (none without a term).
 pub fn deadlines(term: Option<&term::Model>) -> Deadlines {
     term.map_or_else(Deadlines::default, |t| Deadlines {

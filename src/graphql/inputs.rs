@@ -231,6 +231,14 @@ pub struct UpdateTermInput {
     pub lottery_minutes: MaybeUndefined<i32>,
 }
 
+/// Students who get their own opening time in a term (`assignAppointments`).
+#[derive(InputObject, Clone, Debug)]
+pub struct AppointmentGroupInput {
+    /// When enrollment in the term's sections opens for these students.
+    pub opens_at: DateTime<Utc>,
+    pub user_ids: Vec<Uuid>,
+}
+
 /// Changes to an organization.
 #[derive(InputObject, Clone, Debug, Default)]
 pub struct UpdateOrganizationInput {
@@ -417,6 +425,8 @@ pub struct UserFilter {
     pub search: Option<String>,
     pub role: Option<Role>,
     pub organization_id: Option<Uuid>,
+    /// Only users with a registration appointment in this term (see `User.appointment`).
+    pub appointment_term_id: Option<Uuid>,
 }
 
 impl From<UserFilter> for users::UserFilter {
@@ -425,6 +435,7 @@ impl From<UserFilter> for users::UserFilter {
             search: f.search,
             role: f.role,
             organization_id: f.organization_id,
+            appointment_term_id: f.appointment_term_id,
         }
     }
 }

@@ -4,7 +4,7 @@ use async_graphql::{Context, Object, Result};
 use uuid::Uuid;
 
 use super::{
-    inputs::{CreateTermInput, UpdateOrganizationInput, UpdateTermInput},
+    inputs::{AppointmentGroupInput, CreateTermInput, UpdateOrganizationInput, UpdateTermInput},
     request, signed_in,
     types::{Organization, Term},
 };
@@ -78,6 +78,25 @@ impl TermMutation {
             None => terms::organization(store, viewer, id).await?,
         };
         Ok(Organization(organization))
+    }
+
+    /// Gives groups of students their own opening time in a term (time tickets), replacing
+    /// each one's earlier appointment there; the others open at the term's
+    /// `enrollmentOpensAt`. Returns how many students were assigned. Coordinators of the
+    /// term's organization and admins; every student must belong to that organization.
+    async fn assign_appointments(
+        &self,
+        ctx: &Context<'_>,
+        term_id: Uuid,
+        groups: Vec<AppointmentGroupInput>,
+    ) -> Result<i32> {
+        let (store, viewer) = signed_in(ctx)?;
+        let groups = groups
+            .into_iter()
+            .map(|g| (g.opens_at, g.user_ids))
+            .collect();
+        let assigned = terms::assign_appointments(store, viewer, term_id, groups).await?;
+        Ok(i32::try_from(assigned).unwrap_or(i32::MAX))
     }
 
     /// Makes the viewer a new calendar feed URL and returns it; the previous one answers 404

@@ -94,7 +94,7 @@ async fn enroll_in(
     let mut details = serde_json::Map::new();
     // The term, for the window and the dates (a section without one reads nothing more).
     let term = super::term_of(tx, &section).await?;
-    check_window(tx, &section, term.as_ref(), proxy, &mut details)?;
+    check_window(tx, &section, term.as_ref(), user_id, proxy, &mut details).await?;
     // The checks, read in a statement of their own after the user's lock: under READ
     // COMMITTED it sees every seat the user's previous write committed.
     let checked_at = tx.now();
@@ -141,7 +141,7 @@ async fn enroll_in(
             // Changed by staff since it was read: its window and dates are checked again.
             let term = super::term_of(tx, &now).await?;
             details.clear();
-            check_window(tx, &now, term.as_ref(), proxy, &mut details)?;
+            check_window(tx, &now, term.as_ref(), user_id, proxy, &mut details).await?;
             if !request.override_schedule_conflict {
                 eligibility::check_schedule(tx, user_id, &now, None).await?;
             }
@@ -231,17 +231,24 @@ fn moved_in_time(now: &section::Model, seen: &section::Model) -> bool {
             != (seen.enrollment_opens_at, seen.enrollment_closes_at)
 }
 
-/// The section's enrollment window at this time: a student enrolls only while it is open
-/// (`ENROLLMENT_NOT_OPEN` with its opening time, `ENROLLMENT_CLOSED`); staff enrolling someone
+/// The section's enrollment window at this time, as it stands for the user (their appointment
+/// in the term opens it for them): a student enrolls only while it is open
+/// (`ENROLLMENT_NOT_OPEN` with their opening time, `ENROLLMENT_CLOSED`); staff enrolling someone
 /// else may enroll outside it, and the event records it as late (`details.outsideWindow`).
-fn check_window(
+async fn check_window(
     tx: &Tx<'_>,
     section: &section::Model,
     term: Option<&entity::term::Model>,
+    user_id: Uuid,
     proxy: bool,
     details: &mut serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), ApiError> {
-    let (outside, refusal) = match crate::domain::calendar::window(section, term).at(tx.now()) {
+    let appointment = match term {
+        Some(term) => super::terms::appointment(tx, term.id, user_id).await?,
+        None => None,
+    };
+    let window = crate::domain::calendar::window_for(section, term, appointment);
+    let (outside, refusal) = match window.at(tx.now()) {
         WindowState::Open => return Ok(()),
         WindowState::NotOpen(opens_at) => ("NOT_OPEN", ApiError::EnrollmentNotOpen { opens_at }),
         WindowState::Closed(closed_at) => ("CLOSED", ApiError::EnrollmentClosed { closed_at }),

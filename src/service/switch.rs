@@ -91,7 +91,12 @@ async fn switch_in(
     }
     // Joining the target is an enrollment in it: a student only while its window is open.
     let target_term = super::term_of(tx, &target).await?;
-    let window = crate::domain::calendar::window(&target, target_term.as_ref()).at(tx.now());
+    let appointment = match &target_term {
+        Some(term) => super::terms::appointment(tx, term.id, row.user_id).await?,
+        None => None,
+    };
+    let window = crate::domain::calendar::window_for(&target, target_term.as_ref(), appointment)
+        .at(tx.now());
     let outside = match window {
         WindowState::Open => None,
         WindowState::NotOpen(opens_at) => Some(ApiError::EnrollmentNotOpen { opens_at }),

@@ -386,6 +386,138 @@ pub async fn set_time_zone(
         .await
 }
 
+/// The most students one `assignAppointments` call may name.
+pub const APPOINTMENTS_MAX: usize = 10_000;
+
+/// Gives groups of students their own opening time in a term (docs/design.md#registration-
+/// opening), replacing each one's earlier appointment there; returns how many were assigned.
+/// Every student must belong to the term's organization and appear once.
+///
+/// # Errors
+/// `FORBIDDEN` unless a coordinator of the term's organization or an admin; `NOT_FOUND` for
+/// the term; `BAD_USER_INPUT` (`groups`) for an unknown user, one of another organization, a
+/// user named twice, or more than [`APPOINTMENTS_MAX`].
+pub async fn assign_appointments(
+    store: &Store,
+    viewer: &Viewer,
+    term_id: Uuid,
+    groups: Vec<(DateTime<Utc>, Vec<Uuid>)>,
+) -> Result<usize, ApiError> {
+    use entity::{appointment, user};
+    use sea_orm::sea_query::OnConflict;
+    let mut seen = std::collections::HashSet::new();
+    let mut rows = Vec::new();
+    for (opens_at, users) in &groups {
+        for user in users {
+            if !seen.insert(*user) {
+                return Err(ApiError::bad_input(
+                    "groups",
+                    format!("user {user} is named twice"),
+                ));
+            }
+            rows.push((*user, *opens_at));
+        }
+    }
+    if rows.len() > APPOINTMENTS_MAX {
+        return Err(ApiError::bad_input(
+            "groups",
+            format!("at most {APPOINTMENTS_MAX} students per call"),
+        ));
+    }
+    let rows = &rows;
+    store
+        .write(|tx| {
+            Box::pin(async move {
+                let term = term::Entity::find_by_id(term_id)
+                    .one(tx)
+                    .await?
+                    .ok_or(ApiError::NotFound("term"))?;
+                may_manage(viewer, term.organization_id)?;
+                let mut known = std::collections::HashSet::new();
+                for chunk in rows.chunks(500) {
+                    let found = user::Entity::find()
+                        .filter(user::Column::Id.is_in(chunk.iter().map(|(id, _)| *id)))
+                        .filter(user::Column::OrganizationId.eq(term.organization_id))
+                        .all(tx)
+                        .await?;
+                    known.extend(found.into_iter().map(|u| u.id));
+                }
+                if let Some((stranger, _)) = rows.iter().find(|(id, _)| !known.contains(id)) {
+                    return Err(ApiError::bad_input(
+                        "groups",
+                        format!("no user {stranger} in the term's organization"),
+                    ));
+                }
+                let at = tx.now();
+                for chunk in rows.chunks(500) {
+                    appointment::Entity::insert_many(chunk.iter().map(|(user, opens_at)| {
+                        appointment::ActiveModel {
+                            term_id: Set(term.id),
+                            user_id: Set(*user),
+                            opens_at: Set(*opens_at),
+                            created_at: Set(at),
+                        }
+                    }))
+                    .on_conflict(
+                        OnConflict::columns([
+                            appointment::Column::TermId,
+                            appointment::Column::UserId,
+                        ])
+                        .update_columns([
+                            appointment::Column::OpensAt,
+                            appointment::Column::CreatedAt,
+                        ])
+                        .to_owned(),
+                    )
+                    .exec_without_returning(tx)
+                    .await?;
+                }
+                Ok(rows.len())
+            })
+        })
+        .await
+}
+
+/// A student's own opening time in a term, if they have an appointment there.
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn appointment(
+    conn: &impl ConnectionTrait,
+    term_id: Uuid,
+    user_id: Uuid,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    Ok(entity::appointment::Entity::find_by_id((term_id, user_id))
+        .one(conn)
+        .await?
+        .map(|a| a.opens_at))
+}
+
+/// A user's appointment in a term, for the user themself and the term organization's
+/// coordinators and admins (`None` for anyone else).
+///
+/// # Errors
+/// The database fails.
+pub async fn appointment_seen_by(
+    store: &Store,
+    viewer: Option<&Viewer>,
+    user_id: Uuid,
+    term_id: Uuid,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(viewer) = viewer else {
+        return Ok(None);
+    };
+    if viewer.id() != user_id && !viewer.is_admin() {
+        let Some(term) = by_id(store, term_id).await? else {
+            return Ok(None);
+        };
+        if !viewer.coordinates(term.organization_id) {
+            return Ok(None);
+        }
+    }
+    appointment(store.db(), term_id, user_id).await
+}
+
 /// An organization as one of its coordinators or an admin sees it.
 ///
 /// # Errors

@@ -105,6 +105,8 @@ pub struct UserFilter {
     pub search: Option<String>,
     pub role: Option<Role>,
     pub organization_id: Option<Uuid>,
+    /// Only users with a registration appointment in this term.
+    pub appointment_term_id: Option<Uuid>,
 }
 
 /// The directory staff search to find the person to enroll, alphabetical (ties by id): an admin
@@ -184,6 +186,14 @@ fn listing(viewer: &Viewer, filter: &UserFilter) -> Result<Select<user::Entity>,
     }
     if let Some(pattern) = search_pattern(filter.search.as_deref())? {
         select = select.filter(name_or_email_like(&pattern, viewer));
+    }
+    if let Some(term) = filter.appointment_term_id {
+        let with = Query::select()
+            .column(entity::appointment::Column::UserId)
+            .from(entity::appointment::Entity)
+            .and_where(entity::appointment::Column::TermId.eq(term))
+            .to_owned();
+        select = select.filter(user::Column::Id.in_subquery(with));
     }
     Ok(select)
 }

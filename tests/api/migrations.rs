@@ -32,11 +32,11 @@ async fn table_count(app: &TestApp) -> i64 {
 }
 
 async fn migrations_roll_back_and_apply_again(app: TestApp) {
-    assert_eq!(table_count(&app).await, 18);
+    assert_eq!(table_count(&app).await, 19);
     Migrator::down(&app.db, None).await.expect("down");
     assert_eq!(table_count(&app).await, 0);
     Migrator::up(&app.db, None).await.expect("up again");
-    assert_eq!(table_count(&app).await, 18);
+    assert_eq!(table_count(&app).await, 19);
     let data = app.ok(None, "{ courses { totalCount } }", json!({})).await;
     assert_eq!(data["courses"]["totalCount"], 0);
 }

@@ -986,3 +986,149 @@ async fn offers_follow_the_ladder_and_dated_conflicts(app: TestApp) {
     assert_eq!(declined["declineOffer"]["status"], "WITHDRAWN");
     assert_eq!(declined["declineOffer"]["record"], "W");
 }
+
+both_backends!(appointments_open_enrollment_per_student);
+
+async fn appointments_open_enrollment_per_student(app: TestApp) {
+    let (campus, coordinator) = campus_with_coordinator(&app, "Ticket U").await;
+    let opens = now() + Duration::days(5);
+    let term_id = term(
+        &app,
+        &coordinator,
+        "T",
+        json!({ "startsOn": "2030-01-07", "endsOn": "2030-04-30",
+                "enrollmentOpensAt": opens }),
+    )
+    .await;
+    let [section] = sections(
+        &app,
+        &campus,
+        "Ticketed",
+        [(Some(term_id), ("MONDAY", "09:00", "10:00"), None)],
+    )
+    .await;
+    let (senior, senior_token) = app.student(&campus).await;
+    let (junior, junior_token) = app.student(&campus).await;
+    let (_, other_token) = app.student(&campus).await;
+    let assign = "mutation($t: UUID!, $g: [AppointmentGroupInput!]!) {
+        assignAppointments(termId: $t, groups: $g) }";
+    let early = now() + Duration::days(1);
+    let late = now() + Duration::days(7);
+    let groups = json!([
+        { "opensAt": now() + Duration::days(3), "userIds": [senior] },
+        { "opensAt": late, "userIds": [junior] },
+    ]);
+    // Only the organization's coordinators and admins assign; only its students are named;
+    // nobody twice.
+    let teacher = app
+        .gql(
+            Some(&campus.teacher_token),
+            assign,
+            json!({ "t": term_id, "g": groups }),
+        )
+        .await;
+    assert_eq!(error_code(&teacher), "FORBIDDEN");
+    let (stranger_campus, _) = campus_with_coordinator(&app, "Elsewhere U").await;
+    let (stranger, _) = app.student(&stranger_campus).await;
+    for bad in [
+        json!([{ "opensAt": early, "userIds": [stranger] }]),
+        json!([{ "opensAt": early, "userIds": [senior] }, { "opensAt": late, "userIds": [senior] }]),
+    ] {
+        let answer = app
+            .gql(
+                Some(&coordinator),
+                assign,
+                json!({ "t": term_id, "g": bad }),
+            )
+            .await;
+        assert_eq!(error_code(&answer), "BAD_USER_INPUT", "{answer}");
+        assert_eq!(answer["errors"][0]["extensions"]["field"], "groups");
+    }
+    let assigned = app
+        .ok(
+            Some(&coordinator),
+            assign,
+            json!({ "t": term_id, "g": groups }),
+        )
+        .await;
+    assert_eq!(assigned["assignAppointments"], 2);
+    // A new assignment replaces the earlier one.
+    let moved = json!([{ "opensAt": early, "userIds": [senior] }]);
+    app.ok(
+        Some(&coordinator),
+        assign,
+        json!({ "t": term_id, "g": moved }),
+    )
+    .await;
+
+    // Each sees their own appointment; coordinators see everyone's; other students nobody's.
+    let of = "query($u: UUID!, $t: UUID!) { user(id: $u) { appointment(termId: $t) } }";
+    let own = app
+        .ok(
+            Some(&senior_token),
+            of,
+            json!({ "u": senior, "t": term_id }),
+        )
+        .await;
+    assert_eq!(
+        time(&own["user"]["appointment"]).timestamp(),
+        early.timestamp()
+    );
+    let seen = app
+        .ok(Some(&coordinator), of, json!({ "u": junior, "t": term_id }))
+        .await;
+    assert_eq!(
+        time(&seen["user"]["appointment"]).timestamp(),
+        late.timestamp()
+    );
+    let hidden = app
+        .ok(Some(&other_token), of, json!({ "u": junior, "t": term_id }))
+        .await;
+    assert!(hidden["user"]["appointment"].is_null(), "{hidden}");
+    let listed = app
+        .ok(
+            Some(&coordinator),
+            "query($t: UUID!) { users(filter: { appointmentTermId: $t }) { totalCount } }",
+            json!({ "t": term_id }),
+        )
+        .await;
+    assert_eq!(listed["users"]["totalCount"], 2);
+
+    // Two days on: the senior's appointment has come; the term has not opened for the others,
+    // and each is told their own opening time.
+    app.state.store.clock().advance(Duration::days(2));
+    app.enroll(&senior_token, section)
+        .await
+        .expect("the senior's time");
+    let not_yet = app
+        .gql(Some(&junior_token), ENROLL, json!({ "s": section }))
+        .await;
+    assert_eq!(error_code(&not_yet), "ENROLLMENT_NOT_OPEN");
+    assert_eq!(
+        time(&not_yet["errors"][0]["extensions"]["opensAt"]).timestamp(),
+        late.timestamp()
+    );
+    let others = app
+        .gql(Some(&other_token), ENROLL, json!({ "s": section }))
+        .await;
+    assert_eq!(
+        time(&others["errors"][0]["extensions"]["opensAt"]).timestamp(),
+        opens.timestamp()
+    );
+    // Once the term opens, the junior still waits for their own, later time.
+    app.state.store.clock().advance(Duration::days(4));
+    app.enroll(&other_token, section)
+        .await
+        .expect("the term opened");
+    assert_eq!(
+        error_code(
+            &app.gql(Some(&junior_token), ENROLL, json!({ "s": section }))
+                .await
+        ),
+        "ENROLLMENT_NOT_OPEN"
+    );
+    app.state.store.clock().advance(Duration::days(2));
+    app.enroll(&junior_token, section)
+        .await
+        .expect("their time came");
+}

@@ -15,7 +15,7 @@ use crate::graphql::{
     loaders::{EnrollmentsOf, TeammatesOf, TeamsOf, UserKey},
     request,
 };
-use crate::service::calendar;
+use crate::service::{calendar, terms};
 
 /// A person: student, teacher, coordinator or admin.
 pub struct User(pub user::Model);
@@ -55,6 +55,20 @@ impl User {
                 }
                 _ => Ok(None),
             }
+        })
+        .await
+    }
+
+    /// When enrollment opens for the user in a term, if they have a registration appointment
+    /// there: for the user themself, the term organization's coordinators and admins; null
+    /// otherwise (then the term's `enrollmentOpensAt` applies).
+    async fn appointment(&self, ctx: &Context<'_>, term_id: Uuid) -> Result<Option<DateTime<Utc>>> {
+        boxed(async move {
+            let rc = request(ctx)?;
+            Ok(
+                terms::appointment_seen_by(&rc.store, rc.viewer.as_ref(), self.0.id, term_id)
+                    .await?,
+            )
         })
         .await
     }
