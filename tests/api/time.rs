@@ -1132,3 +1132,123 @@ async fn appointments_open_enrollment_per_student(app: TestApp) {
         .await
         .expect("their time came");
 }
+
+both_backends!(approval_and_reactivation_check_dated_conflicts);
+
+/// Approval and a reactivation's promotions check the seat on dates too: a pending request, or
+/// a waiter of an inactive section, whose student meanwhile got an overlapping seat (staff
+/// overriding the conflict) is refused or passed over; in another term they are not.
+async fn approval_and_reactivation_check_dated_conflicts(app: TestApp) {
+    let (campus, coordinator) = campus_with_coordinator(&app, "Approve U").await;
+    let fall = term(
+        &app,
+        &coordinator,
+        "F",
+        json!({ "startsOn": "2030-09-02", "endsOn": "2030-12-20" }),
+    )
+    .await;
+    let spring = term(
+        &app,
+        &coordinator,
+        "S",
+        json!({ "startsOn": "2031-01-13", "endsOn": "2031-05-02" }),
+    )
+    .await;
+    let slot = ("TUESDAY", "13:00", "14:00");
+    let approving = "mutation($id: UUID!) { updateSection(id: $id, input: {
+        requiresApproval: true }) { id } }";
+    let [ask_fall] = sections(&app, &campus, "Ask fall", [(Some(fall), slot, None)]).await;
+    let [ask_spring] = sections(&app, &campus, "Ask spring", [(Some(spring), slot, None)]).await;
+    for section in [ask_fall, ask_spring] {
+        app.ok(
+            Some(&campus.teacher_token),
+            approving,
+            json!({ "id": section }),
+        )
+        .await;
+    }
+    let (student, token) = app.student(&campus).await;
+    let fall_request = app.enroll(&token, ask_fall).await.unwrap();
+    let spring_request = app.enroll(&token, ask_spring).await.unwrap();
+    let [given] = sections(&app, &campus, "Given", [(Some(fall), slot, None)]).await;
+    let overriding = "mutation($s: UUID!, $u: UUID!) { enroll(sectionId: $s, userId: $u,
+        overrideScheduleConflict: true) { status } }";
+    app.ok(
+        Some(&coordinator),
+        overriding,
+        json!({ "s": given, "u": student }),
+    )
+    .await;
+    let approve = "mutation($e: UUID!) { approveEnrollment(enrollmentId: $e) { status } }";
+    let refused = app
+        .gql(Some(&coordinator), approve, json!({ "e": fall_request.id }))
+        .await;
+    assert_eq!(error_code(&refused), "SCHEDULE_CONFLICT", "{refused}");
+    let approved = app
+        .ok(
+            Some(&coordinator),
+            approve,
+            json!({ "e": spring_request.id }),
+        )
+        .await;
+    assert_eq!(approved["approveEnrollment"]["status"], "REGISTERED");
+
+    // Reactivation: waiters of two full inactive sections; the student then holds an
+    // overlapping fall seat. Reactivating promotes into the spring section, not the fall one.
+    let friday = ("FRIDAY", "08:00", "09:00");
+    let [wait_fall] = sections(&app, &campus, "Wait fall", [(Some(fall), friday, None)]).await;
+    let [wait_spring] =
+        sections(&app, &campus, "Wait spring", [(Some(spring), friday, None)]).await;
+    let (_, holder) = app.student(&campus).await;
+    let (waiter, waiter_token) = app.student(&campus).await;
+    let mut places = Vec::new();
+    let mut seats = Vec::new();
+    for section in [wait_fall, wait_spring] {
+        app.ok(
+            Some(&campus.teacher_token),
+            "mutation($id: UUID!) { updateSection(id: $id, input: { capacity: 1 }) { id } }",
+            json!({ "id": section }),
+        )
+        .await;
+        seats.push(app.enroll(&holder, section).await.unwrap());
+        places.push(app.enroll(&waiter_token, section).await.unwrap());
+    }
+    let activity = "mutation($id: UUID!, $on: Boolean!) { updateSection(id: $id,
+        input: { isActive: $on }) { id } }";
+    for section in [wait_fall, wait_spring] {
+        app.ok(
+            Some(&campus.teacher_token),
+            activity,
+            json!({ "id": section, "on": false }),
+        )
+        .await;
+    }
+    for seat in &seats {
+        app.ok(Some(&coordinator), WITHDRAW, json!({ "e": seat.id }))
+            .await;
+    }
+    let [friday_seat] = sections(&app, &campus, "Friday seat", [(Some(fall), friday, None)]).await;
+    app.ok(
+        Some(&coordinator),
+        overriding,
+        json!({ "s": friday_seat, "u": waiter }),
+    )
+    .await;
+    for section in [wait_fall, wait_spring] {
+        app.ok(
+            Some(&campus.teacher_token),
+            activity,
+            json!({ "id": section, "on": true }),
+        )
+        .await;
+    }
+    let fall_place = app.enrollment_row(places[0].id).await;
+    assert_eq!(format!("{:?}", fall_place.status), "Waitlisted");
+    assert!(
+        fall_place
+            .skip_reason
+            .is_some_and(|why| why.contains("2030-"))
+    );
+    let spring_place = app.enrollment_row(places[1].id).await;
+    assert_eq!(format!("{:?}", spring_place.status), "Registered");
+}
