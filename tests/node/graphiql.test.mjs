@@ -95,11 +95,14 @@ test('GraphiQL runs a query with a token from the headers pane, and a live subsc
 
   // A section with a free seat, and a fresh student to take it.
   const { courses } = await gql(null, `{ courses(first: 50, filter: { hasOpenSeats: true }) {
-    edges { node { prerequisites { id } sections { id seatsAvailable registeredCount schedule { weekday } } } } } }`);
+    edges { node { prerequisites { id } sections { id seatsAvailable registeredCount enrollmentOpensAt
+      schedule { weekday } } } } } }`);
+  // Open now: the demo's next-term sections open for enrollment in two weeks.
   const section = courses.edges
     .filter((e) => e.node.prerequisites.length === 0)
     .flatMap((e) => e.node.sections)
-    .find((s) => s.seatsAvailable > 0);
+    .find((s) => s.seatsAvailable > 0
+      && (s.enrollmentOpensAt === null || new Date(s.enrollmentOpensAt) <= new Date()));
   assert.ok(section, 'the demo data has an open section');
   roster.cli('user', 'add', '--email', 'browser@node.test', '--name', 'Browser', '--role', 'STUDENT');
   const newcomer = roster.cli('token', '--email', 'browser@node.test');
