@@ -293,3 +293,60 @@ async fn values_that_do_not_coerce_are_request_errors(app: TestApp) {
 }
 
 both_backends!(values_that_do_not_coerce_are_request_errors);
+
+/// An explicit `null` for an argument that has a default is null, not the default (the
+/// specification's `CoerceArgumentValues`; graphql-js hands the resolver `null`, see
+/// tests/node/arguments.test.mjs): Roster refuses it with `BAD_USER_INPUT` naming the
+/// argument, where it served the default page of 20 before. A variable left out still gives
+/// the default, and so does an argument left out.
+async fn an_explicit_null_is_not_the_arguments_default(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let teacher = &campus.teacher_token;
+    for n in 0..21 {
+        let input = json!({ "name": format!("Course {n}"), "code": format!("C-{n}") });
+        let course = app.create_course(teacher, input).await;
+        app.create_section(teacher, course, json!({ "name": "A", "capacity": 5 }))
+            .await;
+    }
+    let url = format!("http://{}/graphql", app.serve().await);
+    let query = "query($v: Int) { courses(first: $v) { edges { cursor } } }";
+    let page = |answer: &Value| answer["data"]["courses"]["edges"].as_array().map(Vec::len);
+
+    let (_, _, left_out) = post(&url, None, json!({ "query": query, "variables": {} })).await;
+    assert_eq!(page(&left_out), Some(20), "{left_out}");
+    let (_, _, no_argument) = post(
+        &url,
+        None,
+        json!({ "query": "{ courses { edges { cursor } } }" }),
+    )
+    .await;
+    assert_eq!(page(&no_argument), Some(20), "{no_argument}");
+
+    let null_variable = json!({ "query": query, "variables": { "v": null } });
+    let null_literal = json!({ "query": "{ courses(first: null) { edges { cursor } } }" });
+    for body in [null_variable, null_literal] {
+        let (status, _, refused) = post(&url, Some(GRAPHQL_RESPONSE), body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+        assert_eq!(
+            refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{refused}"
+        );
+        assert_eq!(
+            refused["errors"][0]["extensions"]["field"], "first",
+            "{refused}"
+        );
+        assert!(refused.get("data").is_none_or(Value::is_null), "{refused}");
+    }
+
+    // A nullable argument without a default takes null as it is.
+    let after = "query($a: String) { courses(first: 1, after: $a) { edges { cursor } } }";
+    let (_, _, from_start) = post(
+        &url,
+        None,
+        json!({ "query": after, "variables": { "a": null } }),
+    )
+    .await;
+    assert_eq!(page(&from_start), Some(1), "{from_start}");
+}
+
+both_backends!(an_explicit_null_is_not_the_arguments_default);
