@@ -294,6 +294,99 @@ async fn values_that_do_not_coerce_are_request_errors(app: TestApp) {
 
 both_backends!(values_that_do_not_coerce_are_request_errors);
 
+/// `promtool check metrics` (Prometheus's own linter, from Debian's `prometheus` package)
+/// accepts a scrape of `/metrics` taken after traffic of every kind the metrics count: queries
+/// that succeed and fail, a cached answer, a committed transition, a live subscription and a
+/// refused WebSocket upgrade. Without promtool the test says so, and fails under CI.
+async fn a_scrape_of_metrics_passes_promtool(app: TestApp) {
+    let Some(promtool) = promtool() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "promtool is missing: .ci/run installs Debian's prometheus package"
+        );
+        eprintln!(
+            "SKIPPED: promtool is missing (apt-get install prometheus); /metrics was NOT checked"
+        );
+        return;
+    };
+    let campus = app.campus("Org").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Metered", Some(2), "MONDAY")
+        .await;
+    let (_, token) = app.student(&campus).await;
+    let state = app
+        .state_with(|s| s.limits.connections_per_client = 1)
+        .await;
+    let address = crate::helpers::serve(state).await;
+    let url = format!("http://{address}/graphql");
+    let anonymous = json!({ "query": "query Catalog { courses(first: 5) { totalCount } }" });
+    for _ in 0..2 {
+        post(&url, None, anonymous.clone()).await;
+    }
+    post(&url, None, json!({ "query": "{ noSuchField }" })).await;
+    let enroll = "mutation Enroll($s: UUID!) { enroll(sectionId: $s) { status } }";
+    let body = json!({ "query": enroll, "variables": { "s": section } });
+    let enrolled = crate::helpers::post_json(&url, Some(&token), &body).await;
+    assert_eq!(
+        enrolled["data"]["enroll"]["status"], "REGISTERED",
+        "{enrolled}"
+    );
+    let mut live = crate::subscriptions::Client::ready(address, false, serde_json::json!({})).await;
+    live.seats("seats", section, "isFull").await;
+    live.data_of("seats").await;
+    assert_eq!(
+        crate::floods::upgrade(address).await,
+        Err(429),
+        "a second connection from this client is refused"
+    );
+
+    let scrape = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .expect("a scrape")
+        .text()
+        .await
+        .expect("text");
+    for family in [
+        "roster_graphql_requests_total",
+        "roster_response_cache_total",
+        "roster_enrollment_transitions_total",
+        "roster_subscriptions_active",
+        "roster_websocket_refused_total",
+    ] {
+        assert!(scrape.contains(family), "{family} missing from:\n{scrape}");
+    }
+    let mut check = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    use std::io::Write as _;
+    check
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(scrape.as_bytes())
+        .expect("the scrape goes to promtool");
+    let checked = check.wait_with_output().expect("promtool ends");
+    assert!(
+        checked.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- the scrape:\n{scrape}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr),
+    );
+}
+
+/// promtool, where Debian's `prometheus` package puts it.
+fn promtool() -> Option<&'static str> {
+    ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+}
+
+both_backends!(a_scrape_of_metrics_passes_promtool);
+
 /// An explicit `null` for an argument that has a default is null, not the default (the
 /// specification's `CoerceArgumentValues`; graphql-js hands the resolver `null`, see
 /// tests/node/arguments.test.mjs): Roster refuses it with `BAD_USER_INPUT` naming the
