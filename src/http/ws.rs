@@ -363,13 +363,13 @@ mod tests {
 
     #[test]
     fn a_trusted_proxy_names_the_client_others_do_not() {
-        let proxy = "10.0.0.2".parse().unwrap();
+        let proxy: std::net::IpAddr = "10.0.0.2".parse().unwrap();
         let trusted = ["10.0.0.0/24".parse().unwrap()];
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", "1.2.3.4, 198.51.100.7".parse().unwrap());
-        let client = "198.51.100.7".parse().unwrap();
+        let client: std::net::IpAddr = "198.51.100.7".parse().unwrap();
         assert_eq!(client_address(proxy, &headers, &trusted), client);
-        let direct = "203.0.113.5".parse().unwrap();
+        let direct: std::net::IpAddr = "203.0.113.5".parse().unwrap();
         assert_eq!(client_address(direct, &headers, &trusted), direct);
         assert_eq!(client_address(proxy, &HeaderMap::new(), &trusted), proxy);
         assert_eq!(client_address(proxy, &headers, &[]), proxy);
