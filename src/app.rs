@@ -62,6 +62,9 @@ pub struct App {
     pub(crate) shutdown: watch::Sender<bool>,
     /// WebSocket connections still open.
     pub(crate) websockets: Arc<std::sync::atomic::AtomicUsize>,
+    /// WebSocket connections still open per client, bounded by
+    /// [`Limits::connections_per_client`].
+    pub(crate) websocket_clients: crate::http::WebSocketClients,
 }
 
 /// Called for every statement the pool runs (tests count statements with it).
@@ -143,6 +146,7 @@ impl App {
             tasks: Mutex::default(),
             shutdown: watch::channel(false).0,
             websockets: Arc::default(),
+            websocket_clients: crate::http::WebSocketClients::default(),
         });
         app.start_change_feed(&settings.database).await?;
         if settings.delivery.channels().any() {

@@ -285,6 +285,9 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
             batch: config.max_batch,
             timeout: config.request_timeout,
             introspection: config.introspection,
+            subscriptions_per_connection: config.max_subscriptions_per_connection,
+            connections_per_client: config.max_connections_per_client,
+            trusted_proxies: config.trusted_proxies.clone(),
         },
         response_cache: config.response_cache,
         delivery: DeliveryConfig {
@@ -339,12 +342,15 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
     // On SIGTERM or Ctrl-C: stop accepting, close WebSockets with a close frame, let in-flight
     // requests finish, and give up on them after the grace period.
     let stopping = state.clone();
-    let server = axum::serve(listener, crate::http::router(state.clone())).with_graceful_shutdown(
-        async move {
-            shutdown_signal().await;
-            stopping.begin_shutdown();
-        },
-    );
+    let server = axum::serve(
+        listener,
+        crate::http::router(state.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        stopping.begin_shutdown();
+    });
     let deadline = async {
         state.shutting_down().await;
         tokio::time::sleep(config.shutdown_grace).await;

@@ -180,6 +180,26 @@ pub struct ServeConfig {
     #[arg(long, env = "ROSTER_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, default_value = "15s")]
     pub request_timeout: Duration,
 
+    /// Most operations (subscriptions, mostly) open at once on one WebSocket connection; one
+    /// more is refused with the protocol's `error` message (`LIMIT_EXCEEDED`).
+    #[arg(
+        long,
+        env = "ROSTER_MAX_SUBSCRIPTIONS_PER_CONNECTION",
+        default_value_t = 100
+    )]
+    pub max_subscriptions_per_connection: usize,
+
+    /// Most WebSocket connections open at once from one client (one remote address, loopback
+    /// included); one more is refused with HTTP 429.
+    #[arg(long, env = "ROSTER_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 32)]
+    pub max_connections_per_client: usize,
+
+    /// Proxies (the balancer), as addresses or CIDR ranges, comma-separated: a WebSocket
+    /// connection through one of them is counted for the client that the last entry of its
+    /// `X-Forwarded-For` names (the one the proxy added). Unset: the peer is the client.
+    #[arg(long, env = "ROSTER_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<crate::graphql::limits::AddressRange>,
+
     /// Whether the schema answers introspection (GraphiQL and code generators need it).
     #[arg(long, env = "ROSTER_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,

@@ -7,6 +7,7 @@
 //! | `roster_enrollment_transitions_total` | counter | `from`, `to` (committed ones only) |
 //! | `roster_db_pool_connections` | gauge | `state` (`in_use`, `idle`) |
 //! | `roster_subscriptions_active` | gauge | |
+//! | `roster_websocket_refused_total` | counter | `limit` (`connections`) |
 //!
 //! `operation` is the GraphQL operation name (`anonymous` when it has none), cut to 64 letters,
 //! digits and underscores, since clients choose it; and since anyone may choose it, only the
@@ -54,6 +55,10 @@ pub fn handle() -> &'static PrometheusHandle {
         describe_gauge!(
             "roster_subscriptions_active",
             "Live GraphQL subscriptions on this replica"
+        );
+        describe_counter!(
+            "roster_websocket_refused_total",
+            "WebSocket upgrades refused with 429 because the client held the most connections allowed"
         );
         describe_counter!(
             "roster_response_cache_total",
@@ -130,6 +135,11 @@ pub fn record_operation(operation: &str, ok: bool, seconds: f64) {
         .increment(1);
     histogram!("roster_graphql_request_duration_seconds", "operation" => operation.to_owned())
         .record(seconds);
+}
+
+/// A WebSocket upgrade refused because its client held too many connections.
+pub fn record_refused_connection() {
+    counter!("roster_websocket_refused_total", "limit" => "connections").increment(1);
 }
 
 pub fn record_transition(from: Option<&str>, to: &str) {

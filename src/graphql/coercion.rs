@@ -30,6 +30,8 @@ use chrono::{DateTime, Utc};
 struct Types {
     /// `(object, field)` → (its named return type, its arguments' types).
     fields: HashMap<(String, String), (String, HashMap<String, Type>)>,
+    /// `(object, field, argument)` of the nullable arguments that have a default.
+    defaulted: HashSet<(String, String, String)>,
     inputs: HashMap<String, HashMap<String, Type>>,
     enums: HashMap<String, HashSet<String>>,
 }
@@ -51,6 +53,16 @@ fn types() -> &'static Types {
             match definition.node.kind {
                 TypeKind::Object(object) => {
                     for field in object.fields {
+                        for argument in &field.node.arguments {
+                            let argument = &argument.node;
+                            if argument.ty.node.nullable && argument.default_value.is_some() {
+                                types.defaulted.insert((
+                                    name.clone(),
+                                    field.node.name.node.to_string(),
+                                    argument.name.node.to_string(),
+                                ));
+                            }
+                        }
                         let arguments = field
                             .node
                             .arguments
@@ -195,6 +207,12 @@ impl Walk<'_> {
                         let Some(ty) = arguments.get(argument.node.as_str()) else {
                             continue;
                         };
+                        // Null when written so or sent so; a variable left out is not.
+                        let given = value.node.clone().into_const_with(|variable| {
+                            self.values.get(variable.as_str()).cloned().ok_or(())
+                        });
+                        let null = matches!(given, Ok(Value::Null));
+                        self.not_null_for_default(parent, name, argument, null)?;
                         let value = value
                             .node
                             .clone()
@@ -232,6 +250,37 @@ impl Walk<'_> {
             }
         }
         Ok(())
+    }
+
+    /// An argument that has a default, given an explicit `null` (written, or a variable sent as
+    /// `null`). The specification's `CoerceArgumentValues` passes the null on, and only an
+    /// argument left out (or given a variable that was left out) takes its default; Roster's
+    /// resolvers cannot tell null from left out, and would quietly use the default (a `first:
+    /// null` served 20 rows), so null is refused instead.
+    fn not_null_for_default(
+        &self,
+        parent: &str,
+        field: &str,
+        argument: &async_graphql::Positioned<Name>,
+        null: bool,
+    ) -> ServerResult<()> {
+        let key = (
+            parent.to_owned(),
+            field.to_owned(),
+            argument.node.to_string(),
+        );
+        if !null || !self.types.defaulted.contains(&key) {
+            return Ok(());
+        }
+        let name = &argument.node;
+        let mut error = ServerError::new(
+            format!("`{name}` of `{field}` must not be null: leave it out for its default value."),
+            Some(argument.pos),
+        );
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        extensions.set("code", "BAD_USER_INPUT");
+        extensions.set("field", name.as_str());
+        Err(error)
     }
 
     /// `value` against `ty`, at `path`; nulls are left to async-graphql's own checks.

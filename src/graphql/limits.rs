@@ -1,9 +1,9 @@
 //! Limits on what one request may ask, each failing with `LIMIT_EXCEEDED` and
 //! `extensions.limit` naming it: depth and complexity (async-graphql's validation), root fields
 //! and aliases (checked here on the parsed document), and, in the HTTP layer, body size, batch
-//! size and time.
+//! size and time; in the WebSocket layer, operations per connection and connections per client.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use async_graphql::{
     ServerError, ServerResult,
@@ -29,6 +29,62 @@ pub struct Limits {
     pub timeout: Duration,
     /// Whether the schema answers introspection (GraphiQL needs it).
     pub introspection: bool,
+    /// Most operations (subscriptions, mostly) open at once on one WebSocket connection.
+    pub subscriptions_per_connection: usize,
+    /// Most WebSocket connections open at once from one client (one remote address).
+    pub connections_per_client: usize,
+    /// Proxies (a balancer) whose `X-Forwarded-For` names the client that
+    /// `connections_per_client` counts; any other peer is the client itself.
+    pub trusted_proxies: Vec<AddressRange>,
+}
+
+/// Addresses in CIDR form (`10.0.0.0/8`, `fd00::/8`); a bare address is a range of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressRange {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl AddressRange {
+    /// Whether `ip` (an IPv4-mapped IPv6 address as its IPv4 one) is in the range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn masked<const BITS: u32>(bits: u128, prefix: u8) -> u128 {
+            let host = BITS.saturating_sub(u32::from(prefix));
+            bits.checked_shr(host).unwrap_or(0)
+        }
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                masked::<32>(u32::from(net).into(), self.prefix)
+                    == masked::<32>(u32::from(ip).into(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                masked::<128>(u128::from(net), self.prefix)
+                    == masked::<128>(u128::from(ip), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for AddressRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (address, prefix) = text.trim().split_once('/').unwrap_or((text.trim(), ""));
+        let network: IpAddr = address
+            .parse()
+            .map_err(|_| format!("`{text}` is not an address or an address/prefix"))?;
+        let most = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            "" => most,
+            bits => bits
+                .parse()
+                .ok()
+                .filter(|bits| *bits <= most)
+                .ok_or_else(|| format!("`{text}`: the prefix must be 0 to {most}"))?,
+        };
+        Ok(Self { network, prefix })
+    }
 }
 
 impl Default for Limits {
@@ -42,6 +98,9 @@ impl Default for Limits {
             batch: 10,
             timeout: Duration::from_secs(15),
             introspection: true,
+            subscriptions_per_connection: 100,
+            connections_per_client: 32,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -142,4 +201,27 @@ fn count_aliases(set: &SelectionSet) -> usize {
             Selection::FragmentSpread(_) => 0,
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AddressRange;
+
+    #[test]
+    fn address_ranges_hold_what_their_prefix_covers() {
+        let range: AddressRange = "10.1.0.0/16".parse().unwrap();
+        assert!(range.contains("10.1.200.3".parse().unwrap()));
+        assert!(range.contains("::ffff:10.1.0.9".parse().unwrap()));
+        assert!(!range.contains("10.2.0.1".parse().unwrap()));
+        let one: AddressRange = "127.0.0.1".parse().unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let v6: AddressRange = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        let all: AddressRange = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<AddressRange>().is_err());
+        assert!("proxy".parse::<AddressRange>().is_err());
+    }
 }

@@ -27,7 +27,7 @@ use async_graphql::{
 };
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
-pub use subscription::SubscriptionRoot;
+pub use subscription::{SourceStream, SubscriptionRoot};
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 pub use hooks::{Hooks, PersistedQueries};

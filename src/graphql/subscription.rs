@@ -4,8 +4,21 @@
 //! committed changes, and re-reads the rows it reports, so what it sends is what the database
 //! holds. A subscriber that falls more than `BUS_CAPACITY` changes behind gets a
 //! `SUBSCRIBER_TOO_SLOW` error and its subscription ends; it never holds anyone else up.
+//!
+//! A subscription's setup (its checks and first read) creates its source stream. A failure there
+//! is a request error, not an event (GraphQL spec, "Source Stream"): [`source_stream`] marks it
+//! on the operation's [`SourceStream`], and the WebSocket layer sends it as the protocol's
+//! `error` message. The first read waits for the database within the request timeout, then
+//! fails with `UNAVAILABLE`, for that subscription alone.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use async_graphql::{Context, Result, SimpleObject, Subscription, dataloader::Loader};
 use entity::{section, types::EnrollmentStatus};
@@ -84,8 +97,8 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = Result<Enrollment>> + use<>> {
+        let viewer = source_stream(ctx, async { Ok(request(ctx)?.require_viewer()?.id()) }).await?;
         let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?.id();
         let (store, mut changes) = (rc.store.clone(), Changes::new(rc.store.bus()));
         Ok(async_stream::try_stream! {
             while let Some(notice) = changes.next().await? {
@@ -121,10 +134,13 @@ impl SubscriptionRoot {
             rc.store.bus().clone(),
             Changes::new(rc.store.bus()),
         );
-        let first = sections::by_id(&rc.store, section_id)
-            .await?
-            .map(SeatUpdate::from)
-            .ok_or(ApiError::NotFound("section"))?;
+        let first = source_stream(ctx, async {
+            first_read(ctx, || sections::by_id(&rc.store, section_id))
+                .await?
+                .map(SeatUpdate::from)
+                .ok_or(ApiError::NotFound("section"))
+        })
+        .await?;
         Ok(async_stream::try_stream! {
             let mut last = first.clone();
             yield first;
@@ -151,8 +167,14 @@ impl SubscriptionRoot {
         course_id: Uuid,
     ) -> Result<impl Stream<Item = Result<EnrollmentEvent>> + use<>> {
         let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?;
-        courses::managed(&rc.store, viewer, course_id, "follow its events").await?;
+        source_stream(ctx, async {
+            let viewer = rc.require_viewer()?;
+            first_read(ctx, || {
+                courses::managed(&rc.store, viewer, course_id, "follow its events")
+            })
+            .await
+        })
+        .await?;
         let (store, mut changes) = (rc.store.clone(), Changes::new(rc.store.bus()));
         Ok(async_stream::try_stream! {
             while let Some(notice) = changes.next().await? {
@@ -174,13 +196,14 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = Result<Notification>> + use<>> {
         let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?.id();
         let (store, mut changes) = (rc.store.clone(), Changes::new(rc.store.bus()));
-        // Only what is written from now on.
-        let mut seen = notifications::since(&store, viewer, None)
-            .await?
-            .last()
-            .map(|n| (n.created_at, n.id));
+        let (viewer, mut seen) = source_stream(ctx, async {
+            let viewer = rc.require_viewer()?.id();
+            // Only what is written from now on.
+            let latest = first_read(ctx, || notifications::since(&store, viewer, None)).await?;
+            Ok((viewer, latest.last().map(|n| (n.created_at, n.id))))
+        })
+        .await?;
         Ok(async_stream::try_stream! {
             while let Some(notice) = changes.next().await? {
                 if !notice.resync && !notice.notified.contains(&viewer) {
@@ -203,9 +226,12 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
     ) -> Result<impl Stream<Item = Result<WaitlistPositionUpdate>> + use<>> {
         let rc = request(ctx)?;
-        let viewer = rc.require_viewer()?.id();
         let (store, mut changes) = (rc.store.clone(), Changes::new(rc.store.bus()));
-        let mut known = positions(&store, viewer).await?;
+        let (viewer, mut known) = source_stream(ctx, async {
+            let viewer = rc.require_viewer()?.id();
+            Ok((viewer, first_read(ctx, || positions(&store, viewer)).await?))
+        })
+        .await?;
         Ok(async_stream::try_stream! {
             for update in known.values() {
                 yield update.clone();
@@ -231,6 +257,59 @@ impl SubscriptionRoot {
             }
         })
     }
+}
+
+/// Whether one operation's source stream could be created: the WebSocket layer gives each
+/// operation its own (as request data) and sends a failed setup as the protocol's `error`
+/// message. `timeout` bounds the setup's first read.
+#[derive(Clone, Debug)]
+pub struct SourceStream {
+    failed: Arc<AtomicBool>,
+    timeout: Duration,
+}
+
+impl SourceStream {
+    /// A source stream not yet created, whose first read may wait up to `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            failed: Arc::default(),
+            timeout,
+        }
+    }
+
+    /// Whether the setup failed, so that its error is a request error.
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs a subscription's setup, marking a failure on the operation's [`SourceStream`].
+async fn source_stream<T>(
+    ctx: &Context<'_>,
+    setup: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let created = setup.await;
+    if created.is_err()
+        && let Some(source) = ctx.data_opt::<SourceStream>()
+    {
+        source.failed.store(true, Ordering::SeqCst);
+    }
+    created
+}
+
+/// A setup's first read: it waits for the database (a pool that ran dry, an outage) as
+/// [`ride_out`] does, but only within the request timeout, then fails with `UNAVAILABLE`.
+async fn first_read<T, F, Fut>(ctx: &Context<'_>, read: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    let limit = ctx
+        .data_opt::<SourceStream>()
+        .map_or(Duration::from_secs(15), |source| source.timeout);
+    tokio::time::timeout(limit, ride_out(read))
+        .await
+        .unwrap_or(Err(ApiError::Unavailable))
 }
 
 /// The longest pause between two tries of a read during a database outage.

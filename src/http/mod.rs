@@ -9,6 +9,8 @@ pub mod graphiql;
 pub mod graphql;
 mod ws;
 
+pub(crate) use ws::WebSocketClients;
+
 use std::{sync::Arc, time::Duration};
 
 use axum::{

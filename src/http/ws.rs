@@ -1,24 +1,46 @@
 //! GraphQL over WebSocket: `graphql-transport-ws` and the legacy `graphql-ws`, whichever the
 //! client asks for. The bearer token comes in the `connection_init` payload; a connection
 //! closes with 1001 at shutdown and with 4401 when its token expires.
+//!
+//! Floods are bounded twice: a client (a remote address) may hold
+//! [`Limits::connections_per_client`] connections, one more upgrade is refused with HTTP 429;
+//! a connection may hold [`Limits::subscriptions_per_connection`] operations, one more is
+//! refused with the protocol's `error` message and the others go on. A request error (parse,
+//! validation, variables, or a subscription whose setup failed) is that `error` message too,
+//! never `next` + `complete`.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
-use async_graphql::{Data, ErrorExtensions, http::ALL_WEBSOCKET_PROTOCOLS};
+use async_graphql::{
+    Data, ErrorExtensions, Executor, Request, Response, http::ALL_WEBSOCKET_PROTOCOLS,
+};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
 use axum::{
+    Extension,
     extract::{
-        State,
+        ConnectInfo, State,
         ws::{CloseFrame, Message, WebSocketUpgrade, close_code},
     },
-    response::{IntoResponse, Response},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response as HttpResponse},
 };
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt, stream::BoxStream};
 use tokio::sync::watch;
 
 use crate::{
     app::App,
-    graphql::{Caching, RequestContext},
+    graphql::{
+        AppSchema, Caching, RequestContext, SourceStream,
+        limits::{self, AddressRange},
+    },
     response_cache::Reusable,
 };
 
@@ -30,9 +52,27 @@ const WS_BUFFER_BYTES: usize = 4 * 1024;
 /// `connection_init` payload; a bad one refuses the connection with the protocol's error.
 pub(super) async fn graphql_ws(
     State(state): State<Arc<App>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     protocol: GraphQLProtocol,
     upgrade: WebSocketUpgrade,
-) -> Response {
+) -> HttpResponse {
+    let peer = peer.map(|Extension(ConnectInfo(address))| address.ip());
+    let client = peer.map(|peer| client_address(peer, &headers, &state.limits.trusted_proxies));
+    let Some(seat) = ClientSeat::take(&state, client) else {
+        crate::metrics::record_refused_connection();
+        let limit = state.limits.connections_per_client;
+        let message = format!(
+            "this client has {limit} WebSocket connections open, the most allowed: close one first"
+        );
+        return (StatusCode::TOO_MANY_REQUESTS, message).into_response();
+    };
+    let executor = ConnectionExecutor {
+        schema: state.socket_schema.clone(),
+        open: Arc::default(),
+        max: state.limits.subscriptions_per_connection,
+        setup_timeout: state.limits.timeout,
+    };
     // Subscription messages are small; tungstenite's default 128 KiB buffers per connection
     // would make ten thousand subscribers cost over a gigabyte.
     upgrade
@@ -40,6 +80,7 @@ pub(super) async fn graphql_ws(
         .read_buffer_size(WS_BUFFER_BYTES)
         .write_buffer_size(WS_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
+            let _seat = seat;
             let _open = OpenWebSocket::new(&state.websockets);
             let (mut sink, stream) = socket.split();
             // Incoming messages stop at shutdown, or when the token the connection signed in
@@ -50,12 +91,12 @@ pub(super) async fn graphql_ws(
             let stream = stream.take_until(async move {
                 tokio::select! {
                     () = stopping.shutting_down() => {}
-                    () = token_expiry(expires) => flag.store(true, std::sync::atomic::Ordering::SeqCst),
+                    () = token_expiry(expires) => flag.store(true, Ordering::SeqCst),
                 }
             });
             let init = state.clone();
             let expiry = Arc::new(expiry);
-            GraphQLWebSocket::new_with_pair(&mut sink, stream, state.socket_schema.clone(), protocol)
+            GraphQLWebSocket::new_with_pair(&mut sink, stream, executor, protocol)
                 .on_connection_init(move |payload| {
                     let (init, expiry) = (init.clone(), expiry.clone());
                     async move { connection_data(&init, &payload, &expiry).await }
@@ -64,8 +105,11 @@ pub(super) async fn graphql_ws(
                 .await;
             let close = if *state.shutdown.borrow() {
                 Some((close_code::AWAY, "the server is shutting down"))
-            } else if expired.load(std::sync::atomic::Ordering::SeqCst) {
-                Some((TOKEN_EXPIRED, "the token expired: connect again with a fresh token"))
+            } else if expired.load(Ordering::SeqCst) {
+                Some((
+                    TOKEN_EXPIRED,
+                    "the token expired: connect again with a fresh token",
+                ))
             } else {
                 None
             };
@@ -79,6 +123,141 @@ pub(super) async fn graphql_ws(
             }
         })
         .into_response()
+}
+
+/// The client a connection from `peer` is counted for: the peer itself, or, when the peer is
+/// a trusted proxy, the address the proxy appended to `X-Forwarded-For` (its last entry; the
+/// earlier ones are the client's own word).
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[AddressRange]) -> IpAddr {
+    if !trusted.iter().any(|range| range.contains(peer)) {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.rsplit(',').next())
+        .and_then(|last| last.trim().parse().ok())
+        .unwrap_or(peer)
+}
+
+/// WebSocket connections open per client address.
+#[derive(Debug, Default)]
+pub(crate) struct WebSocketClients(Mutex<HashMap<IpAddr, usize>>);
+
+/// One of a client's WebSocket connections, counted while it lives.
+struct ClientSeat {
+    app: Arc<App>,
+    client: Option<IpAddr>,
+}
+
+impl ClientSeat {
+    /// A seat for `client`, or `None` when it already holds as many connections as the limit
+    /// allows. A server run without connection addresses (`client` is `None`) counts nobody.
+    fn take(app: &Arc<App>, client: Option<IpAddr>) -> Option<Self> {
+        if let Some(ip) = client {
+            let mut open = app
+                .websocket_clients
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let held = open.entry(ip).or_default();
+            if *held >= app.limits.connections_per_client {
+                return None;
+            }
+            *held += 1;
+        }
+        Some(Self {
+            app: app.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for ClientSeat {
+    fn drop(&mut self) {
+        let Some(ip) = self.client else { return };
+        let mut open = self
+            .app
+            .websocket_clients
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(held) = open.get_mut(&ip) {
+            *held -= 1;
+            if *held == 0 {
+                open.remove(&ip);
+            }
+        }
+    }
+}
+
+/// Runs one connection's operations on the socket schema: at most `max` at once, each with its
+/// own [`SourceStream`], so that a failed setup reaches the client as a request error.
+#[derive(Clone)]
+struct ConnectionExecutor {
+    schema: AppSchema,
+    /// Operations of this connection still running.
+    open: Arc<AtomicUsize>,
+    max: usize,
+    /// How long a subscription's first read may wait for the database.
+    setup_timeout: Duration,
+}
+
+impl Executor for ConnectionExecutor {
+    async fn execute(&self, request: Request) -> Response {
+        self.schema.execute(request).await
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        let Some(slot) = OperationSlot::take(&self.open, self.max) else {
+            let mut refused = Response::from_errors(vec![limits::exceeded(
+                "subscriptions",
+                format!(
+                    "this connection has {} operations open, the most allowed: complete one first",
+                    self.max
+                ),
+            )]);
+            refused.request_error = true;
+            return futures_util::stream::once(async move { refused }).boxed();
+        };
+        let source = SourceStream::new(self.setup_timeout);
+        let request = request.data(source.clone());
+        self.schema
+            .execute_stream_with_session_data(request, session_data.unwrap_or_default())
+            .map(move |mut response| {
+                let _slot = &slot;
+                if source.failed() {
+                    response.request_error = true;
+                }
+                response
+            })
+            .boxed()
+    }
+}
+
+/// One running operation of a connection, counted while its stream lives.
+struct OperationSlot(Arc<AtomicUsize>);
+
+impl OperationSlot {
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        open.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()?;
+        Some(Self(open.clone()))
+    }
+}
+
+impl Drop for OperationSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A refusal's text as a WebSocket close frame can carry it: at most 123 bytes (RFC 6455,
@@ -111,18 +290,18 @@ async fn token_expiry(mut expires: watch::Receiver<Option<i64>>) {
 }
 
 /// Counts a WebSocket connection as open for as long as it lives.
-struct OpenWebSocket(Arc<std::sync::atomic::AtomicUsize>);
+struct OpenWebSocket(Arc<AtomicUsize>);
 
 impl OpenWebSocket {
-    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
-        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
         Self(count.clone())
     }
 }
 
 impl Drop for OpenWebSocket {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -180,7 +359,21 @@ async fn connection_data(
 
 #[cfg(test)]
 mod tests {
-    use super::close_reason;
+    use super::{HeaderMap, client_address, close_reason};
+
+    #[test]
+    fn a_trusted_proxy_names_the_client_others_do_not() {
+        let proxy: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        let trusted = ["10.0.0.0/24".parse().unwrap()];
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "1.2.3.4, 198.51.100.7".parse().unwrap());
+        let client: std::net::IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(client_address(proxy, &headers, &trusted), client);
+        let direct: std::net::IpAddr = "203.0.113.5".parse().unwrap();
+        assert_eq!(client_address(direct, &headers, &trusted), direct);
+        assert_eq!(client_address(proxy, &HeaderMap::new(), &trusted), proxy);
+        assert_eq!(client_address(proxy, &headers, &[]), proxy);
+    }
 
     #[test]
     fn close_reasons_fit_a_control_frame() {

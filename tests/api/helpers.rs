@@ -354,7 +354,8 @@ pub async fn serve(state: Arc<App>) -> SocketAddr {
         .expect("bind");
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move {
-        let _ = axum::serve(listener, roster::http::router(state)).await;
+        let app = roster::http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let _ = axum::serve(listener, app).await;
     });
     address
 }

@@ -293,3 +293,153 @@ async fn values_that_do_not_coerce_are_request_errors(app: TestApp) {
 }
 
 both_backends!(values_that_do_not_coerce_are_request_errors);
+
+/// `promtool check metrics` (Prometheus's own linter, from Debian's `prometheus` package)
+/// accepts a scrape of `/metrics` taken after traffic of every kind the metrics count: queries
+/// that succeed and fail, a cached answer, a committed transition, a live subscription and a
+/// refused WebSocket upgrade. Without promtool the test says so, and fails under CI.
+async fn a_scrape_of_metrics_passes_promtool(app: TestApp) {
+    let Some(promtool) = promtool() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "promtool is missing: .ci/run installs Debian's prometheus package"
+        );
+        eprintln!(
+            "SKIPPED: promtool is missing (apt-get install prometheus); /metrics was NOT checked"
+        );
+        return;
+    };
+    let campus = app.campus("Org").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Metered", Some(2), "MONDAY")
+        .await;
+    let (_, token) = app.student(&campus).await;
+    let state = app
+        .state_with(|s| s.limits.connections_per_client = 1)
+        .await;
+    let address = crate::helpers::serve(state).await;
+    let url = format!("http://{address}/graphql");
+    let anonymous = json!({ "query": "query Catalog { courses(first: 5) { totalCount } }" });
+    for _ in 0..2 {
+        post(&url, None, anonymous.clone()).await;
+    }
+    post(&url, None, json!({ "query": "{ noSuchField }" })).await;
+    let enroll = "mutation Enroll($s: UUID!) { enroll(sectionId: $s) { status } }";
+    let body = json!({ "query": enroll, "variables": { "s": section } });
+    let enrolled = crate::helpers::post_json(&url, Some(&token), &body).await;
+    assert_eq!(
+        enrolled["data"]["enroll"]["status"], "REGISTERED",
+        "{enrolled}"
+    );
+    let mut live = crate::subscriptions::Client::ready(address, false, serde_json::json!({})).await;
+    live.seats("seats", section, "isFull").await;
+    live.data_of("seats").await;
+    assert_eq!(
+        crate::floods::upgrade(address).await,
+        Err(429),
+        "a second connection from this client is refused"
+    );
+
+    let scrape = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .expect("a scrape")
+        .text()
+        .await
+        .expect("text");
+    for family in [
+        "roster_graphql_requests_total",
+        "roster_response_cache_total",
+        "roster_enrollment_transitions_total",
+        "roster_subscriptions_active",
+        "roster_websocket_refused_total",
+    ] {
+        assert!(scrape.contains(family), "{family} missing from:\n{scrape}");
+    }
+    let mut check = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    use std::io::Write as _;
+    check
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(scrape.as_bytes())
+        .expect("the scrape goes to promtool");
+    let checked = check.wait_with_output().expect("promtool ends");
+    assert!(
+        checked.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- the scrape:\n{scrape}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr),
+    );
+}
+
+/// promtool, where Debian's `prometheus` package puts it.
+fn promtool() -> Option<&'static str> {
+    ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+}
+
+both_backends!(a_scrape_of_metrics_passes_promtool);
+
+/// An explicit `null` for an argument that has a default is null, not the default (the
+/// specification's `CoerceArgumentValues`; graphql-js hands the resolver `null`, see
+/// tests/node/arguments.test.mjs): Roster refuses it with `BAD_USER_INPUT` naming the
+/// argument, where it served the default page of 20 before. A variable left out still gives
+/// the default, and so does an argument left out.
+async fn an_explicit_null_is_not_the_arguments_default(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let teacher = &campus.teacher_token;
+    for n in 0..21 {
+        let input = json!({ "name": format!("Course {n}"), "code": format!("C-{n}") });
+        let course = app.create_course(teacher, input).await;
+        app.create_section(teacher, course, json!({ "name": "A", "capacity": 5 }))
+            .await;
+    }
+    let url = format!("http://{}/graphql", app.serve().await);
+    let query = "query($v: Int) { courses(first: $v) { edges { cursor } } }";
+    let page = |answer: &Value| answer["data"]["courses"]["edges"].as_array().map(Vec::len);
+
+    let (_, _, left_out) = post(&url, None, json!({ "query": query, "variables": {} })).await;
+    assert_eq!(page(&left_out), Some(20), "{left_out}");
+    let (_, _, no_argument) = post(
+        &url,
+        None,
+        json!({ "query": "{ courses { edges { cursor } } }" }),
+    )
+    .await;
+    assert_eq!(page(&no_argument), Some(20), "{no_argument}");
+
+    let null_variable = json!({ "query": query, "variables": { "v": null } });
+    let null_literal = json!({ "query": "{ courses(first: null) { edges { cursor } } }" });
+    for body in [null_variable, null_literal] {
+        let (status, _, refused) = post(&url, Some(GRAPHQL_RESPONSE), body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+        assert_eq!(
+            refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{refused}"
+        );
+        assert_eq!(
+            refused["errors"][0]["extensions"]["field"], "first",
+            "{refused}"
+        );
+        assert!(refused.get("data").is_none_or(Value::is_null), "{refused}");
+    }
+
+    // A nullable argument without a default takes null as it is.
+    let after = "query($a: String) { courses(first: 1, after: $a) { edges { cursor } } }";
+    let (_, _, from_start) = post(
+        &url,
+        None,
+        json!({ "query": after, "variables": { "a": null } }),
+    )
+    .await;
+    assert_eq!(page(&from_start), Some(1), "{from_start}");
+}
+
+both_backends!(an_explicit_null_is_not_the_arguments_default);

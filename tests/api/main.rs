@@ -16,6 +16,7 @@ mod discovery;
 mod enrollment;
 mod enrollment_stress;
 mod export;
+mod floods;
 mod fuzz;
 mod http;
 mod layout;

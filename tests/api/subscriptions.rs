@@ -141,11 +141,13 @@ impl Client {
     }
 }
 
-/// The `extensions.code` of an operation's error: an `error` message's payload, or the errors
-/// of a `next`/`data` message (the legacy protocol reports resolver errors that way).
-fn error_code_of(message: &Value) -> &str {
+/// The `extensions.code` of an operation's error: an `error` message's payload (a list in
+/// `graphql-transport-ws`, one error in the legacy `graphql-ws`), or the errors of a
+/// `next`/`data` message.
+pub(crate) fn error_code_of(message: &Value) -> &str {
     message["payload"][0]["extensions"]["code"]
         .as_str()
+        .or(message["payload"]["extensions"]["code"].as_str())
         .or(message["payload"]["errors"][0]["extensions"]["code"].as_str())
         .unwrap_or_else(|| panic!("no error code in {message}"))
 }
@@ -282,8 +284,8 @@ async fn the_legacy_protocol_and_staff_only_event_streams(app: TestApp) {
         )
         .await;
     let refused = student.recv().await.expect("an answer");
+    assert_eq!(refused["type"], "error", "{refused}");
     assert_eq!(error_code_of(&refused), "FORBIDDEN");
-    assert_eq!(student.recv().await.expect("the end")["type"], "complete");
 
     let mut teacher = Client::ready(address, true, bearer(&campus.teacher_token)).await;
     teacher
@@ -346,10 +348,11 @@ async fn bad_or_missing_tokens_get_the_protocols_errors(app: TestApp) {
             json!({}),
         )
         .await;
-    // (The server sends errors as a result with `errors`, then `complete`.)
+    // A subscription that cannot start is the protocol's `error` message, which ends it (no
+    // `complete` follows).
     let error = anonymous.recv().await.expect("an answer");
+    assert_eq!(error["type"], "error", "{error}");
     assert_eq!(error_code_of(&error), "UNAUTHENTICATED", "{error}");
-    assert_eq!(anonymous.recv().await.expect("the end")["type"], "complete");
     anonymous
         .subscribe("invalid", "subscription { noSuchField }", json!({}))
         .await;
@@ -492,7 +495,76 @@ async fn a_subscriber_that_never_reads_holds_nobody_up(app: TestApp) {
     }
 }
 
+/// Request errors over WebSocket (a document that does not parse or validate, an unknown
+/// operation, variables that do not coerce) are the protocol's `error` message: a list of
+/// GraphQL errors in `graphql-transport-ws`, one error in the legacy `graphql-ws`. Nothing
+/// follows for that operation, and the connection goes on.
+async fn request_errors_are_the_protocols_error_message(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let (_, section) = app
+        .course_with_section(&campus, "Live", Some(5), "MONDAY")
+        .await;
+    let address = app.serve().await;
+    let seats = "subscription($s: UUID!) { sectionSeats(sectionId: $s) { seatsAvailable } }";
+    let bad: [(&str, Value, &str); 5] = [
+        (
+            "subscription {",
+            json!({ "query": "subscription {" }),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            "invalid",
+            json!({ "query": "subscription { noSuchField }" }),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            "unknown operation",
+            json!({ "query": format!("subscription A {}", &seats[12..]), "operationName": "B",
+                    "variables": { "s": section } }),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            "bad variable",
+            json!({ "query": seats, "variables": { "s": "not-a-uuid" } }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            "missing variable",
+            json!({ "query": seats, "variables": {} }),
+            "BAD_USER_INPUT",
+        ),
+    ];
+    for legacy in [false, true] {
+        let mut client = Client::ready(address, legacy, json!({})).await;
+        let kind = if legacy { "start" } else { "subscribe" };
+        for (n, (what, payload, code)) in bad.iter().enumerate() {
+            let id = format!("bad{n}");
+            client
+                .send(json!({ "id": id, "type": kind, "payload": payload }))
+                .await;
+            let message = client.recv().await.expect("an answer");
+            assert_eq!(
+                message["type"], "error",
+                "{what} (legacy: {legacy}): {message}"
+            );
+            assert_eq!(message["id"], id, "{message}");
+            if legacy {
+                assert!(message["payload"].is_object(), "{message}");
+            } else {
+                assert!(message["payload"].is_array(), "{message}");
+            }
+            assert_eq!(error_code_of(&message), *code, "{what}: {message}");
+        }
+        // No `complete` for any of them: the next message is the next operation's.
+        client.seats("good", section, "seatsAvailable").await;
+        let next = client.recv().await.expect("an answer");
+        assert_eq!(next["id"], "good", "{next}");
+        assert_eq!(next["payload"]["data"]["sectionSeats"]["seatsAvailable"], 5);
+    }
+}
+
 both_backends!(
+    request_errors_are_the_protocols_error_message,
     a_withdrawal_reaches_promotion_seat_and_position_subscribers,
     the_legacy_protocol_and_staff_only_event_streams,
     bad_or_missing_tokens_get_the_protocols_errors,

@@ -110,11 +110,35 @@ test('graphql-ws reports a refused token instead of a silent stream', async () =
 test('graphql-ws gets UNAUTHENTICATED for a personal subscription without a token', async () => {
   const client = clientFor(null);
   try {
+    // A subscription that cannot start is the protocol's `error` message: the client's
+    // iterator throws the GraphQL errors.
     const mine = client.iterate({ query: 'subscription { waitlistPromotions { id } }' });
-    const first = await within(5000, mine.next(), 'the error');
-    assert.equal(first.value.errors[0].extensions.code, 'UNAUTHENTICATED');
-    const end = await within(5000, mine.next(), 'the end of the stream');
-    assert.equal(end.done, true);
+    await assert.rejects(within(5000, mine.next(), 'the error'), (errors) => {
+      assert.ok(Array.isArray(errors), `GraphQL errors, not ${errors}`);
+      assert.equal(errors[0].extensions.code, 'UNAUTHENTICATED');
+      return true;
+    });
+  } finally {
+    await client.dispose();
+  }
+});
+
+test('graphql-ws gets request errors as the protocol error message', async () => {
+  const client = clientFor(null);
+  try {
+    const cases = [
+      ['subscription {', 'GRAPHQL_VALIDATION_FAILED'],
+      ['subscription { noSuchField }', 'GRAPHQL_VALIDATION_FAILED'],
+      ['subscription($s: UUID!) { sectionSeats(sectionId: $s) { isFull } }', 'BAD_USER_INPUT'],
+    ];
+    for (const [query, code] of cases) {
+      const operation = client.iterate({ query, variables: {} });
+      await assert.rejects(within(5000, operation.next(), query), (errors) => {
+        assert.ok(Array.isArray(errors), `GraphQL errors for ${query}, not ${errors}`);
+        assert.equal(errors[0].extensions.code, code, query);
+        return true;
+      });
+    }
   } finally {
     await client.dispose();
   }

@@ -27,6 +27,12 @@ pub struct Response {
     /// HTTP headers
     #[serde(skip)]
     pub http_headers: http::HeaderMap,
+
+    /// Whether this is a request error (the request failed before execution, or a
+    /// subscription's source stream could not be created): a WebSocket sends it as the
+    /// protocol's `error` message instead of `next` + `complete`.
+    #[serde(skip)]
+    pub request_error: bool,
 }
 
 impl Response {

@@ -612,7 +612,9 @@ where
                 {
                     Ok(res) => res,
                     Err(errors) => {
-                        yielder.yield_item(Response::from_errors(errors)).await;
+                        let mut response = Response::from_errors(errors);
+                        response.request_error = true;
+                        yielder.yield_item(response).await;
                         return;
                     }
                 };

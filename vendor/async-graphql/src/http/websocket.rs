@@ -474,6 +474,13 @@ where
 
         for (id, stream) in &mut *this.streams {
             match Pin::new(stream).poll_next(cx) {
+                Poll::Ready(Some(payload)) if payload.request_error => {
+                    let message = this.protocol.error_message(id, payload.errors);
+                    let message = serde_json::to_string(&message).unwrap();
+                    let id = id.clone();
+                    this.streams.remove(&id);
+                    return Poll::Ready(Some(WsMessage::Text(message)));
+                }
                 Poll::Ready(Some(payload)) => {
                     return Poll::Ready(Some(WsMessage::Text(
                         serde_json::to_string(&this.protocol.next_message(id, payload)).unwrap(),
@@ -517,6 +524,21 @@ impl Protocols {
         match self {
             Protocols::SubscriptionsTransportWS => ServerMessage::Data { id, payload },
             Protocols::GraphQLWS => ServerMessage::Next { id, payload },
+        }
+    }
+}
+
+impl Protocols {
+    /// A request error: `graphql-transport-ws` sends the list of errors, the legacy
+    /// `graphql-ws` one error object.
+    fn error_message<'s>(&self, id: &'s str, errors: Vec<crate::ServerError>) -> ServerMessage<'s> {
+        let payload = match self {
+            Protocols::SubscriptionsTransportWS => serde_json::to_value(errors.into_iter().next()),
+            Protocols::GraphQLWS => serde_json::to_value(errors),
+        };
+        ServerMessage::Error {
+            id,
+            payload: payload.unwrap_or_default(),
         }
     }
 }
@@ -609,11 +631,11 @@ enum ServerMessage<'a> {
         id: &'a str,
         payload: Response,
     },
-    // Not used by this library, as it's not necessary to send
-    // Error {
-    //     id: &'a str,
-    //     payload: serde_json::Value,
-    // },
+    /// A request error of one operation, which then ends without `complete`.
+    Error {
+        id: &'a str,
+        payload: serde_json::Value,
+    },
     Complete {
         id: &'a str,
     },
