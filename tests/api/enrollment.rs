@@ -792,7 +792,96 @@ async fn a_promotion_racing_the_waiters_switch_never_double_books(app: TestApp) 
     }
 }
 
+/// Accepting an offer, or staff approving a pending request, racing the student's own
+/// `switchSection` into a section that overlaps the seat being confirmed: the student never
+/// ends with both overlapping seats (invariant 7), whichever wins.
+async fn confirming_a_seat_racing_the_students_switch_never_double_books(app: TestApp) {
+    let campus = app.campus("Org").await;
+    let t = campus.teacher_token.clone();
+    let meets = |day: &str| json!([{ "weekday": day, "start": "09:00", "end": "10:30" }]);
+    let (_, [offering, approving]) = app
+        .course_with_sections(
+            &t,
+            json!({ "name": "Glass" }),
+            [
+                json!({ "name": "Offers", "capacity": 1, "schedule": meets("TUESDAY"),
+                        "promotionMode": "OFFER" }),
+                json!({ "name": "Approves", "schedule": meets("TUESDAY"),
+                        "requiresApproval": true }),
+            ],
+        )
+        .await;
+    let (_, [monday, overlapping]) = app
+        .course_with_sections(
+            &t,
+            json!({ "name": "Wood" }),
+            [
+                json!({ "name": "Monday", "schedule": meets("MONDAY") }),
+                json!({ "name": "Tuesday", "schedule": meets("TUESDAY") }),
+            ],
+        )
+        .await;
+    let accept = "mutation($e: UUID!) { acceptOffer(enrollmentId: $e) { status } }";
+    let approve = "mutation($e: UUID!) { approveEnrollment(enrollmentId: $e) { status } }";
+    for round in 0..12 {
+        let (student, token) = app.student(&campus).await;
+        let other = app.enroll(&token, monday).await.expect("seated").id;
+        // Even rounds: an offered seat; odd rounds: a pending request.
+        let (confirm, confirmer, pending) = if round % 2 == 0 {
+            let (_, holder) = app.student(&campus).await;
+            let seat = app.enroll(&holder, offering).await.expect("the seat").id;
+            let place = app.enroll(&token, offering).await.expect("a place").id;
+            app.withdraw(&holder, seat).await.expect("frees it");
+            let offered = app.enrollment_row(place).await.status;
+            assert_eq!(offered, EnrollmentStatus::Offered, "round {round}");
+            (accept, token.clone(), place)
+        } else {
+            let request = app.enroll(&token, approving).await.expect("pending").id;
+            (approve, t.clone(), request)
+        };
+        let confirming = app.gql(Some(&confirmer), confirm, json!({ "e": pending }));
+        let switching = app.gql(
+            Some(&token),
+            SWITCH,
+            json!({ "e": other, "s": overlapping }),
+        );
+        let (confirmed, switched) = tokio::join!(confirming, switching);
+        let held: Vec<_> = enrollment::Entity::find()
+            .filter(enrollment::Column::UserId.eq(student))
+            .filter(enrollment::Column::Status.is_in([
+                EnrollmentStatus::Registered,
+                EnrollmentStatus::Pending,
+                EnrollmentStatus::Offered,
+            ]))
+            .all(&app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.section_id)
+            .collect();
+        assert!(
+            !(held.contains(&overlapping)
+                && (held.contains(&offering) || held.contains(&approving))),
+            "[{:?}] round {round}: two overlapping seats {held:?} ({confirmed} / {switched})",
+            app.backend
+        );
+        for e in enrollment::Entity::find()
+            .filter(enrollment::Column::UserId.eq(student))
+            .filter(enrollment::Column::Status.is_in(EnrollmentStatus::ACTIVE))
+            .all(&app.db)
+            .await
+            .unwrap()
+        {
+            app.withdraw(&token, e.id).await.expect("withdrawn");
+        }
+    }
+    for section in [offering, approving, monday, overlapping] {
+        app.assert_section_consistent(section).await;
+    }
+}
+
 both_backends!(
+    confirming_a_seat_racing_the_students_switch_never_double_books,
     switching_moves_the_seat_and_promotes_in_the_old_section,
     a_promotion_racing_the_waiters_switch_never_double_books,
     a_switch_racing_an_enroll_into_an_overlapping_section_books_one,
