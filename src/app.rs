@@ -64,11 +64,18 @@ pub struct App {
     pub(crate) websockets: Arc<std::sync::atomic::AtomicUsize>,
     /// WebSocket connections still open per client, bounded by
     /// [`Limits::connections_per_client`].
-    pub(crate) websocket_clients: crate::http::WebSocketClients,
+    pub(crate) websocket_clients: WebSocketClients,
 }
 
 /// Called for every statement the pool runs (tests count statements with it).
 pub type StatementHook = Arc<dyn Fn() + Send + Sync>;
+
+/// WebSocket connections open per client address: `http::ws` takes a place here for each
+/// connection and refuses one past the per-client limit.
+#[derive(Debug, Default)]
+pub(crate) struct WebSocketClients(
+    pub(crate) Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
+);
 
 /// Everything [`App::build`] needs.
 #[derive(Clone)]
@@ -146,7 +153,7 @@ impl App {
             tasks: Mutex::default(),
             shutdown: watch::channel(false).0,
             websockets: Arc::default(),
-            websocket_clients: crate::http::WebSocketClients::default(),
+            websocket_clients: WebSocketClients::default(),
         });
         app.start_change_feed(&settings.database).await?;
         if settings.delivery.channels().any() {

@@ -1,6 +1,10 @@
 //! Every setting, its flag, its environment variable and its default.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use clap::{Args, ValueEnum};
 
@@ -198,7 +202,7 @@ pub struct ServeConfig {
     /// connection through one of them is counted for the client that the last entry of its
     /// `X-Forwarded-For` names (the one the proxy added). Unset: the peer is the client.
     #[arg(long, env = "ROSTER_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<crate::graphql::limits::AddressRange>,
+    pub trusted_proxies: Vec<AddressRange>,
 
     /// Whether the schema answers introspection (GraphiQL and code generators need it).
     #[arg(long, env = "ROSTER_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
@@ -306,5 +310,54 @@ mod tests {
         );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://localhost/roster"), None);
+    }
+}
+
+/// Addresses in CIDR form (`10.0.0.0/8`, `fd00::/8`); a bare address is a range of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressRange {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl AddressRange {
+    /// Whether `ip` (an IPv4-mapped IPv6 address as its IPv4 one) is in the range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn masked<const BITS: u32>(bits: u128, prefix: u8) -> u128 {
+            let host = BITS.saturating_sub(u32::from(prefix));
+            bits.checked_shr(host).unwrap_or(0)
+        }
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                masked::<32>(u32::from(net).into(), self.prefix)
+                    == masked::<32>(u32::from(ip).into(), self.prefix)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                masked::<128>(u128::from(net), self.prefix)
+                    == masked::<128>(u128::from(ip), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for AddressRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (address, prefix) = text.trim().split_once('/').unwrap_or((text.trim(), ""));
+        let network: IpAddr = address
+            .parse()
+            .map_err(|_| format!("`{text}` is not an address or an address/prefix"))?;
+        let most = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            "" => most,
+            bits => bits
+                .parse()
+                .ok()
+                .filter(|bits| *bits <= most)
+                .ok_or_else(|| format!("`{text}`: the prefix must be 0 to {most}"))?,
+        };
+        Ok(Self { network, prefix })
     }
 }

@@ -3,7 +3,7 @@
 //! and aliases (checked here on the parsed document), and, in the HTTP layer, body size, batch
 //! size and time; in the WebSocket layer, operations per connection and connections per client.
 
-use std::{net::IpAddr, time::Duration};
+use std::time::Duration;
 
 use async_graphql::{
     ServerError, ServerResult,
@@ -38,54 +38,7 @@ pub struct Limits {
     pub trusted_proxies: Vec<AddressRange>,
 }
 
-/// Addresses in CIDR form (`10.0.0.0/8`, `fd00::/8`); a bare address is a range of one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AddressRange {
-    network: IpAddr,
-    prefix: u8,
-}
-
-impl AddressRange {
-    /// Whether `ip` (an IPv4-mapped IPv6 address as its IPv4 one) is in the range.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        fn masked<const BITS: u32>(bits: u128, prefix: u8) -> u128 {
-            let host = BITS.saturating_sub(u32::from(prefix));
-            bits.checked_shr(host).unwrap_or(0)
-        }
-        match (self.network, ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                masked::<32>(u32::from(net).into(), self.prefix)
-                    == masked::<32>(u32::from(ip).into(), self.prefix)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                masked::<128>(u128::from(net), self.prefix)
-                    == masked::<128>(u128::from(ip), self.prefix)
-            }
-            _ => false,
-        }
-    }
-}
-
-impl std::str::FromStr for AddressRange {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let (address, prefix) = text.trim().split_once('/').unwrap_or((text.trim(), ""));
-        let network: IpAddr = address
-            .parse()
-            .map_err(|_| format!("`{text}` is not an address or an address/prefix"))?;
-        let most = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            "" => most,
-            bits => bits
-                .parse()
-                .ok()
-                .filter(|bits| *bits <= most)
-                .ok_or_else(|| format!("`{text}`: the prefix must be 0 to {most}"))?,
-        };
-        Ok(Self { network, prefix })
-    }
-}
+pub use crate::config::AddressRange;
 
 impl Default for Limits {
     fn default() -> Self {

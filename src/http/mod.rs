@@ -9,8 +9,6 @@ pub mod graphiql;
 pub mod graphql;
 mod ws;
 
-pub(crate) use ws::WebSocketClients;
-
 use std::{sync::Arc, time::Duration};
 
 use axum::{

@@ -10,10 +10,9 @@
 //! never `next` + `complete`.
 
 use std::{
-    collections::HashMap,
     net::{IpAddr, SocketAddr},
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
@@ -141,10 +140,6 @@ fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[AddressRange]) -
         .and_then(|last| last.trim().parse().ok())
         .unwrap_or(peer)
 }
-
-/// WebSocket connections open per client address.
-#[derive(Debug, Default)]
-pub(crate) struct WebSocketClients(Mutex<HashMap<IpAddr, usize>>);
 
 /// One of a client's WebSocket connections, counted while it lives.
 struct ClientSeat {
