@@ -1252,3 +1252,36 @@ async fn approval_and_reactivation_check_dated_conflicts(app: TestApp) {
     let spring_place = app.enrollment_row(places[1].id).await;
     assert_eq!(format!("{:?}", spring_place.status), "Registered");
 }
+
+both_backends!(a_section_as_read_matches_its_own_row);
+
+/// The seat's update takes the seat only on the section as the checks read it, dates and
+/// window included, by its `updated_at`: the time must round-trip exactly through each
+/// database, or every enroll would take the slower path of locking the section first.
+async fn a_section_as_read_matches_its_own_row(app: TestApp) {
+    use entity::section;
+    use sea_orm::{
+        ColumnTrait, EntityTrait, QueryFilter,
+        sea_query::{Expr, ExprTrait},
+    };
+    let campus = app.campus("Round U").await;
+    let (_, id) = app
+        .course_with_section(&campus, "Round trip", Some(3), "MONDAY")
+        .await;
+    let read = app.section_row(id).await;
+    let matched = section::Entity::update_many()
+        .col_expr(
+            section::Column::Capacity,
+            Expr::col(section::Column::Capacity).add(0),
+        )
+        .filter(section::Column::Id.eq(id))
+        .filter(section::Column::UpdatedAt.eq(read.updated_at))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        matched.rows_affected, 1,
+        "updated_at as read: {}",
+        read.updated_at
+    );
+}
