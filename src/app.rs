@@ -96,6 +96,9 @@ pub struct Settings {
     pub delivery: DeliveryConfig,
     /// The address clients reach this server at, for the links it hands out (calendar feeds).
     pub public_url: String,
+    /// Writes admitted at once, waiting included, before more are refused (`UNAVAILABLE`);
+    /// `None`: 32 for each connection the writes may hold.
+    pub write_queue: Option<usize>,
 }
 
 impl Settings {
@@ -113,8 +116,25 @@ impl Settings {
             on_statement: None,
             delivery: DeliveryConfig::default(),
             public_url: "http://127.0.0.1:8080".into(),
+            write_queue: None,
         }
     }
+}
+
+/// Admission to the write path ([`crate::store::Admission`]): writes may hold all but two of
+/// the pool's connections (so discovery always finds one), and `write_queue` (by default 32 per
+/// such connection) may be admitted at once; each waits for its turn at most the pool's
+/// acquire timeout.
+fn admission(settings: &Settings, pool_size: usize) -> crate::store::Admission {
+    let active = pool_size.saturating_sub(2).max(1);
+    crate::store::Admission::new(
+        active,
+        settings.write_queue.unwrap_or(active * 32),
+        settings
+            .database
+            .db_acquire_timeout
+            .unwrap_or(db::DEFAULT_ACQUIRE_TIMEOUT),
+    )
 }
 
 impl App {
@@ -134,6 +154,7 @@ impl App {
             db.set_metric_callback(move |_| hook());
         }
         db::migrate(&db).await.context("migrations failed")?;
+        let admission = admission(&settings, db::pool_size(&settings.database));
         let app = Arc::new(Self {
             schema: graphql::build_schema_with(&settings.limits),
             hooks: graphql::hooks(settings.slow_operation, &settings.limits),
@@ -145,7 +166,8 @@ impl App {
                 .with_calendar(CalendarLinks::new(
                     settings.keys.calendar_key(),
                     &settings.public_url,
-                )),
+                ))
+                .with_admission(admission),
             keys: settings.keys,
             max_page_size: settings.max_page_size,
             cors_origins: settings.cors_origins,

@@ -307,6 +307,7 @@ async fn serve(db_config: &DbConfig, auth: &AuthConfig, config: ServeConfig) -> 
                 .transpose()?,
             ..DeliveryConfig::default()
         },
+        write_queue: config.write_queue,
         public_url: config
             .public_url
             .clone()

@@ -135,6 +135,13 @@ pub struct ServeConfig {
     #[arg(long, env = "ROSTER_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// Writes admitted at once, running or waiting for a connection, before more are refused
+    /// at once with `UNAVAILABLE` (HTTP 503, `Retry-After`) instead of queueing into the request
+    /// timeout. Default: 32 for each connection writes may hold (the pool less two, kept for
+    /// reads).
+    #[arg(long, env = "ROSTER_WRITE_QUEUE")]
+    pub write_queue: Option<usize>,
+
     /// Whether to load demo data into an empty database at start-up.
     #[arg(long, env = "ROSTER_DEMO_DATA", value_enum, default_value_t = DemoData::Auto)]
     pub demo_data: DemoData,

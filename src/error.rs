@@ -81,6 +81,11 @@ pub enum ApiError {
     /// `UNAVAILABLE` (HTTP 503 under `application/graphql-response+json`).
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
+    /// More writes are under way and waiting than the database can serve within the request
+    /// timeout: this one was refused at once and changed nothing; retry after a moment.
+    /// `UNAVAILABLE` (HTTP 503 with `Retry-After` under `application/graphql-response+json`).
+    #[error("the server is busy with other writes; try again in a moment")]
+    Overloaded,
     /// The OpenID provider's keys could not be had within a few seconds and none are cached, so
     /// its token cannot be checked now. `UNAVAILABLE`, as for the database, naming the provider.
     #[error("the identity provider is unavailable; try again shortly")]
@@ -112,7 +117,7 @@ impl ApiError {
             Self::TooManyAttempts { .. } => "TOO_MANY_ATTEMPTS",
             Self::SubscriberTooSlow { .. } => "SUBSCRIBER_TOO_SLOW",
             Self::Conflict(_) => "CONFLICT",
-            Self::Unavailable | Self::ProviderUnavailable => "UNAVAILABLE",
+            Self::Unavailable | Self::ProviderUnavailable | Self::Overloaded => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }

@@ -61,6 +61,10 @@ pub fn handle() -> &'static PrometheusHandle {
             "WebSocket upgrades refused with 429 because the client held the most connections allowed"
         );
         describe_counter!(
+            "roster_writes_shed_total",
+            "Writes refused with UNAVAILABLE before touching the database because too many were under way or waiting, by reason"
+        );
+        describe_counter!(
             "roster_response_cache_total",
             "Anonymous queries looked up in the response cache, by outcome (hit, miss, stale, unavailable)"
         );
@@ -140,6 +144,11 @@ pub fn record_operation(operation: &str, ok: bool, seconds: f64) {
 /// A WebSocket upgrade refused because its client held too many connections.
 pub fn record_refused_connection() {
     counter!("roster_websocket_refused_total", "limit" => "connections").increment(1);
+}
+
+/// A write refused at admission (`queue_full` or `waited_too_long`).
+pub fn write_shed(reason: &'static str) {
+    counter!("roster_writes_shed_total", "reason" => reason).increment(1);
 }
 
 pub fn record_transition(from: Option<&str>, to: &str) {

@@ -421,7 +421,14 @@ fn render(response: BatchResponse, media: Media) -> (StatusCode, HeaderMap, Vec<
             } else {
                 StatusCode::OK
             };
-            let headers = single.http_headers.clone();
+            let mut headers = single.http_headers.clone();
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                // The database, or the write path, is busy or away: try again shortly.
+                headers.insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("1"),
+                );
+            }
             // A request error never executed, so its response has no `data` entry (GraphQL
             // spec, "Response Format"), under either media type.
             let body = if status == StatusCode::OK && !early {

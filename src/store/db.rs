@@ -30,16 +30,21 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 ///
 /// # Errors
 /// The database cannot be reached or opened.
+/// The pool's size for `config`: `ROSTER_DB_MAX_CONNECTIONS`, else 16 on PostgreSQL and 8 on
+/// SQLite.
+pub fn pool_size(config: &DbConfig) -> usize {
+    let is_sqlite = config.database_url.starts_with("sqlite:");
+    config
+        .db_max_connections
+        .unwrap_or(if is_sqlite { 8 } else { 16 }) as usize
+}
+
 pub async fn connect(config: &DbConfig) -> Result<DatabaseConnection, DbErr> {
     let url = &config.database_url;
     let mut options = ConnectOptions::new(url.clone());
     let is_sqlite = url.starts_with("sqlite:");
     options
-        .max_connections(
-            config
-                .db_max_connections
-                .unwrap_or(if is_sqlite { 8 } else { 16 }),
-        )
+        .max_connections(u32::try_from(pool_size(config)).unwrap_or(u32::MAX))
         .min_connections(1)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(config.db_acquire_timeout.unwrap_or(DEFAULT_ACQUIRE_TIMEOUT))

@@ -21,6 +21,7 @@ mod fuzz;
 mod http;
 mod layout;
 mod limits;
+mod load;
 mod management;
 mod migrations;
 mod notifications;
