@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{ical, schedule::meetings_overlap};
+use crate::error::ApiError;
 
 /// The dates a section meets on: its first and last date, the term's time zone and holidays.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,6 +204,18 @@ pub enum WindowState {
     NotOpen(DateTime<Utc>),
     Open,
     Closed(DateTime<Utc>),
+}
+
+impl WindowState {
+    /// What a student outside the window is told, and the event's `outsideWindow` when staff
+    /// act for them there; `None` while it is open.
+    pub fn refusal(self) -> Option<(&'static str, ApiError)> {
+        match self {
+            Self::Open => None,
+            Self::NotOpen(opens_at) => Some(("NOT_OPEN", ApiError::EnrollmentNotOpen { opens_at })),
+            Self::Closed(closed_at) => Some(("CLOSED", ApiError::EnrollmentClosed { closed_at })),
+        }
+    }
 }
 
 impl Window {

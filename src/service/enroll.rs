@@ -13,9 +13,9 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{eligibility, for_update, promotion, seats};
+use super::{eligibility, for_update, promotion, seats, terms};
 use crate::{
-    domain::{calendar::WindowState, viewer::Viewer},
+    domain::viewer::Viewer,
     error::ApiError,
     store::{Store, Transition, Tx},
 };
@@ -243,15 +243,9 @@ async fn check_window(
     proxy: bool,
     details: &mut serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), ApiError> {
-    let appointment = match term {
-        Some(term) => super::terms::appointment(tx, term.id, user_id).await?,
-        None => None,
-    };
-    let window = crate::domain::calendar::window_for(section, term, appointment);
-    let (outside, refusal) = match window.at(tx.now()) {
-        WindowState::Open => return Ok(()),
-        WindowState::NotOpen(opens_at) => ("NOT_OPEN", ApiError::EnrollmentNotOpen { opens_at }),
-        WindowState::Closed(closed_at) => ("CLOSED", ApiError::EnrollmentClosed { closed_at }),
+    let state = terms::window_now(tx, section, term, user_id).await?;
+    let Some((outside, refusal)) = state.refusal() else {
+        return Ok(());
     };
     if !proxy {
         return Err(refusal);

@@ -91,19 +91,9 @@ async fn switch_in(
     }
     // Joining the target is an enrollment in it: a student only while its window is open.
     let target_term = super::term_of(tx, &target).await?;
-    let appointment = match &target_term {
-        Some(term) => super::terms::appointment(tx, term.id, row.user_id).await?,
-        None => None,
-    };
-    let window = crate::domain::calendar::window_for(&target, target_term.as_ref(), appointment)
-        .at(tx.now());
-    let outside = match window {
-        WindowState::Open => None,
-        WindowState::NotOpen(opens_at) => Some(ApiError::EnrollmentNotOpen { opens_at }),
-        WindowState::Closed(closed_at) => Some(ApiError::EnrollmentClosed { closed_at }),
-    };
+    let window = super::terms::window_now(tx, &target, target_term.as_ref(), row.user_id).await?;
     let staff = locked.actor == Some(Actor::Staff);
-    if let Some(refusal) = outside.filter(|_| !staff) {
+    if let Some((_, refusal)) = window.refusal().filter(|_| !staff) {
         return Err(refusal);
     }
     // Leaving the section is a withdrawal from it: the term's deadline ladder applies, and

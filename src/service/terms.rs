@@ -493,6 +493,25 @@ pub(crate) async fn appointment(
         .map(|a| a.opens_at))
 }
 
+/// Where `section`'s enrollment window stands now for `user_id` (their appointment in the
+/// section's term opens it for them), read in the writing transaction: what `enroll` and
+/// `switchSection` refuse a student with.
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn window_now(
+    tx: &Tx<'_>,
+    section: &section::Model,
+    term: Option<&term::Model>,
+    user_id: Uuid,
+) -> Result<calendar::WindowState, ApiError> {
+    let appointment = match term {
+        Some(term) => appointment(tx, term.id, user_id).await?,
+        None => None,
+    };
+    Ok(calendar::window_for(section, term, appointment).at(tx.now()))
+}
+
 /// A user's appointment in a term, for the user themself and the term organization's
 /// coordinators and admins (`None` for anyone else).
 ///
