@@ -21,18 +21,13 @@ use uuid::Uuid;
 use super::{ical, schedule::meetings_overlap};
 use crate::error::ApiError;
 
-/// The dates a section meets on: its first and last date, the term's time zone and holidays.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Span {
-    pub starts_on: NaiveDate,
-    pub ends_on: NaiveDate,
-    pub tz: Tz,
-    /// Sorted.
-    pub holidays: Vec<NaiveDate>,
-}
+/// The dates a section meets on: its first and last date, the term's time zone and holidays
+/// (sorted, as [`Span::new`] keeps them). The calendar feed's [`ical::Dates`] under the name
+/// the rules use.
+pub use super::ical::Dates as Span;
 
 impl Span {
-    /// The span of a section with its own dates (each `None`: the term's) in a term.
+    /// A section's span, its holidays sorted.
     pub fn new(
         starts_on: NaiveDate,
         ends_on: NaiveDate,
@@ -88,18 +83,12 @@ pub struct Occurrence<'a> {
 /// disagree). A local time a daylight-saving change skips is read with the offset before the
 /// change (an hour later on the clock); a repeated one as its first instance.
 pub fn occurrences<'a>(schedule: &'a Schedule, span: &Span) -> Vec<Occurrence<'a>> {
-    let dates = ical::Dates {
-        starts_on: span.starts_on,
-        ends_on: span.ends_on,
-        tz: span.tz,
-        holidays: span.holidays.clone(),
-    };
     let mut out = Vec::new();
     for meeting in &schedule.0 {
         let Some(pattern) = ical::FeedMeeting::of(meeting) else {
             continue;
         };
-        for (starts_at, ends_at) in ical::occurrences(&pattern, &dates) {
+        for (starts_at, ends_at) in ical::occurrences(&pattern, span) {
             out.push(Occurrence {
                 date: starts_at.with_timezone(&span.tz).date_naive(),
                 starts_at,

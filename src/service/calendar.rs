@@ -7,7 +7,7 @@
 //! reveals no feed, and `resetCalendarUrl` (a new nonce) makes the old URL answer 404. The token
 //! depends on no password and no bearer token.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use entity::{calendar_feed, types::Schedule};
 use rand::Rng;
 use sea_orm::{
@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use crate::{
     domain::{
-        calendar::{self, is_token, token_hash},
-        ical::{self, Dates, FeedMeeting, FeedSection},
+        calendar::{Span, is_token, token_hash},
+        ical::{self, FeedMeeting, FeedSection},
         viewer::Viewer,
     },
     error::ApiError,
@@ -142,7 +142,7 @@ struct Row {
     section_id: Uuid,
     section_name: String,
     schedule: Schedule,
-    dates: Option<(NaiveDate, NaiveDate, String, Vec<NaiveDate>)>,
+    dates: Option<Span>,
     course_name: String,
     course_code: Option<String>,
     teacher: String,
@@ -158,12 +158,7 @@ impl From<Row> for FeedSection {
             section_name: row.section_name,
             teacher: Some(row.teacher),
             meetings: row.schedule.0.iter().filter_map(FeedMeeting::of).collect(),
-            dates: row.dates.map(|(starts_on, ends_on, zone, holidays)| Dates {
-                starts_on,
-                ends_on,
-                tz: calendar::time_zone(&zone).unwrap_or(chrono_tz::UTC),
-                holidays,
-            }),
+            dates: row.dates,
             updated_at: row.updated_at,
         }
     }
@@ -193,18 +188,8 @@ async fn rows(store: &Store, user_id: Uuid) -> Result<Vec<Row>, ApiError> {
     let mut rows = Vec::with_capacity(found.len());
     for r in found {
         let text = |i| r.try_get_by_index::<Option<String>>(i);
-        let schedule: Schedule = serde_json::from_str(text(2)?.as_deref().unwrap_or("[]"))
-            .map_err(|e| sea_orm::DbErr::Json(e.to_string()))?;
-        let date = |t: Option<String>| t.and_then(|t| t.get(..10)?.parse::<NaiveDate>().ok());
-        let dates = match (date(text(3)?), date(text(4)?), text(5)?) {
-            (Some(from), Some(to), Some(zone)) => {
-                let holidays: Vec<NaiveDate> =
-                    serde_json::from_str(text(6)?.as_deref().unwrap_or("[]"))
-                        .map_err(|e| sea_orm::DbErr::Json(e.to_string()))?;
-                Some((from, to, zone, holidays))
-            }
-            _ => None,
-        };
+        let schedule: Schedule = super::json_column(text(2)?)?.unwrap_or_default();
+        let dates = super::span_columns(text(3)?, text(4)?, text(5)?, text(6)?)?;
         let mut updated_at: DateTime<Utc> = r.try_get_by_index(10)?;
         for i in 11..=13 {
             if let Some(at) = r.try_get_by_index::<Option<DateTime<Utc>>>(i)? {

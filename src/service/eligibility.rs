@@ -8,7 +8,7 @@ use entity::{
     types::EnrollmentStatus::{self, Offered, Pending, Registered, Waitlisted},
     user,
 };
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Statement};
+use sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use uuid::Uuid;
 
 use super::for_update;
@@ -167,8 +167,8 @@ pub(crate) async fn standing(
             2 => standing.active = Some(id),
             _ => standing.seats.push(Seat {
                 course: name.unwrap_or_default(),
-                schedule: json(row.try_get_by_index::<Option<String>>(3)?)?.unwrap_or_default(),
-                span: seat_span(
+                schedule: super::json_column(row.try_get_by_index(3)?)?.unwrap_or_default(),
+                span: super::span_columns(
                     row.try_get_by_index(4)?,
                     row.try_get_by_index(5)?,
                     row.try_get_by_index(6)?,
@@ -260,35 +260,6 @@ struct Seat {
     course: String,
     schedule: entity::types::Schedule,
     span: Option<Span>,
-}
-
-fn json<T: serde::de::DeserializeOwned>(text: Option<String>) -> Result<Option<T>, ApiError> {
-    text.map(|t| serde_json::from_str(&t).map_err(|e| DbErr::Json(e.to_string()).into()))
-        .transpose()
-}
-
-/// A seat's dates as the statement reads them: all four values, or none for a section without
-/// a term.
-fn seat_span(
-    starts_on: Option<String>,
-    ends_on: Option<String>,
-    time_zone: Option<String>,
-    holidays: Option<String>,
-) -> Result<Option<Span>, ApiError> {
-    let (Some(starts_on), Some(ends_on), Some(time_zone)) = (starts_on, ends_on, time_zone) else {
-        return Ok(None);
-    };
-    let date = |text: &str| {
-        text.get(..10)
-            .and_then(|d| d.parse::<chrono::NaiveDate>().ok())
-            .ok_or_else(|| ApiError::from(DbErr::Type(format!("not a date: {text}"))))
-    };
-    Ok(Some(Span::new(
-        date(&starts_on)?,
-        date(&ends_on)?,
-        calendar::time_zone(&time_zone).unwrap_or(chrono_tz::UTC),
-        json(holidays)?.unwrap_or_default(),
-    )))
 }
 
 impl Standing {

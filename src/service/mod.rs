@@ -93,3 +93,43 @@ pub(crate) async fn term_of(
         None => Ok(None),
     }
 }
+
+/// A JSON column read as text (`CAST(… AS TEXT)`, the same on both databases).
+///
+/// # Errors
+/// The text is not the JSON of a `T`.
+pub(crate) fn json_column<T: serde::de::DeserializeOwned>(
+    text: Option<String>,
+) -> Result<Option<T>, ApiError> {
+    text.map(|t| serde_json::from_str(&t).map_err(|e| sea_orm::DbErr::Json(e.to_string()).into()))
+        .transpose()
+}
+
+/// A section's dates as a statement reads them (its first and last date, `COALESCE`d with its
+/// term's, the term's time zone and holidays, each as text): all of them, or `None` for a
+/// section without a term.
+///
+/// # Errors
+/// A value is not a date or the holidays are not JSON.
+pub(crate) fn span_columns(
+    starts_on: Option<String>,
+    ends_on: Option<String>,
+    time_zone: Option<String>,
+    holidays: Option<String>,
+) -> Result<Option<crate::domain::calendar::Span>, ApiError> {
+    use crate::domain::calendar::{Span, time_zone as zone};
+    let (Some(starts_on), Some(ends_on), Some(time_zone)) = (starts_on, ends_on, time_zone) else {
+        return Ok(None);
+    };
+    let date = |text: &str| {
+        text.get(..10)
+            .and_then(|d| d.parse::<chrono::NaiveDate>().ok())
+            .ok_or_else(|| ApiError::from(sea_orm::DbErr::Type(format!("not a date: {text}"))))
+    };
+    Ok(Some(Span::new(
+        date(&starts_on)?,
+        date(&ends_on)?,
+        zone(&time_zone).unwrap_or(chrono_tz::UTC),
+        json_column(holidays)?.unwrap_or_default(),
+    )))
+}
