@@ -14,8 +14,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
-use entity::types::{EnrollmentRecord, EnrollmentStatus};
+use entity::types::EnrollmentStatus;
 use futures_util::{StreamExt, stream};
+use sea_orm::ActiveEnum;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -390,16 +391,7 @@ fn enrollment_record(row: &ReportRow, viewer: &Viewer) -> Vec<String> {
         time(row.certification_expires_at),
         e.reason.clone().unwrap_or_default(),
         time(e.withdrawn_at),
-        e.record
-            .map(|r| {
-                if r == EnrollmentRecord::W {
-                    "W"
-                } else {
-                    "NONE"
-                }
-            })
-            .unwrap_or_default()
-            .to_owned(),
+        e.record.map(|r| r.to_value()).unwrap_or_default(),
     ]
 }
 
