@@ -390,14 +390,30 @@ async fn metrics_count_from_start_up_including_refusals_and_cached_answers() {
             .header("content-type", "text/plain")
             .body("{ courses { totalCount } }"),
         http.post(format!("{base}/graphql"))
-            .header("content-type", "application/json")
-            .body(vec![b' '; (1 << 20) + 1]),
-        http.post(format!("{base}/graphql"))
             .json(&vec![json!({ "query": "{ courses { totalCount } }" }); 11]),
     ];
     for request in refusals {
         let status = request.send().await.unwrap().status().as_u16();
-        assert!([200, 401, 413, 415].contains(&status), "{status}");
+        assert!([200, 401, 415].contains(&status), "{status}");
+    }
+    // The size is refused on the declared length alone. Sent without its body: a client still
+    // writing a megabyte can find the connection closed under it once the 413 has gone out.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut raw = tokio::net::TcpStream::connect(server.address)
+            .await
+            .unwrap();
+        let head = format!(
+            "POST /graphql HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            server.address,
+            (1 << 20) + 1
+        );
+        raw.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0; 64];
+        let n = raw.read(&mut answer).await.unwrap();
+        let status_line = String::from_utf8_lossy(&answer[..n]).into_owned();
+        assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
     }
     let get = format!("{base}/graphql?query=%7B%20courses%20%7B%20totalCount%20%7D%20%7D");
     let mut hits = 0.0;
