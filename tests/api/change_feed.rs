@@ -211,23 +211,24 @@ async fn changes_committed_out_of_id_order_are_all_delivered_once() {
     assert!(changes.try_recv().is_err());
 }
 
-/// Pruning deletes only the rows older than the feed keeps them.
+/// Pruning deletes only the rows older than the feed keeps them. The rows are written and
+/// pruned in one transaction that is rolled back, so the app's own pruning job, which runs
+/// beside the test, never sees them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pruning_keeps_recent_changes() {
     let Some(app) = TestApp::postgres().await else {
         return;
     };
+    let tx = app.db.begin().await.unwrap();
     let course = Uuid::now_v7();
-    insert_change(&app.db, &Notice::of_section(Uuid::now_v7(), course)).await;
-    app.db
-        .execute_unprepared(
-            "INSERT INTO changes (notice, at) VALUES ('{}', clock_timestamp() - interval '1 hour')",
-        )
-        .await
-        .unwrap();
-    assert_eq!(roster::store::feed::prune(&app.db).await.unwrap(), 1);
-    let left = app
-        .db
+    insert_change(&tx, &Notice::of_section(Uuid::now_v7(), course)).await;
+    tx.execute_unprepared(
+        "INSERT INTO changes (notice, at) VALUES ('{}', clock_timestamp() - interval '1 hour')",
+    )
+    .await
+    .unwrap();
+    assert_eq!(roster::store::feed::prune(&tx).await.unwrap(), 1);
+    let left = tx
         .query_one_raw(Statement::from_string(
             DatabaseBackend::Postgres,
             "SELECT COUNT(*) FROM changes",
@@ -236,6 +237,7 @@ async fn pruning_keeps_recent_changes() {
         .unwrap()
         .unwrap();
     assert_eq!(left.try_get_by_index::<i64>(0).unwrap(), 1);
+    tx.rollback().await.unwrap();
 }
 
 /// `Bus::settle` returns once every change committed before the call is on the bus.
