@@ -23,6 +23,11 @@
 #                           requests/s, ≤ 0.5× its p99)
 #   bench/run.sh export     the compliance CSV exports on `roster seed --scale 1` (100,000
 #                           enrollments) as an admin and a coordinator: rows/s and the server's RSS
+#   bench/run.sh draw       the lottery's draw on `roster seed --scale 1`: its 100,000 enrollments
+#                           made the REQUESTED requests of one LOTTERY term whose window just
+#                           ended, then one draw in batches of 500 (BATCH): seconds, requests/s,
+#                           outcomes, and whether the draw's events follow the HMAC order under
+#                           the revealed seed; PostgreSQL and SQLite
 #   OLD=BIN NEW=BIN bench/run.sh ab-enroll
 #                           an A/B of two roster builds on one cluster, alternated three times: at
 #                           8 clients, each round the anchor, then each build's enroll over HTTP
@@ -314,8 +319,20 @@ ab_discovery() {
   machine
 }
 
+draw() {
+  echo "## draw: the lottery's draw of the scale-1 data set's enrollments as requests"
+  echo
+  echo "| database | requests | batch | seconds | requests/s | outcomes | in HMAC order | goal |"
+  echo "|---|---|---|---|---|---|---|---|"
+  target/release/draw-bench --label PostgreSQL --database-url "$PG/roster" --batch "${BATCH:-500}"
+  target/release/draw-bench --label SQLite --database-url "sqlite://$DIR/draw.db" --batch "${BATCH:-500}"
+  echo
+  machine
+}
+
 case "$WHAT" in
   enroll) enroll ;;
+  draw) draw ;;
   export) export_csv ;;
   load) load ;;
   fanout) fanout ;;
@@ -324,5 +341,5 @@ case "$WHAT" in
   promotion) promotion ;;
   ab-enroll) ab_enroll ;;
   ab-discovery) ab_discovery ;;
-  *) echo "unknown benchmark: $WHAT (try: discovery, enroll, export, fanout, load, notify, promotion, ab-enroll, ab-discovery)" >&2; exit 2 ;;
+  *) echo "unknown benchmark: $WHAT (try: discovery, draw, enroll, export, fanout, load, notify, promotion, ab-enroll, ab-discovery)" >&2; exit 2 ;;
 esac

@@ -159,14 +159,15 @@ async fn left_to_draw(
     Ok(found.is_some())
 }
 
-/// The requests of the draw `(term, draw_at)` still waiting, in the draw's order.
+/// The requests of the draw `(term, draw_at)` still waiting, in the draw's order: by rank
+/// alone, the order of the partial index `enrollments_lottery_idx`, which a page of them then
+/// reads without sorting the rest (two ids with one HMAC-SHA256 do not happen).
 fn requests(term_id: Uuid, draw_at: DateTime<Utc>) -> sea_orm::Select<enrollment::Entity> {
     enrollment::Entity::find()
         .filter(enrollment::Column::Status.eq(Requested))
         .filter(enrollment::Column::LotteryDrawAt.eq(draw_at))
         .filter(enrollment::Column::SectionId.in_subquery(sections_of(term_id)))
         .order_by_asc(enrollment::Column::LotteryRank)
-        .order_by_asc(enrollment::Column::Id)
 }
 
 /// Makes the student's REQUESTED enrollment in `section`, drawn at `draw_at`. The checks that
