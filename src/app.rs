@@ -189,9 +189,11 @@ impl App {
     /// offers past their deadline are passed on and offers about to lapse are reminded
     /// (`service::offers::Sweep`); every minute, holders of certifications expiring within 30
     /// days are reminded (`service::notifications::ExpiryReminders`); every 30 seconds, waiters
-    /// of sections whose enrollment window closed are told (`service::terms::CloseNotices`).
+    /// of sections whose enrollment window closed are told (`service::terms::CloseNotices`);
+    /// every second, the lottery draws that are due run and drawn seeds are revealed
+    /// (`service::lottery::Draws`).
     pub fn start_timers(&self, offer_sweep: Duration) {
-        use crate::service::{notifications, offers, terms};
+        use crate::service::{lottery, notifications, offers, terms};
         self.keep([
             jobs::spawn(
                 offers::Sweep::new(self.store.clone(), offer_sweep),
@@ -203,6 +205,10 @@ impl App {
             ),
             jobs::spawn(
                 terms::CloseNotices(self.store.clone()),
+                self.shutdown.subscribe(),
+            ),
+            jobs::spawn(
+                lottery::Draws(self.store.clone()),
                 self.shutdown.subscribe(),
             ),
         ]);

@@ -86,6 +86,11 @@ pub enum ApiError {
     /// `UNAVAILABLE` (HTTP 503 with `Retry-After` under `application/graphql-response+json`).
     #[error("the server is busy with other writes; try again in a moment")]
     Overloaded,
+    /// The student's lottery window has ended and its draw is under way: their enrollment
+    /// waits for it, so that nobody goes ahead of the draw. `UNAVAILABLE` (HTTP 503 with
+    /// `Retry-After`); the draw takes seconds.
+    #[error("the lottery of your enrollment window is being drawn; try again in a few seconds")]
+    LotteryDrawing,
     /// The OpenID provider's keys could not be had within a few seconds and none are cached, so
     /// its token cannot be checked now. `UNAVAILABLE`, as for the database, naming the provider.
     #[error("the identity provider is unavailable; try again shortly")]
@@ -117,7 +122,10 @@ impl ApiError {
             Self::TooManyAttempts { .. } => "TOO_MANY_ATTEMPTS",
             Self::SubscriberTooSlow { .. } => "SUBSCRIBER_TOO_SLOW",
             Self::Conflict(_) => "CONFLICT",
-            Self::Unavailable | Self::ProviderUnavailable | Self::Overloaded => "UNAVAILABLE",
+            Self::Unavailable
+            | Self::ProviderUnavailable
+            | Self::Overloaded
+            | Self::LotteryDrawing => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }

@@ -272,6 +272,9 @@ fn demo_terms(organization: Uuid, at: DateTime<Utc>, ids: &mut Ids) -> [term::Mo
         withdraw_deadline: Some(withdraw),
         admission: Admission::FirstCome,
         lottery_minutes: None,
+        lottery_seed: None,
+        lottery_seed_hash: None,
+        lottery_drawn_at: None,
         created_at: at - Duration::days(60),
         updated_at: at - Duration::days(60),
     };
@@ -722,6 +725,8 @@ impl Book {
             offer_expires_at: None,
             offer_remind_at: None,
             record: None,
+            lottery_draw_at: None,
+            lottery_rank: None,
             created_at: at,
             updated_at: at,
         };
@@ -968,6 +973,8 @@ pub async fn load_scale(store: &Store, scale: f64) -> Result<usize, ApiError> {
                 offer_expires_at: None,
                 offer_remind_at: None,
                 record: None,
+                lottery_draw_at: None,
+                lottery_rank: None,
                 created_at: at,
                 updated_at: at,
             };

@@ -51,6 +51,11 @@ pub struct Model {
     pub offer_remind_at: Option<DateTimeUtc>,
     /// What a withdrawal left on the transcript (`None` until withdrawn).
     pub record: Option<EnrollmentRecord>,
+    /// A lottery request's draw: the end of the lottery window it was made in.
+    pub lottery_draw_at: Option<DateTimeUtc>,
+    /// A lottery request's place in its draw: the hex HMAC-SHA256 of its id under the term's
+    /// seed (docs/design.md#registration-opening).
+    pub lottery_rank: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -113,6 +113,9 @@ positional!(term {
     withdraw_deadline,
     admission,
     lottery_minutes,
+    lottery_seed,
+    lottery_seed_hash,
+    lottery_drawn_at,
     created_at,
     updated_at,
 });
@@ -162,6 +165,8 @@ positional!(enrollment {
     offer_expires_at,
     offer_remind_at,
     record,
+    lottery_draw_at,
+    lottery_rank,
     created_at,
     updated_at,
 });

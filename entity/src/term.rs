@@ -29,6 +29,13 @@ pub struct Model {
     pub withdraw_deadline: Option<DateTimeUtc>,
     pub admission: Admission,
     pub lottery_minutes: Option<i32>,
+    /// The lottery's 32 random bytes, hex: made when the lottery is set, shown once it is over.
+    pub lottery_seed: Option<String>,
+    /// The hex SHA-256 of the seed, published from the moment the lottery is set.
+    pub lottery_seed_hash: Option<String>,
+    /// When the term's last lottery window had ended and its last draw was done: from then on
+    /// the seed is shown.
+    pub lottery_drawn_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -33,6 +33,9 @@ pub enum Role {
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EnrollmentStatus {
+    /// Asked for in a lottery window: no seat yet, waiting for the draw.
+    #[sea_orm(string_value = "REQUESTED")]
+    Requested,
     /// Holds a seat while a teacher or coordinator decides.
     #[sea_orm(string_value = "PENDING")]
     Pending,
@@ -62,14 +65,16 @@ pub enum EnrollmentStatus {
 
 impl EnrollmentStatus {
     /// The statuses that count as "active": at most one of them per user and course.
-    pub const ACTIVE: [EnrollmentStatus; 4] = [
+    pub const ACTIVE: [EnrollmentStatus; 5] = [
+        Self::Requested,
         Self::Pending,
         Self::Registered,
         Self::Waitlisted,
         Self::Offered,
     ];
 
-    /// Whether the enrollment still takes part in the course (holds or waits for a seat).
+    /// Whether the enrollment still takes part in the course (holds, waits for, or has asked
+    /// the lottery for a seat).
     pub fn is_active(self) -> bool {
         Self::ACTIVE.contains(&self)
     }

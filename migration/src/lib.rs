@@ -26,6 +26,7 @@ mod m20261125_000017_create_user_identities;
 mod m20261207_000018_create_changes;
 mod m20261207_000019_create_terms;
 mod m20261207_000020_create_appointments;
+mod m20261207_000021_add_lottery;
 
 pub struct Migrator;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000018_create_changes::Migration),
             Box::new(m20261207_000019_create_terms::Migration),
             Box::new(m20261207_000020_create_appointments::Migration),
+            Box::new(m20261207_000021_add_lottery::Migration),
         ]
     }
 }

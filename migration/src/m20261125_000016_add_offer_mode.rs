@@ -11,7 +11,7 @@ use super::m20261123_000006_create_enrollments::Enrollments;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const STATUSES: &str = "'PENDING', 'REGISTERED', 'WAITLISTED', 'COMPLETED', 'FAILED', \
+pub(crate) const STATUSES: &str = "'PENDING', 'REGISTERED', 'WAITLISTED', 'COMPLETED', 'FAILED', \
                         'WITHDRAWN', 'CANCELLED'";
 
 #[async_trait::async_trait]
@@ -89,7 +89,11 @@ impl MigrationTrait for Migration {
 /// the constraint. SQLite cannot alter a constraint; its documented way to change one that
 /// existing rows satisfy either way is to edit the table's text in `sqlite_schema` and bump the
 /// schema version, in one transaction (<https://sqlite.org/lang_altertable.html>, section 7).
-async fn set_statuses(db: &impl ConnectionTrait, from: &str, to: &str) -> Result<(), DbErr> {
+pub(crate) async fn set_statuses(
+    db: &impl ConnectionTrait,
+    from: &str,
+    to: &str,
+) -> Result<(), DbErr> {
     if db.get_database_backend() == DbBackend::Postgres {
         return db
             .execute_unprepared(&format!(

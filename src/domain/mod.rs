@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod cursor;
 pub mod ical;
 pub mod identity;
+pub mod lottery;
 pub mod notification;
 pub mod order;
 pub mod schedule;

@@ -166,7 +166,12 @@ pub enum Kind {
     OfferExpired,
     /// The section's enrollment window closed while the student waited: no more promotions.
     WindowClosed,
+    /// The lottery the student's request was in is drawn: what it made of the request.
+    LotteryDrawn,
 }
+
+/// The start of the reason recorded on a lottery request the draw could not grant.
+pub const LOTTERY_REFUSED: &str = "not granted in the lottery";
 
 /// The reason recorded on an offer that lapsed.
 pub const OFFER_EXPIRED: &str = "offer expired";
@@ -193,6 +198,7 @@ impl Kind {
             Self::OfferExpiring => "OFFER_EXPIRING",
             Self::OfferExpired => "OFFER_EXPIRED",
             Self::WindowClosed => "WINDOW_CLOSED",
+            Self::LotteryDrawn => "LOTTERY_DRAWN",
         }
     }
 }
@@ -231,6 +237,35 @@ pub fn for_transition(
         .map(|r| format!(" Reason: {r}"))
         .unwrap_or_default();
     let (kind, title, body) = match (from, to) {
+        (Some(Requested), Registered) => (
+            Kind::LotteryDrawn,
+            format!("You have a seat in {course}"),
+            format!("The lottery for {section} of {course} is drawn: a seat is yours."),
+        ),
+        (Some(Requested), Pending) => (
+            Kind::LotteryDrawn,
+            format!("A seat in {course} awaits approval"),
+            format!(
+                "The lottery for {section} of {course} is drawn: a seat is held for you while \
+                 staff approve."
+            ),
+        ),
+        (Some(Requested), Waitlisted) => (
+            Kind::LotteryDrawn,
+            format!("You are on the waitlist of {course}"),
+            format!(
+                "The lottery for {section} of {course} is drawn: no seat was left for you, and \
+                 you have a place on its waitlist."
+            ),
+        ),
+        (Some(Requested), Cancelled) if reason.is_some_and(|r| r.starts_with(LOTTERY_REFUSED)) => (
+            Kind::LotteryDrawn,
+            format!("No seat in {course}"),
+            format!(
+                "The lottery for {section} of {course} is drawn: your request could not be \
+                     granted.{because}"
+            ),
+        ),
         (Some(Waitlisted), Offered) => {
             let until = offer_expires_at
                 .map(|at| format!(" Accept it by {}", moment(at)))

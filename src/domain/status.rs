@@ -7,7 +7,10 @@ use entity::types::EnrollmentStatus::{self, *};
 pub fn can_transition(from: EnrollmentStatus, to: EnrollmentStatus) -> bool {
     matches!(
         (from, to),
-        (Pending, Registered | Cancelled | Withdrawn)
+        (
+            Requested,
+            Registered | Pending | Waitlisted | Offered | Withdrawn | Cancelled
+        ) | (Pending, Registered | Cancelled | Withdrawn)
             | (Registered, Completed | Failed | Withdrawn | Cancelled)
             | (
                 Waitlisted,
@@ -45,6 +48,12 @@ mod tests {
         assert_eq!(
             allowed,
             vec![
+                (Requested, Pending),
+                (Requested, Registered),
+                (Requested, Waitlisted),
+                (Requested, Offered),
+                (Requested, Withdrawn),
+                (Requested, Cancelled),
                 (Pending, Registered),
                 (Pending, Withdrawn),
                 (Pending, Cancelled),

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use entity::{
     course, section,
-    types::EnrollmentStatus::{self, Offered, Pending, Registered, Waitlisted},
+    types::EnrollmentStatus::{self, Offered, Pending, Registered, Requested, Waitlisted},
     user,
 };
 use sea_orm::{ConnectionTrait, EntityTrait, Statement};
@@ -201,7 +201,7 @@ fn standing_sql(
     const ACTIVE: &str = "SELECT 2, e.id, CAST(NULL AS TEXT), CAST(NULL AS TEXT), \
         CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT) \
         FROM enrollments e WHERE e.user_id = $2 AND e.course_id = $1 \
-        AND e.status IN ('PENDING', 'REGISTERED', 'WAITLISTED', 'OFFERED')";
+        AND e.status IN ('REQUESTED', 'PENDING', 'REGISTERED', 'WAITLISTED', 'OFFERED')";
     const SEATS: &str = "SELECT 3, s.id, c.name, CAST(s.schedule AS TEXT), \
         CAST(COALESCE(s.starts_on, t.starts_on) AS TEXT), \
         CAST(COALESCE(s.ends_on, t.ends_on) AS TEXT), CAST(t.time_zone AS TEXT), \
@@ -211,7 +211,7 @@ fn standing_sql(
         AND e.status IN ('PENDING', 'REGISTERED', 'OFFERED') AND s.id <> $4 AND e.id <> $5";
     debug_assert_eq!(
         EnrollmentStatus::ACTIVE,
-        [Pending, Registered, Waitlisted, Offered]
+        [Requested, Pending, Registered, Waitlisted, Offered]
     );
     let overlaps = reads.overlaps;
     let mut parts = Vec::new();

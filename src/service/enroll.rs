@@ -13,9 +13,9 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{eligibility, for_update, promotion, seats, terms};
+use super::{eligibility, for_update, lottery, promotion, seats, terms};
 use crate::{
-    domain::viewer::Viewer,
+    domain::{calendar::Window, viewer::Viewer},
     error::ApiError,
     store::{Store, Transition, Tx},
 };
@@ -94,7 +94,23 @@ async fn enroll_in(
     let mut details = serde_json::Map::new();
     // The term, for the window and the dates (a section without one reads nothing more).
     let term = super::term_of(tx, &section).await?;
-    check_window(tx, &section, term.as_ref(), user_id, proxy, &mut details).await?;
+    let window = check_window(tx, &section, term.as_ref(), user_id, proxy, &mut details).await?;
+    // A student's own request in the first minutes of a lottery term's window waits for the
+    // draw; staff enrolling someone else are not part of the lottery.
+    if let (Some(term), Some(window), false) = (&term, &window, proxy)
+        && let Some(draw_at) = lottery::admission(tx, term, window).await?
+    {
+        return lottery::request(
+            tx,
+            viewer,
+            request.visibility,
+            &section,
+            &course,
+            draw_at,
+            term,
+        )
+        .await;
+    }
     // The checks, read in a statement of their own after the user's lock: under READ
     // COMMITTED it sees every seat the user's previous write committed.
     let checked_at = tx.now();
@@ -153,24 +169,12 @@ async fn enroll_in(
     if request.override_schedule_conflict {
         details.insert("scheduleConflictOverride".into(), json!(true));
     }
-    // A seat, else (staff override) a seat beyond capacity, else a waitlist ticket. The section
-    // row is locked, so what the conditional updates decide stays true until commit.
-    let (status, ticket) = if took {
-        (seat_status, None)
-    } else if request.override_capacity {
-        seats::add(tx, section.id, seat_status, 1).await?;
+    if !took && request.override_capacity {
         details.insert("capacityOverride".into(), json!(true));
-        (seat_status, None)
-    } else {
-        match seats::join_waitlist(tx, section.id).await? {
-            Some(ticket) => (Waitlisted, Some(ticket)),
-            None => {
-                return Err(ApiError::Conflict(
-                    "the section changed meanwhile; try again".into(),
-                ));
-            }
-        }
-    };
+    }
+    let (status, ticket) =
+        seats::seat_else_ticket(tx, section.id, seat_status, took, request.override_capacity)
+            .await?;
     let at = tx.now();
     let row = enrollment::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -199,6 +203,8 @@ async fn enroll_in(
         offer_expires_at: Set(None),
         offer_remind_at: Set(None),
         record: Set(None),
+        lottery_draw_at: Set(None),
+        lottery_rank: Set(None),
         created_at: Set(at),
         updated_at: Set(at),
     };
@@ -235,6 +241,7 @@ fn moved_in_time(now: &section::Model, seen: &section::Model) -> bool {
 /// in the term opens it for them): a student enrolls only while it is open
 /// (`ENROLLMENT_NOT_OPEN` with their opening time, `ENROLLMENT_CLOSED`); staff enrolling someone
 /// else may enroll outside it, and the event records it as late (`details.outsideWindow`).
+/// Returns the window when it is open.
 async fn check_window(
     tx: &Tx<'_>,
     section: &section::Model,
@@ -242,17 +249,17 @@ async fn check_window(
     user_id: Uuid,
     proxy: bool,
     details: &mut serde_json::Map<String, serde_json::Value>,
-) -> Result<(), ApiError> {
-    let state = terms::window_now(tx, section, term, user_id).await?;
-    let Some((outside, refusal)) = state.refusal() else {
-        return Ok(());
+) -> Result<Option<Window>, ApiError> {
+    let window = terms::window_of(tx, section, term, user_id).await?;
+    let Some((outside, refusal)) = window.at(tx.now()).refusal() else {
+        return Ok(Some(window));
     };
     if !proxy {
         return Err(refusal);
     }
     details.insert("late".into(), json!(true));
     details.insert("outsideWindow".into(), json!(outside));
-    Ok(())
+    Ok(None)
 }
 
 /// Records the event creating `row`, in `status`, with `details` (the overrides used), timed

@@ -14,6 +14,7 @@ pub mod eligibility;
 pub mod enroll;
 pub mod enrollments;
 pub mod listing;
+pub mod lottery;
 pub mod notifications;
 pub mod offers;
 pub mod oversight;

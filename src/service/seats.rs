@@ -139,8 +139,38 @@ pub(crate) async fn join_waitlist(
     Ok(None)
 }
 
+/// What an enrollment entering `seat_status` gets once [`take`] (or [`take_as_seen`]) has run:
+/// the seat it took (`took`); else, with staff's capacity override, a seat beyond capacity;
+/// else a waitlist ticket. The section's row is locked by then, so what the conditional
+/// updates decide stays true until commit. Shared by `enroll` and the lottery's draw.
+///
+/// # Errors
+/// `SECTION_FULL` when the section is full without a waitlist; `SECTION_INACTIVE`; `CONFLICT`
+/// when a seat freed between the two updates (the client tries again); the database fails.
+pub(crate) async fn seat_else_ticket(
+    conn: &impl ConnectionTrait,
+    section_id: Uuid,
+    seat_status: EnrollmentStatus,
+    took: bool,
+    override_capacity: bool,
+) -> Result<(EnrollmentStatus, Option<i64>), ApiError> {
+    if took {
+        return Ok((seat_status, None));
+    }
+    if override_capacity {
+        add(conn, section_id, seat_status, 1).await?;
+        return Ok((seat_status, None));
+    }
+    match join_waitlist(conn, section_id).await? {
+        Some(ticket) => Ok((Waitlisted, Some(ticket))),
+        None => Err(ApiError::Conflict(
+            "the section changed meanwhile; try again".into(),
+        )),
+    }
+}
+
 /// Moves `delta` enrollments into (or, negative, out of) `status`'s counter; WITHDRAWN and
-/// CANCELLED have none and change nothing.
+/// CANCELLED (and REQUESTED, which holds no seat) have none and change nothing.
 ///
 /// # Errors
 /// The database fails.
@@ -181,6 +211,6 @@ fn counter(status: EnrollmentStatus) -> Option<section::Column> {
         Waitlisted => Some(section::Column::WaitlistCount),
         Offered => Some(section::Column::OfferedCount),
         Completed | Failed => Some(section::Column::FinishedCount),
-        Withdrawn | Cancelled => None,
+        Requested | Withdrawn | Cancelled => None,
     }
 }

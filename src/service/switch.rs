@@ -84,6 +84,13 @@ async fn switch_in(
     if !EnrollmentStatus::ACTIVE.contains(&row.status) {
         return Err(invalid(row.status, to));
     }
+    if row.status == EnrollmentStatus::Requested {
+        // A seat goes to a request only in the draw.
+        return Err(ApiError::InvalidTransition {
+            from: "REQUESTED".into(),
+            to: "another section: withdraw the lottery request and request that section".into(),
+        });
+    }
     if !target.is_active || !locked.course.is_active {
         return Err(ApiError::SectionInactive(
             "the section or its course is not active".into(),

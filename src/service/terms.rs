@@ -90,10 +90,13 @@ pub async fn create_term(
                     withdraw_deadline: None,
                     admission: Admission::FirstCome,
                     lottery_minutes: None,
+                    lottery_seed: None,
+                    lottery_seed_hash: None,
+                    lottery_drawn_at: None,
                     created_at: at,
                     updated_at: at,
                 };
-                let model = apply(model, fields)?;
+                let model = super::lottery::arm(apply(model, fields)?);
                 let active: term::ActiveModel = model.into();
                 active
                     .insert(tx)
@@ -124,7 +127,8 @@ pub async fn update_term(
                     .await?
                     .ok_or(ApiError::NotFound("term"))?;
                 may_manage(viewer, existing.organization_id)?;
-                let mut changed = apply(existing, fields)?;
+                let mut changed = super::lottery::arm(apply(existing.clone(), fields)?);
+                super::lottery::may_change(tx, &existing, &changed).await?;
                 changed.updated_at = tx.now();
                 check_sections_inside(tx, &changed).await?;
                 let active = term::ActiveModel::from(changed).reset_all();
@@ -206,6 +210,9 @@ fn apply(mut term: term::Model, fields: &TermFields) -> Result<term::Model, ApiE
     if let Some(minutes) = fields.lottery_minutes {
         term.lottery_minutes = minutes;
     }
+    if term.admission == Admission::Lottery && term.lottery_minutes.is_none() {
+        term.lottery_minutes = Some(super::lottery::DEFAULT_MINUTES);
+    }
     check(&term)?;
     Ok(term)
 }
@@ -240,12 +247,6 @@ fn check(term: &term::Model) -> Result<(), ApiError> {
         return Err(ApiError::bad_input(
             "dropDeadline",
             "must not be after withdrawDeadline",
-        ));
-    }
-    if term.admission == Admission::Lottery {
-        return Err(ApiError::bad_input(
-            "admission",
-            "lottery admission is not available yet: use FIRST_COME",
         ));
     }
     if let Some(minutes) = term.lottery_minutes
@@ -505,11 +506,24 @@ pub(crate) async fn window_now(
     term: Option<&term::Model>,
     user_id: Uuid,
 ) -> Result<calendar::WindowState, ApiError> {
+    Ok(window_of(tx, section, term, user_id).await?.at(tx.now()))
+}
+
+/// The section's enrollment window as it stands for the user (see [`calendar::window_for`]).
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn window_of(
+    tx: &Tx<'_>,
+    section: &section::Model,
+    term: Option<&term::Model>,
+    user_id: Uuid,
+) -> Result<calendar::Window, ApiError> {
     let appointment = match term {
         Some(term) => appointment(tx, term.id, user_id).await?,
         None => None,
     };
-    Ok(calendar::window_for(section, term, appointment).at(tx.now()))
+    Ok(calendar::window_for(section, term, appointment))
 }
 
 /// A user's appointment in a term, for the user themself and the term organization's

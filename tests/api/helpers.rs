@@ -868,6 +868,8 @@ impl TestApp {
             offer_expires_at: Set(None),
             offer_remind_at: Set(None),
             record: Set(None),
+            lottery_draw_at: Set(None),
+            lottery_rank: Set(None),
             created_at: Set(at),
             updated_at: Set(at),
         }

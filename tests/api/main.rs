@@ -22,6 +22,7 @@ mod http;
 mod layout;
 mod limits;
 mod load;
+mod lottery;
 mod management;
 mod migrations;
 mod notifications;

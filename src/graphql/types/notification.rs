@@ -43,6 +43,8 @@ pub enum NotificationKind {
     OfferExpired,
     /// Enrollment closed while you waited: nobody is promoted from the waitlist any more.
     WindowClosed,
+    /// The lottery your request was in is drawn: a seat, a waitlist place, or a refusal.
+    LotteryDrawn,
     /// A kind this version does not know (written by a newer replica).
     Other,
 }
@@ -62,6 +64,7 @@ impl NotificationKind {
             "OFFER_EXPIRING" => Self::OfferExpiring,
             "OFFER_EXPIRED" => Self::OfferExpired,
             "WINDOW_CLOSED" => Self::WindowClosed,
+            "LOTTERY_DRAWN" => Self::LotteryDrawn,
             _ => Self::Other,
         }
     }

@@ -73,8 +73,27 @@ impl Term {
         self.0.admission
     }
 
+    /// How long, from each student's opening, requests go to the lottery (LOTTERY terms).
     async fn lottery_minutes(&self) -> Option<i32> {
         self.0.lottery_minutes
+    }
+
+    /// The hex SHA-256 of the lottery's seed, published from the moment the lottery is set:
+    /// the seed shown after the draw must hash to it.
+    async fn lottery_seed_hash(&self) -> Option<&str> {
+        self.0.lottery_seed_hash.as_deref()
+    }
+
+    /// The lottery's seed (32 bytes, hex), once the lottery is over (`lotteryDrawnAt`): each
+    /// draw took its requests in ascending order of HMAC-SHA256 keyed by these bytes, of the
+    /// enrollment's id as lower-case hyphenated text.
+    async fn lottery_seed(&self) -> Option<&str> {
+        self.0.lottery_drawn_at.and(self.0.lottery_seed.as_deref())
+    }
+
+    /// When the term's last lottery window had ended and its last draw was done.
+    async fn lottery_drawn_at(&self) -> Option<DateTime<Utc>> {
+        self.0.lottery_drawn_at
     }
 
     /// The term's sections the viewer may see (inactive ones only for their course's staff).
