@@ -1157,7 +1157,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> anyhow::Result<Vec<u8>> {
-    ensure!(text.len() % 2 == 0, "odd length");
+    ensure!(text.len().is_multiple_of(2), "odd length");
     (0..text.len())
         .step_by(2)
         .map(|i| Ok(u8::from_str_radix(&text[i..i + 2], 16)?))
@@ -1257,10 +1257,9 @@ fn print_lottery(storm: &Storm, checks: &Checks, minutes: u32, draw: anyhow::Res
 }
 
 async fn query(db: &DatabaseConnection, sql: &str) -> anyhow::Result<Vec<QueryResult>> {
-    Ok(db
-        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql))
         .await
-        .with_context(|| sql.to_owned())?)
+        .with_context(|| sql.to_owned())
 }
 
 async fn ids(db: &DatabaseConnection, sql: &str) -> anyhow::Result<Vec<Uuid>> {
