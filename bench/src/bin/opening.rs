@@ -87,7 +87,7 @@ struct Args {
     #[arg(long)]
     lottery: bool,
     /// The lottery window; when not given, the first-come storm's duration × 1.2 plus 10 s,
-    /// rounded up to whole minutes, from 1 to 4.
+    /// rounded up to whole minutes, from 1 to 3; the requests stop 10 s before its end.
     #[arg(long)]
     lottery_minutes: Option<u32>,
     /// Longest wait for the draw after the window's end.
@@ -227,7 +227,7 @@ async fn main() -> anyhow::Result<()> {
         let minutes = args.lottery_minutes.unwrap_or_else(|| {
             ((storm.duration * 1.2 + 10.0) / 60.0)
                 .ceil()
-                .clamp(1.0, 4.0) as u32
+                .clamp(1.0, 3.0) as u32
         });
         println!();
         println!(
@@ -240,7 +240,8 @@ async fn main() -> anyhow::Result<()> {
             Ok((storm, server, terms)) => {
                 let checks = check(&db, &plan, &storm).await?;
                 let draw = draw(&args, &db, &server, &storm, &terms, minutes).await;
-                print_lottery(&storm, &checks, minutes, draw);
+                let after = check(&db, &plan, &storm).await?;
+                print_lottery(&storm, &checks, minutes, draw, &after);
             }
             Err(e) => println!("Lottery not run: {e:#}"),
         }
@@ -342,6 +343,7 @@ async fn phase(
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency + 8)
         .timeout(Duration::from_secs(60))
+        .default_headers(accept())
         .build()?;
 
     // T leaves room for the terms, the warm-up and the idle measurement.
@@ -409,6 +411,7 @@ async fn phase(
         let readers = reqwest::Client::builder()
             .pool_max_idle_per_host(args.discovery_clients)
             .timeout(Duration::from_secs(60))
+            .default_headers(accept())
             .build()?;
         let signed_in: Vec<String> = plan
             .tokens
@@ -470,7 +473,13 @@ async fn phase(
     let picks = Arc::new(plan.picks.clone());
     let sections: Arc<Vec<Uuid>> = Arc::new(plan.sections.iter().map(|s| s.id).collect());
     let next = Arc::new(AtomicUsize::new(0));
-    let until = t + args.storm_limit;
+    // A lottery's requests stop 10 s before its window ends, so every one is in the window.
+    let until = t + match admission {
+        Admission::FirstCome => args.storm_limit,
+        Admission::Lottery { minutes } => args
+            .storm_limit
+            .min(Duration::from_secs(u64::from(minutes) * 60 - 10)),
+    };
     let workers: Vec<_> = (0..args.concurrency)
         .map(|_| {
             let (http, url, tokens, picks, sections, next) = (
@@ -555,6 +564,17 @@ async fn phase(
     Ok((storm, server, terms))
 }
 
+/// Answers under `application/graphql-response+json`: an `UNAVAILABLE` is then HTTP 503 with
+/// `Retry-After` (under `application/json` it is 200, as the GraphQL-over-HTTP spec has it).
+fn accept() -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::ACCEPT,
+        reqwest::header::HeaderValue::from_static("application/graphql-response+json"),
+    );
+    headers
+}
+
 /// One enroll request: (outcome, shed, how long to wait before sending it again, the
 /// enrollment's id). The outcome is the enrollment's status, an error's code, or what went
 /// wrong on the way.
@@ -578,10 +598,14 @@ async fn send(
         Ok(answer) => {
             let (outcome, id) = outcome(&answer);
             let shed = outcome == "UNAVAILABLE" && status.as_u16() == 503;
+            let message = answer["errors"][0]["message"].as_str().unwrap_or("");
             let outcome = if outcome == "UNAVAILABLE" && !shed {
                 format!("UNAVAILABLE (HTTP {})", status.as_u16())
             } else if shed && retry_after.is_none() {
                 "UNAVAILABLE without Retry-After".into()
+            } else if shed && !message.contains("busy") {
+                // Not the write queue: the database did not answer in time, or the like.
+                format!("UNAVAILABLE, 503: {message}")
             } else {
                 outcome
             };
@@ -784,17 +808,17 @@ fn print_first_come(args: &Args, storm: &Storm, checks: &Checks) {
     let ratio = busy / idle;
     let p99 = millis(percentile(&answered, 0.99));
     let shed_p99 = millis(percentile(&shed, 0.99));
+    // Every answer that was shed (and retried), by kind; the others by code.
+    let is_shed = |k: &str| k.starts_with("UNAVAILABLE") && !k.starts_with("UNAVAILABLE (HTTP");
+    let shed_kinds: Vec<String> = outcomes
+        .iter()
+        .filter(|(k, _)| is_shed(k))
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
     let others: Vec<String> = outcomes
         .iter()
         .filter(|(k, _)| {
-            ![
-                "REGISTERED",
-                "PENDING",
-                "WAITLISTED",
-                "SECTION_FULL",
-                "UNAVAILABLE",
-            ]
-            .contains(k)
+            !["REGISTERED", "PENDING", "WAITLISTED", "SECTION_FULL"].contains(k) && !is_shed(k)
         })
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
@@ -847,7 +871,11 @@ fn print_first_come(args: &Args, storm: &Storm, checks: &Checks) {
         thousands(seats),
         thousands(places),
         thousands(get("SECTION_FULL")),
-        thousands(get("UNAVAILABLE")),
+        if shed_kinds.len() > 1 || (shed_kinds.len() == 1 && get("UNAVAILABLE") == 0) {
+            format!("{} ({})", thousands(shed.len()), shed_kinds.join("; "))
+        } else {
+            thousands(shed.len())
+        },
         if others.is_empty() {
             "none".into()
         } else {
@@ -1164,7 +1192,13 @@ fn unhex(text: &str) -> anyhow::Result<Vec<u8>> {
         .collect()
 }
 
-fn print_lottery(storm: &Storm, checks: &Checks, minutes: u32, draw: anyhow::Result<Draw>) {
+fn print_lottery(
+    storm: &Storm,
+    checks: &Checks,
+    minutes: u32,
+    draw: anyhow::Result<Draw>,
+    after: &Checks,
+) {
     let outcomes = by_outcome(storm);
     let answered = latencies(storm, |a| !a.shed);
     let shed = latencies(storm, |a| a.shed);
@@ -1199,6 +1233,12 @@ fn print_lottery(storm: &Storm, checks: &Checks, minutes: u32, draw: anyhow::Res
         doubled(checks),
         checks.unacknowledged,
         checks.counters_off,
+    );
+    println!(
+        "Checks after the draw: {} lost, {} doubled, {} sections with counts off.",
+        after.lost,
+        doubled(after),
+        after.counters_off,
     );
     println!();
     let draw = match draw {
