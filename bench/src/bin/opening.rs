@@ -1053,7 +1053,9 @@ async fn draw(
         }
         *outcomes
             .entry(match reason {
-                Some(reason) if status == "CANCELLED" => format!("CANCELLED ({reason})"),
+                Some(reason) if status == "CANCELLED" => {
+                    format!("CANCELLED ({})", refusal_code(&reason))
+                }
                 _ => status.clone(),
             })
             .or_default() += 1;
@@ -1158,6 +1160,16 @@ async fn draw(
         sections_off,
         spearman: spearman(&pairs),
     })
+}
+
+/// The error code in a refusal's `reason` (its first upper-case word with an underscore or of
+/// five letters or more, as `SCHEDULE_CONFLICT`), else the reason itself: the draw's outcomes
+/// are counted by code, not by the sentence naming the other course and date.
+fn refusal_code(reason: &str) -> &str {
+    reason
+        .split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+        .find(|w| w.len() >= 5 || w.contains('_'))
+        .unwrap_or(reason)
 }
 
 /// Spearman's rank correlation of distinct ranks `0..n` paired up.
@@ -1354,6 +1366,19 @@ mod tests {
         let id: Uuid = "0190a0b1-c2d3-7e4f-8a5b-6c7d8e9f0a1b".parse().unwrap();
         assert_eq!(hmac_hex(&[7; 32], &id), hmac_hex(&[7; 32], &id));
         assert_ne!(hmac_hex(&[7; 32], &id), hmac_hex(&[8; 32], &id));
+    }
+
+    #[test]
+    fn refusals_are_counted_by_code() {
+        assert_eq!(
+            refusal_code(
+                "not granted in the lottery: SCHEDULE_CONFLICT (schedule conflicts with Urban \
+                 Gardening 7 (FRIDAY 13:00–13:50 on 2026-12-11))"
+            ),
+            "SCHEDULE_CONFLICT"
+        );
+        assert_eq!(refusal_code("SECTION_FULL"), "SECTION_FULL");
+        assert_eq!(refusal_code("withdrawn"), "withdrawn");
     }
 
     #[test]
