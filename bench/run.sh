@@ -46,17 +46,30 @@
 #                           clients enroll through both; p50/p99/max from the withdraw's response
 #                           to the subscriber's receipt, beside the goals (p99 < 100 ms on one
 #                           replica, < 250 ms across two); PostgreSQL only
+#   bench/run.sh opening    registration day on `roster seed --scale 1`: a term per organization
+#                           opens at T, and from T 20,000 students (STUDENTS) each try 5 sections
+#                           from CLIENTS keep-alive clients (default 96) while 16 clients run
+#                           discovery; enrollments/s, enroll and shed p99, discovery p99 idle and
+#                           during the storm, answers by code, lost/doubled enrollments and counts
+#                           checked in SQL, beside the goals and beside Roster's enroll statements
+#                           replayed by pgbench at the same clients (the database's ceiling); then
+#                           the same requests in a lottery window and the draw (its duration and
+#                           fairness from the revealed seed), PostgreSQL; the first-come storm on
+#                           SQLite too, at fewer clients; each storm stops sending after a limit
 #
 # Starts a throwaway PostgreSQL 15 cluster on a free loopback port with default (durable)
 # settings, like the anchor; everything runs on 127.0.0.1 and stops by itself.
 # SECS sets the seconds per pgbench figure (default 10); STUDENTS the enrollments per Roster enroll
 # figure (default 4,000: a figure of 1,000 lasted a second or two, too short for this machine's
-# noise); DURATION and WARMUP the measured and the
-# warm-up time per discovery figure (default 15s each, the anchor's).
+# noise; for opening, the students taking part, default all 20,000); DURATION and WARMUP the
+# measured and the warm-up time per discovery figure (default 15s each, the anchor's); CLIENTS and
+# SQLITE_CLIENTS opening's enrolling clients on PostgreSQL and on SQLite (default 96 and 32);
+# SQLITE_LIMIT the time SQLite's storm may send for (default 120s; PostgreSQL's: 180s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHAT=${1:-enroll}
 SECS=${SECS:-10}
+STUDENTS_SET=${STUDENTS:+1}
 STUDENTS=${STUDENTS:-4000}
 BIN=/usr/lib/postgresql/15/bin
 [ -x "$BIN/initdb" ] || { echo "PostgreSQL 15 is needed: apt-get install postgresql" >&2; exit 1; }
@@ -253,6 +266,24 @@ promotion() {
   machine
 }
 
+opening() {
+  local clients=${CLIENTS:-96} ceiling students=()
+  [ -n "${STUDENTS_SET:-}" ] && students=(--students "$STUDENTS")
+  $BIN/psql "$PG/postgres" -q -c "CREATE DATABASE replay"
+  ROSTER_DATABASE_URL="$PG/replay" target/release/roster migrate >/dev/null
+  $BIN/psql "$PG/replay" -q -v ON_ERROR_STOP=1 -f bench/replay/setup.sql
+  ceiling=$(replay_tps "$clients" 1000)
+  echo "## opening: registration day on \`roster seed --scale 1\`, first come and lottery"
+  echo
+  target/release/opening-bench --label PostgreSQL --database-url "$PG/roster" \
+    --concurrency "$clients" --ceiling "$ceiling" --lottery "${students[@]}"
+  echo
+  target/release/opening-bench --label SQLite --database-url "sqlite://$DIR/opening.db" \
+    --concurrency "${SQLITE_CLIENTS:-32}" --storm-limit "${SQLITE_LIMIT:-120s}" "${students[@]}"
+  echo
+  machine
+}
+
 ab_builds() {
   : "${OLD:?OLD names the old roster binary}" "${NEW:?NEW names the new roster binary}"
   $BIN/psql "$PG/postgres" -q -c "CREATE DATABASE roster_old" -c "CREATE DATABASE roster_new"
@@ -339,7 +370,8 @@ case "$WHAT" in
   discovery) discovery ;;
   notify) notify ;;
   promotion) promotion ;;
+  opening) opening ;;
   ab-enroll) ab_enroll ;;
   ab-discovery) ab_discovery ;;
-  *) echo "unknown benchmark: $WHAT (try: discovery, draw, enroll, export, fanout, load, notify, promotion, ab-enroll, ab-discovery)" >&2; exit 2 ;;
+  *) echo "unknown benchmark: $WHAT (try: discovery, draw, enroll, export, fanout, load, notify, opening, promotion, ab-enroll, ab-discovery)" >&2; exit 2 ;;
 esac
