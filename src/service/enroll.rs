@@ -7,7 +7,7 @@ use entity::{
 };
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, IdenStatic,
-    Iterable, JoinType, QueryTrait, SelectA, SelectB, Set,
+    Iterable, JoinType, QueryTrait, SelectA, SelectB,
     sea_query::{Alias, Expr, ExprTrait, IntoTableRef, LockType},
 };
 use serde_json::json;
@@ -175,42 +175,15 @@ async fn enroll_in(
     let (status, ticket) =
         seats::seat_else_ticket(tx, section.id, seat_status, took, request.override_capacity)
             .await?;
-    let at = tx.now();
-    let row = enrollment::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(user_id),
-        course_id: Set(course.id),
-        section_id: Set(section.id),
-        status: Set(status),
-        visibility: Set(request.visibility),
-        enrolled_at: Set(at),
-        enrolled_by: Set(proxy.then_some(viewer.id())),
-        prerequisite_check_passed: Set(true),
-        prerequisite_check_at: Set(Some(checked_at)),
-        seat_reserved_at: Set(status.holds_seat().then_some(at)),
-        waitlist_ticket: Set(ticket),
-        completed_at: Set(None),
-        completed_by: Set(None),
-        completion_evidence: Set(None),
-        cancelled_at: Set(None),
-        withdrawn_at: Set(None),
-        reason: Set(None),
-        notes: Set(None),
-        skip_reason: Set(None),
-        notes_updated_at: Set(None),
-        notes_updated_by: Set(None),
-        skipped_at: Set(None),
-        offer_expires_at: Set(None),
-        offer_remind_at: Set(None),
-        record: Set(None),
-        lottery_draw_at: Set(None),
-        lottery_rank: Set(None),
-        created_at: Set(at),
-        updated_at: Set(at),
+    let row = enrollment::Model {
+        enrolled_by: proxy.then_some(viewer.id()),
+        prerequisite_check_at: Some(checked_at),
+        waitlist_ticket: ticket,
+        ..super::new_enrollment(user_id, &section, status, request.visibility, tx.now())
     };
     // The partial unique index settles a race between two transactions that both found no
     // active enrollment (the user's lock makes it one that bypassed `enroll`).
-    let row = row
+    let row = enrollment::ActiveModel::from(row)
         .insert(tx)
         .await
         .map_err(|e| ApiError::on_unique_violation(e, || ApiError::AlreadyEnrolled))?;

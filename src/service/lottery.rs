@@ -198,44 +198,17 @@ pub(crate) async fn request(
     if standing.active.is_some() {
         return Err(ApiError::AlreadyEnrolled);
     }
-    let id = Uuid::now_v7();
+    let row = super::new_enrollment(viewer.id(), section, Requested, visibility, at);
     let rank = term
         .lottery_seed
         .as_deref()
-        .and_then(|seed| lottery::rank(seed, id))
+        .and_then(|seed| lottery::rank(seed, row.id))
         .ok_or_else(|| ApiError::Internal("a LOTTERY term without a seed".into()))?;
-    let row = enrollment::ActiveModel {
-        id: Set(id),
-        user_id: Set(viewer.id()),
-        course_id: Set(course.id),
-        section_id: Set(section.id),
-        status: Set(Requested),
-        visibility: Set(visibility),
-        enrolled_at: Set(at),
-        enrolled_by: Set(None),
-        prerequisite_check_passed: Set(true),
-        prerequisite_check_at: Set(Some(at)),
-        seat_reserved_at: Set(None),
-        waitlist_ticket: Set(None),
-        completed_at: Set(None),
-        completed_by: Set(None),
-        completion_evidence: Set(None),
-        cancelled_at: Set(None),
-        withdrawn_at: Set(None),
-        reason: Set(None),
-        notes: Set(None),
-        skip_reason: Set(None),
-        notes_updated_at: Set(None),
-        notes_updated_by: Set(None),
-        skipped_at: Set(None),
-        offer_expires_at: Set(None),
-        offer_remind_at: Set(None),
-        record: Set(None),
-        lottery_draw_at: Set(Some(draw_at)),
-        lottery_rank: Set(Some(rank)),
-        created_at: Set(at),
-        updated_at: Set(at),
-    };
+    let row = enrollment::ActiveModel::from(enrollment::Model {
+        lottery_draw_at: Some(draw_at),
+        lottery_rank: Some(rank),
+        ..row
+    });
     let row = row
         .insert(tx)
         .await

@@ -28,7 +28,7 @@ pub mod terms;
 pub mod transitions;
 pub mod users;
 
-use entity::{course, section, term};
+use entity::{course, enrollment, section, term};
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, QuerySelect, Select};
 use uuid::Uuid;
 
@@ -46,6 +46,51 @@ use crate::{
 pub(crate) async fn record(tx: &Tx<'_>, transition: Transition) -> Result<(), ApiError> {
     notifications::on_transition(tx, &transition).await?;
     tx.record(transition).await
+}
+
+/// A new enrollment of `user_id` in `section` of `course`, in `status`, made at `at`: checked
+/// then, holding a seat from then if `status` holds one, and nothing yet completed, cancelled,
+/// withdrawn, noted, offered or drawn. The caller sets what its path decides beyond that (who
+/// enrolled, a waitlist ticket, a lottery draw) and inserts it.
+pub(crate) fn new_enrollment(
+    user_id: Uuid,
+    section: &section::Model,
+    status: entity::types::EnrollmentStatus,
+    visibility: bool,
+    at: chrono::DateTime<chrono::Utc>,
+) -> enrollment::Model {
+    enrollment::Model {
+        id: Uuid::now_v7(),
+        user_id,
+        course_id: section.course_id,
+        section_id: section.id,
+        status,
+        visibility,
+        enrolled_at: at,
+        enrolled_by: None,
+        prerequisite_check_passed: true,
+        prerequisite_check_at: Some(at),
+        seat_reserved_at: status.holds_seat().then_some(at),
+        waitlist_ticket: None,
+        completed_at: None,
+        completed_by: None,
+        completion_evidence: None,
+        cancelled_at: None,
+        withdrawn_at: None,
+        reason: None,
+        notes: None,
+        skip_reason: None,
+        notes_updated_at: None,
+        notes_updated_by: None,
+        skipped_at: None,
+        offer_expires_at: None,
+        offer_remind_at: None,
+        record: None,
+        lottery_draw_at: None,
+        lottery_rank: None,
+        created_at: at,
+        updated_at: at,
+    }
 }
 
 /// `SELECT … FOR UPDATE` on PostgreSQL. SQLite has no row locks and needs none: a write
