@@ -2,6 +2,8 @@
 //! other rows. Each runs inside the write transaction that takes the seat, on the transaction's
 //! connection, so what it read is what the write relies on.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use entity::{
     course, section,
@@ -55,11 +57,7 @@ pub(crate) async fn check_seat(
     schedule: Schedule,
     at: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    if !section.is_active || !course.is_active {
-        return Err(ApiError::SectionInactive(
-            "the section or its course is not active".into(),
-        ));
-    }
+    active(section, course)?;
     let reads = Reads {
         prerequisites_at: Some(at),
         active_in_course: false,
@@ -76,6 +74,19 @@ pub(crate) async fn check_seat(
     standing(conn, user_id, course.id, reads)
         .await?
         .verdict(section, span.as_ref())
+}
+
+/// `SECTION_INACTIVE` unless the section and its course are active (invariant 8).
+///
+/// # Errors
+/// As above.
+pub(crate) fn active(section: &section::Model, course: &course::Model) -> Result<(), ApiError> {
+    if !section.is_active || !course.is_active {
+        return Err(ApiError::SectionInactive(
+            "the section or its course is not active".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The dates `section` meets on: none without a term (read only for a section in one).
@@ -165,16 +176,7 @@ pub(crate) async fn standing(
         match kind {
             1 => standing.missing.push((id, name.unwrap_or_default())),
             2 => standing.active = Some(id),
-            _ => standing.seats.push(Seat {
-                course: name.unwrap_or_default(),
-                schedule: super::json_column(row.try_get_by_index(3)?)?.unwrap_or_default(),
-                span: super::span_columns(
-                    row.try_get_by_index(4)?,
-                    row.try_get_by_index(5)?,
-                    row.try_get_by_index(6)?,
-                    row.try_get_by_index(7)?,
-                )?,
-            }),
+            _ => standing.seats.push(Seat::decode(&row, 1)?),
         }
     }
     Ok(standing)
@@ -254,12 +256,34 @@ pub(crate) struct Standing {
     seats: Vec<Seat>,
 }
 
-/// Another active seat of the user: its course's name, its section's meetings and dates.
+/// Another active seat of the user: its section, its course's name, its section's meetings and
+/// dates.
 #[derive(Debug)]
 struct Seat {
+    section: Uuid,
     course: String,
     schedule: entity::types::Schedule,
     span: Option<Span>,
+}
+
+impl Seat {
+    /// The seat in the columns of `row` from `at` on: the section's id, the course's name, the
+    /// meetings as JSON, the first and last date, the term's time zone and holidays.
+    fn decode(row: &sea_orm::QueryResult, at: usize) -> Result<Self, ApiError> {
+        Ok(Self {
+            section: row.try_get_by_index(at)?,
+            course: row
+                .try_get_by_index::<Option<String>>(at + 1)?
+                .unwrap_or_default(),
+            schedule: super::json_column(row.try_get_by_index(at + 2)?)?.unwrap_or_default(),
+            span: super::span_columns(
+                row.try_get_by_index(at + 3)?,
+                row.try_get_by_index(at + 4)?,
+                row.try_get_by_index(at + 5)?,
+                row.try_get_by_index(at + 6)?,
+            )?,
+        })
+    }
 }
 
 impl Standing {
@@ -281,11 +305,7 @@ impl Standing {
     /// # Errors
     /// As above.
     pub(crate) fn prerequisites(&self) -> Result<(), ApiError> {
-        if self.missing.is_empty() {
-            return Ok(());
-        }
-        let (ids, names) = self.missing.iter().cloned().unzip();
-        Err(ApiError::PrerequisitesMissing { ids, names })
+        missing(&self.missing)
     }
 
     /// `SCHEDULE_CONFLICT` naming the first of the other seats whose meetings overlap
@@ -298,28 +318,213 @@ impl Standing {
         section: &section::Model,
         span: Option<&Span>,
     ) -> Result<(), ApiError> {
-        let mine = Dated {
-            schedule: &section.schedule,
-            span,
+        overlap(&self.seats, section, span)
+    }
+}
+
+/// `PREREQUISITES_MISSING` naming `missing`, the prerequisites without an unexpired
+/// certification; `Ok` when there are none.
+fn missing(missing: &[(Uuid, String)]) -> Result<(), ApiError> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let (ids, names) = missing.iter().cloned().unzip();
+    Err(ApiError::PrerequisitesMissing { ids, names })
+}
+
+/// `SCHEDULE_CONFLICT` naming the first of `seats` whose meetings overlap `section`'s (on
+/// `span`, its dates) on some date, the meeting and the date.
+fn overlap<'a>(
+    seats: impl IntoIterator<Item = &'a Seat>,
+    section: &section::Model,
+    span: Option<&Span>,
+) -> Result<(), ApiError> {
+    let mine = Dated {
+        schedule: &section.schedule,
+        span,
+    };
+    for seat in seats {
+        let theirs = Dated {
+            schedule: &seat.schedule,
+            span: seat.span.as_ref(),
         };
-        for seat in &self.seats {
-            let theirs = Dated {
-                schedule: &seat.schedule,
-                span: seat.span.as_ref(),
-            };
-            if let Some((meeting, on)) = first_conflict(mine, theirs) {
-                let on = on.map(|d| format!(" on {d}")).unwrap_or_default();
-                return Err(ApiError::ScheduleConflict(format!(
-                    "{} ({} {}–{}{on})",
-                    seat.course,
-                    format!("{:?}", meeting.weekday).to_uppercase(),
-                    meeting.start,
-                    meeting.end
-                )));
+        if let Some((meeting, on)) = first_conflict(mine, theirs) {
+            let on = on.map(|d| format!(" on {d}")).unwrap_or_default();
+            return Err(ApiError::ScheduleConflict(format!(
+                "{} ({} {}–{}{on})",
+                seat.course,
+                format!("{:?}", meeting.weekday).to_uppercase(),
+                meeting.start,
+                meeting.end
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What the checks of many seats read about many users at once, for the lottery's draw: the
+/// courses' prerequisites, the users' certifications of them and the users' active seats, in
+/// three statements whatever the count. [`Standings::check`] then answers for each seat what
+/// [`check_seat`] would, with the same rules ([`active`], [`missing`], [`overlap`]), and
+/// [`Standings::hold`] adds each seat granted meanwhile, so that a later seat is checked against
+/// it. Read it under the users' locks, as [`standing`].
+#[derive(Debug, Default)]
+pub(crate) struct Standings {
+    /// Per course, its prerequisites and their names.
+    prerequisites: HashMap<Uuid, Vec<(Uuid, String)>>,
+    /// Per user and course, when each of the user's certifications of it expires.
+    certified: HashMap<(Uuid, Uuid), Vec<Option<DateTime<Utc>>>>,
+    /// Per user, the active seats.
+    seats: HashMap<Uuid, Vec<Seat>>,
+}
+
+impl Standings {
+    /// Reads the standings of `users` in `courses`.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub(crate) async fn read(
+        conn: &impl ConnectionTrait,
+        users: &[Uuid],
+        courses: &[Uuid],
+    ) -> Result<Self, ApiError> {
+        let mut standings = Self::default();
+        if users.is_empty() || courses.is_empty() {
+            return Ok(standings);
+        }
+        let backend = conn.get_database_backend();
+        let rows = conn
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT p.course_id, c.id, c.name FROM course_prerequisites p \
+                     JOIN courses c ON c.id = p.prerequisite_id WHERE p.course_id IN ({})",
+                    marks(1, courses.len())
+                ),
+                courses.iter().map(|&id| id.into()),
+            ))
+            .await?;
+        let mut required = Vec::new();
+        for row in rows {
+            let course: Uuid = row.try_get_by_index(0)?;
+            let prerequisite: Uuid = row.try_get_by_index(1)?;
+            required.push(prerequisite);
+            standings
+                .prerequisites
+                .entry(course)
+                .or_default()
+                .push((prerequisite, row.try_get_by_index(2)?));
+        }
+        if !required.is_empty() {
+            required.sort_unstable();
+            required.dedup();
+            let rows = conn
+                .query_all_raw(Statement::from_sql_and_values(
+                    backend,
+                    format!(
+                        "SELECT user_id, course_id, expires_at FROM certifications \
+                         WHERE user_id IN ({}) AND course_id IN ({})",
+                        marks(1, users.len()),
+                        marks(users.len() + 1, required.len())
+                    ),
+                    users.iter().chain(&required).map(|&id| id.into()),
+                ))
+                .await?;
+            for row in rows {
+                standings
+                    .certified
+                    .entry((row.try_get_by_index(0)?, row.try_get_by_index(1)?))
+                    .or_default()
+                    .push(row.try_get_by_index(2)?);
             }
         }
-        Ok(())
+        let rows = conn
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT e.user_id, s.id, c.name, CAST(s.schedule AS TEXT), \
+                     CAST(COALESCE(s.starts_on, t.starts_on) AS TEXT), \
+                     CAST(COALESCE(s.ends_on, t.ends_on) AS TEXT), CAST(t.time_zone AS TEXT), \
+                     CAST(t.holidays AS TEXT) \
+                     FROM enrollments e JOIN sections s ON s.id = e.section_id \
+                     JOIN courses c ON c.id = s.course_id LEFT JOIN terms t ON t.id = s.term_id \
+                     WHERE e.user_id IN ({}) AND e.status IN ('PENDING', 'REGISTERED', 'OFFERED')",
+                    marks(1, users.len())
+                ),
+                users.iter().map(|&id| id.into()),
+            ))
+            .await?;
+        for row in rows {
+            let user: Uuid = row.try_get_by_index(0)?;
+            let seat = Seat::decode(&row, 1)?;
+            standings.seats.entry(user).or_default().push(seat);
+        }
+        Ok(standings)
     }
+
+    /// What [`check_seat`] answers, checking the schedule, for `user` taking a seat in
+    /// `section` (meeting on `span`) of `course` at `at`, given what was read and held since.
+    ///
+    /// # Errors
+    /// `SECTION_INACTIVE`, `PREREQUISITES_MISSING` or `SCHEDULE_CONFLICT`.
+    pub(crate) fn check(
+        &self,
+        user: Uuid,
+        section: &section::Model,
+        course: &course::Model,
+        span: Option<&Span>,
+        at: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        active(section, course)?;
+        let unheld: Vec<(Uuid, String)> = self
+            .prerequisites
+            .get(&course.id)
+            .into_iter()
+            .flatten()
+            .filter(|(prerequisite, _)| {
+                !self
+                    .certified
+                    .get(&(user, *prerequisite))
+                    .is_some_and(|ends| ends.iter().any(|end| end.is_none_or(|end| end > at)))
+            })
+            .cloned()
+            .collect();
+        missing(&unheld)?;
+        if section.schedule.0.is_empty() {
+            return Ok(());
+        }
+        let seats = self.seats.get(&user).into_iter().flatten();
+        overlap(
+            seats.filter(|seat| seat.section != section.id),
+            section,
+            span,
+        )
+    }
+
+    /// Counts a seat `user` was just granted in `section` (of the course named `course`,
+    /// meeting on `span`) among the user's seats.
+    pub(crate) fn hold(
+        &mut self,
+        user: Uuid,
+        section: &section::Model,
+        course: &str,
+        span: Option<Span>,
+    ) {
+        self.seats.entry(user).or_default().push(Seat {
+            section: section.id,
+            course: course.to_owned(),
+            schedule: section.schedule.clone(),
+            span,
+        });
+    }
+}
+
+/// `$from, $from+1, …`: `n` placeholders from `$from` on.
+fn marks(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The section's meetings must not overlap those of the user's other active seats (PENDING,

@@ -12,7 +12,10 @@
 //! students of that window wait (`UNAVAILABLE`, retry) rather than enroll ahead of it. The seed
 //! is revealed once every lottery window of the term has ended and nothing is left to draw.
 
-use std::time::Duration;
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use entity::{
@@ -21,10 +24,11 @@ use entity::{
         Admission,
         EnrollmentStatus::{self, Cancelled, Pending, Registered, Requested, Waitlisted},
     },
+    user,
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect, Set, Statement,
     sea_query::{Expr, ExprTrait, Query},
 };
 use serde_json::json;
@@ -38,7 +42,7 @@ use crate::{
     domain::{
         calendar::{self, Window, WindowState},
         lottery,
-        notification::LOTTERY_REFUSED,
+        notification::{LOTTERY_REFUSED, Place},
         viewer::Viewer,
     },
     error::ApiError,
@@ -274,11 +278,11 @@ pub async fn draw(
     let started = std::time::Instant::now();
     let mut drawn = 0;
     loop {
-        let done = store
+        let (done, more) = store
             .write(|tx| Box::pin(draw_batch(tx, term_id, draw_at, batch)))
             .await?;
         drawn += done;
-        if done < batch {
+        if !more {
             break;
         }
     }
@@ -294,28 +298,312 @@ pub async fn draw(
     Ok(drawn)
 }
 
+/// Draws `(term, draw_at)` as [`draw`] does, but each request alone, one transaction each,
+/// through [`draw_one`]: the path of one request that the batches follow, and are tested
+/// against (`tests/api/lottery.rs`). Returns how many requests it drew.
+///
+/// # Errors
+/// The database fails.
+pub async fn draw_each(
+    store: &Store,
+    term_id: Uuid,
+    draw_at: DateTime<Utc>,
+) -> Result<usize, ApiError> {
+    let mut drawn = 0;
+    loop {
+        let done = store
+            .write(|tx| {
+                Box::pin(async move {
+                    let Some(term) =
+                        for_update(term::Entity::find_by_id(term_id), tx.get_database_backend())
+                            .one(tx)
+                            .await?
+                    else {
+                        return Ok(false);
+                    };
+                    let Some(request) = requests(term_id, draw_at).one(tx).await? else {
+                        return Ok(false);
+                    };
+                    draw_one(tx, &term, &request).await?;
+                    Ok(true)
+                })
+            })
+            .await?;
+        if !done {
+            return Ok(drawn);
+        }
+        drawn += 1;
+    }
+}
+
 /// One batch: under the term's row lock (PostgreSQL; SQLite's write lock), the `batch`
-/// lowest-ranked requests left, each made what `enroll` would make of it. Returns how many.
+/// lowest-ranked requests left, each made what `enroll` would make of it, in rank order.
+/// Returns how many were drawn and whether any may be left.
+///
+/// The batch is decided on rows read once: its users, sections and requests locked in the
+/// order of every write (users, sections, enrollments; docs/architecture.md), what the checks
+/// read about its users ([`eligibility::Standings`]), then in memory, request by request, the
+/// same rules as `enroll`: the window ([`calendar::window`]), the checks of a seat
+/// ([`eligibility::Standings::check`]) and the seat or the waitlist ticket ([`seats::admit`]),
+/// each seat granted counted for the requests after it. What was decided is written in a few
+/// statements ([`write`]). A request that would wait in a section with free seats (its earlier
+/// waiters passed over) needs the promotion `enroll` runs then, which reads other students: the
+/// batch stops before it, and it goes through [`draw_one`], the path of one request.
 async fn draw_batch(
     tx: &Tx<'_>,
     term_id: Uuid,
     draw_at: DateTime<Utc>,
     batch: usize,
-) -> Result<usize, ApiError> {
-    let Some(term) = for_update(term::Entity::find_by_id(term_id), tx.get_database_backend())
+) -> Result<(usize, bool), ApiError> {
+    let backend = tx.get_database_backend();
+    let Some(term) = for_update(term::Entity::find_by_id(term_id), backend)
         .one(tx)
         .await?
     else {
-        return Ok(0);
+        return Ok((0, false));
     };
     let requests = requests(term_id, draw_at)
         .limit(batch as u64)
         .all(tx)
         .await?;
-    for request in &requests {
-        draw_one(tx, &term, request).await?;
+    if requests.is_empty() {
+        return Ok((0, false));
     }
-    Ok(requests.len())
+    let more = requests.len() == batch;
+    let users = sorted(requests.iter().map(|r| r.user_id));
+    for_update(
+        user::Entity::find()
+            .filter(user::Column::Id.is_in(users.clone()))
+            .order_by_asc(user::Column::Id),
+        backend,
+    )
+    .select_only()
+    .column(user::Column::Id)
+    .into_tuple::<Uuid>()
+    .all(tx)
+    .await?;
+    let mut sections = for_update(
+        section::Entity::find()
+            .filter(section::Column::Id.is_in(sorted(requests.iter().map(|r| r.section_id))))
+            .order_by_asc(section::Column::Id),
+        backend,
+    )
+    .all(tx)
+    .await?;
+    // A withdrawal may have come first.
+    let live: HashSet<Uuid> = for_update(
+        enrollment::Entity::find()
+            .filter(enrollment::Column::Id.is_in(requests.iter().map(|r| r.id)))
+            .filter(enrollment::Column::Status.eq(Requested))
+            .order_by_asc(enrollment::Column::Id),
+        backend,
+    )
+    .select_only()
+    .column(enrollment::Column::Id)
+    .into_tuple()
+    .all(tx)
+    .await?
+    .into_iter()
+    .collect();
+    let course_ids = sorted(sections.iter().map(|s| s.course_id));
+    let courses: HashMap<Uuid, course::Model> = course::Entity::find()
+        .filter(course::Column::Id.is_in(course_ids.clone()))
+        .all(tx)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    let mut standings = eligibility::Standings::read(tx, &users, &course_ids).await?;
+    let at = tx.now();
+    let before = sections.clone();
+    let index: HashMap<Uuid, usize> = sections
+        .iter()
+        .enumerate()
+        .map(|(k, s)| (s.id, k))
+        .collect();
+    let spans: Vec<_> = sections
+        .iter()
+        .map(|s| calendar::span(s, Some(&term)))
+        .collect();
+    let mut decided = Vec::new();
+    let mut alone = None;
+    for (i, request) in requests.iter().enumerate() {
+        if !live.contains(&request.id) {
+            continue;
+        }
+        let k = *index
+            .get(&request.section_id)
+            .ok_or(ApiError::NotFound("section"))?;
+        let course = courses
+            .get(&sections[k].course_id)
+            .ok_or(ApiError::NotFound("course"))?;
+        let outcome = decide(
+            &term,
+            request.user_id,
+            &mut sections[k],
+            course,
+            spans[k].as_ref(),
+            &standings,
+            at,
+        );
+        let outcome = match outcome {
+            Ok(Some(placed)) => Ok(placed),
+            Ok(None) => {
+                alone = Some(i);
+                break;
+            }
+            Err(err) => Err(err),
+        };
+        let (to, ticket, reason) = match outcome {
+            Ok((to, ticket)) => (to, ticket, None),
+            Err(err) if refuses(&err) => (Cancelled, None, Some(refusal(&err))),
+            Err(err) => return Err(err),
+        };
+        if to.holds_seat() {
+            standings.hold(
+                request.user_id,
+                &sections[k],
+                &course.name,
+                spans[k].clone(),
+            );
+        }
+        decided.push((request, k, to, ticket, reason));
+    }
+    seats::add_many(tx, &before, &sections).await?;
+    write(tx, &decided, at).await?;
+    let changes = decided
+        .iter()
+        .map(|&(request, k, to, _, ref reason)| {
+            let section = &sections[k];
+            let place = Place {
+                course: courses.get(&section.course_id).map_or("", |c| &c.name),
+                section: &section.name,
+            };
+            (drawn(request, to, reason.clone(), at), place)
+        })
+        .collect();
+    super::record_many(tx, changes).await?;
+    match alone {
+        Some(i) => {
+            draw_one(tx, &term, &requests[i]).await?;
+            Ok((i + 1, true))
+        }
+        None => Ok((requests.len(), more)),
+    }
+}
+
+/// A request of a batch as decided: the request, its section's place in the batch, the status,
+/// the waitlist ticket and the reason.
+type Decided<'a> = (
+    &'a enrollment::Model,
+    usize,
+    EnrollmentStatus,
+    Option<i64>,
+    Option<String>,
+);
+
+/// `ids` sorted and without repeats: the order rows are locked in.
+fn sorted(ids: impl Iterator<Item = Uuid>) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// What `enroll` makes now of `user`'s request for the section `row` (locked, its counters as
+/// moved by the requests before) of `course`, meeting on `span`: a seat or a ticket, with
+/// `row`'s counters moved; `None`, with nothing moved, when it would wait while seats are free
+/// (see [`draw_batch`]).
+///
+/// # Errors
+/// A refusal ([`refuses`]).
+fn decide(
+    term: &term::Model,
+    user: Uuid,
+    row: &mut section::Model,
+    course: &course::Model,
+    span: Option<&calendar::Span>,
+    standings: &eligibility::Standings,
+    at: DateTime<Utc>,
+) -> Result<Option<(EnrollmentStatus, Option<i64>)>, ApiError> {
+    // Staff may have closed the window since the request was made.
+    if let WindowState::Closed(closed_at) = calendar::window(row, Some(term)).at(at) {
+        return Err(ApiError::EnrollmentClosed { closed_at });
+    }
+    standings.check(user, row, course, span, at)?;
+    let seats = crate::domain::seats::Seats::from(&*row);
+    if row.is_active && row.waitlist_enabled && row.waitlist_count > 0 && !seats.is_full() {
+        return Ok(None);
+    }
+    let seat_status = if row.requires_approval {
+        Pending
+    } else {
+        Registered
+    };
+    seats::admit(row, seat_status).map(Some)
+}
+
+/// Writes the outcomes of a batch, decided at `at`, in one statement, as [`draw_one`] writes one.
+///
+/// # Errors
+/// The database fails.
+async fn write(tx: &Tx<'_>, decided: &[Decided<'_>], at: DateTime<Utc>) -> Result<(), ApiError> {
+    if decided.is_empty() {
+        return Ok(());
+    }
+    let mut values: Vec<sea_orm::Value> = vec![at.into()];
+    let mut rows = Vec::with_capacity(decided.len());
+    for (request, _, to, ticket, reason) in decided {
+        let n = values.len();
+        rows.push(format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+        values.push(request.id.into());
+        values.push(sea_orm::ActiveEnum::to_value(to).into());
+        values.push((*ticket).into());
+        values.push(reason.clone().into());
+    }
+    debug_assert!(Pending.holds_seat() && Registered.holds_seat() && !Waitlisted.holds_seat());
+    let sql = format!(
+        "WITH v (id, status, ticket, reason) AS (VALUES {}) UPDATE enrollments SET \
+         status = v.status, waitlist_ticket = v.ticket, \
+         seat_reserved_at = CASE WHEN v.status IN ('PENDING', 'REGISTERED') THEN $1 END, \
+         prerequisite_check_at = $1, \
+         cancelled_at = CASE WHEN v.status = 'CANCELLED' THEN $1 END, \
+         reason = v.reason, updated_at = $1 FROM v WHERE enrollments.id = v.id",
+        rows.join(", ")
+    );
+    tx.execute_raw(Statement::from_sql_and_values(
+        tx.get_database_backend(),
+        sql,
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The reason a refused request is cancelled with.
+fn refusal(err: &ApiError) -> String {
+    format!("{LOTTERY_REFUSED}: {} ({err})", err.code())
+}
+
+/// The status change of a drawn request: the system's, to `to` at `at`.
+fn drawn(
+    request: &enrollment::Model,
+    to: EnrollmentStatus,
+    reason: Option<String>,
+    at: DateTime<Utc>,
+) -> Transition {
+    Transition {
+        enrollment_id: request.id,
+        user_id: request.user_id,
+        course_id: request.course_id,
+        sections: vec![request.section_id],
+        from: Some(Requested),
+        to,
+        actor: None,
+        reason,
+        details: Some(json!({ "lotteryDrawAt": request.lottery_draw_at })),
+        at,
+    }
 }
 
 /// Makes one request what `enroll` would make of it now: the user's lock first, then the
@@ -344,11 +632,7 @@ async fn draw_one(
     let outcome = place(tx, term, &row, &section, &course, at).await;
     let (to, ticket, reason) = match outcome {
         Ok((to, ticket)) => (to, ticket, None),
-        Err(err) if refuses(&err) => (
-            Cancelled,
-            None,
-            Some(format!("{LOTTERY_REFUSED}: {} ({err})", err.code())),
-        ),
+        Err(err) if refuses(&err) => (Cancelled, None, Some(refusal(&err))),
         Err(err) => return Err(err),
     };
     enrollment::Entity::update_many()
@@ -365,22 +649,7 @@ async fn draw_one(
         .filter(enrollment::Column::Id.eq(row.id))
         .exec(tx)
         .await?;
-    super::record(
-        tx,
-        Transition {
-            enrollment_id: row.id,
-            user_id: row.user_id,
-            course_id: row.course_id,
-            sections: vec![row.section_id],
-            from: Some(Requested),
-            to,
-            actor: None,
-            reason,
-            details: Some(json!({ "lotteryDrawAt": row.lottery_draw_at })),
-            at,
-        },
-    )
-    .await?;
+    super::record(tx, drawn(&row, to, reason, at)).await?;
     if to == Waitlisted {
         // As in `enroll`: seats free behind waiters who may not take them go to the earliest
         // eligible one, perhaps this one.

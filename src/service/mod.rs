@@ -48,6 +48,28 @@ pub(crate) async fn record(tx: &Tx<'_>, transition: Transition) -> Result<(), Ap
     tx.record(transition).await
 }
 
+/// [`record`] for many status changes at once (the lottery's draw), each with its course's and
+/// section's names: the notifications, then the events, in a few statements whatever their
+/// number.
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn record_many(
+    tx: &Tx<'_>,
+    changes: Vec<(Transition, crate::domain::notification::Place<'_>)>,
+) -> Result<(), ApiError> {
+    let messages = changes
+        .iter()
+        .filter_map(|(transition, place)| {
+            notifications::message(transition, place)
+                .map(|message| (transition.user_id, Some(transition.enrollment_id), message))
+        })
+        .collect();
+    notifications::notify_many(tx, messages).await?;
+    tx.record_many(changes.into_iter().map(|(t, _)| t).collect())
+        .await
+}
+
 /// A new enrollment of `user_id` in `section` of `course`, in `status`, made at `at`: checked
 /// then, holding a seat from then if `status` holds one, and nothing yet completed, cancelled,
 /// withdrawn, noted, offered or drawn. The caller sets what its path decides beyond that (who

@@ -2,11 +2,13 @@
 //! transaction as the change that causes it, so it exists if and only if the change committed;
 //! beside it, one outbox row per channel it is delivered on (see [`crate::delivery`]).
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use entity::{course, enrollment, notification, notification_delivery, push_subscription, section};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    Set, sea_query::Expr,
+    QuerySelect, Set, sea_query::Expr,
 };
 use uuid::Uuid;
 
@@ -32,46 +34,89 @@ pub async fn notify(
     enrollment_id: Option<Uuid>,
     message: Message,
 ) -> Result<notification::Model, ApiError> {
-    let at = tx.now();
-    let row = notification::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(user_id),
-        kind: Set(message.kind.as_str().to_owned()),
-        title: Set(message.title),
-        body: Set(message.body),
-        enrollment_id: Set(enrollment_id),
-        created_at: Set(at),
-        read_at: Set(None),
+    let mut rows = notify_many(tx, vec![(user_id, enrollment_id, message)]).await?;
+    rows.pop()
+        .ok_or_else(|| ApiError::Internal("a notification was not written".into()))
+}
+
+/// [`notify`] for many at once, in three statements whatever their number: the notifications,
+/// who of their users has a push subscription, the outbox rows. The rows come back in the
+/// order given.
+///
+/// # Errors
+/// The database fails.
+pub async fn notify_many(
+    tx: &Tx<'_>,
+    messages: Vec<(Uuid, Option<Uuid>, Message)>,
+) -> Result<Vec<notification::Model>, ApiError> {
+    if messages.is_empty() {
+        return Ok(Vec::new());
     }
-    .insert(tx)
-    .await?;
-    for channel in tx.channels().names() {
-        if channel == crate::domain::notification::PUSH
-            && push_subscription::Entity::find()
-                .filter(push_subscription::Column::UserId.eq(user_id))
-                .count(tx)
-                .await?
-                == 0
-        {
-            continue; // no browser or phone to push to
-        }
-        notification_delivery::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            notification_id: Set(row.id),
-            channel: Set(channel.to_owned()),
-            attempts: Set(0),
-            next_attempt_at: Set(at),
-            delivered_at: Set(None),
-            failed_at: Set(None),
-            last_error: Set(None),
-            created_at: Set(at),
-        }
-        .insert(tx)
+    let at = tx.now();
+    let rows: Vec<notification::Model> = messages
+        .into_iter()
+        .map(|(user_id, enrollment_id, message)| notification::Model {
+            id: Uuid::now_v7(),
+            user_id,
+            kind: message.kind.as_str().to_owned(),
+            title: message.title,
+            body: message.body,
+            enrollment_id,
+            created_at: at,
+            read_at: None,
+        })
+        .collect();
+    notification::Entity::insert_many(rows.iter().cloned().map(notification::ActiveModel::from))
+        .exec_without_returning(tx)
         .await?;
+    let channels: Vec<&str> = tx.channels().names().collect();
+    let pushed: HashSet<Uuid> = if channels.contains(&crate::domain::notification::PUSH) {
+        let users: HashSet<Uuid> = rows.iter().map(|row| row.user_id).collect();
+        push_subscription::Entity::find()
+            .select_only()
+            .column(push_subscription::Column::UserId)
+            .distinct()
+            .filter(push_subscription::Column::UserId.is_in(users))
+            .into_tuple()
+            .all(tx)
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    let deliveries: Vec<notification_delivery::ActiveModel> = rows
+        .iter()
+        .flat_map(|row| {
+            channels
+                .iter()
+                // No browser or phone to push to.
+                .filter(|&&channel| {
+                    channel != crate::domain::notification::PUSH || pushed.contains(&row.user_id)
+                })
+                .map(|&channel| notification_delivery::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    notification_id: Set(row.id),
+                    channel: Set(channel.to_owned()),
+                    attempts: Set(0),
+                    next_attempt_at: Set(at),
+                    delivered_at: Set(None),
+                    failed_at: Set(None),
+                    last_error: Set(None),
+                    created_at: Set(at),
+                })
+        })
+        .collect();
+    if !deliveries.is_empty() {
+        notification_delivery::Entity::insert_many(deliveries)
+            .exec_without_returning(tx)
+            .await?;
         tx.queue_delivery();
     }
-    tx.announce(Notice::of_notification(user_id));
-    Ok(row)
+    for row in &rows {
+        tx.announce(Notice::of_notification(row.user_id));
+    }
+    Ok(rows)
 }
 
 /// The notification a status change sends its student, if it sends one (see
@@ -80,27 +125,12 @@ pub async fn notify(
 /// # Errors
 /// The database fails.
 pub async fn on_transition(tx: &Tx<'_>, transition: &Transition) -> Result<(), ApiError> {
-    let by_someone_else = transition.actor != Some(transition.user_id);
     let probe = Place {
         course: "",
         section: "",
     };
-    let reason = transition.reason.as_deref();
-    let offer_expires_at = transition
-        .details
-        .as_ref()
-        .and_then(|d| d.get("offerExpiresAt"))
-        .and_then(|at| serde_json::from_value(at.clone()).ok());
-    if rules::for_transition(
-        transition.from,
-        transition.to,
-        by_someone_else,
-        &probe,
-        reason,
-        offer_expires_at,
-    )
-    .is_none()
-    {
+    // Whether it sends one does not depend on the names: read them only if it does.
+    if message(transition, &probe).is_none() {
         return Ok(());
     }
     let (course, section) = names(tx, transition.enrollment_id).await?;
@@ -108,14 +138,7 @@ pub async fn on_transition(tx: &Tx<'_>, transition: &Transition) -> Result<(), A
         course: &course,
         section: &section,
     };
-    if let Some(message) = rules::for_transition(
-        transition.from,
-        transition.to,
-        by_someone_else,
-        &place,
-        reason,
-        offer_expires_at,
-    ) {
+    if let Some(message) = message(transition, &place) {
         notify(
             tx,
             transition.user_id,
@@ -125,6 +148,23 @@ pub async fn on_transition(tx: &Tx<'_>, transition: &Transition) -> Result<(), A
         .await?;
     }
     Ok(())
+}
+
+/// The notification `transition` sends its student, if any, the enrollment being in `place`.
+pub(crate) fn message(transition: &Transition, place: &Place<'_>) -> Option<Message> {
+    let offer_expires_at = transition
+        .details
+        .as_ref()
+        .and_then(|d| d.get("offerExpiresAt"))
+        .and_then(|at| serde_json::from_value(at.clone()).ok());
+    rules::for_transition(
+        transition.from,
+        transition.to,
+        transition.actor != Some(transition.user_id),
+        place,
+        transition.reason.as_deref(),
+        offer_expires_at,
+    )
 }
 
 /// The course's and section's names of an enrollment.

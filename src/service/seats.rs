@@ -169,6 +169,94 @@ pub(crate) async fn seat_else_ticket(
     }
 }
 
+/// What [`take`] and then [`seat_else_ticket`] (without an override) decide, decided on `row`,
+/// the section's row as locked and read, whose counters are moved here as the two updates
+/// would move them: for a draw that decides many enrollments on rows it holds, then writes
+/// every row's counters once ([`add_many`]).
+///
+/// # Errors
+/// `SECTION_FULL` when the section is full without a waitlist; `SECTION_INACTIVE`.
+pub(crate) fn admit(
+    row: &mut section::Model,
+    seat_status: EnrollmentStatus,
+) -> Result<(EnrollmentStatus, Option<i64>), ApiError> {
+    let seats = Seats::from(&*row);
+    // `take`: active, nobody waiting, a seat free.
+    if row.is_active && row.waitlist_count == 0 && !seats.is_full() {
+        match seat_status {
+            Pending => row.pending_count += 1,
+            _ => row.registered_count += 1,
+        }
+        return Ok((seat_status, None));
+    }
+    // `join_waitlist`: active, a waitlist, and full or someone waiting.
+    if row.is_active && row.waitlist_enabled && (row.waitlist_count > 0 || seats.is_full()) {
+        row.waitlist_count += 1;
+        row.waitlist_seq += 1;
+        return Ok((Waitlisted, Some(row.waitlist_seq)));
+    }
+    if !row.is_active {
+        return Err(ApiError::SectionInactive(
+            "the section is not active".into(),
+        ));
+    }
+    Err(ApiError::SectionFull)
+}
+
+/// Writes what [`admit`] moved: each section's counters move from `before` to `after` (the
+/// same sections, in the same order), in one statement.
+///
+/// # Errors
+/// The database fails.
+pub(crate) async fn add_many(
+    conn: &impl ConnectionTrait,
+    before: &[section::Model],
+    after: &[section::Model],
+) -> Result<(), ApiError> {
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    let mut rows = Vec::new();
+    for (old, new) in before.iter().zip(after) {
+        let moved = [
+            new.registered_count - old.registered_count,
+            new.pending_count - old.pending_count,
+            new.waitlist_count - old.waitlist_count,
+        ];
+        let seq = new.waitlist_seq - old.waitlist_seq;
+        if moved == [0, 0, 0] && seq == 0 {
+            continue;
+        }
+        let n = values.len();
+        rows.push(format!(
+            "(${}, ${}, ${}, ${}, ${})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5
+        ));
+        values.push(new.id.into());
+        values.extend(moved.map(sea_orm::Value::from));
+        values.push(seq.into());
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "WITH v (id, r, p, w, q) AS (VALUES {}) UPDATE sections SET \
+         registered_count = registered_count + v.r, pending_count = pending_count + v.p, \
+         waitlist_count = waitlist_count + v.w, waitlist_seq = waitlist_seq + v.q \
+         FROM v WHERE sections.id = v.id",
+        rows.join(", ")
+    );
+    conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        conn.get_database_backend(),
+        sql,
+        values,
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Moves `delta` enrollments into (or, negative, out of) `status`'s counter; WITHDRAWN and
 /// CANCELLED (and REQUESTED, which holds no seat) have none and change nothing.
 ///

@@ -349,26 +349,49 @@ impl Tx<'_> {
     /// # Errors
     /// The database fails.
     pub async fn record(&self, transition: Transition) -> Result<(), ApiError> {
-        let row = enrollment_event::ActiveModel {
-            enrollment_id: Set(transition.enrollment_id),
-            from_status: Set(transition.from),
-            to_status: Set(transition.to),
-            actor_id: Set(transition.actor),
-            reason: Set(transition.reason.clone()),
-            details: Set(transition.details.clone()),
-            at: Set(transition.at),
-            ..Default::default()
-        };
+        let row = transition.event();
         if self.get_database_backend() == DatabaseBackend::Postgres {
             return self.insert_announced(row, transition).await;
         }
         let event = row.insert(&self.txn).await?;
+        self.announce_event(&event, transition);
+        Ok(())
+    }
+
+    /// Queues the notice of `event`, the event of `transition`.
+    fn announce_event(&self, event: &enrollment_event::Model, transition: Transition) {
         self.announce(Notice::of_event(
-            &event,
+            event,
             transition.user_id,
             transition.course_id,
             transition.sections,
         ));
+    }
+
+    /// [`Tx::record`] for many status changes at once (the lottery's draw): the events in one
+    /// statement, their change rows (PostgreSQL) in the one statement the commit writes.
+    ///
+    /// # Errors
+    /// The database fails.
+    pub async fn record_many(&self, transitions: Vec<Transition>) -> Result<(), ApiError> {
+        if transitions.is_empty() {
+            return Ok(());
+        }
+        let events =
+            enrollment_event::Entity::insert_many(transitions.iter().map(Transition::event))
+                .exec_with_returning(&self.txn)
+                .await?;
+        // Matched by enrollment (one change each here), not by the order rows come back in.
+        let mut events: std::collections::HashMap<Uuid, enrollment_event::Model> = events
+            .into_iter()
+            .map(|event| (event.enrollment_id, event))
+            .collect();
+        for transition in transitions {
+            let event = events.remove(&transition.enrollment_id).ok_or_else(|| {
+                ApiError::Internal("an event was not written, or two for one enrollment".into())
+            })?;
+            self.announce_event(&event, transition);
+        }
         Ok(())
     }
 
@@ -510,6 +533,22 @@ pub struct Transition {
     /// Extra facts, such as a capacity override or the sections of a switch.
     pub details: Option<serde_json::Value>,
     pub at: DateTime<Utc>,
+}
+
+impl Transition {
+    /// The audit event of this change, to insert (its key assigned by the database).
+    fn event(&self) -> enrollment_event::ActiveModel {
+        enrollment_event::ActiveModel {
+            enrollment_id: Set(self.enrollment_id),
+            from_status: Set(self.from),
+            to_status: Set(self.to),
+            actor_id: Set(self.actor),
+            reason: Set(self.reason.clone()),
+            details: Set(self.details.clone()),
+            at: Set(self.at),
+            ..Default::default()
+        }
+    }
 }
 
 /// The rows of `select`, a plain select of `E`, decoded by position instead of by column name

@@ -537,3 +537,310 @@ async fn a_replica_killed_mid_draw_leaves_no_half_draw() {
     draw_due(&app.state.store, 3).await.unwrap();
     drawn_exactly_once_in_order(&app, term, &ids).await;
 }
+
+both_backends!(a_batch_draws_what_each_request_alone_would);
+
+/// The requests of [`every_outcome`]: (student, section) in the order they are made.
+const ASKS: [(usize, &str); 22] = [
+    (0, "Popular"),
+    (1, "Popular"),
+    (2, "Popular"),
+    (3, "Popular"),
+    (4, "Popular"),
+    (5, "Popular"),
+    (0, "Small"),
+    (1, "Small"),
+    (2, "Small"),
+    (0, "Monday"),
+    (1, "Monday"),
+    (0, "Twin"),
+    (3, "Approval"),
+    (4, "Approval"),
+    (5, "Advanced"),
+    (6, "Advanced"),
+    (6, "Closing"),
+    (7, "Gone"),
+    (1, "Gone"),
+    (2, "Behind"),
+    (3, "Behind"),
+    (4, "Behind"),
+];
+
+/// One request's outcome: status, waitlist ticket, reason, whether it holds a seat and was
+/// cancelled, and its events (from, to, reason).
+type Decided = (String, Option<i64>, Option<String>, bool, bool, Vec<String>);
+
+/// What a draw decided, app-independent: per request (in [`ASKS`] order) its outcome; per
+/// section its counters; the earlier waiter's row; each student's notifications; the requests
+/// in the order the draw wrote them.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    requests: Vec<Decided>,
+    sections: Vec<(String, [i64; 5])>,
+    waiter: (String, Option<String>),
+    inboxes: Vec<Vec<String>>,
+    order: Vec<usize>,
+}
+
+/// On `app`, a LOTTERY term whose requests, once drawn, come out every way a draw can decide:
+/// seats, places on the waitlist, PENDING where staff approve, and refusals for a full section
+/// without a waitlist, a clash with a seat granted earlier in the draw or held before it, a
+/// certification lapsed since the request, a window closed and a section deactivated since; a
+/// request withdrawn before the draw; a section whose earlier waiter may not take the seats
+/// free behind him (the promotion `enroll` runs then). The ranks are set to one fixed order on
+/// every app. Draws with `batch` requests per batch, or each request alone (`None`); returns
+/// what it decided and how many requests it drew.
+async fn every_outcome(app: &TestApp, batch: Option<usize>) -> (Outcome, usize) {
+    use entity::{certification, notification};
+    use roster::service::lottery;
+    use sea_orm::{ActiveModelTrait, Set, sea_query::Expr};
+
+    let (campus, _, term, opens) = lottery_term(app, "Lottery E").await;
+    let t = &campus.teacher_token;
+    let mut sections: Vec<(&str, Uuid)> = Vec::new();
+    for (name, capacity, waitlist, day) in [
+        ("Popular", 2, true, "TUESDAY"),
+        ("Small", 1, false, "FRIDAY"),
+        ("Monday", 5, true, "MONDAY"),
+        ("Twin", 5, true, "MONDAY"),
+        ("Closing", 5, true, "WEDNESDAY"),
+        ("Gone", 5, true, "SATURDAY"),
+        ("Behind", 2, true, "SUNDAY"),
+        ("Clash", 5, true, "SUNDAY"),
+    ] {
+        let id = section(app, &campus, term, name, capacity, waitlist, day).await;
+        sections.push((name, id));
+    }
+    let afternoon = |day: &str| json!([{ "weekday": day, "start": "14:00", "end": "15:00" }]);
+    let course = app.create_course(t, json!({ "name": "Approval" })).await;
+    let fields = json!({ "name": "S1", "capacity": 1, "termId": term,
+        "requiresApproval": true, "schedule": afternoon("THURSDAY") });
+    sections.push(("Approval", app.create_section(t, course, fields).await));
+    let basics = json!({ "name": "Basics", "certificateValidityMonths": 12 });
+    let basics = app.create_course(t, basics).await;
+    let basics_section = app
+        .create_section(t, basics, json!({ "name": "S1", "capacity": 10 }))
+        .await;
+    let course = json!({ "name": "Advanced", "prerequisiteIds": [basics] });
+    let course = app.create_course(t, course).await;
+    let fields = json!({ "name": "S1", "capacity": 5, "termId": term,
+        "schedule": afternoon("FRIDAY") });
+    sections.push(("Advanced", app.create_section(t, course, fields).await));
+    let id_of = |name: &str| sections.iter().find(|(n, _)| *n == name).unwrap().1;
+    let students = app.students(&campus, 8).await;
+    // Certifications of Basics: student 5's lapses between the request and the draw.
+    for (k, valid) in [(5, Duration::minutes(10)), (6, Duration::days(400))] {
+        let done = app
+            .seat(students[k].0, basics_section, EnrollmentStatus::Completed)
+            .await;
+        certification::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            user_id: Set(students[k].0),
+            course_id: Set(basics),
+            enrollment_id: Set(done),
+            issued_at: Set(now()),
+            expires_at: Set(Some(opens + valid)),
+            expiry_notified_at: Set(None),
+        }
+        .insert(&app.db)
+        .await
+        .unwrap();
+    }
+    // Student 7 waits in Behind but holds a seat that clashes with it; student 4 holds one too.
+    app.seat(students[7].0, id_of("Clash"), EnrollmentStatus::Registered)
+        .await;
+    let waiter = app
+        .seat(students[7].0, id_of("Behind"), EnrollmentStatus::Waitlisted)
+        .await;
+    app.seat(students[4].0, id_of("Clash"), EnrollmentStatus::Registered)
+        .await;
+
+    app.state.store.clock().advance(Duration::days(1));
+    let mut requests = Vec::new();
+    for (k, name) in ASKS {
+        let made = app
+            .enroll(&students[k].1, id_of(name))
+            .await
+            .unwrap_or_else(|code| panic!("student {k} asks for {name}: {code}"));
+        assert_eq!(made.status, "REQUESTED");
+        requests.push(made.id);
+    }
+    // One fixed order for every app: ASKS permuted (request i is drawn (7 i mod 22)th). The
+    // waits behind Behind's earlier waiter (1st and 8th) split a batch of 500, and student 0's
+    // Twin (11th) and Monday (19th) then clash inside one batch.
+    for (i, id) in requests.iter().enumerate() {
+        enrollment::Entity::update_many()
+            .col_expr(
+                enrollment::Column::LotteryRank,
+                Expr::value(format!("{:064x}", (i * 7) % ASKS.len())),
+            )
+            .filter(enrollment::Column::Id.eq(*id))
+            .exec(&app.db)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        app.withdraw(&students[5].1, requests[5]).await.unwrap(),
+        "WITHDRAWN"
+    );
+    section::Entity::update_many()
+        .col_expr(
+            section::Column::EnrollmentClosesAt,
+            Expr::value(opens + Duration::minutes(20)),
+        )
+        .filter(section::Column::Id.eq(id_of("Closing")))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    section::Entity::update_many()
+        .col_expr(section::Column::IsActive, Expr::value(false))
+        .filter(section::Column::Id.eq(id_of("Gone")))
+        .exec(&app.db)
+        .await
+        .unwrap();
+
+    app.state.store.clock().advance(Duration::minutes(31));
+    let draw_at = app
+        .enrollment_row(requests[0])
+        .await
+        .lottery_draw_at
+        .unwrap();
+    let store = &app.state.store;
+    let drawn = match batch {
+        Some(batch) => lottery::draw(store, term, draw_at, batch).await.unwrap(),
+        None => lottery::draw_each(store, term, draw_at).await.unwrap(),
+    };
+
+    // The one time that differs between apps: when Closing closed.
+    let closed = (opens + Duration::minutes(20))
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let scrub = |text: String| text.replace(&closed, "CLOSED");
+    let rows = rows_of(app, &requests).await;
+    let mut decided = Vec::new();
+    for id in &requests {
+        let row = rows.iter().find(|r| r.id == *id).unwrap();
+        let events = app
+            .events_of(*id)
+            .await
+            .iter()
+            .map(|e| {
+                scrub(format!(
+                    "{:?}→{:?} {:?}",
+                    e.from_status, e.to_status, e.reason
+                ))
+            })
+            .collect();
+        decided.push((
+            format!("{:?}", row.status),
+            row.waitlist_ticket,
+            row.reason.clone().map(scrub),
+            row.seat_reserved_at.is_some(),
+            row.cancelled_at.is_some(),
+            events,
+        ));
+    }
+    let mut counters = Vec::new();
+    for (name, id) in &sections {
+        let s = app.section_row(*id).await;
+        let counts = [
+            s.registered_count,
+            s.pending_count,
+            s.waitlist_count,
+            s.offered_count,
+        ]
+        .map(i64::from);
+        counters.push((
+            (*name).to_owned(),
+            [counts[0], counts[1], counts[2], counts[3], s.waitlist_seq],
+        ));
+    }
+    let waiter = app.enrollment_row(waiter).await;
+    let mut inboxes = Vec::new();
+    for (id, _) in &students {
+        let inbox = notification::Entity::find()
+            .filter(notification::Column::UserId.eq(*id))
+            .order_by_asc(notification::Column::CreatedAt)
+            .order_by_asc(notification::Column::Id)
+            .all(&app.db)
+            .await
+            .unwrap();
+        inboxes.push(
+            inbox
+                .into_iter()
+                .map(|n| scrub(format!("{}: {}", n.kind, n.body)))
+                .collect(),
+        );
+    }
+    let order = draw_events(app)
+        .await
+        .iter()
+        .map(|e| {
+            requests
+                .iter()
+                .position(|id| *id == e.enrollment_id)
+                .unwrap()
+        })
+        .collect();
+    let outcome = Outcome {
+        requests: decided,
+        sections: counters,
+        waiter: (format!("{:?}", waiter.status), waiter.skip_reason),
+        inboxes,
+        order,
+    };
+    (outcome, drawn)
+}
+
+/// The draw decides a batch of requests at once on rows it read once; each request alone goes
+/// through the checks and seat SQL of `enroll`. On the same requests in the same order, both
+/// decide the same: every row, event, counter and notification.
+async fn a_batch_draws_what_each_request_alone_would(app: TestApp) {
+    let alone = TestApp::new(app.backend).await;
+    let (each, drawn_each) = every_outcome(&alone, None).await;
+    for batch in [4, 500] {
+        let app = if batch == 4 {
+            &app
+        } else {
+            &TestApp::new(app.backend).await
+        };
+        let (batched, drawn) = every_outcome(app, Some(batch)).await;
+        assert_eq!(drawn, drawn_each);
+        assert_eq!(batched, each, "[{:?}] in batches of {batch}", app.backend);
+    }
+    assert_eq!(drawn_each, ASKS.len() - 1, "all but the withdrawn request");
+    // The scenario reaches every outcome it is written for.
+    let status = |i: usize| each.requests[i].0.as_str();
+    let reason = |i: usize| each.requests[i].2.clone().unwrap_or_default();
+    let statuses: Vec<&str> = (0..ASKS.len()).map(status).collect();
+    for wanted in [
+        "Registered",
+        "Pending",
+        "Waitlisted",
+        "Cancelled",
+        "Withdrawn",
+    ] {
+        assert!(statuses.contains(&wanted), "{wanted} in {statuses:?}");
+    }
+    let reasons: Vec<String> = (0..ASKS.len()).map(reason).collect();
+    for code in [
+        "SECTION_FULL",
+        "SCHEDULE_CONFLICT",
+        "PREREQUISITES_MISSING",
+        "ENROLLMENT_CLOSED",
+        "SECTION_INACTIVE",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(code)),
+            "{code} in {reasons:?}"
+        );
+    }
+    // Behind: the earlier waiter is passed over, the two first drawn take its free seats.
+    assert_eq!(each.waiter.0, "Waitlisted");
+    let behind: Vec<&str> = [19, 20].iter().map(|&i| status(i)).collect();
+    assert_eq!(behind, ["Registered", "Registered"], "{:?}", each.requests);
+    assert!(
+        reason(21).contains("SCHEDULE_CONFLICT"),
+        "student 4 holds Clash"
+    );
+}
