@@ -36,6 +36,16 @@
 #                           and NEW_SQL, default bench/replay/enroll.sql for both)
 #   OLD=BIN NEW=BIN bench/run.sh ab-discovery
 #                           the same for uncached and signed-in discovery at 16 clients
+#   OLD_DRAW=BIN NEW_DRAW=BIN bench/run.sh ab-draw
+#                           an A/B of two draw-bench builds (the draw runs in their process):
+#                           on `roster seed --scale 0.2` (SCALE), alternated three times on one
+#                           PostgreSQL database and one SQLite file, each drawing the data set's
+#                           enrollments made requests again
+#   OLD=BIN NEW=BIN bench/run.sh ab-opening
+#                           an A/B of two roster builds on opening's first-come storm, alternated
+#                           three times on one PostgreSQL database (a new term each run): STUDENTS
+#                           (default 6,000) students from CLIENTS clients, storm limit STORM
+#                           (default 60s), with the 16 discovery clients
 #   bench/run.sh notify     Web Push latency from 1,000 withdrawals (each promoting a waiter) to
 #                           the loopback push service's receipt, at 1 and 8 clients; enroll/withdraw
 #                           throughput at 8 clients with delivery off and on (push and webhook)
@@ -361,9 +371,52 @@ draw() {
   machine
 }
 
+ab_opening() {
+  : "${OLD:?OLD names the old roster binary}" "${NEW:?NEW names the new roster binary}"
+  local clients=${CLIENTS:-96} students=${STUDENTS_SET:+$STUDENTS} round which bin
+  echo "## A/B: opening's first-come storm, old and new alternated ($clients clients, ${students:-6000} students, storm limit ${STORM:-60s})"
+  echo
+  echo "old = $OLD, new = $NEW"
+  echo
+  for round in 1 2 3; do
+    for which in old new; do
+      if [ $which = old ]; then bin=$OLD; else bin=$NEW; fi
+      target/release/opening-bench --label "round $round, $which" --database-url "$PG/roster" \
+        --roster "$bin" --concurrency "$clients" --students "${students:-6000}" \
+        --storm-limit "${STORM:-60s}"
+      echo
+    done
+  done
+  machine
+}
+
+ab_draw() {
+  : "${OLD_DRAW:?OLD_DRAW names the old draw-bench binary}" "${NEW_DRAW:?NEW_DRAW names the new one}"
+  local scale=${SCALE:-0.2} round which bin
+  echo "## A/B: the draw on \`roster seed --scale $scale\`, old and new alternated (batch ${BATCH:-500})"
+  echo
+  echo "old = $OLD_DRAW, new = $NEW_DRAW"
+  echo
+  echo "| round | build | database | requests | batch | seconds | requests/s | outcomes | in HMAC order | goal |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  for round in 1 2 3; do
+    for which in old new; do
+      if [ $which = old ]; then bin=$OLD_DRAW; else bin=$NEW_DRAW; fi
+      "$bin" --label "PostgreSQL" --database-url "$PG/roster" --scale "$scale" \
+        --batch "${BATCH:-500}" | sed "s/^/| $round | $which /"
+      "$bin" --label "SQLite" --database-url "sqlite://$DIR/draw.db" --scale "$scale" \
+        --batch "${BATCH:-500}" | sed "s/^/| $round | $which /"
+    done
+  done
+  echo
+  machine
+}
+
 case "$WHAT" in
   enroll) enroll ;;
   draw) draw ;;
+  ab-draw) ab_draw ;;
+  ab-opening) ab_opening ;;
   export) export_csv ;;
   load) load ;;
   fanout) fanout ;;
@@ -373,5 +426,5 @@ case "$WHAT" in
   opening) opening ;;
   ab-enroll) ab_enroll ;;
   ab-discovery) ab_discovery ;;
-  *) echo "unknown benchmark: $WHAT (try: discovery, draw, enroll, export, fanout, load, notify, opening, promotion, ab-enroll, ab-discovery)" >&2; exit 2 ;;
+  *) echo "unknown benchmark: $WHAT (try: discovery, draw, enroll, export, fanout, load, notify, opening, promotion, ab-enroll, ab-discovery, ab-draw, ab-opening)" >&2; exit 2 ;;
 esac

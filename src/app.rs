@@ -97,7 +97,8 @@ pub struct Settings {
     /// The address clients reach this server at, for the links it hands out (calendar feeds).
     pub public_url: String,
     /// Writes admitted at once, waiting included, before more are refused (`UNAVAILABLE`);
-    /// `None`: 32 for each connection the writes may hold.
+    /// `None`: as many as can have their turn within `store::admission::QUEUE_WAIT` at the pace
+    /// writes are served (`store::admission::depth`).
     pub write_queue: Option<usize>,
 }
 
@@ -122,14 +123,14 @@ impl Settings {
 }
 
 /// Admission to the write path ([`crate::store::Admission`]): writes may hold all but two of
-/// the pool's connections (so discovery always finds one), and `write_queue` (by default 32 per
-/// such connection) may be admitted at once; each waits for its turn at most the pool's
-/// acquire timeout.
+/// the pool's connections (so discovery always finds one), and `write_queue` (by default as
+/// many as are served within 100 ms at the pace measured) may be admitted at once; each waits
+/// for its turn at most the pool's acquire timeout.
 fn admission(settings: &Settings, pool_size: usize) -> crate::store::Admission {
     let active = pool_size.saturating_sub(2).max(1);
     crate::store::Admission::new(
         active,
-        settings.write_queue.unwrap_or(active * 32),
+        settings.write_queue,
         settings
             .database
             .db_acquire_timeout

@@ -137,8 +137,9 @@ pub struct ServeConfig {
 
     /// Writes admitted at once, running or waiting for a connection, before more are refused
     /// at once with `UNAVAILABLE` (HTTP 503, `Retry-After`) instead of queueing into the request
-    /// timeout. Default: 32 for each connection writes may hold (the pool less two, kept for
-    /// reads).
+    /// timeout. Default: as many as can have their turn within 100 ms at the pace writes are
+    /// being served (at least two per connection writes may hold, the pool less two kept for
+    /// reads; at most 32 per connection).
     #[arg(long, env = "ROSTER_WRITE_QUEUE")]
     pub write_queue: Option<usize>,
 

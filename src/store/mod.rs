@@ -7,9 +7,12 @@
 //! therefore holds only its rule: it cannot forget to retry, to write the audit event, or to
 //! announce a change, and it cannot announce a change that rolled back.
 
+pub mod admission;
 pub mod clock;
 pub mod db;
 pub mod feed;
+
+pub use admission::Admission;
 
 use std::{
     future::Future,
@@ -32,7 +35,6 @@ use sea_orm::{
     DatabaseTransaction, DbErr, EntityTrait, ExecResult, QueryResult, QueryTrait, Select, Set,
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
-use tokio::sync::SemaphorePermit;
 use uuid::Uuid;
 
 use crate::{
@@ -82,50 +84,6 @@ pub struct Store {
     calendar: Arc<CalendarLinks>,
     /// Who may write now, and how many may queue for it (see [`Admission`]).
     admission: Option<Arc<Admission>>,
-}
-
-/// Admission to the write path (docs/design.md#registration-opening, "load that holds"): at
-/// most `active` writes hold a connection at once, leaving the rest of the pool to reads, and
-/// at most `queue` writes are admitted at all, running or waiting. A write beyond the queue is
-/// refused at once with `UNAVAILABLE` (HTTP 503 with `Retry-After`) rather than queueing into
-/// the request timeout; one admitted waits for its turn at most `wait`. A refused write did
-/// nothing: the client retries it.
-#[derive(Debug)]
-pub struct Admission {
-    queue: tokio::sync::Semaphore,
-    active: tokio::sync::Semaphore,
-    wait: std::time::Duration,
-}
-
-impl Admission {
-    /// `active` writes at once (at least one), `queue` admitted in all (at least `active`),
-    /// each waiting at most `wait` for its turn.
-    pub fn new(active: usize, queue: usize, wait: std::time::Duration) -> Self {
-        let active = active.max(1);
-        Self {
-            queue: tokio::sync::Semaphore::new(queue.max(active)),
-            active: tokio::sync::Semaphore::new(active),
-            wait,
-        }
-    }
-
-    /// A place in the queue, then a turn; `Overloaded` when the queue is full or the turn does
-    /// not come within `wait`.
-    async fn enter(&self) -> Result<(SemaphorePermit<'_>, SemaphorePermit<'_>), ApiError> {
-        let queued = self.queue.try_acquire().map_err(|_| {
-            crate::metrics::write_shed("queue_full");
-            ApiError::Overloaded
-        })?;
-        let turn = tokio::time::timeout(self.wait, self.active.acquire())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .ok_or_else(|| {
-                crate::metrics::write_shed("waited_too_long");
-                ApiError::Overloaded
-            })?;
-        Ok((queued, turn))
-    }
 }
 
 impl Store {

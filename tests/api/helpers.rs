@@ -77,6 +77,11 @@ pub fn now() -> DateTime<Utc> {
     roster::store::clock::Clock::default().now()
 }
 
+/// The write queue of the apps under test: every write admitted. Tests of the seat rules race
+/// hundreds of writes and must not see them shed; `tests/api/load.rs` tests shedding with a
+/// queue of its own, and `roster::store::admission` the default's depth.
+pub const ADMIT_ALL: usize = 1 << 16;
+
 /// The application under test, on its own database.
 pub struct TestApp {
     pub backend: Backend,
@@ -117,6 +122,7 @@ impl TestApp {
             on_statement: Some(Arc::new(move || {
                 counter.fetch_add(1, Ordering::SeqCst);
             })),
+            write_queue: Some(ADMIT_ALL),
             ..Settings::new(config, TokenKeys::new(SECRET).expect("keys"))
         })
         .await
@@ -152,7 +158,10 @@ impl TestApp {
             db_max_connections: Some(4),
             db_acquire_timeout: None,
         };
-        let mut settings = Settings::new(config, TokenKeys::new(SECRET).expect("keys"));
+        let mut settings = Settings {
+            write_queue: Some(ADMIT_ALL),
+            ..Settings::new(config, TokenKeys::new(SECRET).expect("keys"))
+        };
         change(&mut settings);
         App::build(settings).await.expect("build another app")
     }
