@@ -445,16 +445,23 @@ impl Standings {
                     "SELECT e.user_id, s.id, c.name, CAST(s.schedule AS TEXT), \
                      CAST(COALESCE(s.starts_on, t.starts_on) AS TEXT), \
                      CAST(COALESCE(s.ends_on, t.ends_on) AS TEXT), CAST(t.time_zone AS TEXT), \
-                     CAST(t.holidays AS TEXT) \
+                     CAST(t.holidays AS TEXT), e.status \
                      FROM enrollments e JOIN sections s ON s.id = e.section_id \
                      JOIN courses c ON c.id = s.course_id LEFT JOIN terms t ON t.id = s.term_id \
-                     WHERE e.user_id IN ({}) AND e.status IN ('PENDING', 'REGISTERED', 'OFFERED')",
+                     WHERE e.user_id IN ({})",
                     marks(1, users.len())
                 ),
                 users.iter().map(|&id| id.into()),
             ))
             .await?;
+        // Every enrollment of the users, the seats kept here: a status in the statement would
+        // let the planner read by status, from statistics the draw itself makes stale (none
+        // held a seat when they were gathered, thousands do now), instead of by user.
         for row in rows {
+            let status: String = row.try_get_by_index(8)?;
+            if !SEATED.contains(&status.as_str()) {
+                continue;
+            }
             let user: Uuid = row.try_get_by_index(0)?;
             let seat = Seat::decode(&row, 1)?;
             standings.seats.entry(user).or_default().push(seat);
@@ -518,6 +525,10 @@ impl Standings {
         });
     }
 }
+
+/// The statuses that hold a seat a new one must not overlap (invariant 7), as [`standing`]
+/// reads them.
+const SEATED: [&str; 3] = ["PENDING", "REGISTERED", "OFFERED"];
 
 /// `$from, $from+1, …`: `n` placeholders from `$from` on.
 fn marks(from: usize, n: usize) -> String {

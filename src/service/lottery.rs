@@ -390,20 +390,22 @@ async fn draw_batch(
     )
     .all(tx)
     .await?;
-    // A withdrawal may have come first.
+    // A withdrawal may have come first. By id alone, as the requests were found: a status in
+    // the statement would let the planner read by status, from statistics the draw makes stale.
     let live: HashSet<Uuid> = for_update(
         enrollment::Entity::find()
             .filter(enrollment::Column::Id.is_in(requests.iter().map(|r| r.id)))
-            .filter(enrollment::Column::Status.eq(Requested))
             .order_by_asc(enrollment::Column::Id),
         backend,
     )
     .select_only()
     .column(enrollment::Column::Id)
-    .into_tuple()
+    .column(enrollment::Column::Status)
+    .into_tuple::<(Uuid, EnrollmentStatus)>()
     .all(tx)
     .await?
     .into_iter()
+    .filter_map(|(id, status)| (status == Requested).then_some(id))
     .collect();
     let course_ids = sorted(sections.iter().map(|s| s.course_id));
     let courses: HashMap<Uuid, course::Model> = course::Entity::find()
