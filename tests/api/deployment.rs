@@ -268,15 +268,20 @@ async fn a_backup_under_concurrent_enrollments_holds_every_acknowledged_one() {
         let (url, sections, acknowledged) = (url.clone(), sections.clone(), acknowledged.clone());
         writers.push(tokio::spawn(async move {
             for section in sections {
-                let answer = post_json(
-                    &url,
-                    Some(&token),
-                    &json!({
-                        "query": "mutation($s: UUID!) { enroll(sectionId: $s) { id } }",
-                        "variables": { "s": section },
-                    }),
-                )
-                .await;
+                let body = json!({
+                    "query": "mutation($s: UUID!) { enroll(sectionId: $s) { id } }",
+                    "variables": { "s": section },
+                });
+                let mut answer = post_json(&url, Some(&token), &body).await;
+                // A write the server sheds (UNAVAILABLE) changed nothing: a client sends it
+                // again, as README says.
+                for _ in 0..400 {
+                    if answer["errors"][0]["extensions"]["code"] != "UNAVAILABLE" {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                    answer = post_json(&url, Some(&token), &body).await;
+                }
                 let id = answer["data"]["enroll"]["id"]
                     .as_str()
                     .unwrap_or_else(|| panic!("not enrolled: {answer}"));
