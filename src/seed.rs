@@ -699,36 +699,9 @@ impl Book {
         let at = self.tick();
         let row = enrollment::Model {
             id: ids.next(),
-            user_id: student.id,
-            course_id: section.course_id,
-            section_id: section.id,
-            status,
-            visibility: true,
-            enrolled_at: at,
-            enrolled_by: None,
-            prerequisite_check_passed: true,
-            prerequisite_check_at: Some(at),
-            seat_reserved_at: status.holds_seat().then_some(at),
             waitlist_ticket: (status == EnrollmentStatus::Waitlisted)
                 .then_some(section.waitlist_seq),
-            completed_at: None,
-            completed_by: None,
-            completion_evidence: None,
-            cancelled_at: None,
-            withdrawn_at: None,
-            reason: None,
-            notes: None,
-            skip_reason: None,
-            notes_updated_at: None,
-            notes_updated_by: None,
-            skipped_at: None,
-            offer_expires_at: None,
-            offer_remind_at: None,
-            record: None,
-            lottery_draw_at: None,
-            lottery_rank: None,
-            created_at: at,
-            updated_at: at,
+            ..crate::service::new_enrollment(student.id, section, status, true, at)
         };
         self.event(row.id, None, status, Some(student.id), at);
         self.enrollments.push(row);
