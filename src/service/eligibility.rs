@@ -399,7 +399,7 @@ impl Standings {
                 format!(
                     "SELECT p.course_id, c.id, c.name FROM course_prerequisites p \
                      JOIN courses c ON c.id = p.prerequisite_id WHERE p.course_id IN ({})",
-                    marks(1, courses.len())
+                    super::marks(1, courses.len())
                 ),
                 courses.iter().map(|&id| id.into()),
             ))
@@ -424,8 +424,8 @@ impl Standings {
                     format!(
                         "SELECT user_id, course_id, expires_at FROM certifications \
                          WHERE user_id IN ({}) AND course_id IN ({})",
-                        marks(1, users.len()),
-                        marks(users.len() + 1, required.len())
+                        super::marks(1, users.len()),
+                        super::marks(users.len() + 1, required.len())
                     ),
                     users.iter().chain(&required).map(|&id| id.into()),
                 ))
@@ -449,7 +449,7 @@ impl Standings {
                      FROM enrollments e JOIN sections s ON s.id = e.section_id \
                      JOIN courses c ON c.id = s.course_id LEFT JOIN terms t ON t.id = s.term_id \
                      WHERE e.user_id IN ({})",
-                    marks(1, users.len())
+                    super::marks(1, users.len())
                 ),
                 users.iter().map(|&id| id.into()),
             ))
@@ -529,14 +529,6 @@ impl Standings {
 /// The statuses that hold a seat a new one must not overlap (invariant 7), as [`standing`]
 /// reads them.
 const SEATED: [&str; 3] = ["PENDING", "REGISTERED", "OFFERED"];
-
-/// `$from, $from+1, …`: `n` placeholders from `$from` on.
-fn marks(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// The section's meetings must not overlap those of the user's other active seats (PENDING,
 /// REGISTERED or OFFERED; finished enrollments keep their seat but never conflict), invariant 7.

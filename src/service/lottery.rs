@@ -557,7 +557,7 @@ async fn write(tx: &Tx<'_>, decided: &[Decided<'_>], at: DateTime<Utc>) -> Resul
     let mut rows = Vec::with_capacity(decided.len());
     for (request, _, to, ticket, reason) in decided {
         let n = values.len();
-        rows.push(format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+        rows.push(format!("({})", super::marks(n + 1, 4)));
         values.push(request.id.into());
         values.push(sea_orm::ActiveEnum::to_value(to).into());
         values.push((*ticket).into());

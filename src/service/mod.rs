@@ -115,6 +115,14 @@ pub(crate) fn new_enrollment(
     }
 }
 
+/// `$from, $from+1, …`: `n` placeholders from `$from` on.
+pub(crate) fn marks(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `SELECT … FOR UPDATE` on PostgreSQL. SQLite has no row locks and needs none: a write
 /// transaction there is `BEGIN IMMEDIATE` and already holds the database's write lock.
 pub(crate) fn for_update<E: EntityTrait>(select: Select<E>, backend: DatabaseBackend) -> Select<E> {

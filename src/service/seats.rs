@@ -226,14 +226,7 @@ pub(crate) async fn add_many(
             continue;
         }
         let n = values.len();
-        rows.push(format!(
-            "(${}, ${}, ${}, ${}, ${})",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4,
-            n + 5
-        ));
+        rows.push(format!("({})", super::marks(n + 1, 5)));
         values.push(new.id.into());
         values.extend(moved.map(sea_orm::Value::from));
         values.push(seq.into());
