@@ -258,7 +258,7 @@ pub(crate) struct Standing {
 
 /// Another active seat of the user: its section, its course's name, its section's meetings and
 /// dates.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Seat {
     section: Uuid,
     course: String,
@@ -363,8 +363,8 @@ fn overlap<'a>(
 }
 
 /// What the checks of many seats read about many users at once, for the lottery's draw: the
-/// courses' prerequisites, the users' certifications of them and the users' active seats, in
-/// three statements whatever the count. [`Standings::check`] then answers for each seat what
+/// courses' prerequisites, the users' certifications of them, the users' active seats and their
+/// sections, in four statements whatever the count. [`Standings::check`] then answers for each seat what
 /// [`check_seat`] would, with the same rules ([`active`], [`missing`], [`overlap`]), and
 /// [`Standings::hold`] adds each seat granted meanwhile, so that a later seat is checked against
 /// it. Read it under the users' locks, as [`standing`].
@@ -438,33 +438,57 @@ impl Standings {
                     .push(row.try_get_by_index(2)?);
             }
         }
+        // Every enrollment of the users, the seats kept here: a status in the statement would
+        // let the planner read by status, from statistics the draw itself makes stale (none
+        // held a seat when they were gathered, thousands do now), instead of by user.
         let rows = conn
             .query_all_raw(Statement::from_sql_and_values(
                 backend,
                 format!(
-                    "SELECT e.user_id, s.id, c.name, CAST(s.schedule AS TEXT), \
-                     CAST(COALESCE(s.starts_on, t.starts_on) AS TEXT), \
-                     CAST(COALESCE(s.ends_on, t.ends_on) AS TEXT), CAST(t.time_zone AS TEXT), \
-                     CAST(t.holidays AS TEXT), e.status \
-                     FROM enrollments e JOIN sections s ON s.id = e.section_id \
-                     JOIN courses c ON c.id = s.course_id LEFT JOIN terms t ON t.id = s.term_id \
-                     WHERE e.user_id IN ({})",
+                    "SELECT user_id, section_id, status FROM enrollments WHERE user_id IN ({})",
                     super::marks(1, users.len())
                 ),
                 users.iter().map(|&id| id.into()),
             ))
             .await?;
-        // Every enrollment of the users, the seats kept here: a status in the statement would
-        // let the planner read by status, from statistics the draw itself makes stale (none
-        // held a seat when they were gathered, thousands do now), instead of by user.
+        let mut held: Vec<(Uuid, Uuid)> = Vec::new();
         for row in rows {
-            let status: String = row.try_get_by_index(8)?;
-            if !SEATED.contains(&status.as_str()) {
-                continue;
+            let status: String = row.try_get_by_index(2)?;
+            if SEATED.contains(&status.as_str()) {
+                held.push((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
             }
-            let user: Uuid = row.try_get_by_index(0)?;
-            let seat = Seat::decode(&row, 1)?;
-            standings.seats.entry(user).or_default().push(seat);
+        }
+        if held.is_empty() {
+            return Ok(standings);
+        }
+        // Then each section held once, by id: the users of a batch share many.
+        let mut sections: Vec<Uuid> = held.iter().map(|&(_, section)| section).collect();
+        sections.sort_unstable();
+        sections.dedup();
+        let rows = conn
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT s.id, c.name, CAST(s.schedule AS TEXT), \
+                     CAST(COALESCE(s.starts_on, t.starts_on) AS TEXT), \
+                     CAST(COALESCE(s.ends_on, t.ends_on) AS TEXT), CAST(t.time_zone AS TEXT), \
+                     CAST(t.holidays AS TEXT) \
+                     FROM sections s JOIN courses c ON c.id = s.course_id \
+                     LEFT JOIN terms t ON t.id = s.term_id WHERE s.id IN ({})",
+                    super::marks(1, sections.len())
+                ),
+                sections.iter().map(|&id| id.into()),
+            ))
+            .await?;
+        let mut seats = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let seat = Seat::decode(&row, 0)?;
+            seats.insert(seat.section, seat);
+        }
+        for (user, section) in held {
+            if let Some(seat) = seats.get(&section) {
+                standings.seats.entry(user).or_default().push(seat.clone());
+            }
         }
         Ok(standings)
     }

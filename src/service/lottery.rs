@@ -28,7 +28,7 @@ use entity::{
 };
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, Statement,
+    QuerySelect, QueryTrait, Set, Statement,
     sea_query::{Expr, ExprTrait, Query},
 };
 use serde_json::json;
@@ -165,12 +165,23 @@ async fn left_to_draw(
 
 /// The requests of the draw `(term, draw_at)` still waiting, in the draw's order: by rank
 /// alone, the order of the partial index `enrollments_lottery_idx`, which a page of them then
-/// reads without sorting the rest (two ids with one HMAC-SHA256 do not happen).
+/// reads without sorting the rest (two ids with one HMAC-SHA256 do not happen). The term is
+/// checked row by row (`EXISTS`): as `section_id IN (the term's sections)`, SQLite read every
+/// request left through the sections' index and sorted them, for each page.
 fn requests(term_id: Uuid, draw_at: DateTime<Utc>) -> sea_orm::Select<enrollment::Entity> {
+    let in_term = Query::select()
+        .expr(Expr::val(1))
+        .from(section::Entity)
+        .and_where(
+            Expr::col((section::Entity, section::Column::Id))
+                .equals((enrollment::Entity, enrollment::Column::SectionId)),
+        )
+        .and_where(Expr::col((section::Entity, section::Column::TermId)).eq(term_id))
+        .to_owned();
     enrollment::Entity::find()
-        .filter(enrollment::Column::Status.eq(Requested))
+        .filter(super::status_is(Requested))
         .filter(enrollment::Column::LotteryDrawAt.eq(draw_at))
-        .filter(enrollment::Column::SectionId.in_subquery(sections_of(term_id)))
+        .filter(Expr::exists(in_term))
         .order_by_asc(enrollment::Column::LotteryRank)
 }
 
@@ -249,7 +260,7 @@ pub async fn draw_due(store: &Store, batch: usize) -> Result<usize, ApiError> {
         .column(enrollment::Column::LotteryDrawAt)
         .distinct()
         .inner_join(section::Entity)
-        .filter(enrollment::Column::Status.eq(Requested))
+        .filter(super::status_is(Requested))
         .filter(enrollment::Column::LotteryDrawAt.lte(now))
         .filter(section::Column::TermId.is_not_null())
         .into_tuple()
@@ -277,13 +288,20 @@ pub async fn draw(
     let batch = batch.max(1);
     let started = std::time::Instant::now();
     let mut drawn = 0;
+    // The rank drawn last: the next batch reads the index from there rather than from the
+    // lowest rank over every request drawn before it (their entries stay until vacuumed).
+    // The last pass starts from the lowest rank again, for a request that arrived late.
+    let mut after: Option<String> = None;
     loop {
-        let (done, more) = store
-            .write(|tx| Box::pin(draw_batch(tx, term_id, draw_at, batch)))
+        let from = after.clone();
+        let (done, last) = store
+            .write(|tx| Box::pin(draw_batch(tx, term_id, draw_at, batch, from.clone())))
             .await?;
         drawn += done;
-        if !more {
-            break;
+        match last {
+            Some(rank) => after = Some(rank),
+            None if after.is_some() => after = None,
+            None => break,
         }
     }
     if drawn > 0 {
@@ -337,8 +355,9 @@ pub async fn draw_each(
 }
 
 /// One batch: under the term's row lock (PostgreSQL; SQLite's write lock), the `batch`
-/// lowest-ranked requests left, each made what `enroll` would make of it, in rank order.
-/// Returns how many were drawn and whether any may be left.
+/// lowest-ranked requests left (ranked after `after`, when given), each made what `enroll`
+/// would make of it, in rank order. Returns how many were drawn and, when more may be left,
+/// the rank of the last one drawn.
 ///
 /// The batch is decided on rows read once: its users, sections and requests locked in the
 /// order of every write (users, sections, enrollments; docs/architecture.md), what the checks
@@ -354,20 +373,24 @@ async fn draw_batch(
     term_id: Uuid,
     draw_at: DateTime<Utc>,
     batch: usize,
-) -> Result<(usize, bool), ApiError> {
+    after: Option<String>,
+) -> Result<(usize, Option<String>), ApiError> {
     let backend = tx.get_database_backend();
     let Some(term) = for_update(term::Entity::find_by_id(term_id), backend)
         .one(tx)
         .await?
     else {
-        return Ok((0, false));
+        return Ok((0, None));
     };
     let requests = requests(term_id, draw_at)
+        .apply_if(after, |q, rank| {
+            q.filter(enrollment::Column::LotteryRank.gt(rank))
+        })
         .limit(batch as u64)
         .all(tx)
         .await?;
     if requests.is_empty() {
-        return Ok((0, false));
+        return Ok((0, None));
     }
     let more = requests.len() == batch;
     let users = sorted(requests.iter().map(|r| r.user_id));
@@ -488,9 +511,10 @@ async fn draw_batch(
     match alone {
         Some(i) => {
             draw_one(tx, &term, &requests[i]).await?;
-            Ok((i + 1, true))
+            Ok((i + 1, requests[i].lottery_rank.clone()))
         }
-        None => Ok((requests.len(), more)),
+        None if more => Ok((requests.len(), requests[batch - 1].lottery_rank.clone())),
+        None => Ok((requests.len(), None)),
     }
 }
 
@@ -770,7 +794,7 @@ async fn left_in_term(conn: &impl ConnectionTrait, term_id: Uuid) -> Result<bool
     let found = enrollment::Entity::find()
         .select_only()
         .column(enrollment::Column::Id)
-        .filter(enrollment::Column::Status.eq(Requested))
+        .filter(super::status_is(Requested))
         .filter(enrollment::Column::SectionId.in_subquery(sections_of(term_id)))
         .limit(1)
         .into_tuple::<Uuid>()
@@ -795,5 +819,29 @@ impl crate::jobs::Job for Draws {
 
     async fn run_once(&mut self) -> anyhow::Result<crate::jobs::Round> {
         Ok(draw_due(&self.0, BATCH).await?.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{DatabaseBackend, QueryTrait};
+
+    use super::*;
+
+    /// The partial index the draw pages through (`WHERE status = 'REQUESTED'`) serves only a
+    /// statement whose text says that status: bound as a parameter, PostgreSQL's generic plan
+    /// scanned and sorted every enrollment for each page (68 ms a page at 100,000), and SQLite
+    /// read them through the sections' index.
+    #[test]
+    fn the_draws_statements_name_the_status_of_the_partial_index() {
+        for backend in [DatabaseBackend::Postgres, DatabaseBackend::Sqlite] {
+            let sql = requests(Uuid::nil(), Utc::now()).build(backend).sql;
+            assert!(
+                sql.replace(['(', ')'], "")
+                    .contains(r#""enrollments"."status" = 'REQUESTED'"#),
+                "{backend:?}: {sql}"
+            );
+            assert!(sql.contains("EXISTS"), "{backend:?}: {sql}");
+        }
     }
 }

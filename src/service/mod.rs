@@ -123,6 +123,16 @@ pub(crate) fn marks(from: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// `enrollments.status = '…'` with the status written into the statement rather than bound: a
+/// partial index over a status (the lottery's requests, offers by deadline) serves a prepared
+/// statement only when the status is in its text. Bound, PostgreSQL's generic plan and
+/// SQLite's plan cannot prove the index's condition and scan the table.
+pub(crate) fn status_is(status: entity::types::EnrollmentStatus) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let name = sea_orm::ActiveEnum::to_value(&status);
+    Expr::col((enrollment::Entity, enrollment::Column::Status)).eq(Expr::cust(format!("'{name}'")))
+}
+
 /// `SELECT … FOR UPDATE` on PostgreSQL. SQLite has no row locks and needs none: a write
 /// transaction there is `BEGIN IMMEDIATE` and already holds the database's write lock.
 pub(crate) fn for_update<E: EntityTrait>(select: Select<E>, backend: DatabaseBackend) -> Select<E> {

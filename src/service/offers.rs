@@ -154,7 +154,7 @@ pub async fn expire_due(store: &Store) -> Result<usize, ApiError> {
         let due: Vec<Uuid> = enrollment::Entity::find()
             .select_only()
             .column(enrollment::Column::Id)
-            .filter(enrollment::Column::Status.eq(Offered))
+            .filter(super::status_is(Offered))
             .filter(enrollment::Column::OfferExpiresAt.lte(store.now()))
             .order_by_asc(enrollment::Column::OfferExpiresAt)
             .limit(100)

@@ -21,8 +21,9 @@ use roster::{
 };
 use roster_bench::{SECRET, Target};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -35,6 +36,10 @@ struct Args {
     /// Requests per transaction of the draw.
     #[arg(long, default_value_t = BATCH)]
     batch: usize,
+    /// On PostgreSQL, print to stderr the draw's N costliest statements (pg_stat_statements,
+    /// which the server must preload, as `bench/run.sh` does).
+    #[arg(long, default_value_t = 0)]
+    statements: usize,
 }
 
 #[tokio::main]
@@ -61,9 +66,19 @@ async fn main() -> anyhow::Result<()> {
         .one(&db)
         .await?
         .flatten();
+    let statements = args.statements > 0 && db.get_database_backend() == DatabaseBackend::Postgres;
+    if statements {
+        db.execute_unprepared("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            .await?;
+        db.execute_unprepared("SELECT pg_stat_statements_reset()")
+            .await?;
+    }
     let started = Instant::now();
     let drawn = draw_due(&app.store, args.batch).await?;
     let seconds = started.elapsed().as_secs_f64();
+    if statements {
+        print_statements(&db, args.statements, seconds).await?;
+    }
     ensure!(drawn == requests, "drew {drawn} of {requests} requests");
     let outcomes = outcomes(&db).await?;
     let in_order = in_hmac_order(&db, term_id, drawn_after.unwrap_or(0)).await?;
@@ -142,7 +157,7 @@ async fn requests(db: &DatabaseConnection) -> anyhow::Result<(Uuid, usize)> {
         .into_tuple()
         .all(db)
         .await?;
-    if backend == sea_orm::DatabaseBackend::Postgres {
+    if backend == DatabaseBackend::Postgres {
         for chunk in ids.chunks(2000) {
             let mut values = Vec::with_capacity(chunk.len() * 2);
             let mut rows = Vec::with_capacity(chunk.len());
@@ -179,6 +194,40 @@ async fn requests(db: &DatabaseConnection) -> anyhow::Result<(Uuid, usize)> {
     // would have gathered them during the lottery window: every row above was just rewritten.
     db.execute_unprepared("ANALYZE").await?;
     Ok((term.id, ids.len()))
+}
+
+/// Prints to stderr the `n` statements the draw spent the most server time in, and the share
+/// of the draw's `seconds` the server spent executing statements at all.
+async fn print_statements(db: &DatabaseConnection, n: usize, seconds: f64) -> anyhow::Result<()> {
+    let rows: Vec<(i64, f64, String)> =
+        <Row as sea_orm::FromQueryResult>::find_by_statement(Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT calls, total_exec_time, query FROM pg_stat_statements \
+             WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC",
+        ))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|r| (r.calls, r.total_exec_time, r.query))
+        .collect();
+    let total: f64 = rows.iter().map(|r| r.1).sum();
+    eprintln!(
+        "server time executing statements: {:.2} s of the draw's {seconds:.2} s",
+        total / 1000.0
+    );
+    for (calls, ms, query) in rows.iter().take(n) {
+        let query: String = query.split_whitespace().collect::<Vec<_>>().join(" ");
+        let query: String = query.chars().take(160).collect();
+        eprintln!("{ms:>10.0} ms {calls:>7} calls  {query}");
+    }
+    Ok(())
+}
+
+#[derive(sea_orm::FromQueryResult)]
+struct Row {
+    calls: i64,
+    total_exec_time: f64,
+    query: String,
 }
 
 /// What the draw made of the requests: each status and its count.
