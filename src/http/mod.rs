@@ -19,6 +19,7 @@ use axum::{
     routing::get,
 };
 use tower_http::{
+    classify::ServerErrorsFailureClass,
     compression::CompressionLayer,
     cors::{AllowOrigin, CorsLayer},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -53,7 +54,8 @@ pub fn router(state: Arc<App>) -> Router {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
                 tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
-            }),
+            })
+            .on_failure(on_failure),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
@@ -62,6 +64,19 @@ pub fn router(state: Arc<App>) -> Router {
         None => router,
     };
     router.with_state(state)
+}
+
+/// Logs a failed response: a 503 at DEBUG, since it is the answer Roster gives by design when
+/// it sheds a write (a storm sheds thousands a minute, each counted in
+/// `roster_writes_shed_total`) or its database is unavailable (`/readyz` says so), any other at
+/// ERROR.
+fn on_failure(class: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    match class {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(?latency, "answered 503 Service Unavailable");
+        }
+        class => tracing::error!(classification = %class, ?latency, "response failed"),
+    }
 }
 
 /// The CORS policy for `origins`: `*` allows any origin (without credentials); a list allows
@@ -120,5 +135,67 @@ async fn readyz(State(state): State<Arc<App>>) -> Response {
             tracing::warn!("readiness check timed out");
             (StatusCode::SERVICE_UNAVAILABLE, "database not answering").into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// What a log line was written to.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A shed write is an answer, not a failure of the server: a storm's thousands of them
+    /// must not fill the log at ERROR, while a 500 still must be there.
+    #[test]
+    fn a_503_is_logged_at_debug_and_a_500_at_error() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for status in [
+                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ] {
+                on_failure(
+                    ServerErrorsFailureClass::StatusCode(status),
+                    Duration::from_millis(3),
+                    &tracing::Span::none(),
+                );
+            }
+        });
+        let bytes = lines.0.lock().expect("the lines").clone();
+        let text = String::from_utf8(bytes).expect("UTF-8");
+        let logged: Vec<&str> = text.lines().collect();
+        assert_eq!(logged.len(), 2, "{text}");
+        assert!(
+            logged[0].contains("DEBUG") && logged[0].contains("503"),
+            "{text}"
+        );
+        assert!(
+            logged[1].contains("ERROR") && logged[1].contains("500"),
+            "{text}"
+        );
     }
 }
