@@ -453,8 +453,8 @@ impl Standings {
             .await?;
         let mut held: Vec<(Uuid, Uuid)> = Vec::new();
         for row in rows {
-            let status: String = row.try_get_by_index(2)?;
-            if SEATED.contains(&status.as_str()) {
+            let status: EnrollmentStatus = row.try_get_by_index(2)?;
+            if status.holds_seat() {
                 held.push((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
             }
         }
@@ -549,10 +549,6 @@ impl Standings {
         });
     }
 }
-
-/// The statuses that hold a seat a new one must not overlap (invariant 7), as [`standing`]
-/// reads them.
-const SEATED: [&str; 3] = ["PENDING", "REGISTERED", "OFFERED"];
 
 /// The section's meetings must not overlap those of the user's other active seats (PENDING,
 /// REGISTERED or OFFERED; finished enrollments keep their seat but never conflict), invariant 7.

@@ -293,9 +293,8 @@ pub async fn draw(
     // The last pass starts from the lowest rank again, for a request that arrived late.
     let mut after: Option<String> = None;
     loop {
-        let from = after.clone();
         let (done, last) = store
-            .write(|tx| Box::pin(draw_batch(tx, term_id, draw_at, batch, from.clone())))
+            .write(|tx| Box::pin(draw_batch(tx, term_id, draw_at, batch, after.clone())))
             .await?;
         drawn += done;
         match last {
@@ -824,7 +823,7 @@ impl crate::jobs::Job for Draws {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{DatabaseBackend, QueryTrait};
+    use sea_orm::DatabaseBackend;
 
     use super::*;
 
